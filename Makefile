@@ -1,0 +1,33 @@
+# Two entry points a fresh machine needs: `make run` (the TUI, with an offline demo) and `make test`.
+# Each builds its own virtual environment in .venv the first time.
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+# Installed before the project so pip keeps it: on a plain Linux box this release from PyPI is the
+# CUDA build, on the CPU-only dev machines it is the CPU wheel that lies on disk. Override as you like,
+# e.g. make TORCH="torch --index-url https://download.pytorch.org/whl/cu124".
+TORCH  ?= torch==2.13.0
+
+.PHONY: venv run demo test bench clean
+
+$(BIN)/dmf-tui: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q $(TORCH)
+	$(BIN)/pip install -q -e '.[dev]'
+	touch $@
+
+venv: $(BIN)/dmf-tui
+
+# The TUI on a demo database: two queued runs on the offline synthetic-100k dataset.
+run: venv
+	$(BIN)/dmf-tui demo
+
+test: venv
+	$(BIN)/python -m pytest -q
+
+bench: venv
+	$(BIN)/python bench/bench_engine.py
+
+clean:
+	rm -rf $(VENV) .pytest_cache

@@ -1,0 +1,1 @@
+"""The command modules of `dmf-tui`, one per group of verbs."""

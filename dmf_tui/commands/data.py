@@ -1,0 +1,74 @@
+"""`dmf-tui data list` and `dmf-tui data fetch NAME`: what datasets exist, which are here, and
+downloading one. The engine is imported inside the commands (it stays out of the TUI's start)."""
+
+from __future__ import annotations
+
+import argparse
+import warnings
+
+
+def register(sub) -> None:
+    parser = sub.add_parser("data", help="list and download datasets")
+    actions = parser.add_subparsers(dest="data_command", metavar="ACTION", required=True)
+
+    list_parser = actions.add_parser("list", help="the known datasets and which are downloaded")
+    list_parser.add_argument("--data-dir", help="dataset folder (default: $DMF_DATA_DIR or data/)")
+    list_parser.set_defaults(func=list_datasets)
+
+    fetch_parser = actions.add_parser("fetch", help="download, verify and extract a MovieLens dataset")
+    fetch_parser.add_argument("name", help="e.g. ml-1m (see `dmf-tui data list`)")
+    fetch_parser.add_argument("--url", help="download from this address instead of GroupLens (still verified)")
+    fetch_parser.add_argument("--force", action="store_true", help="download again even if present")
+    fetch_parser.add_argument("--data-dir", help="dataset folder (default: $DMF_DATA_DIR or data/)")
+    fetch_parser.set_defaults(func=fetch_dataset)
+
+
+def list_datasets(args: argparse.Namespace) -> int:
+    from rich.console import Console
+    from rich.table import Table
+
+    from engine import datasets
+
+    root = datasets.data_dir() if args.data_dir is None else args.data_dir
+    table = Table(title=f"Datasets in {root}")
+    table.add_column("name")
+    table.add_column("ratings", justify="right")
+    table.add_column("here")
+    table.add_column("path", overflow="fold")
+    table.add_column("checksum")
+    for info in datasets.DATASETS.values():
+        path = datasets.dataset_path(info.name, root)
+        here = "[green]yes[/]" if path.exists() else "no"
+        checksum = ", ".join(info.checksums) or "[yellow]none known[/]"
+        table.add_row(info.name, f"{info.ratings:,}", here, str(path), checksum)
+    for name, shape in datasets.SHAPES.items():
+        table.add_row(name, f"{shape.n_ratings:,}", "generated", "(in memory)", "-")
+    Console().print(table)
+    return 0
+
+
+def fetch_dataset(args: argparse.Namespace) -> int:
+    from rich.console import Console
+    from rich.progress import DownloadColumn, Progress, TransferSpeedColumn
+
+    from engine import datasets
+
+    console = Console(stderr=True)
+    path = datasets.dataset_path(args.name, args.data_dir)
+    if path.exists() and not args.force:
+        console.print(f"{args.name} is already in {path} (use --force to download it again)")
+        return 0
+    with Progress(*Progress.get_default_columns(), DownloadColumn(), TransferSpeedColumn(), console=console) as bar:
+        task = bar.add_task(f"{args.name}.zip", total=None)
+
+        def progress(done: int, total: int | None) -> None:
+            bar.update(task, completed=done, total=total)
+
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always", datasets.UncheckedDownloadWarning)
+            path = datasets.fetch(args.name, data_dir=args.data_dir, url=args.url, progress=progress, force=True)
+    for warning in caught:
+        console.print(f"[yellow]warning:[/] {warning.message}")
+    checksums = ", ".join(datasets.DATASETS[args.name].checksums)
+    console.print(f"{args.name}: {path} ({checksums + ' verified' if checksums else 'not verified'})")
+    return 0

@@ -8,12 +8,14 @@ from __future__ import annotations
 
 import dataclasses
 import itertools
+from pathlib import Path
 from dataclasses import dataclass
 from typing import Any, Callable, Mapping
 
 from store.errors import ParamError
 
 MODELS = ("mf", "deepmf")
+DEEPMF_ONLY = ("hidden", "dropout")
 
 
 @dataclass(frozen=True)
@@ -54,16 +56,27 @@ class RunParams:
         return d
 
     @classmethod
-    def from_dict(cls, values: Mapping[str, Any]) -> RunParams:
-        """Build from stored JSON, ignoring keys this version does not know."""
+    def from_dict(cls, values: Mapping[str, Any], *, validate: bool = True) -> RunParams:
+        """Build from stored JSON, ignoring keys this version does not know. The store passes
+        validate=False for rows it validated when writing them (it reads many per second)."""
         names = {f.name for f in dataclasses.fields(cls)}
         kwargs = {k: v for k, v in values.items() if k in names}
         if "hidden" in kwargs:
             kwargs["hidden"] = tuple(int(h) for h in kwargs["hidden"])
-        return cls(**kwargs).validate()
+        params = cls(**kwargs)
+        return params.validate() if validate else params
 
     def replace(self, **changes: Any) -> RunParams:
         return dataclasses.replace(self, **changes).validate()
+
+    def effective_key(self) -> tuple:
+        """What decides the run's results: MF ignores the DeepMF-only fields, so a grid that varies
+        only those queues one MF run, not several identical ones."""
+        values = self.to_dict()
+        if self.model == "mf":
+            for name in DEEPMF_ONLY:
+                values.pop(name)
+        return tuple(sorted((k, tuple(v) if isinstance(v, list) else v) for k, v in values.items()))
 
     def label(self) -> str:
         """A short human description, e.g. 'mf k=10 lr=0.001'."""
@@ -133,13 +146,20 @@ def _parse_bool(text: str) -> bool:
     raise ValueError
 
 
+def _data_spec(text: str) -> str:
+    """A dataset name as is; an existing file as an absolute path, so a worker started in another
+    directory finds it."""
+    path = Path(text).expanduser()
+    return str(path.resolve()) if path.is_file() else text
+
+
 def _parse_hidden(text: str) -> tuple[int, ...]:
     return tuple(int(part) for part in text.replace("x", ",").split(",") if part.strip())
 
 
 _PARSERS: dict[str, Callable[[str], Any]] = {
     "model": lambda s: s.strip().lower(),
-    "data": str.strip,
+    "data": lambda s: _data_spec(s.strip()),
     "device": lambda s: s.strip().lower(),
     "hidden": _parse_hidden,
     "bias": _parse_bool,
@@ -178,7 +198,7 @@ def expand_grid(values: Mapping[str, str], base: RunParams | None = None) -> lis
     """Expand text values with comma lists into the cartesian product of validated runs.
 
     `values` maps field names to the text a person typed (e.g. {"lr": "1e-3,1e-2"}); fields not
-    given keep `base`'s values. Duplicated alternatives are dropped, order is kept.
+    given keep `base`'s values. Runs that would train the same thing are queued once, order is kept.
     """
     base = base or RunParams()
     names = [n for n in values if values[n] is not None and str(values[n]).strip() != ""]
@@ -186,10 +206,11 @@ def expand_grid(values: Mapping[str, str], base: RunParams | None = None) -> lis
     for name in names:
         parsed = [parse_value(name, alt) for alt in split_alternatives(name, values[name])]
         choices.append(list(dict.fromkeys(parsed)))
-    runs = []
+    runs: dict[tuple, RunParams] = {}
     for combo in itertools.product(*choices):
-        runs.append(dataclasses.replace(base, **dict(zip(names, combo))).validate())
-    return runs
+        run = dataclasses.replace(base, **dict(zip(names, combo))).validate()
+        runs.setdefault(run.effective_key(), run)
+    return list(runs.values())
 
 
 def grid_size(values: Mapping[str, str]) -> int:

@@ -18,7 +18,7 @@ def test_grid_is_the_cartesian_product_in_order():
 
 
 def test_hidden_alternatives_use_slashes():
-    runs = expand_grid({"hidden": "10,5/64,32,16"})
+    runs = expand_grid({"model": "deepmf", "hidden": "10,5/64,32,16"})
     assert [r.hidden for r in runs] == [(10, 5), (64, 32, 16)]
 
 
@@ -56,3 +56,19 @@ def test_round_trip_through_stored_json():
 def test_text_values_round_trip():
     for name, value in [("hidden", (64, 32)), ("lr", 0.003), ("bias", True), ("k", 32)]:
         assert parse_value(name, format_value(name, value)) == value
+
+
+def test_mf_runs_that_differ_only_in_deepmf_fields_queue_once():
+    runs = expand_grid({"model": "mf,deepmf", "hidden": "10,5/64,32", "dropout": "0,0.2"})
+    assert [(r.model, r.hidden, r.dropout) for r in runs] == [
+        ("mf", (10, 5), 0.0),
+        ("deepmf", (10, 5), 0.0), ("deepmf", (10, 5), 0.2),
+        ("deepmf", (64, 32), 0.0), ("deepmf", (64, 32), 0.2),
+    ]
+
+
+def test_a_data_file_is_stored_as_an_absolute_path(tmp_path, monkeypatch):
+    (tmp_path / "u.data").write_text("1\t1\t5\t0\n")
+    monkeypatch.chdir(tmp_path)
+    assert expand_grid({"data": "u.data"})[0].data == str(tmp_path / "u.data")
+    assert expand_grid({"data": "ml-1m"})[0].data == "ml-1m"

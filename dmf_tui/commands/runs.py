@@ -1,0 +1,204 @@
+"""`dmf-tui runs`, `show` and `export`: reading the history from the command line."""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+from datetime import datetime
+from typing import Any, Optional
+
+from rich.console import Console
+from rich.table import Table
+
+from store.db import Store, open_store
+from store.params import FIELD_NAMES, RunParams, format_value
+from store.records import EpochRecord, RunRecord
+
+DEFAULT_TOP = 50
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    runs = sub.add_parser("runs", help="list runs, best test RMSE first")
+    runs.add_argument("--top", type=int, default=DEFAULT_TOP, metavar="N",
+                      help=f"show the first N (default {DEFAULT_TOP}; 0 for all)")
+    add_filter_arguments(runs)
+    runs.add_argument("--sort", default="best_test_rmse", metavar="COL",
+                      help="a run column or parameter name (default best_test_rmse)")
+    runs.add_argument("--desc", action="store_true", help="sort descending")
+    runs.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    runs.set_defaults(func=list_runs)
+
+    show = sub.add_parser("show", help="one run: its configuration, epochs and error")
+    show.add_argument("run_id", type=int, metavar="ID")
+    show.add_argument("--json", action="store_true", help="print JSON instead of tables")
+    show.set_defaults(func=show_run)
+
+    export = sub.add_parser("export", help="write runs (or their epochs) to a CSV file")
+    export.add_argument("--csv", required=True, metavar="FILE", help="the file to write")
+    export.add_argument("--epochs", action="store_true",
+                        help="write one row per epoch of the selected runs instead of one per run")
+    add_filter_arguments(export)
+    export.set_defaults(func=export_csv)
+
+
+def add_filter_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--status", metavar="S", help="only these statuses (comma-separated)")
+    parser.add_argument("--model", metavar="M", help="only this model (mf, deepmf)")
+    parser.add_argument("--dataset", metavar="D", help="only this dataset")
+    parser.add_argument("--sweep", type=int, metavar="S", help="only this sweep id")
+
+
+def filters(args: argparse.Namespace) -> dict[str, Any]:
+    return {
+        "status": args.status.split(",") if args.status else None,
+        "model": args.model,
+        "dataset": args.dataset,
+        "sweep_id": args.sweep,
+    }
+
+
+def store_for(args: argparse.Namespace) -> Store:
+    return open_store(args.db)
+
+
+def list_runs(args: argparse.Namespace) -> int:
+    store = store_for(args)
+    try:
+        runs = store.leaderboard(**filters(args), sort=args.sort, descending=args.desc,
+                                 limit=args.top or None)
+        total = store.count_runs(**filters(args))
+    finally:
+        store.close()
+    if args.json:
+        print(json.dumps([run_json(run) for run in runs], indent=2))
+        return 0
+    console = Console()
+    if not runs:
+        console.print("No runs match.")
+        return 0
+    console.print(runs_table(runs))
+    if total > len(runs):
+        console.print(f"[dim]{len(runs)} of {total} runs shown; --top 0 shows all[/dim]")
+    return 0
+
+
+def runs_table(runs: list[RunRecord]) -> Table:
+    # Few, short columns so an 80-column SSH terminal shows them whole; `show ID` has the rest.
+    table = Table(box=None, header_style="bold")
+    for name in ("id", "status", "model", "data", "k", "hidden", "lr", "wd", "epoch", "best test"):
+        left = name in ("status", "model", "data")
+        table.add_column(name, justify="left" if left else "right", no_wrap=name != "data")
+    for run in runs:
+        p = run.params
+        table.add_row(
+            str(run.id), run.status, run.model, run.dataset, str(p.k),
+            format_value("hidden", p.hidden) if run.model == "deepmf" else "",
+            format_value("lr", p.lr), format_value("weight_decay", p.weight_decay),
+            f"{run.epoch}/{run.epochs}", _best(run),
+        )
+    return table
+
+
+def show_run(args: argparse.Namespace) -> int:
+    store = store_for(args)
+    try:
+        run = store.get_run(args.run_id)
+        epochs = store.epochs(run.id)
+    finally:
+        store.close()
+    if args.json:
+        print(json.dumps({"run": run_json(run), "epochs": [_plain(e) for e in epochs]}, indent=2))
+        return 0
+    console = Console()
+    console.print(f"[bold]Run {run.id}[/bold]  {run.status}  {run.params.label()}")
+    about = Table.grid(padding=(0, 2))
+    about.add_column(style="dim")
+    about.add_column()
+    facts: list[tuple[str, Any]] = [
+        ("sweep", run.sweep_id), ("device", run.device), ("worker", run.worker_id),
+        ("created", _time(run.created_at)), ("started", _time(run.started_at)),
+        ("finished", _time(run.finished_at)), ("epoch", f"{run.epoch}/{run.epochs}"),
+        ("best test RMSE", _best(run)), ("notes", run.notes), ("tags", ", ".join(run.tags)),
+    ]
+    for name, value in facts:
+        if value not in (None, ""):
+            about.add_row(name, str(value))
+    console.print(about)
+    console.print("[bold]Configuration[/bold]")
+    config = Table.grid(padding=(0, 2))
+    config.add_column(style="dim")
+    config.add_column()
+    for name in FIELD_NAMES:
+        config.add_row(name, format_value(name, getattr(run.params, name)))
+    console.print(config)
+    if epochs:
+        console.print(epochs_table(epochs, run.best_epoch))
+    if run.error:
+        console.print(f"[bold red]Error:[/bold red] {run.error}", markup=True, highlight=False)
+    return 0
+
+
+def epochs_table(epochs: list[EpochRecord], best_epoch: Optional[int]) -> Table:
+    has_val = any(e.val_rmse is not None for e in epochs)
+    table = Table(box=None, header_style="bold")
+    for name in ("epoch", "train RMSE", "test RMSE", *(("val RMSE",) if has_val else ()), "seconds"):
+        table.add_column(name, justify="right")
+    for e in epochs:
+        mark = " *" if e.epoch == best_epoch else ""
+        row = [str(e.epoch), _rmse(e.train_rmse), _rmse(e.test_rmse) + mark]
+        if has_val:
+            row.append(_rmse(e.val_rmse))
+        table.add_row(*row, f"{e.seconds:.1f}")
+    return table
+
+
+def export_csv(args: argparse.Namespace) -> int:
+    store = store_for(args)
+    try:
+        if args.epochs:
+            run_ids = [run.id for run in store.leaderboard(**filters(args))]
+            count = store.export_epochs_csv(args.csv, run_ids=run_ids)
+            print(f"Wrote {count} epochs of {len(run_ids)} runs to {args.csv}")
+        else:
+            count = store.export_runs_csv(args.csv, **filters(args))
+            print(f"Wrote {count} runs to {args.csv}")
+    finally:
+        store.close()
+    return 0
+
+
+def run_json(run: RunRecord) -> dict[str, Any]:
+    return _plain(run)
+
+
+def _plain(record: Any) -> dict[str, Any]:
+    """A record as JSON-ready values: params as a dict, times as ISO 8601 text."""
+    out = {}
+    for field in dataclasses.fields(record):
+        value = getattr(record, field.name)
+        if isinstance(value, RunParams):
+            value = value.to_dict()
+        elif isinstance(value, datetime):
+            value = value.isoformat()
+        elif isinstance(value, tuple):
+            value = list(value)
+        out[field.name] = value
+    return out
+
+
+def _best(run: RunRecord) -> str:
+    if run.best_test_rmse is None:
+        return ""
+    return f"{run.best_test_rmse:.4f} @{run.best_epoch}"
+
+
+def _rmse(value: Optional[float]) -> str:
+    return "" if value is None else f"{value:.4f}"
+
+
+def _time(value: Optional[datetime]) -> Optional[str]:
+    if value is None:
+        return None
+    return value.astimezone().strftime("%Y-%m-%d %H:%M:%S")  # in the local time zone
+

@@ -1,0 +1,117 @@
+"""Where the database lives, how to connect to it, and the Store that everything else talks to.
+
+Usage:
+    store = open_store()            # $DMF_DB, else ~/.local/share/dmf-tui/runs.db
+    run_id = store.enqueue(RunParams(model="deepmf"))
+    for run in store.leaderboard(limit=10): ...
+
+Open one Store per process (it holds a connection pool); it is safe to share between threads.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Engine, create_engine, event, exc
+from sqlalchemy.engine import make_url
+
+from store.errors import StoreError
+from store.export import ExportOps
+from store.queries import QueryOps
+from store.queue import QueueOps
+from store.schema import prepare_schema
+from store.workers import WorkerOps
+
+# How long a writer waits for another process's write lock before giving up. Epoch writes are tiny,
+# so this is only reached when something holds a transaction open for far too long.
+BUSY_TIMEOUT_S = 30.0
+
+
+class Store(QueueOps, WorkerOps, QueryOps, ExportOps):
+    """All store operations; see store/queue.py, workers.py, queries.py and export.py."""
+
+
+def default_db_url() -> str:
+    """$DMF_DB (a path or a SQLAlchemy URL), else runs.db in the XDG data directory."""
+    configured = os.environ.get("DMF_DB")
+    if configured:
+        return to_url(configured)
+    data_home = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
+    return to_url(str(Path(data_home) / "dmf-tui" / "runs.db"))
+
+
+def to_url(db: str) -> str:
+    """A SQLAlchemy URL as is; anything else is a path to a SQLite file."""
+    if "://" in db:
+        return db
+    return f"sqlite:///{Path(db).expanduser().absolute()}"
+
+
+def open_store(db: str | None = None) -> Store:
+    """Open (creating if needed) the database `db` (a path or URL; None for the default).
+
+    Raises StoreError with one line when the file is not a SQLite database, cannot be opened, or was
+    written by a newer dmf-tui; nothing is written to it in those cases.
+    """
+    url = to_url(db) if db else default_db_url()
+    where = _describe(url)
+    engine = _make_engine(url, where)
+    store = Store(engine, url)
+    try:
+        prepare_schema(engine, store._writer, where)
+    except exc.DBAPIError as error:
+        engine.dispose()
+        reason = str(error.orig).strip() or type(error.orig).__name__
+        if "file is not a database" in reason:
+            raise StoreError(f"{where} is not a SQLite database") from None
+        raise StoreError(f"cannot open database {where}: {reason}") from None
+    except StoreError:
+        engine.dispose()
+        raise
+    return store
+
+
+def _describe(url: str) -> str:
+    """The database as a person would name it: the file path, or the URL without its password."""
+    parsed = make_url(url)
+    if parsed.get_backend_name() == "sqlite" and parsed.database not in (None, "", ":memory:"):
+        return parsed.database
+    return parsed.render_as_string(hide_password=True)
+
+
+def _make_engine(url: str, where: str) -> Engine:
+    parsed = make_url(url)
+    if parsed.get_backend_name() != "sqlite":
+        return create_engine(url, pool_pre_ping=True)
+    if parsed.database not in (None, "", ":memory:"):
+        try:
+            Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+        except OSError as error:
+            raise StoreError(f"cannot create the directory for {where}: {error.strerror}") from None
+    engine = create_engine(url, connect_args={"timeout": BUSY_TIMEOUT_S})
+    event.listen(engine, "connect", _on_sqlite_connect)
+    event.listen(engine, "begin", _on_sqlite_begin)
+    return engine
+
+
+def _on_sqlite_connect(dbapi_connection: Any, _record: Any) -> None:
+    # Let SQLAlchemy's "begin" event issue BEGIN instead of the sqlite3 module, which would
+    # otherwise start transactions lazily (and never as IMMEDIATE).
+    dbapi_connection.isolation_level = None
+    cursor = dbapi_connection.cursor()
+    try:
+        cursor.execute(f"PRAGMA busy_timeout = {int(BUSY_TIMEOUT_S * 1000)}")
+        cursor.execute("PRAGMA foreign_keys = ON")
+        # WAL lets the TUI read while a worker writes; it is stored in the file, so this is a no-op
+        # after the first time. NORMAL sync is durable across application crashes in WAL mode and
+        # saves an fsync per epoch.
+        cursor.execute("PRAGMA journal_mode = WAL")
+        cursor.execute("PRAGMA synchronous = NORMAL")
+    finally:
+        cursor.close()
+
+
+def _on_sqlite_begin(conn: Any) -> None:
+    conn.exec_driver_sql(f"BEGIN {conn.get_execution_options().get('begin', 'DEFERRED')}")

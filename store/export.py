@@ -1,0 +1,76 @@
+"""CSV export: one row per run (its parameters as columns) and one row per epoch."""
+
+from __future__ import annotations
+
+import csv
+from contextlib import contextmanager
+from datetime import datetime
+from os import PathLike
+from typing import IO, Any, Iterable, Iterator, Optional, Union
+
+from sqlalchemy import select
+
+from store.base import StoreBase
+from store.models import Epoch
+from store.params import FIELD_NAMES, format_value
+from store.records import RunRecord, epoch_record
+
+CsvTarget = Union[str, PathLike[str], IO[str]]
+
+RUN_COLUMNS = (
+    "id", "sweep_id", "status", *FIELD_NAMES,
+    "best_test_rmse", "best_epoch", "epoch", "last_train_rmse", "last_test_rmse",
+    # "device" is the requested device (a parameter); this is where it actually ran.
+    "ran_on", "worker_id", "created_at", "started_at", "finished_at", "notes", "tags", "error",
+)
+EPOCH_COLUMNS = ("run_id", "epoch", "train_rmse", "test_rmse", "val_rmse", "seconds", "created_at")
+
+
+class ExportOps(StoreBase):
+    def export_runs_csv(self, file: CsvTarget, **filters: Any) -> int:
+        """Write the runs that `leaderboard(**filters)` returns, in its order; returns the count."""
+        runs = self.leaderboard(**filters)  # type: ignore[attr-defined]  # QueryOps, in Store
+        with _open(file) as out:
+            writer = csv.writer(out)
+            writer.writerow(RUN_COLUMNS)
+            writer.writerows(_run_row(run) for run in runs)
+        return len(runs)
+
+    def export_epochs_csv(self, file: CsvTarget, run_ids: Optional[Iterable[int]] = None) -> int:
+        """Write the epochs of these runs (every run when None), by run then epoch; returns the count."""
+        query = select(Epoch).order_by(Epoch.run_id, Epoch.epoch)
+        if run_ids is not None:
+            query = query.where(Epoch.run_id.in_(list(run_ids)))
+        with self._read() as session:
+            epochs = [epoch_record(row) for row in session.scalars(query)]
+        with _open(file) as out:
+            writer = csv.writer(out)
+            writer.writerow(EPOCH_COLUMNS)
+            writer.writerows([_cell(getattr(e, c)) for c in EPOCH_COLUMNS] for e in epochs)
+        return len(epochs)
+
+
+def _run_row(run: RunRecord) -> list[str]:
+    values = {
+        **{name: format_value(name, getattr(run.params, name)) for name in FIELD_NAMES},
+        "ran_on": run.device,
+        "tags": ",".join(run.tags),
+    }
+    return [values[c] if c in values else _cell(getattr(run, c)) for c in RUN_COLUMNS]
+
+
+def _cell(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, datetime):
+        return value.isoformat(timespec="seconds")
+    return str(value)
+
+
+@contextmanager
+def _open(file: CsvTarget) -> Iterator[IO[str]]:
+    if hasattr(file, "write"):
+        yield file  # type: ignore[misc]  # an open text file: the caller closes it
+    else:
+        with open(file, "w", newline="", encoding="utf-8") as out:  # type: ignore[arg-type]
+            yield out

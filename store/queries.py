@@ -1,0 +1,128 @@
+"""Reading runs back: one run, its epochs, the queue, the ranked history and comparisons."""
+
+from __future__ import annotations
+
+from typing import Any, Iterable, Optional, Sequence, Union
+
+from sqlalchemy import ColumnElement, Select, func, or_, select
+from sqlalchemy.orm import InstrumentedAttribute
+
+from store.base import StoreBase
+from store.errors import StoreError, UnknownRunError
+from store.models import PARAM_COLUMNS, STATUSES, Epoch, Run, Sweep
+from store.params import FIELD_NAMES
+from store.records import Comparison, EpochRecord, RunRecord, SweepRecord, epoch_record, run_record
+
+Statuses = Union[str, Sequence[str], None]
+
+# Columns a person may sort by: every column of runs except the JSON copy, plus the RunParams
+# field names that are stored under another name ("data" -> dataset, "device" -> device_request).
+SORTABLE: dict[str, str] = {
+    **{c.key: c.key for c in Run.__table__.columns if c.key != "params"},
+    **PARAM_COLUMNS,
+}
+
+
+class QueryOps(StoreBase):
+    def get_run(self, run_id: int) -> RunRecord:
+        with self._read() as session:
+            run = session.get(Run, run_id)
+            if run is None:
+                raise UnknownRunError(f"no run with id {run_id}")
+            return run_record(run)
+
+    def epochs(self, run_id: int, after: int = 0) -> list[EpochRecord]:
+        """The run's epochs numbered above `after`, in order (the TUI polls with the last it has)."""
+        with self._read() as session:
+            rows = session.scalars(
+                select(Epoch).where(Epoch.run_id == run_id, Epoch.epoch > after).order_by(Epoch.epoch)
+            )
+            return [epoch_record(row) for row in rows]
+
+    def queue(self) -> list[RunRecord]:
+        """Running runs (oldest start first), then queued runs in the order they will be claimed."""
+        with self._read() as session:
+            running = session.scalars(
+                select(Run).where(Run.status == "running").order_by(Run.started_at, Run.id)
+            ).all()
+            queued = session.scalars(
+                select(Run).where(Run.status == "queued").order_by(Run.position, Run.id)
+            ).all()
+            return [run_record(run) for run in [*running, *queued]]
+
+    def leaderboard(self, *, status: Statuses = None, model: Optional[str] = None,
+                    dataset: Optional[str] = None, sweep_id: Optional[int] = None,
+                    text: Optional[str] = None, sort: str = "best_test_rmse", descending: bool = False,
+                    limit: Optional[int] = None, offset: int = 0) -> list[RunRecord]:
+        """Runs ranked by `sort` (any run column or parameter name; best test RMSE by default),
+        runs without a value last, ties by id. `text` matches model, dataset, notes, tags and error."""
+        column = _sort_column(sort)
+        order = column.desc() if descending else column.asc()
+        query = _filter(select(Run), status, model, dataset, sweep_id, text)
+        query = query.order_by(column.is_(None), order, Run.id).offset(offset).limit(limit)
+        with self._read() as session:
+            return [run_record(run) for run in session.scalars(query)]
+
+    def count_runs(self, *, status: Statuses = None, model: Optional[str] = None,
+                   dataset: Optional[str] = None, sweep_id: Optional[int] = None,
+                   text: Optional[str] = None) -> int:
+        query = _filter(select(func.count(Run.id)), status, model, dataset, sweep_id, text)
+        with self._read() as session:
+            return session.scalar(query) or 0
+
+    def status_counts(self) -> dict[str, int]:
+        """Runs per status, every status present (0 when none)."""
+        with self._read() as session:
+            rows = session.execute(select(Run.status, func.count(Run.id)).group_by(Run.status)).all()
+        counts = dict.fromkeys(STATUSES, 0)
+        counts.update({status: n for status, n in rows})
+        return counts
+
+    def sweeps(self) -> list[SweepRecord]:
+        """Every sweep, newest first, with how many runs it holds (retries included)."""
+        query = (
+            select(Sweep, func.count(Run.id))
+            .outerjoin(Run, Run.sweep_id == Sweep.id)
+            .group_by(Sweep.id)
+            .order_by(Sweep.id.desc())
+        )
+        with self._read() as session:
+            return [SweepRecord(s.id, s.name, s.created_at, n) for s, n in session.execute(query)]
+
+    def compare(self, run_ids: Iterable[int]) -> Comparison:
+        """The runs, the parameters that differ between them, and each run's epochs."""
+        runs = [self.get_run(run_id) for run_id in dict.fromkeys(run_ids)]
+        differing = [
+            name for name in FIELD_NAMES
+            if len({getattr(run.params, name) for run in runs}) > 1
+        ]
+        return Comparison(runs=runs, differing=differing, epochs={run.id: self.epochs(run.id) for run in runs})
+
+
+def _sort_column(name: str) -> InstrumentedAttribute[Any]:
+    if name not in SORTABLE:
+        raise StoreError(f"cannot sort by {name!r}; choose one of {', '.join(sorted(SORTABLE))}")
+    return getattr(Run, SORTABLE[name])
+
+
+def _filter(query: Select[Any], status: Statuses, model: Optional[str], dataset: Optional[str],
+            sweep_id: Optional[int], text: Optional[str]) -> Select[Any]:
+    conditions: list[ColumnElement[bool]] = []
+    if status:
+        statuses = [status] if isinstance(status, str) else list(status)
+        unknown = [s for s in statuses if s not in STATUSES]
+        if unknown:
+            raise StoreError(f"unknown status {unknown[0]!r}; choose from {', '.join(STATUSES)}")
+        conditions.append(Run.status.in_(statuses))
+    if model:
+        conditions.append(Run.model == model)
+    if dataset:
+        conditions.append(Run.dataset == dataset)
+    if sweep_id is not None:
+        conditions.append(Run.sweep_id == sweep_id)
+    if text:
+        conditions.append(or_(*(
+            column.icontains(text, autoescape=True)
+            for column in (Run.model, Run.dataset, Run.notes, Run.tags, Run.error)
+        )))
+    return query.where(*conditions)

@@ -1,0 +1,234 @@
+"""Queue operations: adding runs, claiming them, recording their epochs and their end.
+
+Every state change is a conditional UPDATE ("... WHERE id = ? AND status = 'queued'") whose row count
+says whether it happened, so two processes racing for the same run cannot both win, on SQLite (where
+BEGIN IMMEDIATE serialises writers anyway) or on a server database.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Iterable, Optional, Sequence
+
+from sqlalchemy import case, func, or_, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from store.base import StoreBase
+from store.errors import StoreError, UnknownRunError
+from store.models import FINISHED_STATUSES, Epoch, QueueState, Run, Sweep, param_columns, utcnow
+from store.params import RunParams
+from store.records import RunRecord, run_record
+
+
+class QueueOps(StoreBase):
+    # --- adding runs -------------------------------------------------------------------------
+
+    def enqueue(self, params: RunParams, *, sweep_id: Optional[int] = None) -> int:
+        """Queue one run at the end of the queue; returns its id."""
+        params.validate()
+        with self._write() as session:
+            return _insert_queued(session, [params], sweep_id)[0]
+
+    def enqueue_grid(self, runs: Sequence[RunParams], *, name: Optional[str] = None) -> tuple[int, list[int]]:
+        """Queue runs (e.g. from params.expand_grid) as one new sweep; returns (sweep id, run ids)."""
+        if not runs:
+            raise StoreError("nothing to queue: the grid is empty")
+        for params in runs:
+            params.validate()
+        with self._write() as session:
+            sweep = Sweep(name=name)
+            session.add(sweep)
+            session.flush()
+            return sweep.id, _insert_queued(session, runs, sweep.id)
+
+    def start_run(self, params: RunParams, *, worker_id: Optional[int] = None, device: str) -> RunRecord:
+        """Record a run that starts now without going through the queue (`dmf-tui run`)."""
+        params.validate()
+        now = utcnow()
+        with self._write() as session:
+            run = Run(status="running", worker_id=worker_id, device=device, started_at=now,
+                      created_at=now, updated_at=now, **param_columns(params))
+            session.add(run)
+            session.flush()
+            return run_record(run)
+
+    def retry(self, run_ids: Iterable[int]) -> list[int]:
+        """Queue a fresh copy of each run (same parameters, same sweep); returns the new ids."""
+        with self._write() as session:
+            sources = _load(session, run_ids)
+            new_ids = []
+            for source in sources:
+                params = RunParams.from_dict(source.params)
+                (new_id,) = _insert_queued(session, [params], source.sweep_id)
+                copy = session.get_one(Run, new_id)
+                copy.tags = source.tags
+                copy.notes = f"retry of #{source.id}"
+                new_ids.append(new_id)
+            return new_ids
+
+    # --- the worker's side -------------------------------------------------------------------
+
+    def claim(self, worker_id: Optional[int], *, device: str) -> Optional[RunRecord]:
+        """Take the first queued run and mark it running on `device`; None when the queue is
+        empty or paused."""
+        with self._write() as session:
+            if session.get_one(QueueState, 1).paused:
+                return None
+            # On SQLite the first try always wins (the write lock is held). On a server another
+            # claimer can take the candidate between the SELECT and the UPDATE: then take the next.
+            while True:
+                candidate = session.scalar(
+                    select(Run.id).where(Run.status == "queued").order_by(Run.position, Run.id).limit(1)
+                )
+                if candidate is None:
+                    return None
+                now = utcnow()
+                taken = session.execute(
+                    update(Run)
+                    .where(Run.id == candidate, Run.status == "queued")
+                    .values(status="running", worker_id=worker_id, device=device,
+                            started_at=now, updated_at=now)
+                    .execution_options(synchronize_session=False)
+                ).rowcount
+                if taken == 1:
+                    return run_record(session.get_one(Run, candidate))
+
+    def record_epoch(self, run_id: int, epoch: int, *, train_rmse: float, test_rmse: float,
+                     seconds: float, val_rmse: Optional[float] = None) -> None:
+        """Store one finished epoch and update the run's current, last and best figures with it,
+        in one transaction. An epoch number can be recorded once per run."""
+        train, test, val = (_finite(x) for x in (train_rmse, test_rmse, val_rmse))
+        values = dict(epoch=case((Run.epoch > epoch, Run.epoch), else_=epoch),
+                      last_train_rmse=train, last_test_rmse=test, updated_at=utcnow())
+        if test is not None:
+            # Both CASEs read the row as it was before this UPDATE, as SQL requires.
+            improved = or_(Run.best_test_rmse.is_(None), Run.best_test_rmse > test)
+            values["best_test_rmse"] = case((improved, test), else_=Run.best_test_rmse)
+            values["best_epoch"] = case((improved, epoch), else_=Run.best_epoch)
+        try:
+            with self._write() as session:
+                updated = session.execute(
+                    update(Run).where(Run.id == run_id).values(**values)
+                    .execution_options(synchronize_session=False)
+                ).rowcount
+                if updated == 0:
+                    raise UnknownRunError(f"no run with id {run_id}")
+                session.add(Epoch(run_id=run_id, epoch=epoch, train_rmse=train, test_rmse=test,
+                                  val_rmse=val, seconds=seconds))
+        except IntegrityError:
+            raise StoreError(f"run {run_id} already has epoch {epoch}") from None
+
+    def finish_run(self, run_id: int, status: str, *, error: Optional[str] = None) -> None:
+        """End a run: done, failed, cancelled, interrupted or lost (with the reason in `error`)."""
+        if status not in FINISHED_STATUSES:
+            raise StoreError(f"cannot finish a run as {status!r}; use one of {', '.join(FINISHED_STATUSES)}")
+        now = utcnow()
+        with self._write() as session:
+            updated = session.execute(
+                update(Run).where(Run.id == run_id)
+                .values(status=status, error=error, finished_at=now, updated_at=now)
+                .execution_options(synchronize_session=False)
+            ).rowcount
+            if updated == 0:
+                raise UnknownRunError(f"no run with id {run_id}")
+
+    def is_cancel_requested(self, run_id: int) -> bool:
+        with self._read() as session:
+            requested = session.scalar(select(Run.cancel_requested).where(Run.id == run_id))
+        if requested is None:
+            raise UnknownRunError(f"no run with id {run_id}")
+        return requested
+
+    # --- what a person does to the queue ----------------------------------------------------
+
+    def cancel(self, run_ids: Iterable[int]) -> dict[int, str]:
+        """Cancel runs: a queued run is cancelled at once ("cancelled"), a running one is asked to
+        stop at its next check ("cancelling"); any other run is left as it is (its status)."""
+        outcome: dict[int, str] = {}
+        now = utcnow()
+        with self._write() as session:
+            for run in _load(session, run_ids):
+                if _change(session, run.id, "queued", status="cancelled", finished_at=now, updated_at=now):
+                    outcome[run.id] = "cancelled"
+                elif _change(session, run.id, "running", cancel_requested=True, updated_at=now):
+                    outcome[run.id] = "cancelling"
+                else:
+                    outcome[run.id] = session.scalar(select(Run.status).where(Run.id == run.id))
+        return outcome
+
+    def move(self, run_id: int, offset: int) -> None:
+        """Move a queued run `offset` places later in the queue (negative: earlier), clamped to the
+        ends. The queue's existing positions are dealt out again in the new order."""
+        with self._write() as session:
+            (run,) = _load(session, [run_id])
+            if run.status != "queued":
+                raise StoreError(f"run {run_id} is {run.status}, not queued")
+            queued = list(session.scalars(
+                select(Run).where(Run.status == "queued").order_by(Run.position, Run.id)
+            ))
+            positions = sorted(r.position or 0 for r in queued)
+            index = queued.index(run)
+            queued.insert(max(0, min(len(queued) - 1, index + offset)), queued.pop(index))
+            for row, position in zip(queued, positions):
+                if row.position != position:
+                    row.position = position
+
+    def set_paused(self, paused: bool) -> None:
+        """Paused, workers claim nothing; running runs go on."""
+        with self._write() as session:
+            session.get_one(QueueState, 1).paused = paused
+
+    def is_paused(self) -> bool:
+        with self._read() as session:
+            return session.get_one(QueueState, 1).paused
+
+    def set_notes(self, run_id: int, text: str) -> None:
+        with self._write() as session:
+            (run,) = _load(session, [run_id])
+            run.notes = text
+            run.updated_at = utcnow()
+
+    def set_tags(self, run_id: int, tags: Iterable[str]) -> None:
+        with self._write() as session:
+            (run,) = _load(session, [run_id])
+            run.tags = ",".join(t.strip() for t in tags if t.strip())
+            run.updated_at = utcnow()
+
+
+def _insert_queued(session: Session, runs: Sequence[RunParams], sweep_id: Optional[int]) -> list[int]:
+    # New runs go after every run ever queued, so positions only grow and never collide.
+    last = session.scalar(select(func.max(Run.position))) or 0
+    now = utcnow()
+    rows = [
+        Run(status="queued", sweep_id=sweep_id, position=last + i, created_at=now, updated_at=now,
+            **param_columns(params))
+        for i, params in enumerate(runs, start=1)
+    ]
+    session.add_all(rows)
+    session.flush()
+    return [row.id for row in rows]
+
+
+def _load(session: Session, run_ids: Iterable[int]) -> list[Run]:
+    """The runs with these ids, in the order given; UnknownRunError (before any change) otherwise."""
+    ids = list(dict.fromkeys(run_ids))
+    found = {run.id: run for run in session.scalars(select(Run).where(Run.id.in_(ids)))}
+    missing = [str(i) for i in ids if i not in found]
+    if missing:
+        noun = "run with id" if len(missing) == 1 else "runs with ids"
+        raise UnknownRunError(f"no {noun} {', '.join(missing)}")
+    return [found[i] for i in ids]
+
+
+def _change(session: Session, run_id: int, expected_status: str, **values: object) -> bool:
+    """Update the run only if it still has `expected_status`; whether it did."""
+    result = session.execute(
+        update(Run).where(Run.id == run_id, Run.status == expected_status).values(**values)
+        .execution_options(synchronize_session=False)
+    )
+    return result.rowcount == 1
+
+
+def _finite(value: Optional[float]) -> Optional[float]:
+    return None if value is None or not math.isfinite(value) else float(value)

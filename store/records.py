@@ -1,0 +1,135 @@
+"""What the store hands out: frozen dataclasses copied from the rows, detached from any session, so
+the TUI can pass them between threads and keep them after the database has moved on."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Optional
+
+from store.models import Epoch, Run, Worker
+from store.params import RunParams
+
+
+@dataclass(frozen=True)
+class RunRecord:
+    id: int
+    sweep_id: Optional[int]
+    status: str
+    model: str
+    dataset: str
+    params: RunParams
+    created_at: datetime
+    started_at: Optional[datetime]
+    finished_at: Optional[datetime]
+    worker_id: Optional[int]
+    device: Optional[str]  # the device it ran on; params.device is what was asked for
+    epoch: int  # last finished epoch, 0 before the first
+    epochs: int  # planned
+    best_test_rmse: Optional[float]
+    best_epoch: Optional[int]
+    last_train_rmse: Optional[float]
+    last_test_rmse: Optional[float]
+    error: Optional[str]
+    notes: str
+    tags: tuple[str, ...]
+    updated_at: datetime
+    cancel_requested: bool
+    position: Optional[int]
+
+
+@dataclass(frozen=True)
+class EpochRecord:
+    run_id: int
+    epoch: int
+    train_rmse: Optional[float]
+    test_rmse: Optional[float]
+    val_rmse: Optional[float]
+    seconds: float
+    created_at: datetime
+
+
+@dataclass(frozen=True)
+class WorkerRecord:
+    id: int
+    pid: int
+    host: str
+    devices: tuple[str, ...]
+    slots: int
+    started_at: datetime
+    heartbeat_at: datetime
+    stopped_at: Optional[datetime]
+    state: str  # "running" | "stale" | "stopped"
+
+
+@dataclass(frozen=True)
+class SweepRecord:
+    id: int
+    name: Optional[str]
+    created_at: datetime
+    runs: int
+
+
+@dataclass(frozen=True)
+class Comparison:
+    runs: list[RunRecord]
+    differing: list[str]  # RunParams field names whose values are not the same in every run
+    epochs: dict[int, list[EpochRecord]]
+
+
+def split_list(text: str) -> tuple[str, ...]:
+    return tuple(part for part in (p.strip() for p in text.split(",")) if part)
+
+
+def run_record(row: Run) -> RunRecord:
+    return RunRecord(
+        id=row.id,
+        sweep_id=row.sweep_id,
+        status=row.status,
+        model=row.model,
+        dataset=row.dataset,
+        params=RunParams.from_dict(row.params, validate=False),
+        created_at=row.created_at,
+        started_at=row.started_at,
+        finished_at=row.finished_at,
+        worker_id=row.worker_id,
+        device=row.device,
+        epoch=row.epoch,
+        epochs=row.epochs,
+        best_test_rmse=row.best_test_rmse,
+        best_epoch=row.best_epoch,
+        last_train_rmse=row.last_train_rmse,
+        last_test_rmse=row.last_test_rmse,
+        error=row.error,
+        notes=row.notes,
+        tags=split_list(row.tags),
+        updated_at=row.updated_at,
+        cancel_requested=row.cancel_requested,
+        position=row.position,
+    )
+
+
+def epoch_record(row: Epoch) -> EpochRecord:
+    return EpochRecord(
+        run_id=row.run_id,
+        epoch=row.epoch,
+        train_rmse=row.train_rmse,
+        test_rmse=row.test_rmse,
+        val_rmse=row.val_rmse,
+        seconds=row.seconds,
+        created_at=row.created_at,
+    )
+
+
+def worker_record(row: Worker, state: str) -> WorkerRecord:
+    return WorkerRecord(
+        id=row.id,
+        pid=row.pid,
+        host=row.host,
+        devices=split_list(row.devices),
+        slots=row.slots,
+        started_at=row.started_at,
+        heartbeat_at=row.heartbeat_at,
+        stopped_at=row.stopped_at,
+        state=state,
+    )

@@ -1,0 +1,60 @@
+"""Creating and upgrading the schema.
+
+A fresh database gets the current models (`create_all`) and is stamped with SCHEMA_VERSION. An older
+database is brought forward by the functions in MIGRATIONS, one per version, in order. That is all
+Alembic would do for a single-file app with one linear history, without its import cost at every
+start or a second copy of the schema in revision files.
+"""
+
+from __future__ import annotations
+
+from typing import Callable
+
+from sqlalchemy import Connection, Engine, inspect, select
+
+from store.errors import StoreError
+from store.models import Base, QueueState, SchemaVersion
+
+SCHEMA_VERSION = 1
+
+# MIGRATIONS[n] upgrades a database at version n-1 to version n (plain DDL on the connection).
+# Add one entry with each change to store/models.py and raise SCHEMA_VERSION to match.
+MIGRATIONS: dict[int, Callable[[Connection], None]] = {}
+
+
+def prepare_schema(engine: Engine, writer: Engine, where: str) -> None:
+    """Make the database at `where` ready for this version of dmf-tui, or refuse it.
+
+    The common case (already current) is one read with no lock taken. Creating or upgrading runs in
+    one write transaction that re-reads the version first, so two processes starting at once on a
+    new file do the work once: the second waits for the first's lock and then finds it done.
+    """
+    with engine.connect() as conn:
+        if _read_version(conn, where) == SCHEMA_VERSION:
+            return
+    with writer.begin() as conn:
+        version = _read_version(conn, where)
+        if version is None:
+            Base.metadata.create_all(conn)
+            conn.execute(SchemaVersion.__table__.insert().values(id=1, version=SCHEMA_VERSION))
+            conn.execute(QueueState.__table__.insert().values(id=1, paused=False))
+            return
+        for target in range(version + 1, SCHEMA_VERSION + 1):
+            MIGRATIONS[target](conn)
+        conn.execute(SchemaVersion.__table__.update().values(version=SCHEMA_VERSION))
+
+
+def _read_version(conn: Connection, where: str) -> int | None:
+    """The recorded version; None for an empty database. Refuses anything that is not ours."""
+    tables = inspect(conn).get_table_names()
+    if SchemaVersion.__tablename__ not in tables:
+        if tables:
+            raise StoreError(f"{where} is a database but not a dmf-tui one (tables: {', '.join(sorted(tables))})")
+        return None
+    version = conn.execute(select(SchemaVersion.version)).scalar_one()
+    if version > SCHEMA_VERSION:
+        raise StoreError(
+            f"{where} has schema version {version}, newer than this dmf-tui understands "
+            f"({SCHEMA_VERSION}); upgrade dmf-tui"
+        )
+    return version

@@ -1,0 +1,108 @@
+"""Worker processes: registration, heartbeats, and finding the runs of workers that died.
+
+A worker is judged dead in two ways: its heartbeat is older than a grace period (any host, e.g. a
+machine that lost power), or it is on this host and its pid no longer exists (seen at once, without
+waiting for the grace period: the usual case after `kill -9` or a closed SSH session).
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+from datetime import datetime, timedelta
+from typing import Iterable, Optional
+
+from sqlalchemy import select, update
+
+from store.base import StoreBase
+from store.models import Run, Worker, utcnow
+from store.records import WorkerRecord, worker_record
+
+# A worker beats every few seconds; after this long without a beat it counts as stale.
+DEFAULT_GRACE_S = 30.0
+
+
+class WorkerOps(StoreBase):
+    def register_worker(self, *, pid: int, host: str, devices: Iterable[str] | str, slots: int) -> int:
+        """Record a worker that starts now; returns its id (pass it to claim and heartbeat)."""
+        now = utcnow()
+        text = devices if isinstance(devices, str) else ",".join(devices)
+        with self._write() as session:
+            worker = Worker(pid=pid, host=host, devices=text, slots=slots, started_at=now, heartbeat_at=now)
+            session.add(worker)
+            session.flush()
+            return worker.id
+
+    def heartbeat(self, worker_id: int) -> None:
+        with self._write() as session:
+            session.execute(update(Worker).where(Worker.id == worker_id).values(heartbeat_at=utcnow()))
+
+    def unregister_worker(self, worker_id: int) -> None:
+        """Mark the worker stopped (its row stays, for `worker status`)."""
+        with self._write() as session:
+            session.execute(update(Worker).where(Worker.id == worker_id).values(stopped_at=utcnow()))
+
+    def workers(self, alive_only: bool = False, *, grace_s: float = DEFAULT_GRACE_S) -> list[WorkerRecord]:
+        """Every worker ever registered, newest first, with its state: running, stale (no recent
+        heartbeat, or its pid is gone from this host) or stopped."""
+        now = utcnow()
+        with self._read() as session:
+            rows = session.scalars(select(Worker).order_by(Worker.id.desc()))
+            records = [worker_record(row, _state(row, now, grace_s)) for row in rows]
+        return [r for r in records if r.state == "running"] if alive_only else records
+
+    def reap_lost(self, grace_s: float = DEFAULT_GRACE_S) -> list[int]:
+        """Mark as lost every running run whose worker is dead (see the module docstring) or was
+        stopped; returns their ids. Their epochs are kept; the reason goes in the run's error."""
+        now = utcnow()
+        lost: list[int] = []
+        with self._write() as session:
+            running = session.execute(
+                select(Run.id, Worker).join(Worker, Run.worker_id == Worker.id).where(Run.status == "running")
+            ).all()
+            for run_id, worker in running:
+                reason = _why_dead(worker, now, grace_s)
+                if reason is None:
+                    continue
+                changed = session.execute(
+                    update(Run).where(Run.id == run_id, Run.status == "running")
+                    .values(status="lost", error=reason, finished_at=now, updated_at=now)
+                    .execution_options(synchronize_session=False)
+                ).rowcount
+                if changed:
+                    lost.append(run_id)
+        return lost
+
+
+def _why_dead(worker: Worker, now: datetime, grace_s: float) -> Optional[str]:
+    """Why this worker can no longer be running its runs, or None if it may be."""
+    name = f"worker {worker.id} (pid {worker.pid} on {worker.host})"
+    if worker.stopped_at is not None:
+        return f"lost: {name} stopped without finishing the run"
+    if _pid_gone(worker):
+        return f"lost: {name} is no longer running"
+    silence = (now - worker.heartbeat_at).total_seconds()
+    if silence > grace_s:
+        return f"lost: {name} sent no heartbeat for {silence:.0f} s"
+    return None
+
+
+def _state(worker: Worker, now: datetime, grace_s: float) -> str:
+    if worker.stopped_at is not None:
+        return "stopped"
+    if _pid_gone(worker) or now - worker.heartbeat_at > timedelta(seconds=grace_s):
+        return "stale"
+    return "running"
+
+
+def _pid_gone(worker: Worker) -> bool:
+    """Whether the worker's process has certainly exited. Only answerable on its own host."""
+    if worker.host != socket.gethostname():
+        return False
+    try:
+        os.kill(worker.pid, 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:  # it exists, under another user
+        return False
+    return False

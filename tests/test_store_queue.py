@@ -1,0 +1,164 @@
+"""Queue operations: enqueueing, claiming, epochs, finishing, cancel, retry, move, pause."""
+
+from __future__ import annotations
+
+import multiprocessing
+from pathlib import Path
+
+import pytest
+
+from store.db import Store, open_store
+from store.errors import ParamError, StoreError, UnknownRunError
+from store.params import RunParams, expand_grid
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> Store:
+    s = open_store(str(tmp_path / "runs.db"))
+    yield s
+    s.close()
+
+
+def test_enqueue_grid_makes_one_sweep_in_order(store: Store) -> None:
+    runs = expand_grid({"lr": "1e-3,1e-2", "k": "10,32"})
+    sweep_id, ids = store.enqueue_grid(runs, name="lr x k")
+    assert len(ids) == 4
+    queued = store.queue()
+    assert [r.id for r in queued] == ids
+    assert {r.sweep_id for r in queued} == {sweep_id}
+    assert [(r.params.lr, r.params.k) for r in queued] == [(1e-3, 10), (1e-3, 32), (1e-2, 10), (1e-2, 32)]
+    assert store.sweeps()[0].name == "lr x k"
+
+
+def test_invalid_params_are_refused_before_writing(store: Store) -> None:
+    with pytest.raises(ParamError):
+        store.enqueue_grid([RunParams(), RunParams(lr=-1.0)])
+    assert store.count_runs() == 0
+
+
+def test_claim_takes_runs_in_queue_order_and_respects_pause(store: Store) -> None:
+    first, second = store.enqueue(RunParams(k=1)), store.enqueue(RunParams(k=2))
+    store.set_paused(True)
+    assert store.is_paused()
+    assert store.claim(7, device="cpu") is None
+    store.set_paused(False)
+    run = store.claim(None, device="cuda:0")
+    assert (run.id, run.status, run.device) == (first, "running", "cuda:0")
+    assert run.started_at is not None
+    assert store.claim(None, device="cpu").id == second
+    assert store.claim(None, device="cpu") is None
+
+
+def test_record_epoch_keeps_last_and_best(store: Store) -> None:
+    run = store.start_run(RunParams(epochs=3), device="cpu")
+    store.record_epoch(run.id, 1, train_rmse=1.5, test_rmse=1.2, seconds=0.5)
+    store.record_epoch(run.id, 2, train_rmse=1.0, test_rmse=0.9, seconds=0.5, val_rmse=0.95)
+    store.record_epoch(run.id, 3, train_rmse=0.8, test_rmse=1.0, seconds=0.5)
+    got = store.get_run(run.id)
+    assert (got.epoch, got.best_test_rmse, got.best_epoch) == (3, 0.9, 2)
+    assert (got.last_train_rmse, got.last_test_rmse) == (0.8, 1.0)
+    assert [e.epoch for e in store.epochs(run.id)] == [1, 2, 3]
+    assert [e.epoch for e in store.epochs(run.id, after=2)] == [3]
+    assert store.epochs(run.id)[1].val_rmse == 0.95
+
+
+def test_an_epoch_is_recorded_once(store: Store) -> None:
+    run = store.start_run(RunParams(), device="cpu")
+    store.record_epoch(run.id, 1, train_rmse=1.0, test_rmse=1.0, seconds=1.0)
+    with pytest.raises(StoreError, match="already has epoch 1"):
+        store.record_epoch(run.id, 1, train_rmse=0.5, test_rmse=0.5, seconds=1.0)
+    got = store.get_run(run.id)  # the failed write changed nothing
+    assert (got.best_test_rmse, got.last_test_rmse, len(store.epochs(run.id))) == (1.0, 1.0, 1)
+
+
+def test_record_epoch_for_an_unknown_run(store: Store) -> None:
+    with pytest.raises(UnknownRunError, match="no run with id 42"):
+        store.record_epoch(42, 1, train_rmse=1.0, test_rmse=1.0, seconds=1.0)
+
+
+def test_finish_run(store: Store) -> None:
+    run = store.start_run(RunParams(), device="cpu")
+    store.finish_run(run.id, "failed", error="out of memory")
+    got = store.get_run(run.id)
+    assert (got.status, got.error) == ("failed", "out of memory")
+    assert got.finished_at is not None
+    with pytest.raises(StoreError, match="cannot finish"):
+        store.finish_run(run.id, "queued")
+
+
+def test_cancel_queued_at_once_and_running_by_request(store: Store) -> None:
+    running = store.enqueue(RunParams())
+    queued = store.enqueue(RunParams())
+    store.claim(None, device="cpu")
+    done = store.start_run(RunParams(), device="cpu").id
+    store.finish_run(done, "done")
+    assert store.cancel([queued, running, done]) == {queued: "cancelled", running: "cancelling", done: "done"}
+    assert store.get_run(queued).status == "cancelled"
+    assert store.get_run(running).status == "running"
+    assert store.is_cancel_requested(running)
+    assert not store.is_cancel_requested(queued)
+
+
+def test_cancel_with_an_unknown_id_changes_nothing(store: Store) -> None:
+    run_id = store.enqueue(RunParams())
+    with pytest.raises(UnknownRunError, match="no run with id 99"):
+        store.cancel([run_id, 99])
+    assert store.get_run(run_id).status == "queued"
+
+
+def test_retry_queues_a_copy_in_the_same_sweep(store: Store) -> None:
+    sweep_id, (run_id,) = store.enqueue_grid([RunParams(model="deepmf", hidden=(64, 32))])
+    store.claim(None, device="cpu")
+    store.finish_run(run_id, "failed", error="boom")
+    (copy_id,) = store.retry([run_id])
+    copy = store.get_run(copy_id)
+    assert (copy.status, copy.sweep_id, copy.params) == ("queued", sweep_id, store.get_run(run_id).params)
+    assert copy.error is None
+
+
+def test_move_reorders_the_queue(store: Store) -> None:
+    a, b, c, d = (store.enqueue(RunParams(seed=i)) for i in range(4))
+    store.move(d, -2)
+    assert [r.id for r in store.queue()] == [a, d, b, c]
+    store.move(a, 10)  # clamped to the end
+    assert [r.id for r in store.queue()] == [d, b, c, a]
+    assert store.claim(None, device="cpu").id == d
+    store.cancel([b])
+    with pytest.raises(StoreError, match="not queued"):
+        store.move(b, 1)
+
+
+def test_notes_and_tags(store: Store) -> None:
+    run_id = store.enqueue(RunParams())
+    store.set_notes(run_id, "baseline")
+    store.set_tags(run_id, ["lab", " ml-1m "])
+    got = store.get_run(run_id)
+    assert (got.notes, got.tags) == ("baseline", ("lab", "ml-1m"))
+
+
+def _claim_all(path: str, worker: int, barrier: multiprocessing.synchronize.Barrier,
+               results: multiprocessing.Queue) -> None:
+    store = open_store(path)
+    barrier.wait()
+    taken = []
+    while (run := store.claim(worker, device="cpu")) is not None:
+        taken.append(run.id)
+    results.put(taken)
+    store.close()
+
+
+def test_two_processes_never_claim_the_same_run(tmp_path: Path) -> None:
+    path = str(tmp_path / "runs.db")
+    store = open_store(path)
+    _, ids = store.enqueue_grid([RunParams(seed=i) for i in range(20)])
+    ctx = multiprocessing.get_context("spawn")
+    barrier, results = ctx.Barrier(2), ctx.Queue()
+    procs = [ctx.Process(target=_claim_all, args=(path, None, barrier, results)) for _ in range(2)]
+    for p in procs:
+        p.start()
+    taken = [results.get(timeout=60) for _ in procs]
+    for p in procs:
+        p.join(60)
+    assert sorted(taken[0] + taken[1]) == ids
+    assert not set(taken[0]) & set(taken[1])
+    assert store.status_counts()["running"] == 20

@@ -1,0 +1,88 @@
+"""Workers: heartbeats, states, and reaping the runs of workers that died."""
+
+from __future__ import annotations
+
+import socket
+import subprocess
+import sys
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+from sqlalchemy import update
+
+from store.db import Store, open_store
+from store.models import Worker, utcnow
+from store.params import RunParams
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> Store:
+    s = open_store(str(tmp_path / "runs.db"))
+    yield s
+    s.close()
+
+
+def _dead_pid() -> int:
+    child = subprocess.Popen([sys.executable, "-c", "pass"])
+    child.wait()
+    return child.pid
+
+
+def _age_heartbeat(store: Store, worker_id: int, seconds: float) -> None:
+    with store.engine.begin() as conn:
+        conn.execute(update(Worker).where(Worker.id == worker_id)
+                     .values(heartbeat_at=utcnow() - timedelta(seconds=seconds)))
+
+
+def _running_run(store: Store, worker_id: int) -> int:
+    store.enqueue(RunParams())
+    run = store.claim(worker_id, device="cpu")
+    store.record_epoch(run.id, 1, train_rmse=1.0, test_rmse=1.1, seconds=1.0)
+    return run.id
+
+
+def test_dead_pid_on_this_host_makes_its_runs_lost(store: Store) -> None:
+    worker = store.register_worker(pid=_dead_pid(), host=socket.gethostname(), devices=["cpu"], slots=1)
+    run_id = _running_run(store, worker)
+    assert store.reap_lost(grace_s=3600) == [run_id]
+    run = store.get_run(run_id)
+    assert run.status == "lost"
+    assert "no longer running" in run.error
+    assert len(store.epochs(run_id)) == 1  # kept
+
+
+def test_a_dead_pid_on_another_host_waits_for_the_heartbeat(store: Store) -> None:
+    worker = store.register_worker(pid=_dead_pid(), host="elsewhere", devices="cuda:0", slots=1)
+    run_id = _running_run(store, worker)
+    assert store.reap_lost(grace_s=3600) == []
+    _age_heartbeat(store, worker, 120)
+    assert store.reap_lost(grace_s=30) == [run_id]
+    assert "no heartbeat for 120 s" in store.get_run(run_id).error
+    assert len(store.epochs(run_id)) == 1
+
+
+def test_live_workers_keep_their_runs(store: Store) -> None:
+    import os
+
+    worker = store.register_worker(pid=os.getpid(), host=socket.gethostname(), devices=["cpu"], slots=2)
+    run_id = _running_run(store, worker)
+    store.heartbeat(worker)
+    assert store.reap_lost() == []
+    assert store.get_run(run_id).status == "running"
+
+
+def test_worker_states(store: Store) -> None:
+    import os
+
+    here = socket.gethostname()
+    alive = store.register_worker(pid=os.getpid(), host=here, devices=["cuda:0", "cuda:1"], slots=2)
+    dead = store.register_worker(pid=_dead_pid(), host=here, devices=["cpu"], slots=1)
+    silent = store.register_worker(pid=os.getpid(), host="elsewhere", devices=["cpu"], slots=1)
+    stopped = store.register_worker(pid=os.getpid(), host=here, devices=["cpu"], slots=1)
+    _age_heartbeat(store, silent, 300)
+    store.unregister_worker(stopped)
+    states = {w.id: w.state for w in store.workers()}
+    assert states == {alive: "running", dead: "stale", silent: "stale", stopped: "stopped"}
+    (only,) = store.workers(alive_only=True)
+    assert (only.id, only.devices, only.slots) == (alive, ("cuda:0", "cuda:1"), 2)

@@ -1,0 +1,101 @@
+"""`dmf-tui run`: train one configuration in the foreground, print the lab's epoch lines and record
+the run and its epochs in the store."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from contextlib import nullcontext
+
+from dmf_tui.commands.params_args import add_param_arguments, grid_from_args
+from store.errors import ParamError
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    parser = sub.add_parser(
+        "run",
+        help="train one model in the foreground",
+        description="Train one model in the foreground, printing one line per epoch in the lab's format, "
+        "and record the run in the store.",
+    )
+    add_param_arguments(parser, grid=False)
+    parser.add_argument("--json", action="store_true", help="print one JSON object per epoch instead")
+    parser.add_argument("--checkpoint", metavar="PATH", help="save the best epoch's model here")
+    parser.set_defaults(func=run_command)
+
+
+def lab_line(epoch: int, seconds: float, train_rmse: float, test_rmse: float) -> str:
+    """The reference lab's epoch line, e.g. `[1.23] Epoch:   1, TrnRMSE: 4.6855, TestRMSE: 4.4827`."""
+    return f"[{seconds:.2f}] Epoch: {epoch:3d}, TrnRMSE: {train_rmse:.4f}, TestRMSE: {test_rmse:.4f}"
+
+
+def run_command(args: argparse.Namespace) -> int:
+    runs = grid_from_args(args)
+    if len(runs) != 1:
+        raise ParamError(f"run trains one configuration but the flags describe {len(runs)}; "
+                         "queue a grid with `dmf-tui add`")
+    params = runs[0]
+
+    # The engine (and torch) load only here, so the TUI and the other commands start fast.
+    from engine.datasets import load_split
+    from engine.trainer import FIT_KEYS, fit, resolve_device
+    from store.db import open_store
+
+    device = resolve_device(params.device)
+    split = load_split(params.data, test_size=params.test_size, split_seed=params.split_seed,
+                       val_size=params.val_size)
+    store = open_store(args.db)
+    n_train = len(split.train)
+    print(f"{split.dataset.name}: {split.dataset.n_users} users, {split.dataset.n_items} items, "
+          f"{n_train} train / {len(split.val)} val / {len(split.test)} test ratings "
+          f"({split.cold_users} test users and {split.cold_items} test items unseen in train); "
+          f"{params.model} on {device}", file=sys.stderr)
+
+    record = store.start_run(params, device=str(device))
+    progress, task = _progress_bar(enabled=not args.json and sys.stderr.isatty())
+
+    def on_progress(done: int, total: int) -> None:
+        progress.update(task, completed=done, total=total)
+
+    def on_epoch(stats) -> None:
+        store.record_epoch(record.id, stats.epoch, train_rmse=stats.train_rmse, test_rmse=stats.test_rmse,
+                           val_rmse=stats.val_rmse, seconds=stats.seconds)
+        if args.json:
+            line = json.dumps({"epoch": stats.epoch, "train_rmse": stats.train_rmse,
+                               "test_rmse": stats.test_rmse, "val_rmse": stats.val_rmse,
+                               "seconds": stats.seconds})
+        else:
+            line = lab_line(stats.epoch, stats.seconds, stats.train_rmse, stats.test_rmse)
+        # While the bar is live, rich redirects stdout above it, so the lines stay on stdout.
+        print(line, flush=True)
+        if progress:
+            progress.reset(task)
+
+    try:
+        with progress or nullcontext():
+            result = fit(split, **{key: getattr(params, key) for key in FIT_KEYS},
+                         on_epoch=on_epoch, on_progress=on_progress if progress else None,
+                         checkpoint_path=args.checkpoint)
+    except KeyboardInterrupt:
+        store.finish_run(record.id, "interrupted", error="interrupted by the user")
+        raise
+    except Exception as exc:
+        store.finish_run(record.id, "failed", error=str(exc) or type(exc).__name__)
+        raise
+    store.finish_run(record.id, "done")
+    print(f"run {record.id}: best test RMSE {result.best_test_rmse:.4f} at epoch {result.best_epoch} "
+          f"({result.stopped})", file=sys.stderr)
+    return 0
+
+
+def _progress_bar(*, enabled: bool):
+    """A transient per-epoch progress bar on stderr, or (None, None) when stderr is not a terminal."""
+    if not enabled:
+        return None, None
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
+
+    progress = Progress("batches", BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
+                        console=Console(stderr=True), transient=True)
+    return progress, progress.add_task("epoch", total=None)

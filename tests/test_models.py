@@ -1,0 +1,91 @@
+"""The models are the lab's by default; the extras add to them without changing the defaults."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from engine.errors import ConfigError
+from engine.models import MF, DeepMF, build_model
+
+N_USERS, N_ITEMS, K = 7, 11, 10
+
+
+def n_params(model: torch.nn.Module) -> int:
+    return sum(p.numel() for p in model.parameters())
+
+
+def lab_batch(n: int = 5) -> tuple[torch.Tensor, torch.Tensor]:
+    return torch.randint(0, N_USERS, (n,)), torch.randint(0, N_ITEMS, (n,))
+
+
+def test_mf_is_the_labs():
+    model = build_model("mf", N_USERS, N_ITEMS)
+    assert isinstance(model, MF)
+    assert n_params(model) == (N_USERS + N_ITEMS) * K
+    users, items = lab_batch()
+    expected = (model.user_emb.weight[users] * model.item_emb.weight[items]).sum(dim=1)
+    assert torch.equal(model(users, items), expected)
+
+
+def test_deepmf_is_the_labs():
+    model = build_model("deepmf", N_USERS, N_ITEMS)
+    assert isinstance(model, DeepMF)
+    # Embeddings, then Linear(2K,10), Linear(10,5), Linear(5,1) with their biases.
+    assert n_params(model) == (N_USERS + N_ITEMS) * K + (2 * K * 10 + 10) + (10 * 5 + 5) + (5 + 1)
+    shapes = [tuple(m.weight.shape) for m in model.mlp if isinstance(m, torch.nn.Linear)]
+    assert shapes == [(10, 2 * K), (5, 10), (1, 5)]
+    assert model(*lab_batch(5)).shape == (5,)
+
+
+def test_default_initialisation_is_pytorchs():
+    # Same seed, same creation order as the lab: the same starting weights as plain nn modules.
+    torch.manual_seed(3)
+    model = build_model("deepmf", N_USERS, N_ITEMS)
+    torch.manual_seed(3)
+    plain = [torch.nn.Embedding(N_USERS, K), torch.nn.Embedding(N_ITEMS, K), torch.nn.Linear(2 * K, 10)]
+    assert torch.equal(model.user_emb.weight, plain[0].weight)
+    assert torch.equal(model.item_emb.weight, plain[1].weight)
+    assert torch.equal(model.mlp[0].weight, plain[2].weight)
+
+
+@pytest.mark.parametrize("name", ["mf", "deepmf"])
+def test_bias_adds_user_item_and_global_terms_starting_at_zero(name):
+    torch.manual_seed(0)
+    plain = build_model(name, N_USERS, N_ITEMS)
+    torch.manual_seed(0)
+    biased = build_model(name, N_USERS, N_ITEMS, bias=True)
+    assert n_params(biased) == n_params(plain) + N_USERS + N_ITEMS + 1
+    users, items = lab_batch()
+    assert torch.equal(biased(users, items), plain(users, items))
+    with torch.no_grad():
+        biased.global_bias.fill_(3.5)
+    assert torch.allclose(biased(users, items), plain(users, items) + 3.5)
+
+
+def test_hidden_list_and_dropout():
+    model = build_model("deepmf", N_USERS, N_ITEMS, k=4, hidden=(16, 8, 4), dropout=0.5)
+    shapes = [tuple(m.weight.shape) for m in model.mlp if isinstance(m, torch.nn.Linear)]
+    assert shapes == [(16, 8), (8, 16), (4, 8), (1, 4)]
+    assert sum(isinstance(m, torch.nn.Dropout) for m in model.mlp) == 3
+    model.eval()  # dropout off: deterministic
+    users, items = lab_batch()
+    assert torch.equal(model(users, items), model(users, items))
+
+
+def test_init_std_draws_small_normal_embeddings():
+    torch.manual_seed(0)
+    model = build_model("mf", 500, 500, init_std=0.01)
+    assert abs(model.user_emb.weight.std().item() - 0.01) < 0.002
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    ({"name": "svd"}, "unknown model 'svd'"),
+    ({"name": "mf", "k": 0}, "k must be > 0"),
+    ({"name": "deepmf", "hidden": ()}, "hidden"),
+    ({"name": "mf", "dropout": 1.0}, "dropout"),
+])
+def test_bad_config_is_a_config_error(kwargs, message):
+    name = kwargs.pop("name")
+    with pytest.raises(ConfigError, match=message):
+        build_model(name, N_USERS, N_ITEMS, **kwargs)

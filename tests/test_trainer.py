@@ -1,0 +1,192 @@
+"""The training loop on a tiny low-rank dataset (CPU, a second or so per test)."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from engine import trainer
+from engine.errors import ConfigError, DeviceError, DivergedError
+from engine.models import build_model
+from engine.remap import Dataset
+from engine.split import split_dataset
+from engine.trainer import FIT_KEYS, EpochStats, fit, resolve_device
+from store.params import RunParams
+
+
+def tiny_dataset(n_users: int = 60, n_items: int = 40, n_ratings: int = 1501) -> Dataset:
+    rng = np.random.default_rng(0)
+    users = rng.integers(0, n_users, n_ratings)
+    items = rng.integers(0, n_items, n_ratings)
+    taste = rng.normal(size=(n_users, 2)) @ rng.normal(size=(2, n_items))
+    ratings = np.clip(np.rint(3.5 + taste[users, items]), 1, 5).astype(np.float32)
+    return Dataset(name="tiny", users=users.astype(np.int64), items=items.astype(np.int64), ratings=ratings,
+                   user_ids=np.arange(n_users, dtype=np.int64), item_ids=np.arange(n_items, dtype=np.int64))
+
+
+@pytest.fixture(scope="module")
+def split():
+    return split_dataset(tiny_dataset())  # 1200 train rows: 2 full batches of 512 and one of 176
+
+
+@pytest.fixture(scope="module")
+def split_with_val():
+    return split_dataset(tiny_dataset(), val_size=0.2)
+
+
+def quick(split, **kwargs):
+    kwargs = {"batch_size": 512, "epochs": 3, "device": "cpu", "lr": 0.05, **kwargs}
+    return fit(split, **kwargs)
+
+
+def test_fit_keys_are_run_params_fields_that_fit_takes():
+    fields = set(RunParams.__dataclass_fields__)
+    assert set(FIT_KEYS) <= fields
+    result = fit(split_dataset(tiny_dataset()), **{k: getattr(RunParams(epochs=1, device="cpu"), k)
+                                                  for k in FIT_KEYS})
+    assert len(result.epochs) == 1
+
+
+def test_resolve_device_cpu_and_auto():
+    assert resolve_device("cpu") == torch.device("cpu")
+    if not torch.cuda.is_available() and not torch.backends.mps.is_available():
+        assert resolve_device("auto") == torch.device("cpu")
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has CUDA")
+@pytest.mark.parametrize("spec", ["cuda", "cuda:1"])
+def test_cuda_without_cuda_is_a_device_error(spec):
+    with pytest.raises(DeviceError, match=f"device {spec} was asked for but this machine has no CUDA device"):
+        resolve_device(spec)
+
+
+def test_cuda_index_out_of_range(monkeypatch):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
+    with pytest.raises(DeviceError, match="only 2 CUDA devices"):
+        resolve_device("cuda:2")
+
+
+def test_unknown_device():
+    with pytest.raises(DeviceError, match="unknown device 'tpu'"):
+        resolve_device("tpu")
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has CUDA")
+def test_capture_needs_cuda(split):
+    with pytest.raises(ConfigError, match="capture=True needs a CUDA device"):
+        quick(split, capture=True)
+
+
+@pytest.mark.parametrize("model", ["mf", "deepmf"])
+def test_same_seed_same_numbers(split, model):
+    first = quick(split, model=model, seed=7)
+    second = quick(split, model=model, seed=7)
+    numbers = lambda r: [(e.train_rmse, e.test_rmse) for e in r.epochs]  # noqa: E731
+    assert numbers(first) == numbers(second)
+    assert numbers(quick(split, model=model, seed=8)) != numbers(first)
+
+
+def test_learns(split):
+    result = quick(split, epochs=20, bias=True)
+    assert result.epochs[-1].train_rmse < result.epochs[0].train_rmse / 2
+    assert result.stopped == "completed"
+    assert result.best_test_rmse == min(e.test_rmse for e in result.epochs)
+
+
+def test_train_rmse_is_exact_over_all_training_rows(split):
+    # With a vanishing learning rate the model stays at its seeded initial weights, so the epoch's
+    # accumulated train RMSE must equal the RMSE of those weights over every training row.
+    result = fit(split, model="mf", lr=1e-12, weight_decay=0.0, epochs=1, batch_size=512, seed=3, device="cpu")
+    torch.manual_seed(3)
+    initial = build_model("mf", split.dataset.n_users, split.dataset.n_items)
+    users, items, ratings = (torch.as_tensor(a) for a in split.part("train"))
+    with torch.no_grad():
+        expected = (initial(users, items) - ratings).square().mean().sqrt().item()
+    assert result.epochs[0].train_rmse == pytest.approx(expected, rel=1e-5)
+
+
+def test_every_training_row_is_used_once_per_epoch_short_last_batch_included(split, monkeypatch):
+    seen = []
+    original = trainer._train_step
+
+    def counting_step(net, optimizer, sse, users, items, ratings):
+        seen.append(users.clone())
+        original(net, optimizer, sse, users, items, ratings)
+
+    monkeypatch.setattr(trainer, "_train_step", counting_step)
+    quick(split, epochs=1)
+    assert [len(b) for b in seen] == [512, 512, 176]
+    # A permutation of the training rows: each (user) multiset matches, nothing repeated or dropped.
+    train_users = np.sort(split.part("train")[0])
+    assert np.array_equal(np.sort(torch.cat(seen).numpy()), train_users)
+
+
+def test_progress_reports_and_epoch_callback(split, monkeypatch):
+    monkeypatch.setattr(trainer, "CHECK_EVERY", 1)  # report after every batch
+    progress, epochs = [], []
+    quick(split, on_progress=lambda done, total: progress.append((done, total)), on_epoch=epochs.append)
+    assert progress == [(1, 3), (2, 3), (3, 3)] * 3
+    assert [e.epoch for e in epochs] == [1, 2, 3]
+    assert all(isinstance(e, EpochStats) and e.val_rmse is None and e.seconds > 0 for e in epochs)
+
+
+def test_val_rmse_reported_when_split_has_val(split_with_val):
+    result = quick(split_with_val)
+    assert all(e.val_rmse is not None and math.isfinite(e.val_rmse) for e in result.epochs)
+
+
+def test_early_stopping_on_val(split_with_val):
+    # At this learning rate val RMSE bottoms out at epoch 3 and then rises for a while.
+    result = quick(split_with_val, lr=0.1, bias=True, init_std=0.1, weight_decay=0.0, epochs=30, patience=2)
+    assert result.stopped == "early_stopped"
+    assert len(result.epochs) == result.best_epoch + 2
+    best = min(result.epochs, key=lambda e: e.val_rmse)
+    assert (result.best_epoch, result.best_test_rmse) == (best.epoch, best.test_rmse)
+
+
+def test_cancelled_between_epochs(split):
+    epochs = []
+    result = quick(split, epochs=5, on_epoch=epochs.append, should_stop=lambda: len(epochs) == 2)
+    assert result.stopped == "cancelled"
+    assert [e.epoch for e in result.epochs] == [1, 2]
+
+
+def test_cancelled_mid_epoch(split, monkeypatch):
+    monkeypatch.setattr(trainer, "CHECK_EVERY", 1)
+    calls = []
+
+    def stop_at_the_second_batch() -> bool:
+        calls.append(1)
+        return len(calls) == 3  # once before the epoch, then after batch 1, then after batch 2
+
+    result = quick(split, should_stop=stop_at_the_second_batch)
+    assert (result.stopped, result.epochs, result.best_epoch) == ("cancelled", [], 0)
+    assert math.isnan(result.best_test_rmse)
+
+
+def test_divergence_is_reported(split):
+    with pytest.raises(DivergedError, match=r"diverged: .* at epoch \d+"):
+        quick(split, model="mf", lr=1e30, epochs=5)
+
+
+def test_best_checkpoint_loads_with_weights_only(split, tmp_path):
+    path = tmp_path / "runs" / "best.pt"
+    result = quick(split, model="deepmf", checkpoint_path=path, epochs=4)
+    assert result.checkpoint == path
+    saved = torch.load(path, weights_only=True)
+    assert saved["epoch"] == result.best_epoch
+    assert saved["test_rmse"] == result.best_test_rmse
+    config = saved["config"]
+    assert (config["model"], config["hidden"], config["n_users"]) == ("deepmf", [10, 5], split.dataset.n_users)
+    model = build_model(config["model"], config["n_users"], config["n_items"], k=config["k"],
+                        hidden=config["hidden"])
+    model.load_state_dict(saved["state_dict"])
+    model.eval()
+    users, items, ratings = (torch.as_tensor(a) for a in split.part("test"))
+    with torch.no_grad():
+        rmse = (model(users, items) - ratings).square().mean().sqrt().item()
+    assert rmse == pytest.approx(result.best_test_rmse, rel=1e-5)

@@ -1,0 +1,197 @@
+"""`dmf-tui worker`: train queued runs until stopped; `worker status` and `worker stop` manage workers.
+
+    dmf-tui worker                         one slot on the default device, in this terminal
+    dmf-tui worker --detach                the same in the background; survives closing the terminal
+    dmf-tui worker --gpus 0,1 --slots-per-gpu 2    four runs at once, two per GPU
+    dmf-tui worker --slots 2               two runs at once on the CPU
+    dmf-tui worker status [--json] [--all]
+    dmf-tui worker stop [--wait S]
+
+The engine (and so torch) is imported only inside the command that trains.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+
+from store.db import default_db_url, open_store, to_url
+
+LOG_NAME = "worker.log"
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    parser = sub.add_parser("worker", help="train queued runs until stopped; `worker status`, `worker stop`",
+                            description="Train queued runs until stopped (SIGTERM or Ctrl-C ends the "
+                            "current run as interrupted).")
+    parser.add_argument("--detach", action="store_true", help="run in the background (log: worker.log "
+                        "beside the database)")
+    parser.add_argument("--gpus", metavar="LIST", help="GPUs to use, e.g. 0,1 or all (numbered as "
+                        "CUDA_VISIBLE_DEVICES shows them)")
+    parser.add_argument("--slots-per-gpu", type=int, default=1, metavar="N", help="runs at once per GPU")
+    parser.add_argument("--slots", type=int, metavar="N", help="runs at once without --gpus (default 1)")
+    parser.add_argument("--exit-when-empty", action="store_true", help="exit once the queue is empty")
+    parser.add_argument("--poll", type=float, default=2.0, metavar="S", help="seconds between looks at an "
+                        "empty queue (default 2)")
+    parser.add_argument("--checkpoint-dir", metavar="DIR", help="where run-<id>.pt best-epoch checkpoints "
+                        "go (default: checkpoints/ beside the database; 'none' keeps none)")
+    parser.set_defaults(func=_dispatch)
+
+    actions = parser.add_subparsers(dest="worker_action", metavar="[status|stop]")
+    status = actions.add_parser("status", help="list workers, their state, device and current run")
+    status.add_argument("--json", action="store_true", help="print JSON")
+    status.add_argument("--all", action="store_true", help="include stopped workers")
+    stop = actions.add_parser("stop", help="stop the workers running on this host (SIGTERM)")
+    stop.add_argument("--wait", type=float, default=30.0, metavar="S",
+                      help="seconds to wait for them to exit (default 30; 0 does not wait)")
+
+
+def _dispatch(args: argparse.Namespace) -> int:
+    if args.worker_action == "status":
+        return _status(args)
+    if args.worker_action == "stop":
+        return _stop(args)
+    return _work(args)
+
+
+def _work(args: argparse.Namespace) -> int:
+    from engine.errors import ConfigError
+    from engine.worker import WorkerOptions, configure_logging, plan_slots, run_slots, state_dir
+
+    if args.poll <= 0:
+        raise ConfigError(f"--poll must be > 0 (got {args.poll})")
+    # Checked here, in the foreground, so a missing GPU or a bad database is reported in the
+    # terminal rather than in the background worker's log.
+    devices = plan_slots(gpus=args.gpus, slots_per_gpu=args.slots_per_gpu, slots=args.slots)
+    url = to_url(args.db) if args.db else default_db_url()
+    open_store(url).close()
+    home = state_dir(url)
+    if args.detach:
+        return _detach(args, url, home / LOG_NAME)
+
+    if args.checkpoint_dir is None:
+        checkpoints: Path | None = home / "checkpoints"
+    elif args.checkpoint_dir.lower() == "none":
+        checkpoints = None
+    else:
+        checkpoints = Path(args.checkpoint_dir).expanduser().absolute()
+    configure_logging()
+    options = WorkerOptions(db=url, poll_s=args.poll, exit_when_empty=args.exit_when_empty,
+                            checkpoint_dir=checkpoints)
+    return run_slots(devices, options)
+
+
+def _detach(args: argparse.Namespace, url: str, log_path: Path) -> int:
+    """Start the same worker in a new session, so closing the terminal (SIGHUP) does not reach it."""
+    command = [sys.executable, "-m", "dmf_tui", "--db", url, "worker",
+               "--slots-per-gpu", str(args.slots_per_gpu), "--poll", str(args.poll)]
+    optional = (("--gpus", args.gpus), ("--slots", args.slots), ("--checkpoint-dir", args.checkpoint_dir))
+    for flag, value in optional:
+        if value is not None:
+            command += [flag, str(value)]
+    if args.exit_when_empty:
+        command.append("--exit-when-empty")
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    with open(log_path, "ab") as log, open(os.devnull, "rb") as nothing:
+        process = subprocess.Popen(command, stdin=nothing, stdout=log, stderr=subprocess.STDOUT,
+                                   start_new_session=True, env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    print(f"worker started in the background: pid {process.pid}, log {log_path}")
+    return 0
+
+
+def _status(args: argparse.Namespace) -> int:
+    store = open_store(args.db)
+    try:
+        workers = store.workers()
+        current = {run.worker_id: run.id for run in store.queue() if run.status == "running"}
+    finally:
+        store.close()
+    shown = workers if args.all else [w for w in workers if w.state != "stopped"]
+    if args.json:
+        print(json.dumps([
+            {"id": w.id, "state": w.state, "pid": w.pid, "host": w.host, "devices": list(w.devices),
+             "slots": w.slots, "run": current.get(w.id), "started_at": w.started_at.isoformat(),
+             "heartbeat_at": w.heartbeat_at.isoformat(),
+             "stopped_at": w.stopped_at.isoformat() if w.stopped_at else None}
+            for w in shown
+        ], indent=2))
+        return 0
+    if not shown:
+        print("no workers running" + ("" if args.all else " (--all lists stopped ones)"))
+        return 0
+    now = datetime.now(timezone.utc)
+    rows = [("ID", "STATE", "PID", "HOST", "DEVICE", "RUN", "HEARTBEAT")]
+    for w in shown:
+        ago = f"{(now - w.heartbeat_at).total_seconds():.0f} s ago" if w.state != "stopped" else "-"
+        run = current.get(w.id)
+        rows.append((str(w.id), w.state, str(w.pid), w.host, ",".join(w.devices),
+                     f"#{run}" if run else "-", ago))
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    for row in rows:
+        print("  ".join(cell.ljust(width) for cell, width in zip(row, widths)).rstrip())
+    hidden = len(workers) - len(shown)
+    if hidden:
+        print(f"({hidden} stopped worker{'s' if hidden != 1 else ''} not shown; --all lists them)")
+    return 0
+
+
+def _stop(args: argparse.Namespace) -> int:
+    store = open_store(args.db)
+    try:
+        workers = [w for w in store.workers() if w.state == "running"]
+    finally:
+        store.close()
+    here = socket.gethostname()
+    for w in workers:
+        if w.host != here:
+            print(f"worker {w.id} runs on {w.host}: stop it there")
+    local = [w for w in workers if w.host == here]
+    if not local:
+        print("no worker is running on this host")
+        return 0
+    signalled = []
+    for w in local:
+        try:
+            os.kill(w.pid, signal.SIGTERM)
+        except ProcessLookupError:
+            continue  # it exited between the query and now
+        except PermissionError:
+            print(f"worker {w.id} (pid {w.pid}) belongs to another user: not stopped")
+            continue
+        signalled.append(w)
+    deadline = time.monotonic() + args.wait
+    waiting = list(signalled)
+    while waiting and time.monotonic() < deadline:
+        time.sleep(0.2)
+        waiting = [w for w in waiting if _alive(w.pid)]
+    for w in signalled:
+        what = f"worker {w.id} (pid {w.pid}, {','.join(w.devices)})"
+        if w in waiting:
+            print(f"{what}: sent SIGTERM; it stops at its next check")
+        else:
+            print(f"{what}: stopped")
+    return 0
+
+
+def _alive(pid: int) -> bool:
+    """Whether the process exists and has not exited. An exited process whose parent has not
+    collected it yet (a zombie) still answers signal 0, so on Linux its state is read too."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return True  # no /proc (macOS): signal 0 is all we know
+    return stat.rsplit(")", 1)[-1].split()[0] != "Z"

@@ -1,0 +1,417 @@
+"""The worker: takes queued runs from the store and trains them, one after another, until stopped.
+
+This is the one module that joins the engine and the store. A worker slot is one process that
+  - registers itself in the store (pid, host, device) and turns runs that a dead worker left
+    'running' into 'lost' before it claims anything;
+  - claims runs one at a time (an atomic update in the store, so two slots never share a run),
+    loads the run's split through a per-process cache, trains it, writes each epoch as it lands,
+    and finishes it done / cancelled / failed (with the reason) / interrupted;
+  - writes a heartbeat from a background thread, so a long epoch never looks like a dead worker
+    (and, with each beat, marks lost the runs of any worker that died meanwhile);
+  - on SIGTERM or SIGINT stops at the trainer's next check, finishes the current run as
+    'interrupted', unregisters and exits 0.
+
+One slot runs in the calling process. Several slots (`--gpus 0,1 --slots-per-gpu 2`, `--slots 3`)
+run as spawned child processes under a supervisor (`run_slots`) that forwards SIGTERM/SIGINT and
+restarts a slot that crashed; each child registers as its own worker, so a slot killed with -9 is
+found by its dead pid like any other worker.
+
+Usage:
+    devices = plan_slots(gpus="0,1", slots_per_gpu=2)          # ["cuda:0", "cuda:0", "cuda:1", "cuda:1"]
+    exit_code = run_slots(devices, WorkerOptions(db="runs.db", exit_when_empty=True))
+"""
+
+from __future__ import annotations
+
+import logging
+import multiprocessing
+import multiprocessing.connection
+import os
+import signal
+import socket
+import threading
+import time
+import traceback
+from collections import OrderedDict
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any, Callable, Hashable
+
+import torch
+
+from engine.datasets import load_dataset
+from engine.errors import ConfigError, DeviceError, EngineError
+from engine.split import Split, split_dataset
+from engine.trainer import FIT_KEYS, EpochStats, fit, resolve_device
+from store.db import Store, open_store
+from store.params import RunParams
+from store.records import RunRecord
+
+log = logging.getLogger("dmf.worker")
+
+# A worker whose heartbeat is older than the store's grace (30 s) counts as dead; beating every few
+# seconds leaves room for a database that is busy for a while.
+HEARTBEAT_S = 5.0
+# How often a training run asks the store whether someone cancelled it. The trainer calls
+# should_stop every ~200 batches, which on a GPU can be many times a second.
+CANCEL_CHECK_S = 0.5
+# A slot that crashes is restarted this many times, then left dead (a crash loop helps nobody).
+MAX_RESTARTS = 3
+
+
+@dataclass(frozen=True)
+class WorkerOptions:
+    db: str | None = None  # a path or SQLAlchemy URL; None means the default database
+    poll_s: float = 2.0  # how long to sleep when the queue is empty
+    exit_when_empty: bool = False
+    checkpoint_dir: Path | None = None  # where run-<id>.pt goes; None keeps no checkpoints
+    heartbeat_s: float = HEARTBEAT_S
+    cpu_threads: int | None = None  # torch threads per slot; None leaves torch's default
+
+
+def state_dir(db_url: str) -> Path:
+    """Where the worker keeps its files: beside a SQLite database file, else in the user data dir."""
+    from sqlalchemy.engine import make_url
+
+    url = make_url(db_url)
+    if url.get_backend_name() == "sqlite" and url.database not in (None, "", ":memory:"):
+        return Path(url.database).expanduser().absolute().parent
+    data_home = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
+    return Path(data_home) / "dmf-tui"
+
+
+def plan_slots(*, gpus: str | None = None, slots_per_gpu: int = 1, slots: int | None = None) -> list[str]:
+    """The device of each slot: `slots_per_gpu` on every GPU in `gpus` ("0,1" or "all"), else
+    `slots` (default 1) on the default device (CUDA, then MPS, then CPU).
+
+    GPU numbers are those CUDA sees, so CUDA_VISIBLE_DEVICES=2,3 with `--gpus 0,1` means physical
+    GPUs 2 and 3. Raises DeviceError for a GPU that is not there, ConfigError for bad counts.
+    """
+    if gpus is None:
+        if slots_per_gpu != 1:
+            raise ConfigError("--slots-per-gpu needs --gpus (use --slots for CPU slots)")
+        count = 1 if slots is None else slots
+        if count < 1:
+            raise ConfigError(f"--slots must be at least 1 (got {count})")
+        # Not resolve_device("auto"): it would create a CUDA context in this process, which only
+        # supervises when there are several slots.
+        name = "cuda:0" if torch.cuda.is_available() else resolve_device("auto").type
+        return [name] * count
+    if slots is not None:
+        raise ConfigError("--slots is for CPU slots; with --gpus use --slots-per-gpu")
+    if slots_per_gpu < 1:
+        raise ConfigError(f"--slots-per-gpu must be at least 1 (got {slots_per_gpu})")
+    visible = torch.cuda.device_count() if torch.cuda.is_available() else 0
+    indices = list(range(visible)) if gpus.strip() == "all" else _parse_gpus(gpus)
+    missing = [i for i in indices if i >= visible]
+    if missing or not indices:
+        shown = os.environ.get("CUDA_VISIBLE_DEVICES")
+        note = f" (CUDA_VISIBLE_DEVICES={shown})" if shown is not None else ""
+        which = f"GPU {missing[0]}" if missing else "a GPU"
+        raise DeviceError(f"--gpus {gpus}: no {which} here; {visible} CUDA device(s) visible{note}")
+    return [f"cuda:{i}" for i in indices for _ in range(slots_per_gpu)]
+
+
+def _parse_gpus(text: str) -> list[int]:
+    try:
+        indices = [int(part) for part in text.split(",") if part.strip()]
+    except ValueError:
+        raise ConfigError(f"--gpus {text}: expected GPU numbers like 0,1 or 'all'") from None
+    if any(i < 0 for i in indices):
+        raise ConfigError(f"--gpus {text}: GPU numbers start at 0")
+    return list(dict.fromkeys(indices))
+
+
+class SplitCache:
+    """Datasets and splits this process has loaded, so a queue of runs on one dataset reads it once.
+
+    A dataset is keyed by its spec (plus a file's size and mtime, so an edited file is read again),
+    a split by the dataset and (test_size, split_seed, val_size); a sweep over split seeds reads the
+    file once too. Only the most recent few are kept: a 25M-rating dataset takes about a gigabyte.
+    """
+
+    def __init__(self, keep: int = 2) -> None:
+        self.keep = keep
+        self._datasets: OrderedDict[Hashable, Any] = OrderedDict()
+        self._splits: OrderedDict[Hashable, Split] = OrderedDict()
+
+    def get(self, params: RunParams) -> Split:
+        data_key = _data_key(params.data)
+        split_key = (data_key, params.test_size, params.split_seed, params.val_size)
+        split = self._recall(self._splits, split_key)
+        if split is None:
+            dataset = self._recall(self._datasets, data_key)
+            if dataset is None:
+                dataset = load_dataset(params.data)
+                self._remember(self._datasets, data_key, dataset)
+            split = split_dataset(
+                dataset, test_size=params.test_size, split_seed=params.split_seed, val_size=params.val_size
+            )
+            self._remember(self._splits, split_key, split)
+        return split
+
+    def _recall(self, cache: OrderedDict, key: Hashable) -> Any:
+        if key in cache:
+            cache.move_to_end(key)
+        return cache.get(key)
+
+    def _remember(self, cache: OrderedDict, key: Hashable, value: Any) -> None:
+        cache[key] = value
+        while len(cache) > self.keep:
+            cache.popitem(last=False)
+
+
+def _data_key(spec: str) -> Hashable:
+    try:
+        stat = os.stat(spec)
+    except OSError:
+        return spec  # a dataset name, or a missing file that load_dataset will report
+    return (os.path.abspath(spec), stat.st_size, stat.st_mtime_ns)
+
+
+class Worker:
+    """One slot: claims and trains runs on `device` until `stop` is set (or the queue is empty)."""
+
+    def __init__(self, store: Store, device: str, options: WorkerOptions,
+                 stop: threading.Event | None = None) -> None:
+        self.store = store
+        self.device = device
+        self.options = options
+        self.stop = stop or threading.Event()
+        self.cache = SplitCache()
+        self.worker_id: int | None = None
+
+    def serve(self) -> int:
+        """Register, reap, then claim and train runs until stopped; returns the exit code."""
+        self.worker_id = self.store.register_worker(
+            pid=os.getpid(), host=socket.gethostname(), devices=[self.device], slots=1
+        )
+        log.info("worker %d started on %s (pid %d)", self.worker_id, self.device, os.getpid())
+        lost = self.store.reap_lost()
+        if lost:
+            log.warning("marked run(s) %s lost: their worker died", ", ".join(map(str, lost)))
+        if self.options.checkpoint_dir is not None:
+            self.options.checkpoint_dir.mkdir(parents=True, exist_ok=True)
+        heartbeat = _Heartbeat(self.store, self.worker_id, self.options.heartbeat_s)
+        heartbeat.start()
+        try:
+            while not self.stop.is_set():
+                run = self.store.claim(self.worker_id, device=self.device)
+                if run is not None:
+                    self.train(run)
+                elif self.options.exit_when_empty:
+                    log.info("worker %d: the queue is empty", self.worker_id)
+                    break
+                else:
+                    self.stop.wait(self.options.poll_s)
+        finally:
+            heartbeat.close()
+            self.store.unregister_worker(self.worker_id)
+        log.info("worker %d stopped", self.worker_id)
+        return 0
+
+    def train(self, run: RunRecord) -> str:
+        """Train one claimed run to its end and record how it ended; returns the final status."""
+        params = run.params
+        device = self.device_for(params)
+        log.info("run %d: %s on %s", run.id, params.label(), device)
+        cancelled = _Throttled(lambda: self.store.is_cancel_requested(run.id), CANCEL_CHECK_S)
+
+        def on_epoch(stats: EpochStats) -> None:
+            self.store.record_epoch(
+                run.id, stats.epoch, train_rmse=stats.train_rmse, test_rmse=stats.test_rmse,
+                val_rmse=stats.val_rmse, seconds=stats.seconds,
+            )
+            log.info("run %d: epoch %d test RMSE %.4f (%.1f s)", run.id, stats.epoch, stats.test_rmse,
+                     stats.seconds)
+
+        error = None
+        try:
+            split = self.cache.get(params)
+            result = fit(
+                split,
+                **{key: getattr(params, key) for key in FIT_KEYS if key != "device"},
+                device=device,
+                on_epoch=on_epoch,
+                should_stop=lambda: self.stop.is_set() or cancelled(),
+                checkpoint_path=self.checkpoint_path(run.id),
+            )
+        except KeyboardInterrupt:
+            self.store.finish_run(run.id, "interrupted", error="stopped at once by a second signal")
+            raise
+        except Exception as exc:  # a run's failure is recorded on the run; the queue goes on
+            status, error = "failed", failure_reason(exc, device, params)
+        else:
+            if result.stopped != "cancelled":
+                status = "done"
+            elif self.store.is_cancel_requested(run.id):
+                status = "cancelled"
+            else:
+                status = "interrupted"
+        self.store.finish_run(run.id, status, error=error)
+        log.info("run %d: %s%s", run.id, status, f": {error.splitlines()[0]}" if error else "")
+        if status == "failed" and device.startswith("cuda"):
+            # Out of the except block, so the traceback no longer holds the failed run's tensors.
+            torch.cuda.empty_cache()
+        return status
+
+    def device_for(self, params: RunParams) -> str:
+        """The slot's device, unless the run named another kind (a `--device cpu` run on a GPU
+        worker trains on the CPU). Any CUDA run goes to this slot's GPU: the slots share the GPUs."""
+        wanted = params.device
+        if wanted == "auto" or wanted.split(":")[0] == self.device.split(":")[0]:
+            return self.device
+        return wanted
+
+    def checkpoint_path(self, run_id: int) -> Path | None:
+        if self.options.checkpoint_dir is None:
+            return None
+        return self.options.checkpoint_dir / f"run-{run_id}.pt"
+
+
+def failure_reason(exc: BaseException, device: str, params: RunParams) -> str:
+    """What a person needs to see on a failed run: the engine's own message for bad data,
+    divergence or a bad option, a hint for out-of-memory, else a summary and the traceback's tail."""
+    if isinstance(exc, EngineError):
+        return str(exc)
+    text = str(exc).strip()
+    if isinstance(exc, (torch.cuda.OutOfMemoryError, MemoryError)) or "out of memory" in text.lower():
+        first = text.splitlines()[0] if text else ""
+        return (f"out of memory on {device} with batch_size={params.batch_size}, k={params.k}: "
+                f"use a smaller batch or model, or fewer slots per GPU ({first[:200]})")
+    summary = f"{type(exc).__name__}: {text.splitlines()[0] if text else '(no message)'}"
+    tail = traceback.format_exception(type(exc), exc, exc.__traceback__)[-6:]
+    return summary + "\n" + "".join(tail).rstrip()
+
+
+class _Throttled:
+    """Calls `check` at most every `every_s` seconds and repeats its last answer in between."""
+
+    def __init__(self, check: Callable[[], bool], every_s: float) -> None:
+        self.check = check
+        self.every_s = every_s
+        self.last_at = float("-inf")
+        self.answer = False
+
+    def __call__(self) -> bool:
+        now = time.monotonic()
+        if now - self.last_at >= self.every_s:
+            self.answer = self.check()
+            self.last_at = now
+        return self.answer
+
+
+class _Heartbeat(threading.Thread):
+    def __init__(self, store: Store, worker_id: int, every_s: float) -> None:
+        super().__init__(name=f"heartbeat-{worker_id}", daemon=True)
+        self.store = store
+        self.worker_id = worker_id
+        self.every_s = every_s
+        self.done = threading.Event()
+
+    def run(self) -> None:
+        while not self.done.wait(self.every_s):
+            try:
+                self.store.heartbeat(self.worker_id)
+                # Also on every beat, so a worker that dies while others train shows up lost
+                # within seconds, not only when the next worker starts.
+                lost = self.store.reap_lost()
+            except Exception as exc:  # a database busy for a moment must not end the worker
+                log.warning("worker %d: heartbeat failed: %s", self.worker_id, exc)
+                continue
+            if lost:
+                log.warning("marked run(s) %s lost: their worker died", ", ".join(map(str, lost)))
+
+    def close(self) -> None:
+        self.done.set()
+        self.join()
+
+
+def stop_on_signals() -> threading.Event:
+    """An event that SIGTERM and SIGINT set instead of killing the process: the worker finishes its
+    run and cleans up at the trainer's next check. A second signal means "now" (say, a dataset that
+    takes a while to load) and raises KeyboardInterrupt, which still records the run as interrupted."""
+    stop = threading.Event()
+
+    def handle(_signum: int, _frame: Any) -> None:
+        if stop.is_set():
+            raise KeyboardInterrupt
+        stop.set()
+
+    signal.signal(signal.SIGTERM, handle)
+    signal.signal(signal.SIGINT, handle)
+    return stop
+
+
+def configure_logging() -> None:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s worker[%(process)d] %(message)s")
+
+
+def serve_slot(device: str, options: WorkerOptions) -> int:
+    """Run one worker slot in this process until it is stopped; returns the exit code."""
+    stop = stop_on_signals()
+    if options.cpu_threads is not None:
+        torch.set_num_threads(options.cpu_threads)
+    store = open_store(options.db)
+    try:
+        code = Worker(store, device, options, stop).serve()
+    finally:
+        store.close()
+    if stop.is_set():
+        log.info("stopped by a signal")
+    return code
+
+
+def _slot_process(device: str, options: WorkerOptions) -> None:
+    configure_logging()
+    raise SystemExit(serve_slot(device, options))
+
+
+def run_slots(devices: list[str], options: WorkerOptions) -> int:
+    """Run one slot per entry of `devices`: in this process for one, else as supervised children.
+
+    Returns 0 when every slot ended cleanly, 1 when one crashed (and used up its restarts).
+    """
+    cpu_slots = sum(1 for d in devices if d == "cpu")
+    if cpu_slots > 1 and options.cpu_threads is None:
+        # N processes each using every core would fight over them and all run slower.
+        options = replace(options, cpu_threads=max(1, (os.cpu_count() or 1) // cpu_slots))
+    if len(devices) == 1:
+        return serve_slot(devices[0], options)
+
+    stop = stop_on_signals()
+    context = multiprocessing.get_context("spawn")  # CUDA cannot be used in a forked child
+
+    def start(slot: int) -> multiprocessing.process.BaseProcess:
+        slot_options = options if devices[slot] == "cpu" else replace(options, cpu_threads=None)
+        process = context.Process(target=_slot_process, args=(devices[slot], slot_options),
+                                  name=f"dmf-worker-slot-{slot}")
+        process.start()
+        log.info("slot %d on %s: pid %d", slot, devices[slot], process.pid)
+        return process
+
+    children = {slot: start(slot) for slot in range(len(devices))}
+    restarts = dict.fromkeys(children, 0)
+    crashed = False
+    forwarded = False
+    while children:
+        if stop.is_set() and not forwarded:
+            for process in children.values():
+                process.terminate()  # SIGTERM: each slot ends its run as 'interrupted'
+            forwarded = True
+        multiprocessing.connection.wait([p.sentinel for p in children.values()], timeout=0.5)
+        for slot, process in list(children.items()):
+            if process.exitcode is None:
+                continue
+            del children[slot]
+            if process.exitcode == 0 or stop.is_set():
+                continue
+            log.error("slot %d on %s (pid %d) died with exit code %d", slot, devices[slot], process.pid,
+                      process.exitcode)
+            if restarts[slot] < MAX_RESTARTS:
+                # The new slot's start marks the dead one's run lost (its pid is gone).
+                restarts[slot] += 1
+                children[slot] = start(slot)
+            else:
+                crashed = True
+    return 1 if crashed else 0

@@ -1,0 +1,355 @@
+"""The worker: in-process tests of its parts, then fault tests with real worker processes on a real
+SQLite file. Runs train on a tiny ratings file written here, so an epoch takes milliseconds; a
+"long" run has so many epochs that it only ends when something stops it.
+
+Every wait polls the database (or the process) until a condition holds, with a generous deadline
+that only a hung test reaches.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+import engine.worker as worker_module
+from dmf_tui.cli import main
+from dmf_tui.commands.worker import _alive as alive
+from engine.errors import ConfigError, DeviceError, DivergedError
+from engine.worker import SplitCache, Worker, WorkerOptions, failure_reason, plan_slots, state_dir
+from store.db import open_store
+from store.params import RunParams
+
+LONG = 1_000_000  # epochs of a run that only ends when stopped
+DEADLINE_S = 90.0
+
+
+def write_ratings(path: Path, n_users: int = 60, n_items: int = 30, n: int = 900, seed: int = 0) -> Path:
+    """A small u.data-style file (tab-separated user, item, rating, timestamp)."""
+    rng = np.random.default_rng(seed)
+    pairs = rng.choice(n_users * n_items, size=n, replace=False)
+    lines = [f"{p // n_items + 1}\t{p % n_items + 1}\t{rng.integers(1, 6)}\t{880000000 + i}"
+             for i, p in enumerate(pairs)]
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def wait_for(condition, what: str, timeout: float = DEADLINE_S):
+    deadline = time.monotonic() + timeout
+    while True:
+        value = condition()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"gave up waiting for {what}")
+        time.sleep(0.05)
+
+
+def epochs_done(store, run_id: int, at_least: int):
+    return lambda: store.get_run(run_id).epoch >= at_least
+
+
+@pytest.fixture
+def ratings(tmp_path: Path) -> Path:
+    return write_ratings(tmp_path / "u.data")
+
+
+@pytest.fixture
+def store(tmp_path: Path):
+    s = open_store(str(tmp_path / "runs.db"))
+    yield s
+    s.close()
+
+
+def params(data: Path | str, **changes) -> RunParams:
+    return RunParams(data=str(data), epochs=3, batch_size=128, device="cpu").replace(**changes)
+
+
+# --- in-process ------------------------------------------------------------------------------------
+
+def test_runs_the_queue_reading_the_dataset_once(store, ratings, tmp_path, monkeypatch):
+    reads = []
+    real_load = worker_module.load_dataset
+    monkeypatch.setattr(worker_module, "load_dataset", lambda spec: reads.append(spec) or real_load(spec))
+    ids = [store.enqueue(params(ratings, lr=lr)) for lr in (1e-3, 1e-2)]
+    ids.append(store.enqueue(params(ratings, split_seed=7)))
+    options = WorkerOptions(db=store.url, exit_when_empty=True, checkpoint_dir=tmp_path / "checkpoints")
+
+    assert Worker(store, "cpu", options).serve() == 0
+
+    assert reads == [str(ratings)]
+    for run_id in ids:
+        run = store.get_run(run_id)
+        assert (run.status, run.epoch, run.device) == ("done", 3, "cpu")
+        assert [e.epoch for e in store.epochs(run_id)] == [1, 2, 3]
+        assert (tmp_path / "checkpoints" / f"run-{run_id}.pt").exists()
+    assert [w.state for w in store.workers()] == ["stopped"]
+
+
+def test_split_cache_reads_an_edited_file_again(ratings):
+    cache = SplitCache()
+    first = cache.get(params(ratings))
+    assert cache.get(params(ratings, lr=0.1)) is first
+    write_ratings(ratings, n=800, seed=1)
+    assert cache.get(params(ratings)).dataset.n_ratings == 800
+
+
+@pytest.mark.parametrize("error, expected", [
+    (torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB"),
+     "out of memory on cuda:0 with batch_size=128, k=10"),
+    (DivergedError("diverged: loss became nan at epoch 3"), "diverged: loss became nan at epoch 3"),
+    (ValueError("bad shape"), "ValueError: bad shape\nTraceback"),
+])
+def test_a_failed_run_records_why_and_the_queue_goes_on(store, ratings, monkeypatch, error, expected):
+    real_fit = worker_module.fit
+    calls = []
+
+    def fit(split, **kwargs):
+        calls.append(kwargs["device"])
+        if len(calls) == 1:
+            raise error
+        return real_fit(split, **{**kwargs, "device": "cpu"})
+
+    monkeypatch.setattr(worker_module, "fit", fit)
+    failing = store.enqueue(params(ratings, device="auto"))
+    fine = store.enqueue(params(ratings, device="auto"))
+
+    Worker(store, "cuda:0", WorkerOptions(db=store.url, exit_when_empty=True)).serve()
+
+    assert calls[0] == "cuda:0"  # an "auto" run trains on the slot's device
+    failed = store.get_run(failing)
+    assert failed.status == "failed" and failed.error.startswith(expected)
+    assert store.get_run(fine).status == "done"
+
+
+def test_bad_data_fails_that_run_with_the_reason_and_the_worker_goes_on(store, ratings, tmp_path):
+    missing = store.enqueue(params(tmp_path / "nowhere.dat"))
+    malformed_file = tmp_path / "broken.dat"
+    malformed_file.write_text("1::2::5::881250949\n1::3::five::881250950\n")
+    malformed = store.enqueue(params(malformed_file))
+    fine = store.enqueue(params(ratings))
+
+    assert Worker(store, "cpu", WorkerOptions(db=store.url, exit_when_empty=True)).serve() == 0
+
+    for run_id, name in ((missing, "nowhere.dat"), (malformed, "broken.dat")):
+        run = store.get_run(run_id)
+        assert run.status == "failed" and name in run.error and "Traceback" not in run.error
+    assert store.get_run(fine).status == "done"
+
+
+def test_cancel_stops_a_running_run_at_the_next_check(store, ratings):
+    long = store.enqueue(params(ratings, epochs=LONG))
+    after = store.enqueue(params(ratings))
+    options = WorkerOptions(db=store.url, exit_when_empty=True)
+    worker = threading.Thread(target=Worker(store, "cpu", options).serve)
+    worker.start()
+    wait_for(epochs_done(store, long, 1), "an epoch of the long run")
+
+    assert store.cancel([long]) == {long: "cancelling"}
+
+    worker.join(DEADLINE_S)
+    assert not worker.is_alive()
+    cancelled = store.get_run(long)
+    assert cancelled.status == "cancelled" and cancelled.epoch < LONG
+    assert store.get_run(after).status == "done"
+
+
+def test_failure_reason_keeps_the_traceback_short():
+    def deep(n):
+        if n == 0:
+            raise KeyError("user 7")
+        deep(n - 1)
+
+    try:
+        deep(30)
+    except KeyError as exc:
+        reason = failure_reason(exc, "cpu", RunParams())
+    assert reason.splitlines()[0] == "KeyError: 'user 7'"
+    assert len(reason.splitlines()) < 15
+
+
+def test_slot_plans():
+    assert plan_slots(slots=3) == [plan_slots()[0]] * 3
+    with pytest.raises(ConfigError):
+        plan_slots(slots=0)
+    with pytest.raises(ConfigError):
+        plan_slots(slots_per_gpu=2)
+    with pytest.raises(ConfigError):
+        plan_slots(gpus="0", slots=2)
+    with pytest.raises(ConfigError):
+        plan_slots(gpus="zero")
+
+
+def test_a_gpu_that_is_not_there_is_a_one_line_error(tmp_path, capsys):
+    assert main(["--db", str(tmp_path / "runs.db"), "worker", "--gpus", "0,99"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("dmf-tui: error: --gpus 0,99: no GPU ")
+    assert "\n" not in err
+    with pytest.raises(DeviceError):
+        plan_slots(gpus="99")
+
+
+def test_state_dir_is_beside_a_database_file(tmp_path, monkeypatch):
+    assert state_dir(f"sqlite:///{tmp_path}/x/runs.db") == tmp_path / "x"
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "xdg"))
+    assert state_dir("postgresql://me@db.lab/runs") == tmp_path / "xdg" / "dmf-tui"
+
+
+# --- real processes -----------------------------------------------------------------------------
+
+@pytest.fixture
+def spawn(tmp_path: Path):
+    """Starts `dmf-tui --db <tmp>/runs.db ARGS...` with its output in a log file; kills whatever is
+    left of the processes it started when the test ends."""
+    started: list[subprocess.Popen] = []
+    env = {**os.environ, "XDG_DATA_HOME": str(tmp_path / "xdg"), "PYTHONUNBUFFERED": "1"}
+
+    def start(*args: str, name: str = "worker") -> subprocess.Popen:
+        log = open(tmp_path / f"{name}.log", "ab")
+        process = subprocess.Popen(
+            [sys.executable, "-m", "dmf_tui", "--db", str(tmp_path / "runs.db"), *args],
+            stdout=log, stderr=subprocess.STDOUT, env=env,
+        )
+        log.close()
+        process.log = tmp_path / f"{name}.log"
+        started.append(process)
+        return process
+
+    yield start
+    for process in started:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+
+
+def finished(process: subprocess.Popen, timeout: float = DEADLINE_S) -> int:
+    try:
+        return process.wait(timeout)
+    except subprocess.TimeoutExpired:
+        raise AssertionError(f"process did not exit; its log:\n{process.log.read_text()[-3000:]}") from None
+
+
+def test_kill_9_leaves_the_run_lost_and_the_next_worker_goes_on(store, ratings, spawn):
+    long = store.enqueue(params(ratings, epochs=LONG))
+    rest = [store.enqueue(params(ratings)) for _ in range(2)]
+    first = spawn("worker", "--poll", "0.1", name="first")
+    wait_for(epochs_done(store, long, 2), "two epochs of the long run")
+
+    first.kill()
+    first.wait()
+    second = spawn("worker", "--poll", "0.1", "--exit-when-empty", name="second")
+
+    assert finished(second) == 0
+    lost = store.get_run(long)
+    assert lost.status == "lost" and f"pid {first.pid}" in lost.error
+    assert [e.epoch for e in store.epochs(long)] == list(range(1, lost.epoch + 1))
+    assert lost.epoch >= 2
+    assert [store.get_run(r).status for r in rest] == ["done", "done"]
+
+
+def test_sigterm_interrupts_the_run_and_exits_0(store, ratings, spawn):
+    long = store.enqueue(params(ratings, epochs=LONG))
+    waiting = store.enqueue(params(ratings))
+    process = spawn("worker", "--poll", "0.1")
+    wait_for(epochs_done(store, long, 1), "an epoch of the long run")
+
+    process.send_signal(signal.SIGTERM)
+
+    assert finished(process) == 0
+    assert store.get_run(long).status == "interrupted"
+    assert store.get_run(waiting).status == "queued"
+    assert [w.state for w in store.workers()] == ["stopped"]
+
+
+def test_two_workers_run_each_of_20_runs_once_while_a_reader_polls(store, ratings, spawn):
+    workers = [spawn("worker", "--poll", "0.1", name=f"worker{i}") for i in range(2)]
+    wait_for(lambda: len(store.workers(alive_only=True)) == 2, "both workers to register")
+    worker_ids = {w.id for w in store.workers()}
+    _, ids = store.enqueue_grid([params(ratings, epochs=4, seed=s) for s in range(20)])
+
+    def all_done() -> bool:
+        # What the TUI does about once a second, here 20 times as often: it must never see a lock.
+        store.leaderboard(limit=50)
+        for run in store.queue():
+            store.epochs(run.id)
+        counts = store.status_counts()
+        return counts.get("queued", 0) + counts.get("running", 0) == 0
+
+    wait_for(all_done, "the 20 runs to finish")
+    for process in workers:
+        process.send_signal(signal.SIGTERM)
+    assert [finished(p) for p in workers] == [0, 0]
+
+    for run_id in ids:
+        run = store.get_run(run_id)
+        assert run.status == "done", run.error
+        assert run.worker_id in worker_ids
+        assert [e.epoch for e in store.epochs(run_id)] == [1, 2, 3, 4]
+    for process in workers:
+        assert "database is locked" not in process.log.read_text()
+
+
+def test_slots_are_supervised_restarted_and_stopped_together(store, ratings, spawn):
+    runs = [store.enqueue(params(ratings, epochs=LONG, seed=s)) for s in range(2)]
+    parent = spawn("worker", "--slots", "2", "--poll", "0.1")
+    wait_for(lambda: all(store.get_run(r).epoch >= 1 for r in runs), "both slots to train")
+    slots = {w.id: w.pid for w in store.workers(alive_only=True)}
+    assert len(slots) == 2 and parent.pid not in slots.values()
+
+    victim = store.get_run(runs[0])
+    os.kill(slots[victim.worker_id], signal.SIGKILL)
+    # The other slot's heartbeat or the new slot's start marks the killed slot's run lost.
+    wait_for(lambda: store.get_run(runs[0]).status == "lost", "the killed slot's run to be lost")
+    wait_for(lambda: len(store.workers(alive_only=True)) == 2, "the supervisor to restart the slot")
+
+    parent.send_signal(signal.SIGTERM)
+
+    assert finished(parent) == 0
+    assert store.get_run(runs[1]).status == "interrupted"
+    assert {w.state for w in store.workers()} == {"stopped", "stale"}
+
+
+def test_detach_status_stop(store, ratings, tmp_path, capsys):
+    db = str(tmp_path / "runs.db")
+    env = {**os.environ, "XDG_DATA_HOME": str(tmp_path / "xdg")}
+    # A separate process, as from a terminal: the worker it starts outlives it.
+    started = subprocess.run(
+        [sys.executable, "-m", "dmf_tui", "--db", db, "worker", "--detach", "--poll", "0.1"],
+        capture_output=True, text=True, env=env, timeout=DEADLINE_S,
+    )
+    assert started.returncode == 0, started.stderr
+    pid = int(started.stdout.split("pid ")[1].split(",")[0])
+    log = tmp_path / "worker.log"
+    assert str(log) in started.stdout
+
+    def command(*args: str) -> str:
+        assert main(["--db", db, "worker", *args]) == 0
+        return capsys.readouterr().out
+
+    try:
+        long = store.enqueue(params(ratings, epochs=LONG))
+        wait_for(epochs_done(store, long, 1), "the detached worker to train")
+
+        status = json.loads(command("status", "--json"))
+        assert [(w["pid"], w["state"], w["run"]) for w in status] == [(pid, "running", long)]
+        table = command("status")
+        assert f"#{long}" in table and "running" in table
+
+        assert f"(pid {pid}, cpu): stopped" in command("stop", "--wait", "60")
+    finally:
+        if alive(pid):
+            os.kill(pid, signal.SIGKILL)
+    assert store.get_run(long).status == "interrupted"
+    assert "interrupted" in log.read_text()
+    assert command("status").startswith("no workers running")
+    assert json.loads(command("status", "--json", "--all"))[0]["state"] == "stopped"
+    assert command("stop") == "no worker is running on this host\n"

@@ -1,0 +1,206 @@
+"""The dmf-tui Textual app: three tabs over one store, polled about once a second.
+
+Every store call runs in a thread (`DmfApp.db`, `StoreSource.poll`), so a slow disk or a busy
+database never freezes the screen. The app imports neither torch nor the engine: workers are
+separate processes started with `dmf-tui worker --detach`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+from typing import Any, Callable
+
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import SQLAlchemyError
+from textual import on, work
+from textual.app import App, ComposeResult
+from textual.binding import Binding
+from textual.widgets import Footer, TabbedContent, TabPane
+
+from dmf_tui.components.commands import DmfCommands
+from dmf_tui.components.compare import CompareScreen
+from dmf_tui.components.help import HelpScreen
+from dmf_tui.components.history_tab import HistoryTab
+from dmf_tui.components.live_tab import LiveTab
+from dmf_tui.components.new_run import NewRunScreen
+from dmf_tui.components.queue_tab import QueueTab
+from dmf_tui.components.run_detail import RunDetailScreen
+from dmf_tui.components.status_bar import StatusBar
+from dmf_tui.messages import CompareRuns, NewExperiment, OpenRun, StoreChanged
+from dmf_tui.source import Snapshot, StoreSource, worker_command
+from store.db import Store
+from store.errors import StoreError
+from store.models import FINISHED_STATUSES
+from store.params import RunParams
+
+
+def db_name(url: str) -> str:
+    """What the header calls the database: a SQLite file's name, or the server URL sans password."""
+    parsed = make_url(url)
+    if parsed.get_backend_name() == "sqlite" and parsed.database:
+        return Path(parsed.database).name
+    return parsed.render_as_string(hide_password=True)
+
+
+class DmfApp(App):
+    CSS_PATH = "app.tcss"
+    TITLE = "dmf-tui"
+    COMMANDS = App.COMMANDS | {DmfCommands}
+    BINDINGS = [
+        Binding("question_mark", "help", "Help", id="app.help"),
+        Binding("n", "new_experiment", "New", id="app.new"),
+        Binding("p", "toggle_pause", "Pause/resume", id="app.pause"),
+        Binding("w", "start_worker", "Start worker", id="app.worker_start"),
+        Binding("W", "stop_worker", "Stop worker", id="app.worker_stop"),
+        Binding("1", "show_tab('queue')", "Queue", show=False, id="app.tab_queue"),
+        Binding("2", "show_tab('live')", "Live", show=False, id="app.tab_live"),
+        Binding("3", "show_tab('history')", "History", show=False, id="app.tab_history"),
+        Binding("q", "quit", "Quit", id="app.quit"),
+    ]
+
+    def __init__(self, store: Store, *, poll_interval: float = 1.0) -> None:
+        super().__init__()
+        self.store = store
+        self.source = StoreSource(store)
+        self.poll_interval = poll_interval
+        self.snapshot: Snapshot | None = None
+        self._poll_lock = asyncio.Lock()
+        # Widgets of the main screen, kept so polls can reach them while another screen is on top.
+        self.status_bar = StatusBar(db_name(store.url), id="status-bar")
+        self.queue_tab = QueueTab(id="queue-tab")
+        self.live_tab = LiveTab(id="live-tab")
+        self.history_tab = HistoryTab(id="history-tab")
+
+    def compose(self) -> ComposeResult:
+        yield self.status_bar
+        with TabbedContent(initial="queue", id="tabs"):
+            with TabPane("Queue", id="queue"):
+                yield self.queue_tab
+            with TabPane("Live", id="live"):
+                yield self.live_tab
+            with TabPane("History", id="history"):
+                yield self.history_tab
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self.queue_tab.query_one("#queue-table").focus()
+        self.history_tab.reload()
+        self.set_interval(self.poll_interval, self.poll)
+        # The first read waits for the first paint, so the window appears before the database answers.
+        self.call_after_refresh(self.poll)
+
+    # --- talking to the store -------------------------------------------------------------
+
+    async def db(self, call: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+        """Run one store call in a thread. A StoreError (the input's fault, e.g. moving a run
+        that already started) is shown as a notification and gives None."""
+        try:
+            return await asyncio.to_thread(call, *args, **kwargs)
+        except StoreError as exc:
+            self.notify(str(exc), severity="error")
+            return None
+
+    async def poll(self) -> None:
+        """Read the store once and redraw what changed. A poll still in flight makes this one a
+        no-op, so a slow database never piles up readers."""
+        if self._poll_lock.locked():
+            return
+        await self.refresh_now()
+
+    async def refresh_now(self) -> None:
+        """Poll now, after any poll in flight (tests await this instead of waiting a second)."""
+        async with self._poll_lock:
+            try:
+                snapshot = await asyncio.to_thread(self.source.poll)
+            except (StoreError, SQLAlchemyError) as exc:
+                # The database may be briefly unreachable (a network server, a full disk): say so
+                # and keep polling rather than leave.
+                self.status_bar.show_error(f"database error: {str(exc).splitlines()[0]}")
+                return
+            previous, self.snapshot = self.snapshot, snapshot
+            self.status_bar.show_snapshot(snapshot)
+            self.queue_tab.show_snapshot(snapshot)
+            await self.live_tab.show_snapshot(snapshot)
+            if previous is not None and _finished(previous.counts) != _finished(snapshot.counts):
+                self.history_tab.reload()
+
+    # --- messages from tabs and screens ---------------------------------------------------
+
+    @on(TabbedContent.TabActivated, "#tabs")
+    def focus_tab(self, event: TabbedContent.TabActivated) -> None:
+        """Give the keys to the tab just shown, so its bindings work and show in the footer."""
+        main = {"queue": "#queue-table", "history": "#history-table"}.get(event.pane.id)
+        (event.pane.query_one(main) if main else self.live_tab).focus()
+
+    @on(OpenRun)
+    def open_run(self, message: OpenRun) -> None:
+        self.push_screen(RunDetailScreen(message.run_id))
+
+    @on(CompareRuns)
+    def compare_runs(self, message: CompareRuns) -> None:
+        self.push_screen(CompareScreen(message.run_ids))
+
+    @on(NewExperiment)
+    def new_experiment(self, message: NewExperiment) -> None:
+        self.open_form(message.params)
+
+    @on(StoreChanged)
+    async def store_changed(self) -> None:
+        self.history_tab.reload()
+        await self.refresh_now()
+
+    def open_form(self, params: RunParams | None = None) -> None:
+        def queued(result: tuple[int, list[int]] | None) -> None:
+            if result is not None:
+                sweep_id, run_ids = result
+                self.notify(f"queued {len(run_ids)} run{'s' if len(run_ids) != 1 else ''} as sweep {sweep_id}")
+                self.post_message(StoreChanged())
+
+        self.push_screen(NewRunScreen(params), queued)
+
+    # --- actions (also listed in the command palette, components/commands.py) ------------
+
+    def action_help(self) -> None:
+        self.push_screen(HelpScreen())
+
+    def action_new_experiment(self) -> None:
+        self.open_form()
+
+    def action_show_tab(self, tab: str) -> None:
+        self.query_one("#tabs", TabbedContent).active = tab
+
+    async def action_queue_action(self, action: str) -> None:
+        self.action_show_tab("queue")
+        await self.run_action(action, default_namespace=self.queue_tab)
+
+    async def action_history_action(self, action: str) -> None:
+        self.action_show_tab("history")
+        await self.run_action(action, default_namespace=self.history_tab)
+
+    @work(group="app-actions")
+    async def action_toggle_pause(self) -> None:
+        paused = await self.db(self.store.is_paused)
+        if paused is None:
+            return
+        await self.db(self.store.set_paused, not paused)
+        self.notify("queue resumed" if paused else "queue paused: workers take no new runs")
+        await self.refresh_now()
+
+    @work(group="app-actions")
+    async def action_start_worker(self) -> None:
+        self.notify("starting a worker…")
+        await self._worker_command("--detach")
+
+    @work(group="app-actions")
+    async def action_stop_worker(self) -> None:
+        await self._worker_command("stop")
+
+    async def _worker_command(self, *args: str) -> None:
+        code, line = await asyncio.to_thread(worker_command, self.store.url, *args)
+        self.notify(line, severity="information" if code == 0 else "error")
+        await self.refresh_now()
+
+
+def _finished(counts: dict[str, int]) -> tuple[int, ...]:
+    return tuple(counts.get(status, 0) for status in FINISHED_STATUSES)

@@ -1,0 +1,63 @@
+"""Opening the TUI: `dmf-tui` with no command, and `dmf-tui demo`, which opens it on a demo
+database with MF and DeepMF queued on the offline synthetic-100k dataset."""
+
+from __future__ import annotations
+
+import argparse
+import os
+from pathlib import Path
+
+from store.db import open_store
+from store.params import RunParams
+
+
+def open_tui(args: argparse.Namespace) -> int:
+    """Open the TUI on --db (else $DMF_DB, else the default database). A database that cannot be
+    opened raises StoreError before the screen changes, which cli.main prints as one line."""
+    return _run_app(args.db)
+
+
+def demo_db() -> str:
+    """$DMF_DB if set, else demo.db beside the default database in the user's data directory."""
+    configured = os.environ.get("DMF_DB")
+    if configured:
+        return configured
+    data_home = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
+    return str(Path(data_home) / "dmf-tui" / "demo.db")
+
+
+def demo(args: argparse.Namespace) -> int:
+    db = args.db or demo_db()
+    store = open_store(db)
+    try:
+        if not store.queue():
+            store.enqueue_grid(
+                [RunParams(model="mf", data="synthetic-100k"), RunParams(model="deepmf", data="synthetic-100k")],
+                name="demo",
+            )
+    finally:
+        store.close()
+    return _run_app(db)
+
+
+def _run_app(db: str | None) -> int:
+    # Imported here so that the other commands do not pay for loading Textual.
+    from dmf_tui.app import DmfApp
+
+    store = open_store(db)
+    try:
+        DmfApp(store).run()
+    finally:
+        store.close()
+    return 0
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    parser = sub.add_parser(
+        "demo",
+        help="open the TUI on a demo database with MF and DeepMF queued on synthetic-100k (offline)",
+        description="Open the TUI on a demo database (--db, else $DMF_DB, else demo.db in the user data "
+        "directory). When its queue is empty, MF and DeepMF on synthetic-100k are queued first; "
+        "press w in the TUI to start a worker.",
+    )
+    parser.set_defaults(func=demo)

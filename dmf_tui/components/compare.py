@@ -1,0 +1,75 @@
+"""Compare: the parameters that differ between the marked runs, their results side by side, and
+their curves overlaid."""
+
+from __future__ import annotations
+
+from textual import work
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal, Vertical
+from textual.screen import Screen
+from textual.widgets import DataTable, Footer, Static
+
+from dmf_tui.components import fmt
+from dmf_tui.components.curves import RmseCurves
+from store.params import format_value
+
+
+class CompareScreen(Screen):
+    BINDINGS = [
+        Binding("escape", "app.pop_screen", "Back", id="compare.back"),
+        Binding("t", "toggle_train", "Train curves", id="compare.train"),
+    ]
+
+    def __init__(self, run_ids: list[int]) -> None:
+        super().__init__()
+        self.run_ids = run_ids
+        self.comparison = None
+        self.show_train = False
+
+    def compose(self) -> ComposeResult:
+        yield Static(f"Compare runs {', '.join(map(str, self.run_ids))}", classes="screen-title")
+        with Horizontal(id="compare-body"):
+            with Vertical(id="compare-left"):
+                yield DataTable(id="compare-table", zebra_stripes=True, cursor_type="row")
+                yield Static(id="compare-same", classes="hint")
+            yield RmseCurves(title="test RMSE (t: train too)", id="compare-curves")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self.load()
+
+    @work(exclusive=True)
+    async def load(self) -> None:
+        comparison = await self.app.db(self.app.store.compare, self.run_ids)
+        if comparison is None:
+            return
+        self.comparison = comparison
+        runs = comparison.runs
+        table = self.query_one("#compare-table", DataTable)
+        table.add_column("", key="name")
+        for run in runs:
+            table.add_column(f"#{run.id}", key=str(run.id))
+        for name in comparison.differing:
+            table.add_row(name, *(format_value(name, getattr(run.params, name)) for run in runs))
+        table.add_row("status", *(run.status for run in runs))
+        table.add_row("epochs", *(fmt.progress(run) for run in runs))
+        table.add_row("best test", *(fmt.rmse(run.best_test_rmse) for run in runs))
+        table.add_row("best epoch", *(str(run.best_epoch or "-") for run in runs))
+        table.add_row("last train", *(fmt.rmse(run.last_train_rmse) for run in runs))
+        same = [
+            f"{name}={format_value(name, getattr(runs[0].params, name))}"
+            for name in ("model", "data", "k", "hidden", "lr", "weight_decay", "batch_size", "epochs", "seed")
+            if name not in comparison.differing
+        ]
+        self.query_one("#compare-same", Static).update("Same in all: " + ", ".join(same) if same else "")
+        self._draw()
+
+    def _draw(self) -> None:
+        if self.comparison is not None:
+            curves = {f"#{run_id}": epochs for run_id, epochs in self.comparison.epochs.items()}
+            self.query_one(RmseCurves).set_runs(curves, train=self.show_train)
+
+    def action_toggle_train(self) -> None:
+        self.show_train = not self.show_train
+        self._draw()

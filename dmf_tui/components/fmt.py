@@ -1,0 +1,64 @@
+"""How run values read in tables: short, fixed-width friendly, never wall-clock relative
+(so a snapshot of the same database always draws the same)."""
+
+from __future__ import annotations
+
+import math
+from datetime import datetime
+
+from store.params import format_value
+
+STATUS_STYLE = {
+    "queued": "dim",
+    "running": "bold green",
+    "done": "green",
+    "failed": "bold red",
+    "cancelled": "yellow",
+    "lost": "red",
+    "interrupted": "yellow",
+}
+
+
+def rmse(value: float | None) -> str:
+    if value is None or (isinstance(value, float) and not math.isfinite(value)):
+        return "-"
+    return f"{value:.4f}"
+
+
+def duration(seconds: float | None) -> str:
+    if seconds is None:
+        return "-"
+    seconds = int(round(seconds))
+    hours, rest = divmod(seconds, 3600)
+    minutes, secs = divmod(rest, 60)
+    if hours:
+        return f"{hours}h{minutes:02d}m"
+    if minutes:
+        return f"{minutes}m{secs:02d}s"
+    return f"{secs}s"
+
+
+def when(moment: datetime | None) -> str:
+    """UTC, to the minute: the same on every machine, whatever its time zone."""
+    return "-" if moment is None else moment.strftime("%Y-%m-%d %H:%M")
+
+
+def hidden(run) -> str:
+    return format_value("hidden", run.params.hidden) if run.model == "deepmf" else "-"
+
+
+def progress(run) -> str:
+    return f"{run.epoch}/{run.epochs}"
+
+
+def status(run) -> str:
+    if run.status == "running" and run.cancel_requested:
+        return "cancelling"
+    return run.status
+
+
+def first_line(text: str | None, width: int = 60) -> str:
+    if not text:
+        return ""
+    line = text.strip().splitlines()[0] if text.strip() else ""
+    return line if len(line) <= width else line[: width - 1] + "…"

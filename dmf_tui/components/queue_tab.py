@@ -1,0 +1,109 @@
+"""The Queue tab: running and queued runs in the order a worker takes them, and below them the
+runs that ended badly most recently, with their reason."""
+
+from __future__ import annotations
+
+from rich.text import Text
+from textual import on, work
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Vertical
+from textual.widgets import DataTable, Label
+
+from dmf_tui.components import fmt
+from dmf_tui.components.run_table import RunTable
+from dmf_tui.messages import OpenRun, StoreChanged
+from dmf_tui.source import Snapshot
+from store.params import format_value
+
+QUEUE_COLUMNS = (
+    ("id", "id"), ("status", "status"), ("model", "model"), ("data", "data"), ("k", "K"),
+    ("hidden", "hidden"), ("lr", "lr"), ("wd", "wd"), ("batch", "batch"), ("epoch", "epoch"),
+    ("test", "test RMSE"), ("eta", "ETA"), ("device", "device"),
+)
+PROBLEM_COLUMNS = (
+    ("id", "id"), ("status", "status"), ("model", "model"), ("data", "data"),
+    ("finished", "finished (UTC)"), ("reason", "reason"),
+)
+
+
+def queue_cells(run, epoch_seconds: float | None) -> tuple:
+    params = run.params
+    eta = None
+    if run.status == "running" and epoch_seconds is not None:
+        eta = epoch_seconds * max(run.epochs - run.epoch, 0)
+    return (
+        run.id, Text(fmt.status(run), fmt.STATUS_STYLE.get(run.status, "")), run.model, run.dataset,
+        params.k, fmt.hidden(run), format_value("lr", params.lr), format_value("wd", params.weight_decay),
+        params.batch_size, fmt.progress(run), fmt.rmse(run.last_test_rmse), fmt.duration(eta),
+        run.device or params.device,
+    )
+
+
+def problem_cells(run) -> tuple:
+    return (
+        run.id, Text(run.status, fmt.STATUS_STYLE.get(run.status, "")), run.model, run.dataset,
+        fmt.when(run.finished_at), fmt.first_line(run.error, 80),
+    )
+
+
+class QueueTab(Vertical):
+    BINDINGS = [
+        Binding("c", "cancel", "Cancel", id="queue.cancel"),
+        Binding("r", "retry", "Retry", id="queue.retry"),
+        Binding("K,shift+up", "move(-1)", "Move up", id="queue.up"),
+        Binding("J,shift+down", "move(1)", "Move down", id="queue.down"),
+    ]
+
+    def compose(self) -> ComposeResult:
+        yield RunTable(QUEUE_COLUMNS, id="queue-table")
+        yield Label("Nothing queued. Press n to queue an experiment.", id="queue-empty")
+        yield Label("Ended badly (r retries)", id="problems-title", classes="section-title")
+        yield RunTable(PROBLEM_COLUMNS, id="problems-table")
+
+    def show_snapshot(self, snapshot: Snapshot) -> None:
+        table = self.query_one("#queue-table", RunTable)
+        table.sync((run.id, queue_cells(run, snapshot.epoch_seconds.get(run.id))) for run in snapshot.queue)
+        self.query_one("#queue-empty").display = not snapshot.queue
+        problems = self.query_one("#problems-table", RunTable)
+        problems.sync((run.id, problem_cells(run)) for run in snapshot.problems)
+        problems.display = self.query_one("#problems-title").display = bool(snapshot.problems)
+
+    def _selected(self) -> int | None:
+        """The run under the cursor of the table that has focus (the queue or the failures)."""
+        focused = self.screen.focused
+        table = focused if isinstance(focused, RunTable) else self.query_one("#queue-table", RunTable)
+        return table.current_run_id
+
+    @on(DataTable.RowSelected)
+    def open_run(self, event: DataTable.RowSelected) -> None:
+        self.post_message(OpenRun(int(event.row_key.value)))
+
+    @work(group="queue-actions")
+    async def action_cancel(self) -> None:
+        run_id = self._selected()
+        if run_id is None:
+            return
+        result = await self.app.db(self.app.store.cancel, [run_id])
+        if result:
+            self.notify(", ".join(f"run {run_id} {what}" for run_id, what in result.items()))
+            self.post_message(StoreChanged())
+
+    @work(group="queue-actions")
+    async def action_retry(self) -> None:
+        run_id = self._selected()
+        if run_id is None:
+            return
+        new_ids = await self.app.db(self.app.store.retry, [run_id])
+        if new_ids:
+            self.notify(f"run {run_id} queued again as run {new_ids[0]}")
+            self.post_message(StoreChanged())
+
+    @work(group="queue-actions")
+    async def action_move(self, offset: int) -> None:
+        table = self.query_one("#queue-table", RunTable)
+        run_id = table.current_run_id
+        if run_id is None:
+            return
+        await self.app.db(self.app.store.move, run_id, offset)
+        self.post_message(StoreChanged())

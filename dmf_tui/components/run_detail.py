@@ -1,0 +1,133 @@
+"""Run detail: a run's configuration, epochs, curves, the error of a failed run, and its notes.
+While the run is still going the screen keeps fetching the epochs that land."""
+
+from __future__ import annotations
+
+from rich.table import Table
+from rich.text import Text
+from textual import work
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal, Vertical, VerticalScroll
+from textual.screen import Screen
+from textual.widgets import DataTable, Footer, Label, Static, TextArea
+
+from dmf_tui.components import fmt
+from dmf_tui.components.curves import RmseCurves
+from dmf_tui.messages import NewExperiment, StoreChanged
+from store.params import FIELD_NAMES, format_value
+
+
+def config_table(run) -> Table:
+    table = Table.grid(padding=(0, 2))
+    table.add_column(style="bold")
+    table.add_column()
+    rows = [
+        ("status", Text(fmt.status(run), fmt.STATUS_STYLE.get(run.status, ""))),
+        ("sweep", str(run.sweep_id or "-")),
+        ("ran on", run.device or "-"),
+        ("created", fmt.when(run.created_at)),
+        ("started", fmt.when(run.started_at)),
+        ("finished", fmt.when(run.finished_at)),
+        ("epochs", fmt.progress(run)),
+        ("best test", f"{fmt.rmse(run.best_test_rmse)} at epoch {run.best_epoch or '-'}"),
+        ("last train/test", f"{fmt.rmse(run.last_train_rmse)} / {fmt.rmse(run.last_test_rmse)}"),
+    ]
+    rows += [(name, format_value(name, getattr(run.params, name))) for name in FIELD_NAMES]
+    for name, value in rows:
+        table.add_row(name, value)
+    return table
+
+
+class RunDetailScreen(Screen):
+    BINDINGS = [
+        Binding("escape", "app.pop_screen", "Back", id="detail.back"),
+        Binding("l", "clone", "Clone into form", id="detail.clone"),
+        Binding("ctrl+s", "save_notes", "Save notes", id="detail.save"),
+        Binding("c", "cancel", "Cancel run", id="detail.cancel"),
+        Binding("r", "retry", "Retry", id="detail.retry"),
+    ]
+
+    def __init__(self, run_id: int) -> None:
+        super().__init__()
+        self.run_id = run_id
+        self.run = None
+        self.last_epoch = 0
+        self.epochs: list = []
+
+    def compose(self) -> ComposeResult:
+        yield Static(f"Run {self.run_id}", id="detail-title", classes="screen-title")
+        with Horizontal(id="detail-top"):
+            with VerticalScroll(id="detail-config"):
+                yield Static(id="config")
+            with Vertical(id="detail-right"):
+                yield Static(id="detail-error", classes="error")
+                yield RmseCurves(title=f"run {self.run_id}")
+                with Horizontal(id="detail-bottom"):
+                    table = DataTable(cursor_type="row", zebra_stripes=True, classes="epoch-table")
+                    table.add_columns("epoch", "TrnRMSE", "TestRMSE", "seconds")
+                    yield table
+                    with Vertical(id="detail-notes"):
+                        yield Label("Notes (ctrl+s saves)", classes="section-title")
+                        yield TextArea(id="notes")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self.refresh_run()
+        self.set_interval(1.0, self.refresh_run)
+
+    @work(exclusive=True, group="detail")
+    async def refresh_run(self) -> None:
+        if self.run is not None and self.run.status not in ("queued", "running"):
+            return
+        store = self.app.store
+        run = await self.app.db(store.get_run, self.run_id)
+        new = await self.app.db(store.epochs, self.run_id, after=self.last_epoch)
+        if run is None or new is None:
+            return
+        first = self.run is None
+        self.run = run
+        self.query_one("#detail-title", Static).update(f"Run {run.id}  ·  {run.params.label()}  ·  {run.dataset}")
+        self.query_one("#config", Static).update(config_table(run))
+        error = self.query_one("#detail-error", Static)
+        error.update(run.error or "")
+        error.display = bool(run.error)
+        if first:
+            self.query_one("#notes", TextArea).text = run.notes
+        if new:
+            table = self.query_one(DataTable)
+            for e in new:
+                table.add_row(e.epoch, fmt.rmse(e.train_rmse), fmt.rmse(e.test_rmse), f"{e.seconds:.1f}")
+            self.epochs.extend(new)
+            self.last_epoch = new[-1].epoch
+            self.query_one(RmseCurves).set_runs({f"#{run.id}": self.epochs})
+
+    def action_clone(self) -> None:
+        if self.run is not None:
+            self.post_message(NewExperiment(self.run.params))
+
+    @work(group="detail-write")
+    async def action_save_notes(self) -> None:
+        text, store = self.query_one("#notes", TextArea).text, self.app.store
+
+        def save() -> bool:  # runs in a thread; None comes back only after a StoreError
+            store.set_notes(self.run_id, text)
+            return True
+
+        if await self.app.db(save):
+            self.notify("notes saved")
+            self.post_message(StoreChanged())
+
+    @work(group="detail-write")
+    async def action_cancel(self) -> None:
+        result = await self.app.db(self.app.store.cancel, [self.run_id])
+        if result:
+            self.notify(f"run {self.run_id} {result[self.run_id]}")
+            self.post_message(StoreChanged())
+
+    @work(group="detail-write")
+    async def action_retry(self) -> None:
+        new_ids = await self.app.db(self.app.store.retry, [self.run_id])
+        if new_ids:
+            self.notify(f"run {self.run_id} queued again as run {new_ids[0]}")
+            self.post_message(StoreChanged())

@@ -1,0 +1,33 @@
+"""Messages the tabs and screens send up to the app, which owns the screens and the polling."""
+
+from __future__ import annotations
+
+from textual.message import Message
+
+from store.params import RunParams
+
+
+class OpenRun(Message):
+    """Show the Run detail screen of one run."""
+
+    def __init__(self, run_id: int) -> None:
+        super().__init__()
+        self.run_id = run_id
+
+
+class CompareRuns(Message):
+    def __init__(self, run_ids: list[int]) -> None:
+        super().__init__()
+        self.run_ids = run_ids
+
+
+class NewExperiment(Message):
+    """Open the New experiment form, pre-filled from `params` when cloning a run."""
+
+    def __init__(self, params: RunParams | None = None) -> None:
+        super().__init__()
+        self.params = params
+
+
+class StoreChanged(Message):
+    """Something was written to the store from the TUI: poll now rather than in a second."""

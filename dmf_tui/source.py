@@ -1,0 +1,89 @@
+"""What the TUI reads from the store once a second, gathered in one call that runs in a thread.
+
+`StoreSource.poll` remembers the last epoch it has seen of each running run, so each poll asks the
+database only for epochs that are new; the tabs then append rows instead of redrawing tables.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from dataclasses import dataclass, field
+
+from store.db import Store
+from store.records import EpochRecord, RunRecord, WorkerRecord
+
+# Runs that ended badly are listed under the queue, with their reason, this many at a time.
+RECENT_PROBLEMS = 5
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    queue: list[RunRecord]
+    counts: dict[str, int]
+    workers: list[WorkerRecord]
+    paused: bool
+    problems: list[RunRecord]
+    # Epochs of running runs that landed since the previous poll (all of them for a run seen first).
+    new_epochs: dict[int, list[EpochRecord]] = field(default_factory=dict)
+    # Mean seconds per epoch of each running run, from the epochs seen so far.
+    epoch_seconds: dict[int, float] = field(default_factory=dict)
+
+    @property
+    def running(self) -> list[RunRecord]:
+        return [run for run in self.queue if run.status == "running"]
+
+
+class StoreSource:
+    def __init__(self, store: Store) -> None:
+        self.store = store
+        self._last_epoch: dict[int, int] = {}
+        self._seconds: dict[int, tuple[float, int]] = {}
+
+    def poll(self) -> Snapshot:
+        store = self.store
+        workers = store.workers()
+        queue = store.queue()
+        gone = {w.id for w in workers if w.state != "running"}
+        if any(run.worker_id in gone for run in queue if run.status == "running"):
+            # Until another worker starts, nobody else notices that a worker died holding runs.
+            store.reap_lost()
+            queue = store.queue()
+        running = [run.id for run in queue if run.status == "running"]
+        # A run that stopped running is forgotten: if it is retried its epochs start over.
+        self._last_epoch = {run_id: self._last_epoch.get(run_id, 0) for run_id in running}
+        self._seconds = {run_id: self._seconds.get(run_id, (0.0, 0)) for run_id in running}
+        new_epochs = {}
+        for run_id in running:
+            rows = store.epochs(run_id, after=self._last_epoch[run_id])
+            if rows:
+                new_epochs[run_id] = rows
+                self._last_epoch[run_id] = rows[-1].epoch
+                total, count = self._seconds[run_id]
+                self._seconds[run_id] = (total + sum(r.seconds for r in rows), count + len(rows))
+        return Snapshot(
+            queue=queue,
+            counts=store.status_counts(),
+            workers=workers,
+            paused=store.is_paused(),
+            problems=store.leaderboard(
+                status=["failed", "lost", "interrupted"], sort="finished_at", descending=True,
+                limit=RECENT_PROBLEMS,
+            ),
+            new_epochs=new_epochs,
+            epoch_seconds={run_id: total / count for run_id, (total, count) in self._seconds.items() if count},
+        )
+
+
+def worker_command(db_url: str, *args: str) -> tuple[int, str]:
+    """Run `dmf-tui worker ARGS` on this database in a child process (the TUI itself never
+    imports the engine) and return its exit code and the last line it printed."""
+    try:
+        done = subprocess.run(
+            [sys.executable, "-m", "dmf_tui", "--db", db_url, "worker", *args],
+            capture_output=True, text=True, stdin=subprocess.DEVNULL, timeout=60,
+        )
+    except subprocess.TimeoutExpired:
+        return 1, f"worker {' '.join(args)}: no answer after 60 s"
+    lines = (done.stdout + done.stderr).strip().splitlines()
+    return done.returncode, lines[-1] if lines else f"worker {' '.join(args)}: exit {done.returncode}"

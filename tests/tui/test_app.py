@@ -1,0 +1,257 @@
+"""Pilot tests of the TUI against a real temporary database, driven like a person would."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+from textual.widgets import DataTable, Input, Label
+
+from dmf_tui.components.compare import CompareScreen
+from dmf_tui.components.new_run import NewRunScreen
+from dmf_tui.components.run_detail import RunDetailScreen
+from store.params import RunParams
+from tests.tui.conftest import fill_lab, make_app, settle
+
+
+def cells(table: DataTable, column: str) -> list:
+    return [str(table.get_cell(row.key, column)) for row in table.ordered_rows]
+
+
+async def test_form_queues_a_grid_as_one_sweep(store):
+    app = make_app(store)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await pilot.press("n")
+        form = app.screen
+        assert isinstance(form, NewRunScreen)
+        form.query_one("#field-model", Input).value = "mf,deepmf"
+        form.query_one("#field-lr", Input).value = "1e-3, 1e-2"
+        form.query_one("#field-data", Input).value = "synthetic-100k"
+        await pilot.pause()
+        assert "4 runs will be queued" in str(form.query_one("#preview", Label).render())
+        await pilot.press("ctrl+s")
+        await settle(pilot)
+        assert not isinstance(app.screen, NewRunScreen)
+        table = app.queue_tab.query_one("#queue-table", DataTable)
+        assert table.row_count == 4
+        queued = store.queue()
+        assert len({run.sweep_id for run in queued}) == 1
+        assert [(r.model, r.params.lr) for r in queued] == [
+            ("mf", 1e-3), ("mf", 1e-2), ("deepmf", 1e-3), ("deepmf", 1e-2)
+        ]
+
+
+async def test_invalid_form_input_shows_the_reason_and_keeps_the_form(store):
+    app = make_app(store)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await pilot.press("n")
+        form = app.screen
+        form.query_one("#field-lr", Input).value = "1e-3,abc"
+        form.query_one("#field-k", Input).value = "-4"
+        await pilot.pause()
+        assert "lr: 'abc' is not a number" in str(form.query_one("#message-lr", Label).render())
+        assert "k: must be > 0" in str(form.query_one("#message-k", Label).render())
+        assert "Fix 2 fields" in str(form.query_one("#preview", Label).render())
+        await pilot.press("ctrl+s")
+        await settle(pilot)
+        assert app.screen is form
+        assert store.queue() == []
+
+
+async def test_hidden_alternatives_are_split_by_slash(store):
+    app = make_app(store)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await pilot.press("n")
+        form = app.screen
+        form.query_one("#field-model", Input).value = "deepmf"
+        form.query_one("#field-hidden", Input).value = "10,5/64,32,16"
+        await pilot.pause()
+        assert "2 runs will be queued" in str(form.query_one("#preview", Label).render())
+
+
+async def test_header_shows_worker_and_queue_counts(store, worker):
+    fill_lab(store, worker)
+    app = make_app(store)
+    async with app.run_test(size=(160, 40)) as pilot:
+        await settle(pilot)
+        header = str(app.status_bar.render())
+        assert "worker running on cpu" in header
+        assert "2 queued, 1 running" in header
+        assert "3 done, 1 failed" in header
+
+
+async def test_queue_lists_runs_in_order_and_shows_failures(store, worker):
+    fill_lab(store, worker)
+    app = make_app(store)
+    async with app.run_test(size=(160, 40)) as pilot:
+        await settle(pilot)
+        table = app.queue_tab.query_one("#queue-table", DataTable)
+        assert cells(table, "status") == ["running", "queued", "queued"]
+        assert cells(table, "eta") == ["18s", "-", "-"]  # 7 epochs left at 2.5 s
+        problems = app.queue_tab.query_one("#problems-table", DataTable)
+        assert cells(problems, "reason") == ["CUDA out of memory. Tried to allocate 2.00 GiB"]
+
+
+async def test_queue_keys_move_and_cancel(store, worker):
+    fill_lab(store, worker)
+    first, second = [run.id for run in store.queue() if run.status == "queued"]
+    app = make_app(store)
+    async with app.run_test(size=(160, 40)) as pilot:
+        await settle(pilot)
+        table = app.queue_tab.query_one("#queue-table", DataTable)
+        table.focus()
+        table.move_cursor(row=2)
+        await pilot.press("K")
+        await settle(pilot)
+        assert [run.id for run in store.queue()][1:] == [second, first]
+        assert table.current_run_id == second  # the cursor followed the run
+        await pilot.press("c")
+        await settle(pilot)
+        assert store.get_run(second).status == "cancelled"
+        assert cells(table, "id") == [str(store.queue()[0].id), str(first)]
+
+
+async def test_live_appends_an_epoch_when_it_lands(store, worker):
+    run = worker.start(RunParams(data="synthetic-100k", epochs=5))
+    worker.train(run.id, 2)
+    app = make_app(store)
+    async with app.run_test(size=(160, 40)) as pilot:
+        await pilot.press("2")
+        await settle(pilot)
+        table = app.live_tab.query_one(f"#live-{run.id} DataTable", DataTable)
+        assert table.row_count == 2
+        worker.train(run.id, 1, first=3)
+        await settle(pilot)
+        assert table.row_count == 3
+        assert [str(c) for c in table.get_row_at(2)] == ["3", "1.0707", "1.1207", "2.5"]
+        store.finish_run(run.id, "done")
+        await settle(pilot)
+        assert not app.live_tab.query(f"#live-{run.id}")
+
+
+async def test_history_ranks_sorts_and_filters(store, worker):
+    fill_lab(store, worker)
+    app = make_app(store)
+    async with app.run_test(size=(160, 40)) as pilot:
+        await pilot.press("3")
+        await settle(pilot)
+        history = app.history_tab
+        table = history.table
+        assert cells(table, "best_test_rmse") == ["0.9114", "0.9314", "0.9514", "1.1082"]
+        assert cells(table, "model") == ["deepmf", "mf", "mf", "deepmf"]
+
+        history.sort_by("lr", True)
+        await settle(pilot)
+        assert cells(table, "lr") == ["0.01", "0.01", "0.001", "0.001"]
+
+        history.query_one("#history-filter", Input).value = "model:deepmf status:failed"
+        await settle(pilot)
+        assert cells(table, "status") == ["failed"]
+
+        history.query_one("#history-filter", Input).value = "sweep:x"
+        await pilot.pause()
+        assert "sweep: 'x' is not a sweep number" in str(history.query_one("#filter-error", Label).render())
+
+
+async def test_marked_runs_open_in_compare(store, worker):
+    fill_lab(store, worker)
+    app = make_app(store)
+    async with app.run_test(size=(160, 40)) as pilot:
+        await pilot.press("3")
+        await settle(pilot)
+        app.history_tab.table.focus()
+        await pilot.press("space", "space", "m")
+        await settle(pilot)
+        screen = app.screen
+        assert isinstance(screen, CompareScreen)
+        table = screen.query_one("#compare-table", DataTable)
+        rows = {str(table.get_row_at(i)[0]): [str(c) for c in table.get_row_at(i)[1:]] for i in range(table.row_count)}
+        assert rows["model"] == ["deepmf", "mf"]
+        assert rows["best test"] == ["0.9114", "0.9314"]
+
+
+async def test_run_detail_shows_the_error_saves_notes_and_clones(store, worker):
+    fill_lab(store, worker)
+    failed = store.leaderboard(status="failed")[0]
+    app = make_app(store)
+    async with app.run_test(size=(160, 40)) as pilot:
+        await pilot.press("3")
+        await settle(pilot)
+        app.history_tab.table.focus()
+        app.history_tab.table.select_run(failed.id)
+        await pilot.press("enter")
+        await settle(pilot)
+        detail = app.screen
+        assert isinstance(detail, RunDetailScreen)
+        assert "CUDA out of memory" in str(detail.query_one("#detail-error").render())
+        assert detail.query_one(DataTable).row_count == 4
+        detail.query_one("#notes").text = "too big for this card"
+        await pilot.press("ctrl+s")
+        await settle(pilot)
+        assert store.get_run(failed.id).notes == "too big for this card"
+        await pilot.press("l")
+        await settle(pilot)
+        form = app.screen
+        assert isinstance(form, NewRunScreen)
+        assert form.values()["hidden"] == "64,32"
+        assert form.values()["model"] == "deepmf"
+
+
+async def test_w_starts_a_detached_worker_on_this_database(store, monkeypatch):
+    calls = []
+
+    def fake_worker_command(db_url, *args):
+        calls.append((db_url, args))
+        return 0, "worker started (pid 123)"
+
+    monkeypatch.setattr("dmf_tui.app.worker_command", fake_worker_command)
+    app = make_app(store)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await pilot.press("w")
+        await settle(pilot)
+        await pilot.press("W")
+        await settle(pilot)
+    assert calls == [(store.url, ("--detach",)), (store.url, ("stop",))]
+
+
+async def test_pause_key_pauses_the_queue(store):
+    app = make_app(store)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await pilot.press("p")
+        await settle(pilot)
+        assert store.is_paused()
+        assert "PAUSED" in str(app.status_bar.render())
+
+
+def test_the_app_never_imports_torch_or_the_engine(tmp_path):
+    code = (
+        "import sys; from store.db import open_store; from dmf_tui.app import DmfApp; "
+        f"DmfApp(open_store({str(tmp_path / 'runs.db')!r})); "
+        "bad = [m for m in sys.modules if m.split('.')[0] in ('torch', 'engine')]; "
+        "print(bad); sys.exit(1 if bad else 0)"
+    )
+    done = subprocess.run([sys.executable, "-X", "importtime", "-c", code], capture_output=True, text=True)
+    assert done.returncode == 0, done.stdout
+
+
+def test_a_database_that_cannot_be_opened_is_one_line_and_exit_2(tmp_path, capsys):
+    from dmf_tui.cli import main
+
+    bad = tmp_path / "notes.txt"
+    bad.write_text("not a database at all\n" * 100)
+    assert main(["--db", str(bad)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err == f"dmf-tui: error: {bad} is not a SQLite database"
+
+
+def test_demo_queues_mf_and_deepmf_once(tmp_path, monkeypatch):
+    from dmf_tui.cli import main
+    from store.db import open_store
+
+    monkeypatch.setattr("dmf_tui.commands.tui._run_app", lambda db: 0)
+    db = str(tmp_path / "demo.db")
+    assert main(["--db", db, "demo"]) == 0
+    assert main(["--db", db, "demo"]) == 0
+    store = open_store(db)
+    assert [(r.model, r.dataset) for r in store.queue()] == [("mf", "synthetic-100k"), ("deepmf", "synthetic-100k")]
+    store.close()

@@ -192,7 +192,7 @@ class Worker:
             log.warning("marked run(s) %s lost: their worker died", ", ".join(map(str, lost)))
         if self.options.checkpoint_dir is not None:
             self.options.checkpoint_dir.mkdir(parents=True, exist_ok=True)
-        heartbeat = _Heartbeat(self.store, self.worker_id, self.options.heartbeat_s)
+        heartbeat = Heartbeat(self.store, self.worker_id, self.options.heartbeat_s)
         heartbeat.start()
         try:
             while not self.stop.is_set():
@@ -301,7 +301,9 @@ class _Throttled:
         return self.answer
 
 
-class _Heartbeat(threading.Thread):
+class Heartbeat(threading.Thread):
+    """Beats for `worker_id` every `every_s` seconds until closed, so a long epoch never looks dead."""
+
     def __init__(self, store: Store, worker_id: int, every_s: float) -> None:
         super().__init__(name=f"heartbeat-{worker_id}", daemon=True)
         self.store = store

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
+import socket
 import sys
 from contextlib import nullcontext
 
@@ -40,6 +42,7 @@ def run_command(args: argparse.Namespace) -> int:
     # The engine (and torch) load only here, so the TUI and the other commands start fast.
     from engine.datasets import load_split
     from engine.trainer import FIT_KEYS, fit, resolve_device
+    from engine.worker import HEARTBEAT_S, Heartbeat
     from store.db import open_store
 
     device = resolve_device(params.device)
@@ -52,7 +55,12 @@ def run_command(args: argparse.Namespace) -> int:
           f"({split.cold_users} test users and {split.cold_items} test items unseen in train); "
           f"{params.model} on {device}", file=sys.stderr)
 
-    record = store.start_run(params, device=str(device))
+    # Registered like a worker, with a heartbeat, so that if this process is killed its run is
+    # marked lost (by the next worker or TUI that looks) instead of staying "running" forever.
+    worker_id = store.register_worker(pid=os.getpid(), host=socket.gethostname(), devices=[str(device)], slots=1)
+    heartbeat = Heartbeat(store, worker_id, HEARTBEAT_S)
+    heartbeat.start()
+    record = store.start_run(params, worker_id=worker_id, device=str(device))
     progress, task = _progress_bar(enabled=not args.json and sys.stderr.isatty())
 
     def on_progress(done: int, total: int) -> None:
@@ -83,6 +91,9 @@ def run_command(args: argparse.Namespace) -> int:
     except Exception as exc:
         store.finish_run(record.id, "failed", error=str(exc) or type(exc).__name__)
         raise
+    finally:
+        heartbeat.close()
+        store.unregister_worker(worker_id)
     store.finish_run(record.id, "done")
     print(f"run {record.id}: best test RMSE {result.best_test_rmse:.4f} at epoch {result.best_epoch} "
           f"({result.stopped})", file=sys.stderr)

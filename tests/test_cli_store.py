@@ -122,3 +122,17 @@ def test_export_runs_and_epochs(db: str, tmp_path: Path, capsys: pytest.CaptureF
 
 def store_params(**changes: object) -> RunParams:
     return RunParams().replace(**changes)
+
+
+def test_move_pause_and_resume(db: str, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["add", "--db", db, "--data", "synthetic-100k", "--lr", "1e-3,2e-3,3e-3"]) == 0
+    assert main(["move", "--db", db, "3", "-2"]) == 0
+    assert capsys.readouterr().out.splitlines()[-1] == "queue order: 3 1 2"
+    assert main(["pause", "--db", db]) == 0
+    store = open_store(db)
+    assert store.is_paused() and store.claim(store.register_worker(pid=1, host="h", devices="cpu", slots=1),
+                                             device="cpu") is None
+    assert main(["resume", "--db", db]) == 0
+    assert not store.is_paused()
+    assert main(["move", "--db", db, "99", "1"]) == 2
+    assert "99" in capsys.readouterr().err

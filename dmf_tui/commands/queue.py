@@ -1,23 +1,12 @@
-"""`dmf-tui add`, `cancel` and `retry`: changing the queue from the command line."""
+"""`dmf-tui add`, `cancel`, `retry`, `move`, `pause` and `resume`: changing the queue from the command line."""
 
 from __future__ import annotations
 
 import argparse
 
+from dmf_tui.commands.params_args import PARAM_FLAGS, add_param_arguments, grid_from_args
 from dmf_tui.commands.runs import store_for
-from store.params import FIELD_NAMES, RunParams, expand_grid, format_value
-
-# RunParams fields as flags: --weight-decay for weight_decay and so on.
-FLAG_HELP = {
-    "model": "mf or deepmf",
-    "data": "a dataset name (ml-1m, synthetic-100k, ...) or a ratings file",
-    "hidden": "DeepMF hidden sizes; alternatives separated by '/', e.g. 10,5/64,32",
-    "device": "auto, cpu, cuda, cuda:N or mps",
-    "bias": "true or false: add user, item and global biases",
-    "val_size": "fraction of training rows held out for early stopping",
-    "patience": "epochs without improvement before stopping (0: never)",
-    "init_std": "embedding init std (0: PyTorch's default)",
-}
+from store.params import format_value
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -26,11 +15,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         description="Queue runs for a worker. Comma lists expand to every combination: "
         "--lr 1e-3,1e-2 --k 10,32 queues 4 runs as one sweep.",
     )
-    defaults = RunParams()
-    for name in FIELD_NAMES:
-        default = format_value(name, getattr(defaults, name))
-        add.add_argument(f"--{name.replace('_', '-')}", dest=name, metavar="V[,V...]",
-                         help=f"{FLAG_HELP.get(name, '')} (default {default})".strip())
+    add_param_arguments(add, grid=True)
     add.add_argument("--name", help="a name for the sweep")
     add.add_argument("--dry-run", action="store_true", help="print the runs without queueing them")
     add.set_defaults(func=add_runs)
@@ -43,11 +28,21 @@ def register(sub: argparse._SubParsersAction) -> None:
     retry.add_argument("run_ids", type=int, nargs="+", metavar="ID")
     retry.set_defaults(func=retry_runs)
 
+    move = sub.add_parser("move", help="move a queued run up or down the queue")
+    move.add_argument("run_id", type=int, metavar="ID")
+    move.add_argument("offset", type=int, metavar="OFFSET", help="places to move: -1 is one up, 2 two down")
+    move.set_defaults(func=move_run)
+
+    pause = sub.add_parser("pause", help="stop workers from starting queued runs (running ones go on)")
+    pause.set_defaults(func=lambda args: set_paused(args, True))
+    resume = sub.add_parser("resume", help="let workers start queued runs again")
+    resume.set_defaults(func=lambda args: set_paused(args, False))
+
 
 def add_runs(args: argparse.Namespace) -> int:
-    given = {name: getattr(args, name) for name in FIELD_NAMES if getattr(args, name) is not None}
-    runs = expand_grid(given)  # ParamError (one line, exit 2) before anything is written
+    runs = grid_from_args(args)  # ParamError (one line, exit 2) before anything is written
     if args.dry_run:
+        given = [field for _, field, _ in PARAM_FLAGS if getattr(args, field) is not None]
         shown = list(dict.fromkeys(["model", "data", *given]))
         print(f"Would queue {_runs(len(runs))}:")
         for i, params in enumerate(runs, start=1):
@@ -86,6 +81,27 @@ def retry_runs(args: argparse.Namespace) -> int:
         store.close()
     for old, new in zip(dict.fromkeys(args.run_ids), new_ids):
         print(f"run {old}: queued again as run {new}")
+    return 0
+
+
+def move_run(args: argparse.Namespace) -> int:
+    store = store_for(args)
+    try:
+        store.move(args.run_id, args.offset)
+        queued = [run.id for run in store.queue() if run.status == "queued"]
+    finally:
+        store.close()
+    print("queue order: " + " ".join(map(str, queued)))
+    return 0
+
+
+def set_paused(args: argparse.Namespace, paused: bool) -> int:
+    store = store_for(args)
+    try:
+        store.set_paused(paused)
+    finally:
+        store.close()
+    print("queue paused: workers finish their runs and start no new ones" if paused else "queue resumed")
     return 0
 
 

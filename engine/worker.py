@@ -55,6 +55,9 @@ HEARTBEAT_S = 5.0
 # How often a training run asks the store whether someone cancelled it. The trainer calls
 # should_stop every ~200 batches, which on a GPU can be many times a second.
 CANCEL_CHECK_S = 0.5
+# What one slot needs on a GPU: its own CUDA context (~0.5 GiB) plus an ML-1M-sized split and
+# model with room to spare. Larger datasets need more; this only catches counts that cannot fit.
+SLOT_MEMORY_BYTES = 1 << 30
 # A slot that crashes is restarted this many times, then left dead (a crash loop helps nobody).
 MAX_RESTARTS = 3
 
@@ -109,7 +112,21 @@ def plan_slots(*, gpus: str | None = None, slots_per_gpu: int = 1, slots: int | 
         note = f" (CUDA_VISIBLE_DEVICES={shown})" if shown is not None else ""
         which = f"GPU {missing[0]}" if missing else "a GPU"
         raise DeviceError(f"--gpus {gpus}: no {which} here; {visible} CUDA device(s) visible{note}")
+    for index in indices:
+        _check_room(index, slots_per_gpu)
     return [f"cuda:{i}" for i in indices for _ in range(slots_per_gpu)]
+
+
+def _check_room(index: int, slots: int) -> None:
+    """Refuse more slots than GPU `index` has free memory for, before any of them starts: a slot
+    that runs out of memory later fails its runs one after another instead."""
+    free, _total = torch.cuda.mem_get_info(index)
+    need = slots * SLOT_MEMORY_BYTES
+    if need > free:
+        raise DeviceError(
+            f"--slots-per-gpu {slots} needs about {need / 2**30:.1f} GiB on cuda:{index} "
+            f"but {free / 2**30:.1f} GiB is free; use at most {int(free // SLOT_MEMORY_BYTES)} slots there"
+        )
 
 
 def _parse_gpus(text: str) -> list[int]:

@@ -198,6 +198,18 @@ def test_a_gpu_that_is_not_there_is_a_one_line_error(tmp_path, capsys):
         plan_slots(gpus="99")
 
 
+def test_more_gpu_slots_than_free_memory_allows_are_refused(monkeypatch):
+    """Two visible GPUs with 10 GiB and 3 GiB free: four 1 GiB slots fit on the first, not the second."""
+    free = {0: 10 * 2**30, 1: 3 * 2**30}
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
+    monkeypatch.setattr(torch.cuda, "mem_get_info", lambda i: (free[i], 80 * 2**30))
+    assert plan_slots(gpus="0", slots_per_gpu=4) == ["cuda:0"] * 4
+    with pytest.raises(DeviceError, match=r"--slots-per-gpu 4 needs about 4.0 GiB on cuda:1 but 3.0 GiB is free; "
+                                          r"use at most 3 slots there"):
+        plan_slots(gpus="0,1", slots_per_gpu=4)
+
+
 def test_state_dir_is_beside_a_database_file(tmp_path, monkeypatch):
     assert state_dir(f"sqlite:///{tmp_path}/x/runs.db") == tmp_path / "x"
     monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "xdg"))

@@ -1,0 +1,112 @@
+"""Every GPU measurement in one script, to run once on a card (device time is scarce).
+
+    .venv/bin/python bench/bench_gpu.py                         # on a CUDA box: the full table
+    .venv/bin/python bench/bench_gpu.py --device cpu --quick    # a smoke run of the same code here
+
+Prints, for synthetic-1m (ML-1M's shape, batch 512, K=10):
+  1. seconds per epoch for MF and DeepMF, eager vs captured (a CUDA graph replayed), the median of
+     the epochs after the first (the first includes the warm-up and capture), and the largest
+     difference in test RMSE between the two over all epochs (same seed: they should agree);
+  2. the throughput of 1, 4 and 16 worker slots on one card: several slot processes claim short
+     MF runs from one queue; epochs per second of all slots together, measured between the 25th
+     and 75th percentile of the epochs' timestamps so slot start-up (CUDA context, data) is excluded.
+Then the card, torch and CUDA versions, as a markdown block for bench/RESULTS.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import statistics
+import sys
+import tempfile
+from pathlib import Path
+
+import torch
+
+from engine.split import split_dataset
+from engine.synthetic import make_synthetic
+from engine.trainer import fit, resolve_device
+from engine.worker import WorkerOptions, run_slots
+from store.db import open_store
+from store.params import RunParams
+
+
+def epoch_times(split, model: str, device: str, capture: bool, epochs: int) -> tuple[float, list[float]]:
+    result = fit(split, model=model, epochs=epochs, device=device, capture=capture, seed=0)
+    seconds = [e.seconds for e in result.epochs]
+    steady = statistics.median(seconds[1:]) if len(seconds) > 1 else seconds[0]
+    return steady, [e.test_rmse for e in result.epochs]
+
+
+def slot_throughput(slots: int, device: str, runs_per_slot: int, epochs: int) -> float:
+    """Epochs per second of `slots` worker processes sharing `device`, in steady state."""
+    with tempfile.TemporaryDirectory() as tmp:
+        db = str(Path(tmp) / "runs.db")
+        store = open_store(db)
+        params = RunParams(model="mf", data="synthetic-1m", epochs=epochs, device="auto")
+        store.enqueue_grid([params] * (slots * runs_per_slot), name=f"{slots} slots")
+        code = run_slots([device] * slots, WorkerOptions(db=db, exit_when_empty=True, poll_s=0.2))
+        if code != 0:
+            raise SystemExit(f"the {slots}-slot worker exited with {code}")
+        stamps = sorted(e.created_at for run in store.leaderboard() for e in store.epochs(run.id))
+        store.close()
+    lo, hi = stamps[len(stamps) // 4], stamps[(3 * len(stamps)) // 4]
+    window = (hi - lo).total_seconds()
+    between = sum(1 for s in stamps if lo < s <= hi)
+    return between / window if window > 0 else float("nan")
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--device", default="cuda")
+    parser.add_argument("--epochs", type=int, default=4, help="epochs per eager/captured timing")
+    parser.add_argument("--slots", default="1,4,16", help="slot counts to measure")
+    parser.add_argument("--slot-epochs", type=int, default=10, help="epochs of each run in the slot test")
+    parser.add_argument("--runs-per-slot", type=int, default=3)
+    parser.add_argument("--quick", action="store_true", help="small settings, to check the script works")
+    args = parser.parse_args()
+    if args.quick:
+        args.epochs, args.slots, args.slot_epochs, args.runs_per_slot = 2, "1,2", 2, 1
+
+    device = str(resolve_device(args.device))
+    on_cuda = device.startswith("cuda")
+    split = split_dataset(make_synthetic("synthetic-1m"))
+    print(f"synthetic-1m: {len(split.train)} train rows, batch 512, K=10, on {device}", flush=True)
+
+    rows = []
+    for model in ("mf", "deepmf"):
+        eager_s, eager_rmse = epoch_times(split, model, device, False, args.epochs)
+        if on_cuda:
+            captured_s, captured_rmse = epoch_times(split, model, device, True, args.epochs)
+            diff = max(abs(a - b) for a, b in zip(eager_rmse, captured_rmse))
+            rows.append(f"| {model} | {eager_s:.3f} | {captured_s:.3f} | {eager_s / captured_s:.1f}x | {diff:.1e} |")
+        else:
+            rows.append(f"| {model} | {eager_s:.3f} | - | - | - |")
+        print(rows[-1], flush=True)
+
+    slot_rows = []
+    base = None
+    for slots in (int(s) for s in args.slots.split(",")):
+        rate = slot_throughput(slots, device, args.runs_per_slot, args.slot_epochs)
+        base = base or rate
+        slot_rows.append(f"| {slots} | {rate:.2f} | {rate / base:.2f}x |")
+        print(slot_rows[-1], flush=True)
+
+    card = torch.cuda.get_device_name(torch.device(device)) if on_cuda else "CPU"
+    print()
+    print(f"Machine: {card}; torch {torch.__version__}, CUDA {torch.version.cuda}; "
+          f"{dt.date.today().isoformat()}; command: python {' '.join(sys.argv)}")
+    print()
+    print("| model | eager s/epoch | captured s/epoch | speed-up | max test RMSE difference |")
+    print("|---|---:|---:|---:|---:|")
+    print("\n".join(rows))
+    print()
+    print(f"| slots on one {'card' if on_cuda else 'CPU'} | epochs/s (all slots, MF) | vs 1 slot |")
+    print("|---:|---:|---:|")
+    print("\n".join(slot_rows))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -42,7 +42,7 @@ class StoreSource:
 
     def poll(self) -> Snapshot:
         store = self.store
-        workers = store.workers()
+        workers = store.workers(include_stopped=False)
         queue = store.queue()
         gone = {w.id for w in workers if w.state != "running"}
         if any(run.worker_id in gone for run in queue if run.status == "running"):

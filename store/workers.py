@@ -42,18 +42,24 @@ class WorkerOps(StoreBase):
         with self._write() as session:
             session.execute(update(Worker).where(Worker.id == worker_id).values(stopped_at=utcnow()))
 
-    def workers(self, alive_only: bool = False, *, grace_s: float = DEFAULT_GRACE_S) -> list[WorkerRecord]:
-        """Every worker ever registered, newest first, with its state: running, stale (no recent
-        heartbeat, or its pid is gone from this host) or stopped."""
+    def workers(self, alive_only: bool = False, *, include_stopped: bool = True,
+                grace_s: float = DEFAULT_GRACE_S) -> list[WorkerRecord]:
+        """Every worker ever registered (or, without `include_stopped`, those not known to have
+        stopped), newest first, with its state: running, stale (no recent heartbeat, or its pid is
+        gone from this host) or stopped."""
         now = utcnow()
+        query = select(Worker).order_by(Worker.id.desc())
+        if not include_stopped:
+            query = query.where(Worker.stopped_at.is_(None))
         with self._read() as session:
-            rows = session.scalars(select(Worker).order_by(Worker.id.desc()))
+            rows = session.scalars(query)
             records = [worker_record(row, _state(row, now, grace_s)) for row in rows]
         return [r for r in records if r.state == "running"] if alive_only else records
 
     def reap_lost(self, grace_s: float = DEFAULT_GRACE_S) -> list[int]:
         """Mark as lost every running run whose worker is dead (see the module docstring) or was
-        stopped; returns their ids. Their epochs are kept; the reason goes in the run's error."""
+        stopped; returns their ids. Their epochs are kept; the reason goes in the run's error.
+        Workers whose process is certainly gone are marked stopped, so they stop showing as stale."""
         now = utcnow()
         lost: list[int] = []
         with self._write() as session:
@@ -71,6 +77,10 @@ class WorkerOps(StoreBase):
                 ).rowcount
                 if changed:
                     lost.append(run_id)
+            # After the runs, so their reason says the process is gone rather than "stopped".
+            for worker in session.scalars(select(Worker).where(Worker.stopped_at.is_(None))):
+                if _pid_gone(worker):
+                    worker.stopped_at = now
         return lost
 
 

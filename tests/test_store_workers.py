@@ -86,3 +86,10 @@ def test_worker_states(store: Store) -> None:
     assert states == {alive: "running", dead: "stale", silent: "stale", stopped: "stopped"}
     (only,) = store.workers(alive_only=True)
     assert (only.id, only.devices, only.slots) == (alive, ("cuda:0", "cuda:1"), 2)
+
+    # Reaping closes the row of the worker whose process is gone; a silent remote one stays stale
+    # (it may come back), and the open list no longer carries the closed ones.
+    store.reap_lost()
+    states = {w.id: w.state for w in store.workers()}
+    assert states == {alive: "running", dead: "stopped", silent: "stale", stopped: "stopped"}
+    assert [w.id for w in store.workers(include_stopped=False)] == [silent, alive]

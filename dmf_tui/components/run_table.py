@@ -60,7 +60,8 @@ class RunTable(DataTable):
         old = self._cells[run_id]
         for (key, _), before, after in zip(self._columns, old, cells):
             if before != after:
-                self.update_cell(str(run_id), key, after)
+                # update_width: a cell that grows ("queued" -> "running") must widen its column.
+                self.update_cell(str(run_id), key, after, update_width=True)
         self._cells[run_id] = cells
 
     def append(self, rows: Iterable[tuple[int, tuple]]) -> None:

@@ -92,6 +92,18 @@ async def test_queue_lists_runs_in_order_and_shows_failures(store, worker):
         assert cells(problems, "reason") == ["CUDA out of memory. Tried to allocate 2.00 GiB"]
 
 
+async def test_a_run_that_starts_widens_its_status_cell(store, worker):
+    store.enqueue(RunParams(data="synthetic-100k"))
+    app = make_app(store)
+    async with app.run_test(size=(160, 40)) as pilot:
+        await settle(pilot)
+        table = app.queue_tab.query_one("#queue-table", DataTable)
+        worker.start()
+        await settle(pilot)
+        assert cells(table, "status") == ["running"]
+        assert table.columns["status"].content_width >= len("running")
+
+
 async def test_queue_keys_move_and_cancel(store, worker):
     fill_lab(store, worker)
     first, second = [run.id for run in store.queue() if run.status == "queued"]

@@ -73,7 +73,7 @@ def list_runs(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps([run_json(run) for run in runs], indent=2))
         return 0
-    console = Console()
+    console = _console()
     if not runs:
         console.print("No runs match.")
         return 0
@@ -110,7 +110,7 @@ def show_run(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps({"run": run_json(run), "epochs": [_plain(e) for e in epochs]}, indent=2))
         return 0
-    console = Console()
+    console = _console()
     console.print(f"[bold]Run {run.id}[/bold]  {run.status}  {run.params.label()}")
     about = Table.grid(padding=(0, 2))
     about.add_column(style="dim")
@@ -202,3 +202,11 @@ def _time(value: Optional[datetime]) -> Optional[str]:
         return None
     return value.astimezone().strftime("%Y-%m-%d %H:%M:%S")  # in the local time zone
 
+
+def _console() -> Console:
+    """Rich's console; piped into a file or another program it would squeeze tables into 80
+    columns and cut dataset names, so there it gets room for a whole row."""
+    console = Console()
+    if not console.is_terminal:
+        console.width = 200
+    return console

@@ -26,8 +26,9 @@ run: venv
 test: venv
 	$(BIN)/python -m pytest -q
 
+# Every CPU benchmark; their printed figures go to bench/RESULTS.md. bench/bench_gpu.py needs a card.
 bench: venv
-	$(BIN)/python bench/bench_engine.py
+	for b in load engine store worker tui; do $(BIN)/python bench/bench_$$b.py || exit 1; done
 
 clean:
 	rm -rf $(VENV) .pytest_cache

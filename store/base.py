@@ -32,3 +32,9 @@ class StoreBase:
 
     def close(self) -> None:
         self.engine.dispose()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self.close()

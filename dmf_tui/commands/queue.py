@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 
 from dmf_tui.commands.params_args import PARAM_FLAGS, add_param_arguments, grid_from_args
-from dmf_tui.commands.runs import store_for
+from store.db import open_store
 from store.params import format_value
 
 
@@ -48,21 +48,15 @@ def add_runs(args: argparse.Namespace) -> int:
         for i, params in enumerate(runs, start=1):
             print(f"  {i}. " + " ".join(f"{n}={format_value(n, getattr(params, n))}" for n in shown))
         return 0
-    store = store_for(args)
-    try:
+    with open_store(args.db) as store:
         sweep_id, run_ids = store.enqueue_grid(runs, name=args.name)
-    finally:
-        store.close()
     print(f"Queued {_runs(len(run_ids))} (sweep {sweep_id}): ids {id_ranges(run_ids)}")
     return 0
 
 
 def cancel_runs(args: argparse.Namespace) -> int:
-    store = store_for(args)
-    try:
+    with open_store(args.db) as store:
         outcome = store.cancel(args.run_ids)
-    finally:
-        store.close()
     for run_id, result in outcome.items():
         if result == "cancelling":
             print(f"run {run_id}: cancelling (its worker stops it within an epoch)")
@@ -74,33 +68,24 @@ def cancel_runs(args: argparse.Namespace) -> int:
 
 
 def retry_runs(args: argparse.Namespace) -> int:
-    store = store_for(args)
-    try:
+    with open_store(args.db) as store:
         new_ids = store.retry(args.run_ids)
-    finally:
-        store.close()
     for old, new in zip(dict.fromkeys(args.run_ids), new_ids):
         print(f"run {old}: queued again as run {new}")
     return 0
 
 
 def move_run(args: argparse.Namespace) -> int:
-    store = store_for(args)
-    try:
+    with open_store(args.db) as store:
         store.move(args.run_id, args.offset)
         queued = [run.id for run in store.queue() if run.status == "queued"]
-    finally:
-        store.close()
     print("queue order: " + " ".join(map(str, queued)))
     return 0
 
 
 def set_paused(args: argparse.Namespace, paused: bool) -> int:
-    store = store_for(args)
-    try:
+    with open_store(args.db) as store:
         store.set_paused(paused)
-    finally:
-        store.close()
     print("queue paused: workers finish their runs and start no new ones" if paused else "queue resumed")
     return 0
 

@@ -11,7 +11,7 @@ from typing import Any, Optional
 from rich.console import Console
 from rich.table import Table
 
-from store.db import Store, open_store
+from store.db import open_store
 from store.params import FIELD_NAMES, RunParams, format_value
 from store.records import EpochRecord, RunRecord
 
@@ -58,18 +58,11 @@ def filters(args: argparse.Namespace) -> dict[str, Any]:
     }
 
 
-def store_for(args: argparse.Namespace) -> Store:
-    return open_store(args.db)
-
-
 def list_runs(args: argparse.Namespace) -> int:
-    store = store_for(args)
-    try:
+    with open_store(args.db) as store:
         runs = store.leaderboard(**filters(args), sort=args.sort, descending=args.desc,
                                  limit=args.top or None)
         total = store.count_runs(**filters(args))
-    finally:
-        store.close()
     if args.json:
         print(json.dumps([run_json(run) for run in runs], indent=2))
         return 0
@@ -101,12 +94,9 @@ def runs_table(runs: list[RunRecord]) -> Table:
 
 
 def show_run(args: argparse.Namespace) -> int:
-    store = store_for(args)
-    try:
+    with open_store(args.db) as store:
         run = store.get_run(args.run_id)
         epochs = store.epochs(run.id)
-    finally:
-        store.close()
     if args.json:
         print(json.dumps({"run": run_json(run), "epochs": [_plain(e) for e in epochs]}, indent=2))
         return 0
@@ -154,8 +144,7 @@ def epochs_table(epochs: list[EpochRecord], best_epoch: Optional[int]) -> Table:
 
 
 def export_csv(args: argparse.Namespace) -> int:
-    store = store_for(args)
-    try:
+    with open_store(args.db) as store:
         if args.epochs:
             run_ids = [run.id for run in store.leaderboard(**filters(args))]
             count = store.export_epochs_csv(args.csv, run_ids=run_ids)
@@ -163,8 +152,6 @@ def export_csv(args: argparse.Namespace) -> int:
         else:
             count = store.export_runs_csv(args.csv, **filters(args))
             print(f"Wrote {count} runs to {args.csv}")
-    finally:
-        store.close()
     return 0
 
 

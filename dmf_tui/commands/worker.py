@@ -108,12 +108,9 @@ def _detach(args: argparse.Namespace, url: str, log_path: Path) -> int:
 
 
 def _status(args: argparse.Namespace) -> int:
-    store = open_store(args.db)
-    try:
+    with open_store(args.db) as store:
         workers = store.workers()
         current = {run.worker_id: run.id for run in store.queue() if run.status == "running"}
-    finally:
-        store.close()
     shown = workers if args.all else [w for w in workers if w.state != "stopped"]
     if args.json:
         print(json.dumps([
@@ -144,11 +141,8 @@ def _status(args: argparse.Namespace) -> int:
 
 
 def _stop(args: argparse.Namespace) -> int:
-    store = open_store(args.db)
-    try:
+    with open_store(args.db) as store:
         workers = [w for w in store.workers() if w.state == "running"]
-    finally:
-        store.close()
     here = socket.gethostname()
     for w in workers:
         if w.host != here:

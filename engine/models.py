@@ -3,18 +3,38 @@
 With default arguments both are the lab's models exactly: the same layers, created in the same order,
 with PyTorch's default initialisation, so that the same seed gives the same starting weights. Every
 option beyond the lab (biases, other hidden sizes, dropout, a normal initialisation) is off by default.
+
+Each model can also differentiate its batch loss by hand (`hand_grads`), which the CPU trainer uses
+instead of autograd: the same gradients `F.mse_loss(model(u, i), r).backward()` leaves, written
+straight into buffers allocated once. At batch 512 on CPU autograd's bookkeeping, the fresh zeroed
+table an embedding lookup's backward allocates every step, and Python attribute lookups cost more
+than the arithmetic. tests/test_models.py checks these gradients against autograd for every option.
 """
 
 from __future__ import annotations
 
-from typing import Sequence
+from typing import Callable, Sequence
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from engine.errors import ConfigError
 
 MODELS = ("mf", "deepmf")
+
+# (users, items, ratings) -> the batch's sum of squared errors, the gradients left in the buffers.
+HandGrads = Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]
+
+# ReLU's backward as autograd computes it: the gradient where the ReLU's output is > 0, else 0.
+_relu_backward = torch.ops.aten.threshold_backward.default
+
+
+def _scatter(table_grad: torch.Tensor, index: torch.Tensor, row_grads: torch.Tensor) -> None:
+    """The gradient of a table through `table.index_select(0, index)`: zero, plus each row's gradient
+    added at its index (repeated indices add up, in batch order, as in autograd's own backward)."""
+    table_grad.zero_()
+    table_grad.index_add_(0, index, row_grads)
 
 
 class _Embeddings(nn.Module):
@@ -45,6 +65,57 @@ class _Embeddings(nn.Module):
     def biases(self, users: torch.Tensor, items: torch.Tensor) -> torch.Tensor:
         return self.user_bias.index_select(0, users) + self.item_bias.index_select(0, items) + self.global_bias
 
+    @property
+    def has_hand_grads(self) -> bool:
+        """Whether `hand_grads` applies: always but with dropout, whose masks only `forward` draws."""
+        return not any(isinstance(m, nn.Dropout) for m in self.modules())
+
+    def hand_grads(self, grads: dict[str, torch.Tensor]) -> HandGrads:
+        """A function of a batch (users, items, ratings) that overwrites `grads`, a buffer per parameter
+        keyed by its name in `named_parameters()`, with the gradient of
+        `F.mse_loss(self(users, items), ratings)`, and returns the batch's sum of squared errors.
+
+        The embedding tables' buffers are rewritten whole, zero in the rows the batch does not touch,
+        so that a dense optimizer sees what `backward()` would have left in `.grad`. The function
+        works on the parameters' storage (detached, so it sees every in-place update and needs no
+        autograd) and binds everything it needs now, so a call looks nothing up.
+        """
+        user_table, item_table = self.user_emb.weight.detach(), self.item_emb.weight.detach()
+        user_table_grad, item_table_grad = grads["user_emb.weight"], grads["item_emb.weight"]
+        predict_rows, backward_rows = self._hand_head(grads)
+        bias = self.bias
+        if bias:
+            user_bias, item_bias, global_bias = (self.user_bias.detach(), self.item_bias.detach(),
+                                                 self.global_bias.detach())
+            user_bias_grad, item_bias_grad, global_bias_grad = (grads["user_bias"], grads["item_bias"],
+                                                                grads["global_bias"])
+
+        def mse_grads(users: torch.Tensor, items: torch.Tensor, ratings: torch.Tensor) -> torch.Tensor:
+            user, item = user_table.index_select(0, users), item_table.index_select(0, items)
+            error, saved = predict_rows(user, item)  # the prediction, about to become the error
+            if bias:
+                error += user_bias.index_select(0, users) + item_bias.index_select(0, items) + global_bias
+            error -= ratings
+            sse = torch.dot(error, error)
+            upstream = error.mul_(2.0 / len(ratings))  # d loss / d prediction, as mse_loss's backward has it
+            user_grad, item_grad = backward_rows(upstream, user, item, saved)
+            _scatter(user_table_grad, users, user_grad)
+            _scatter(item_table_grad, items, item_grad)
+            if bias:
+                _scatter(user_bias_grad, users, upstream)
+                _scatter(item_bias_grad, items, upstream)
+                torch.sum(upstream, 0, out=global_bias_grad)
+            return sse
+
+        return mse_grads
+
+    def _hand_head(self, grads: dict[str, torch.Tensor]) -> tuple[Callable, Callable]:
+        """The model's own part of `hand_grads`, as two functions:
+        `predict_rows(user, item) -> (prediction without biases, saved for the backward)` and
+        `backward_rows(upstream, user, item, saved) -> (d loss / d user rows, d loss / d item rows)`,
+        which also fills `grads` for the model's parameters other than the tables and biases."""
+        raise NotImplementedError
+
 
 class MF(_Embeddings):
     """Prediction = <user embedding, item embedding> (+ biases)."""
@@ -61,6 +132,17 @@ class MF(_Embeddings):
             product = self.dropout(product)
         prediction = product.sum(dim=1)
         return prediction + self.biases(users, items) if self.bias else prediction
+
+    def _hand_head(self, grads: dict[str, torch.Tensor]) -> tuple[Callable, Callable]:
+        def predict_rows(user: torch.Tensor, item: torch.Tensor) -> tuple[torch.Tensor, None]:
+            return (user * item).sum(dim=1), None
+
+        def backward_rows(upstream: torch.Tensor, user: torch.Tensor, item: torch.Tensor,
+                          saved: None) -> tuple[torch.Tensor, torch.Tensor]:
+            upstream = upstream.unsqueeze(1)
+            return item * upstream, user * upstream
+
+        return predict_rows, backward_rows
 
 
 class DeepMF(_Embeddings):
@@ -83,6 +165,33 @@ class DeepMF(_Embeddings):
         x = torch.cat(self.lookup(users, items), dim=1)
         prediction = self.mlp(x).squeeze(-1)
         return prediction + self.biases(users, items) if self.bias else prediction
+
+    def _hand_head(self, grads: dict[str, torch.Tensor]) -> tuple[Callable, Callable]:
+        # Each Linear layer's weight and bias with their gradient buffers; a ReLU follows all but the last.
+        layers = [(m.weight.detach(), m.bias.detach(), grads[f"mlp.{n}.weight"], grads[f"mlp.{n}.bias"])
+                  for n, m in enumerate(self.mlp) if isinstance(m, nn.Linear)]
+        k = self.user_emb.embedding_dim
+
+        def predict_rows(user: torch.Tensor, item: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
+            inputs = [torch.cat((user, item), dim=1)]  # the input of every layer, for the backward
+            for weight, bias, _, _ in layers[:-1]:
+                inputs.append(F.linear(inputs[-1], weight, bias).relu_())
+            weight, bias, _, _ = layers[-1]
+            return F.linear(inputs[-1], weight, bias).squeeze(1), inputs
+
+        def backward_rows(upstream: torch.Tensor, user: torch.Tensor, item: torch.Tensor,
+                          inputs: list[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+            grad = upstream.unsqueeze(1)  # d loss / d (output of layer n), batch x width
+            for n in range(len(layers) - 1, -1, -1):
+                weight, _, weight_grad, bias_grad = layers[n]
+                torch.mm(grad.t(), inputs[n], out=weight_grad)
+                torch.sum(grad, 0, out=bias_grad)
+                grad = grad.mm(weight)  # d loss / d (input of layer n)
+                if n > 0:
+                    grad = _relu_backward(grad, inputs[n], 0)  # through the ReLU that made that input
+            return grad[:, :k], grad[:, k:]
+
+        return predict_rows, backward_rows
 
 
 def build_model(name: str, n_users: int, n_items: int, *, k: int = 10, hidden: Sequence[int] = (10, 5),

@@ -89,3 +89,38 @@ def test_bad_config_is_a_config_error(kwargs, message):
     name = kwargs.pop("name")
     with pytest.raises(ConfigError, match=message):
         build_model(name, N_USERS, N_ITEMS, **kwargs)
+
+
+@pytest.mark.parametrize("name, options", [
+    ("mf", {}), ("mf", {"bias": True}), ("deepmf", {}), ("deepmf", {"bias": True}),
+    ("deepmf", {"hidden": (7,)}), ("deepmf", {"hidden": (16, 8, 4), "k": 4, "bias": True}),
+])
+def test_hand_grads_are_autograds(name, options):
+    torch.manual_seed(0)
+    model = build_model(name, N_USERS, N_ITEMS, **options)
+    with torch.no_grad():
+        for p in model.parameters():
+            p.normal_()  # biases too, so every term counts
+    users, items = lab_batch(64)  # with repeats: 64 rows of 7 users and 11 items
+    ratings = torch.randint(1, 6, (64,)).float()
+    loss = torch.nn.functional.mse_loss(model(users, items), ratings)
+    loss.backward()
+    # Stale values in the buffers must not survive: the rows no batch touches become zero.
+    grads = {n: torch.full_like(p, 7.0) for n, p in model.named_parameters()}
+    sse = model.hand_grads(grads)(users, items, ratings)
+    assert sse.item() == pytest.approx(loss.item() * 64, rel=1e-6)
+    for n, p in model.named_parameters():
+        assert torch.allclose(grads[n], p.grad, rtol=1e-5, atol=1e-6), n
+
+
+def test_hand_grads_follow_in_place_updates_and_skip_dropout():
+    model = build_model("mf", N_USERS, N_ITEMS)
+    grads = {n: torch.zeros_like(p) for n, p in model.named_parameters()}
+    mse_grads = model.hand_grads(grads)
+    users, items = lab_batch()
+    with torch.no_grad():
+        model.item_emb.weight.zero_()  # as an optimizer step would, in place
+    assert mse_grads(users, items, torch.ones(5)).item() == 5.0  # every prediction is now 0
+    assert model.has_hand_grads and build_model("deepmf", N_USERS, N_ITEMS).has_hand_grads
+    assert not build_model("mf", N_USERS, N_ITEMS, dropout=0.1).has_hand_grads
+    assert not build_model("deepmf", N_USERS, N_ITEMS, dropout=0.1).has_hand_grads

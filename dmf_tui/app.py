@@ -19,8 +19,6 @@ from textual.binding import Binding
 from textual.widgets import Footer, TabbedContent, TabPane
 
 from dmf_tui.components.commands import DmfCommands
-from dmf_tui.components.compare import CompareScreen
-from dmf_tui.components.help import HelpScreen
 from dmf_tui.components.history_tab import HistoryTab
 from dmf_tui.components.live_tab import LiveTab
 from dmf_tui.components.new_run import NewRunScreen
@@ -139,6 +137,9 @@ class DmfApp(App):
 
     @on(CompareRuns)
     def compare_runs(self, message: CompareRuns) -> None:
+        # Imported on first use, like HelpScreen: with Markdown they are a tenth of the start-up.
+        from dmf_tui.components.compare import CompareScreen
+
         self.push_screen(CompareScreen(message.run_ids))
 
     @on(NewExperiment)
@@ -162,6 +163,8 @@ class DmfApp(App):
     # --- actions (also listed in the command palette, components/commands.py) ------------
 
     def action_help(self) -> None:
+        from dmf_tui.components.help import HelpScreen
+
         self.push_screen(HelpScreen())
 
     def action_new_experiment(self) -> None:

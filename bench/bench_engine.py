@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import platform
 import statistics
 import sys
 from pathlib import Path
@@ -31,6 +30,7 @@ from engine.trainer import fit, resolve_device
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from lab_reference import train_lab  # noqa: E402
+from machine import cpu_model  # noqa: E402
 
 ML100K = Path(__file__).resolve().parents[2] / "shared" / "data" / "ml-100k" / "u.data"
 
@@ -44,16 +44,6 @@ def load(name: str):
             return None
         return split_dataset(remap(read_ratings(path), "ml-100k"))
     return split_dataset(make_synthetic(name))
-
-
-def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 def main() -> int:

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import platform
 import random
 import sqlite3
 import statistics
@@ -25,6 +24,9 @@ from sqlalchemy import insert  # noqa: E402
 from store.db import Store, open_store  # noqa: E402
 from store.models import Epoch, Run, param_columns, utcnow  # noqa: E402
 from store.params import RunParams  # noqa: E402
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from machine import describe  # noqa: E402
 
 
 def median_ms(action: Callable[[], object], repeat: int) -> float:
@@ -107,8 +109,7 @@ def main() -> None:
         store.close()
         size_mb = os.path.getsize(path) / 1e6
 
-    print(f"Machine: {platform.platform()}, {os.cpu_count()} CPUs, Python {platform.python_version()}, "
-          f"SQLite {sqlite3.sqlite_version}")
+    print(f"Machine: {describe()}, SQLite {sqlite3.sqlite_version}")
     print(f"Command: .venv/bin/python bench/bench_store.py --runs {args.runs} --epochs {args.epochs}")
     print(f"Database: {args.runs:,} runs x {args.epochs} epochs, {size_mb:.0f} MB, filled in {fill_s:.1f} s\n")
     print("| operation | median ms |")

@@ -15,7 +15,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
-import platform
 import socket
 import statistics
 import subprocess
@@ -33,6 +32,9 @@ from dmf_tui.app import DmfApp  # noqa: E402
 from dmf_tui.components.history_tab import PAGE  # noqa: E402
 from store.db import open_store  # noqa: E402
 from store.params import RunParams  # noqa: E402
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from machine import describe  # noqa: E402
 
 SIZE = (140, 40)
 
@@ -52,16 +54,6 @@ async def main():
 
 asyncio.run(main())
 """
-
-
-def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 def first_paint(db: str, repeats: int) -> tuple[list[float], list[float]]:
@@ -197,8 +189,7 @@ def main() -> int:
     for name, seconds in rows:
         print(f"| {name} | {seconds:.3f} |")
     print()
-    print(f"Machine: {cpu_model()}, {os.cpu_count()} CPUs, Python {platform.python_version()}, "
-          f"{platform.system()} {platform.release()}")
+    print(f"Machine: {describe()}")
     print(f"Command: {' '.join([Path(sys.executable).name, *sys.argv])}")
     return 0
 

@@ -28,7 +28,7 @@ from store.db import open_store
 from store.params import RunParams
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_engine import cpu_model  # noqa: E402
+from machine import cpu_model  # noqa: E402
 from bench_load import write_ratings_dat  # noqa: E402
 
 

@@ -16,7 +16,6 @@ from __future__ import annotations
 from typing import Callable, Sequence
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from engine.errors import ConfigError
@@ -30,11 +29,70 @@ HandGrads = Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]
 _relu_backward = torch.ops.aten.threshold_backward.default
 
 
-def _scatter(table_grad: torch.Tensor, index: torch.Tensor, row_grads: torch.Tensor) -> None:
-    """The gradient of a table through `table.index_select(0, index)`: zero, plus each row's gradient
-    added at its index (repeated indices add up, in batch order, as in autograd's own backward)."""
-    table_grad.zero_()
-    table_grad.index_add_(0, index, row_grads)
+def _scatter_into(table_grad: torch.Tensor) -> Callable[[torch.Tensor, torch.Tensor], None]:
+    """A function (index, row_grads) that writes into `table_grad` the gradient of a table through
+    `table.index_select(0, index)`: zero, plus each row's gradient added at its index (repeated
+    indices add up, in batch order, as in autograd's own backward)."""
+    if table_grad.dim() == 2 and table_grad.shape[1] % 2 == 0 and table_grad.storage_offset() % 2 == 0:
+        # Rows of an even width as complex64 rows of half the width: adding a complex number is adding
+        # its two floats, so the sums are the same, bit for bit, and index_add_ (per element here)
+        # does half the work: measured 1.5x faster at batch 512, k 10. The row gradients the models
+        # pass are contiguous rows or even-width column slices of them, so they view alike.
+        table_as_complex = table_grad.view(torch.complex64)
+
+        def scatter(index: torch.Tensor, row_grads: torch.Tensor) -> None:
+            table_as_complex.zero_()
+            table_as_complex.index_add_(0, index, row_grads.view(torch.complex64))
+    else:
+        def scatter(index: torch.Tensor, row_grads: torch.Tensor) -> None:
+            table_grad.zero_()
+            table_grad.index_add_(0, index, row_grads)
+    return scatter
+
+
+# Where each parameter starts in the buffer `flatten_parameters` makes: at a multiple of 64 bytes, as a
+# tensor of its own would (PyTorch's CPU allocator aligns to 64 bytes), so vector kernels and MKL see
+# operands aligned as before, and every table can be viewed as complex64 (`_scatter_into`), bias
+# models' included. The padding between parameters stays zero: Adam leaves a zero with a zero gradient
+# at zero.
+_ALIGN_BYTES = 64
+
+
+def flatten_parameters(net: nn.Module) -> torch.Tensor:
+    """Move every parameter of `net` into one new contiguous buffer, in `named_parameters()` order,
+    and return the buffer: each parameter's `.data` becomes its own view of it, holding the same
+    values, so the model, its seeded initial weights and its `state_dict()` are unchanged.
+
+    Why: the CPU trainer's Adam kernel then runs once over one tensor rather than once per parameter
+    (measured 7-15 us a step less for DeepMF's eight parameters). Adam is elementwise, so the update
+    is the same but for rounding: the kernel's vector loop now also covers what were the scalar tails
+    of small tensors (a DeepMF bias, say), which can round one ulp apart."""
+    params = list(net.parameters())
+    _, size = _layout(params)
+    flat = params[0].new_zeros(size)
+    for p, view in zip(params, parameter_views(net, flat).values()):
+        view.copy_(p.detach())
+        p.data = view
+    return flat
+
+
+def parameter_views(net: nn.Module, flat: torch.Tensor) -> dict[str, torch.Tensor]:
+    """`flat`, a buffer laid out as `flatten_parameters` lays out the parameters (a gradient buffer, say),
+    as one view per parameter, keyed by its name in `named_parameters()`."""
+    named = list(net.named_parameters())
+    offsets, _ = _layout([p for _, p in named])
+    return {name: flat[offset:offset + p.numel()].view(p.shape) for (name, p), offset in zip(named, offsets)}
+
+
+def _layout(params: list[torch.Tensor]) -> tuple[list[int], int]:
+    """Each parameter's offset in the flat buffer, and the buffer's size, in elements."""
+    offsets, size = [], 0
+    for p in params:
+        align = max(1, _ALIGN_BYTES // p.element_size())
+        size = -(-size // align) * align
+        offsets.append(size)
+        size += p.numel()
+    return offsets, size
 
 
 class _Embeddings(nn.Module):
@@ -80,30 +138,29 @@ class _Embeddings(nn.Module):
         works on the parameters' storage (detached, so it sees every in-place update and needs no
         autograd) and binds everything it needs now, so a call looks nothing up.
         """
-        user_table, item_table = self.user_emb.weight.detach(), self.item_emb.weight.detach()
-        user_table_grad, item_table_grad = grads["user_emb.weight"], grads["item_emb.weight"]
+        scatter_user_table, scatter_item_table = (_scatter_into(grads["user_emb.weight"]),
+                                                  _scatter_into(grads["item_emb.weight"]))
         predict_rows, backward_rows = self._hand_head(grads)
         bias = self.bias
         if bias:
             user_bias, item_bias, global_bias = (self.user_bias.detach(), self.item_bias.detach(),
                                                  self.global_bias.detach())
-            user_bias_grad, item_bias_grad, global_bias_grad = (grads["user_bias"], grads["item_bias"],
-                                                                grads["global_bias"])
+            scatter_user_bias, scatter_item_bias = _scatter_into(grads["user_bias"]), _scatter_into(grads["item_bias"])
+            global_bias_grad = grads["global_bias"]
 
         def mse_grads(users: torch.Tensor, items: torch.Tensor, ratings: torch.Tensor) -> torch.Tensor:
-            user, item = user_table.index_select(0, users), item_table.index_select(0, items)
-            error, saved = predict_rows(user, item)  # the prediction, about to become the error
+            error, saved = predict_rows(users, items)  # the prediction, about to become the error
             if bias:
                 error += user_bias.index_select(0, users) + item_bias.index_select(0, items) + global_bias
             error -= ratings
             sse = torch.dot(error, error)
             upstream = error.mul_(2.0 / len(ratings))  # d loss / d prediction, as mse_loss's backward has it
-            user_grad, item_grad = backward_rows(upstream, user, item, saved)
-            _scatter(user_table_grad, users, user_grad)
-            _scatter(item_table_grad, items, item_grad)
+            user_grad, item_grad = backward_rows(upstream, saved)
+            scatter_user_table(users, user_grad)
+            scatter_item_table(items, item_grad)
             if bias:
-                _scatter(user_bias_grad, users, upstream)
-                _scatter(item_bias_grad, items, upstream)
+                scatter_user_bias(users, upstream)
+                scatter_item_bias(items, upstream)
                 torch.sum(upstream, 0, out=global_bias_grad)
             return sse
 
@@ -111,8 +168,9 @@ class _Embeddings(nn.Module):
 
     def _hand_head(self, grads: dict[str, torch.Tensor]) -> tuple[Callable, Callable]:
         """The model's own part of `hand_grads`, as two functions:
-        `predict_rows(user, item) -> (prediction without biases, saved for the backward)` and
-        `backward_rows(upstream, user, item, saved) -> (d loss / d user rows, d loss / d item rows)`,
+        `predict_rows(users, items) -> (prediction without biases, saved for the backward)`, which
+        reads the batch's embedding rows, and
+        `backward_rows(upstream, saved) -> (d loss / d user rows, d loss / d item rows)`,
         which also fills `grads` for the model's parameters other than the tables and biases."""
         raise NotImplementedError
 
@@ -134,11 +192,15 @@ class MF(_Embeddings):
         return prediction + self.biases(users, items) if self.bias else prediction
 
     def _hand_head(self, grads: dict[str, torch.Tensor]) -> tuple[Callable, Callable]:
-        def predict_rows(user: torch.Tensor, item: torch.Tensor) -> tuple[torch.Tensor, None]:
-            return (user * item).sum(dim=1), None
+        user_table, item_table = self.user_emb.weight.detach(), self.item_emb.weight.detach()
 
-        def backward_rows(upstream: torch.Tensor, user: torch.Tensor, item: torch.Tensor,
-                          saved: None) -> tuple[torch.Tensor, torch.Tensor]:
+        def predict_rows(users: torch.Tensor, items: torch.Tensor) -> tuple[torch.Tensor, tuple]:
+            user, item = user_table.index_select(0, users), item_table.index_select(0, items)
+            # forward's (user * item).sum(dim=1), the same sums in one call: measured 3 us faster.
+            return torch.linalg.vecdot(user, item), (user, item)
+
+        def backward_rows(upstream: torch.Tensor, saved: tuple) -> tuple[torch.Tensor, torch.Tensor]:
+            user, item = saved
             upstream = upstream.unsqueeze(1)
             return item * upstream, user * upstream
 
@@ -170,17 +232,36 @@ class DeepMF(_Embeddings):
         # Each Linear layer's weight and bias with their gradient buffers; a ReLU follows all but the last.
         layers = [(m.weight.detach(), m.bias.detach(), grads[f"mlp.{n}.weight"], grads[f"mlp.{n}.bias"])
                   for n, m in enumerate(self.mlp) if isinstance(m, nn.Linear)]
+        user_table, item_table = self.user_emb.weight.detach(), self.item_emb.weight.detach()
         k = self.user_emb.embedding_dim
+        # The first layer's input, [user rows | item rows], is read straight into the two halves of a
+        # buffer kept from step to step (index_select with out=) rather than cat'ed: 6 us a step. A batch
+        # of another size (an epoch's last) gets its own.
+        def halves(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+            return x, x[:, :k], x[:, k:]
 
-        def predict_rows(user: torch.Tensor, item: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
-            inputs = [torch.cat((user, item), dim=1)]  # the input of every layer, for the backward
-            for weight, bias, _, _ in layers[:-1]:
-                inputs.append(F.linear(inputs[-1], weight, bias).relu_())
-            weight, bias, _, _ = layers[-1]
-            return F.linear(inputs[-1], weight, bias).squeeze(1), inputs
+        first_input = halves(user_table.new_empty((0, 2 * k)))
+        # The hidden layers' weights transposed, as mm wants them, and the last layer's weight as the
+        # vector addmv wants.
+        hidden = [(weight.t(), bias) for weight, bias, _, _ in layers[:-1]]
+        last_weight, last_bias = layers[-1][0][0], layers[-1][1]
 
-        def backward_rows(upstream: torch.Tensor, user: torch.Tensor, item: torch.Tensor,
-                          inputs: list[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+        def predict_rows(users: torch.Tensor, items: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
+            nonlocal first_input
+            if len(first_input[0]) != len(users):
+                first_input = halves(user_table.new_empty((len(users), 2 * k)))
+            x, x_user, x_item = first_input
+            torch.index_select(user_table, 0, users, out=x_user)
+            torch.index_select(item_table, 0, items, out=x_item)
+            inputs = [x]  # the input of every layer, for the backward
+            # mm then add_, and addmv for the last layer (one output), rather than F.linear: the same
+            # sums without addmm's broadcast copy of the bias (measured 4 us less a hidden layer, 3 us
+            # less for the last).
+            for weight_t, bias in hidden:
+                inputs.append(torch.mm(inputs[-1], weight_t).add_(bias).relu_())
+            return torch.addmv(last_bias, inputs[-1], last_weight), inputs
+
+        def backward_rows(upstream: torch.Tensor, inputs: list[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
             grad = upstream.unsqueeze(1)  # d loss / d (output of layer n), batch x width
             for n in range(len(layers) - 1, -1, -1):
                 weight, _, weight_grad, bias_grad = layers[n]

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from engine.errors import ConfigError
-from engine.models import MF, DeepMF, build_model
+from engine.models import MF, DeepMF, build_model, flatten_parameters, parameter_views
 
 N_USERS, N_ITEMS, K = 7, 11, 10
 
@@ -94,6 +94,7 @@ def test_bad_config_is_a_config_error(kwargs, message):
 @pytest.mark.parametrize("name, options", [
     ("mf", {}), ("mf", {"bias": True}), ("deepmf", {}), ("deepmf", {"bias": True}),
     ("deepmf", {"hidden": (7,)}), ("deepmf", {"hidden": (16, 8, 4), "k": 4, "bias": True}),
+    ("mf", {"k": 5}), ("deepmf", {"k": 3, "bias": True}),  # odd widths: index_add_ on the floats
 ])
 def test_hand_grads_are_autograds(name, options):
     torch.manual_seed(0)
@@ -124,3 +125,30 @@ def test_hand_grads_follow_in_place_updates_and_skip_dropout():
     assert model.has_hand_grads and build_model("deepmf", N_USERS, N_ITEMS).has_hand_grads
     assert not build_model("mf", N_USERS, N_ITEMS, dropout=0.1).has_hand_grads
     assert not build_model("deepmf", N_USERS, N_ITEMS, dropout=0.1).has_hand_grads
+
+
+@pytest.mark.parametrize("name, options", [("mf", {}), ("mf", {"bias": True, "k": 3}),
+                                           ("deepmf", {"bias": True, "hidden": (7, 3)})])
+def test_flatten_parameters_keeps_the_model_and_shares_one_buffer(name, options):
+    torch.manual_seed(0)
+    before = build_model(name, N_USERS, N_ITEMS, **options).state_dict()
+    torch.manual_seed(0)
+    model = build_model(name, N_USERS, N_ITEMS, **options)
+    flat = flatten_parameters(model)
+    after = model.state_dict()
+    assert list(after) == list(before)
+    for n in before:
+        assert torch.equal(after[n], before[n]), n
+    views = parameter_views(model, flat)
+    for n, p in model.named_parameters():
+        assert p.data_ptr() == views[n].data_ptr() and p.requires_grad, n
+        assert (p.data_ptr() - flat.data_ptr()) % 64 == 0, n  # aligned as a tensor of its own
+    assert flat.count_nonzero() == sum(p.count_nonzero() for p in model.parameters())  # zero padding
+    with torch.no_grad():
+        flat.add_(1.0)  # as the trainer's Adam step does
+    for n, p in model.named_parameters():
+        assert torch.equal(p, before[n] + 1), n
+    fresh = build_model(name, N_USERS, N_ITEMS, **options)
+    fresh.load_state_dict(model.state_dict())  # as a checkpoint of the flattened model loads
+    users, items = lab_batch()
+    assert torch.equal(fresh(users, items), model(users, items))

@@ -19,7 +19,7 @@ CsvTarget = Union[str, PathLike[str], IO[str]]
 
 RUN_COLUMNS = (
     "id", "sweep_id", "status", *FIELD_NAMES,
-    "best_test_rmse", "best_epoch", "epoch", "last_train_rmse", "last_test_rmse",
+    "best_test_rmse", "best_epoch", "best_val_rmse", "epoch", "last_train_rmse", "last_test_rmse",
     # "device" is the requested device (a parameter); this is where it actually ran.
     "ran_on", "worker_id", "created_at", "started_at", "finished_at", "notes", "tags", "error",
 )

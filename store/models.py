@@ -113,6 +113,9 @@ class Run(Base):
     epoch: Mapped[int] = mapped_column(default=0)  # last finished epoch
     best_test_rmse: Mapped[Optional[float]]
     best_epoch: Mapped[Optional[int]]
+    # With a validation split the best epoch is the one with the lowest validation RMSE (choosing it
+    # by test RMSE would tune on the test set); best_test_rmse is then that epoch's test RMSE.
+    best_val_rmse: Mapped[Optional[float]]
     last_train_rmse: Mapped[Optional[float]]
     last_test_rmse: Mapped[Optional[float]]
     error: Mapped[Optional[str]] = mapped_column(Text)

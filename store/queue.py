@@ -101,9 +101,15 @@ class QueueOps(StoreBase):
         train, test, val = (_finite(x) for x in (train_rmse, test_rmse, val_rmse))
         values = dict(epoch=case((Run.epoch > epoch, Run.epoch), else_=epoch),
                       last_train_rmse=train, last_test_rmse=test, updated_at=utcnow())
-        if test is not None:
-            # Both CASEs read the row as it was before this UPDATE, as SQL requires.
+        # The best epoch is chosen by validation RMSE when the run has a validation split, as the
+        # trainer's early stopping and checkpoint choose it, else by test RMSE as the lab did. Every
+        # CASE reads the row as it was before this UPDATE, as SQL requires.
+        if val is not None:
+            improved = or_(Run.best_val_rmse.is_(None), Run.best_val_rmse > val)
+            values["best_val_rmse"] = case((improved, val), else_=Run.best_val_rmse)
+        elif test is not None:
             improved = or_(Run.best_test_rmse.is_(None), Run.best_test_rmse > test)
+        if val is not None or test is not None:
             values["best_test_rmse"] = case((improved, test), else_=Run.best_test_rmse)
             values["best_epoch"] = case((improved, epoch), else_=Run.best_epoch)
         try:

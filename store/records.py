@@ -28,6 +28,7 @@ class RunRecord:
     epochs: int  # planned
     best_test_rmse: Optional[float]
     best_epoch: Optional[int]
+    best_val_rmse: Optional[float]  # set when the run has a validation split, which then picks best_epoch
     last_train_rmse: Optional[float]
     last_test_rmse: Optional[float]
     error: Optional[str]
@@ -98,6 +99,7 @@ def run_record(row: Run) -> RunRecord:
         epochs=row.epochs,
         best_test_rmse=row.best_test_rmse,
         best_epoch=row.best_epoch,
+        best_val_rmse=row.best_val_rmse,
         last_train_rmse=row.last_train_rmse,
         last_test_rmse=row.last_test_rmse,
         error=row.error,

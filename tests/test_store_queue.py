@@ -62,6 +62,15 @@ def test_record_epoch_keeps_last_and_best(store: Store) -> None:
     assert store.epochs(run.id)[1].val_rmse == 0.95
 
 
+def test_with_validation_the_best_epoch_is_chosen_by_validation_rmse(store: Store) -> None:
+    run = store.start_run(RunParams(epochs=3, val_size=0.1), device="cpu")
+    for epoch, val, test in [(1, 1.0, 0.95), (2, 0.90, 0.93), (3, 0.92, 0.88)]:
+        store.record_epoch(run.id, epoch, train_rmse=1.0, test_rmse=test, seconds=0.1, val_rmse=val)
+    got = store.get_run(run.id)
+    # Epoch 3 has the lowest test RMSE, but picking it would tune on the test set.
+    assert (got.best_epoch, got.best_val_rmse, got.best_test_rmse) == (2, 0.90, 0.93)
+
+
 def test_an_epoch_is_recorded_once(store: Store) -> None:
     run = store.start_run(RunParams(), device="cpu")
     store.record_epoch(run.id, 1, train_rmse=1.0, test_rmse=1.0, seconds=1.0)

@@ -95,7 +95,8 @@ def run_command(args: argparse.Namespace) -> int:
         heartbeat.close()
         store.unregister_worker(worker_id)
     store.finish_run(record.id, "done")
-    print(f"run {record.id}: best test RMSE {result.best_test_rmse:.4f} at epoch {result.best_epoch} "
+    chosen_by = " (chosen by validation RMSE)" if len(split.val) else ""
+    print(f"run {record.id}: best epoch {result.best_epoch}{chosen_by}, test RMSE {result.best_test_rmse:.4f} "
           f"({result.stopped})", file=sys.stderr)
     return 0
 

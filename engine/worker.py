@@ -231,6 +231,8 @@ class Worker:
         """Train one claimed run to its end and record how it ended; returns the final status."""
         params = run.params
         device = self.device_for(params)
+        if device != self.device:
+            self.store.set_device(run.id, device)
         log.info("run %d: %s on %s", run.id, params.label(), device)
         cancelled = _Throttled(lambda: self.store.is_cancel_requested(run.id), CANCEL_CHECK_S)
 

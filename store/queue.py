@@ -94,6 +94,13 @@ class QueueOps(StoreBase):
                 if taken == 1:
                     return run_record(session.get_one(Run, candidate))
 
+    def set_device(self, run_id: int, device: str) -> None:
+        """Record the device a claimed run really trains on when it is not its slot's (a run that
+        asked for the CPU, claimed by a GPU slot)."""
+        with self._write() as session:
+            session.execute(update(Run).where(Run.id == run_id).values(device=device, updated_at=utcnow())
+                            .execution_options(synchronize_session=False))
+
     def record_epoch(self, run_id: int, epoch: int, *, train_rmse: float, test_rmse: float,
                      seconds: float, val_rmse: Optional[float] = None) -> None:
         """Store one finished epoch and update the run's current, last and best figures with it,

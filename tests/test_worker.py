@@ -95,6 +95,13 @@ def test_runs_the_queue_reading_the_dataset_once(store, ratings, tmp_path, monke
     assert [w.state for w in store.workers()] == ["stopped"]
 
 
+def test_a_run_that_asked_for_the_cpu_is_recorded_on_the_cpu_by_a_gpu_slot(store, ratings):
+    run_id = store.enqueue(params(ratings, device="cpu"))
+    assert Worker(store, "cuda:0", WorkerOptions(db=store.url, exit_when_empty=True)).serve() == 0
+    run = store.get_run(run_id)
+    assert (run.status, run.device) == ("done", "cpu")
+
+
 def test_split_cache_reads_an_edited_file_again(ratings):
     cache = SplitCache()
     first = cache.get(params(ratings))

@@ -25,7 +25,7 @@ from dmf_tui.components.new_run import NewRunScreen
 from dmf_tui.components.queue_tab import QueueTab
 from dmf_tui.components.run_detail import RunDetailScreen
 from dmf_tui.components.status_bar import StatusBar
-from dmf_tui.messages import CompareRuns, NewExperiment, OpenRun, StoreChanged
+from dmf_tui.messages import CancelRun, CompareRuns, NewExperiment, OpenRun, RetryRun, StoreChanged
 from dmf_tui.source import Snapshot, StoreSource, worker_command
 from store.db import Store
 from store.errors import StoreError
@@ -141,6 +141,22 @@ class DmfApp(App):
         from dmf_tui.components.compare import CompareScreen
 
         self.push_screen(CompareScreen(message.run_ids))
+
+    @on(CancelRun)
+    @work(group="run-writes")
+    async def cancel_run(self, message: CancelRun) -> None:
+        result = await self.db(self.store.cancel, [message.run_id])
+        if result:
+            self.notify(f"run {message.run_id} {result[message.run_id]}")
+            self.post_message(StoreChanged())
+
+    @on(RetryRun)
+    @work(group="run-writes")
+    async def retry_run(self, message: RetryRun) -> None:
+        new_ids = await self.db(self.store.retry, [message.run_id])
+        if new_ids:
+            self.notify(f"run {message.run_id} queued again as run {new_ids[0]}")
+            self.post_message(StoreChanged())
 
     @on(NewExperiment)
     def new_experiment(self, message: NewExperiment) -> None:

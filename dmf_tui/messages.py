@@ -29,5 +29,21 @@ class NewExperiment(Message):
         self.params = params
 
 
+class CancelRun(Message):
+    """Cancel a queued run, or ask a running one to stop (from the Queue or Run detail)."""
+
+    def __init__(self, run_id: int) -> None:
+        super().__init__()
+        self.run_id = run_id
+
+
+class RetryRun(Message):
+    """Queue a fresh copy of a run (from the Queue or Run detail)."""
+
+    def __init__(self, run_id: int) -> None:
+        super().__init__()
+        self.run_id = run_id
+
+
 class StoreChanged(Message):
     """Something was written to the store from the TUI: poll now rather than in a second."""

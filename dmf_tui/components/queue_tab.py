@@ -12,7 +12,7 @@ from textual.widgets import DataTable, Label
 
 from dmf_tui.components import fmt
 from dmf_tui.components.run_table import RunTable
-from dmf_tui.messages import OpenRun, StoreChanged
+from dmf_tui.messages import CancelRun, OpenRun, RetryRun, StoreChanged
 from dmf_tui.source import Snapshot
 from store.params import format_value
 
@@ -79,25 +79,15 @@ class QueueTab(Vertical):
     def open_run(self, event: DataTable.RowSelected) -> None:
         self.post_message(OpenRun(int(event.row_key.value)))
 
-    @work(group="queue-actions")
-    async def action_cancel(self) -> None:
+    def action_cancel(self) -> None:
         run_id = self._selected()
-        if run_id is None:
-            return
-        result = await self.app.db(self.app.store.cancel, [run_id])
-        if result:
-            self.notify(", ".join(f"run {run_id} {what}" for run_id, what in result.items()))
-            self.post_message(StoreChanged())
+        if run_id is not None:
+            self.post_message(CancelRun(run_id))
 
-    @work(group="queue-actions")
-    async def action_retry(self) -> None:
+    def action_retry(self) -> None:
         run_id = self._selected()
-        if run_id is None:
-            return
-        new_ids = await self.app.db(self.app.store.retry, [run_id])
-        if new_ids:
-            self.notify(f"run {run_id} queued again as run {new_ids[0]}")
-            self.post_message(StoreChanged())
+        if run_id is not None:
+            self.post_message(RetryRun(run_id))
 
     @work(group="queue-actions")
     async def action_move(self, offset: int) -> None:

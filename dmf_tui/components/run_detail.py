@@ -14,7 +14,7 @@ from textual.widgets import DataTable, Footer, Label, Static, TextArea
 
 from dmf_tui.components import fmt
 from dmf_tui.components.curves import RmseCurves
-from dmf_tui.messages import NewExperiment, StoreChanged
+from dmf_tui.messages import CancelRun, NewExperiment, RetryRun, StoreChanged
 from store.params import FIELD_NAMES, format_value
 
 
@@ -118,16 +118,8 @@ class RunDetailScreen(Screen):
             self.notify("notes saved")
             self.post_message(StoreChanged())
 
-    @work(group="detail-write")
-    async def action_cancel(self) -> None:
-        result = await self.app.db(self.app.store.cancel, [self.run_id])
-        if result:
-            self.notify(f"run {self.run_id} {result[self.run_id]}")
-            self.post_message(StoreChanged())
+    def action_cancel(self) -> None:
+        self.post_message(CancelRun(self.run_id))
 
-    @work(group="detail-write")
-    async def action_retry(self) -> None:
-        new_ids = await self.app.db(self.app.store.retry, [self.run_id])
-        if new_ids:
-            self.notify(f"run {self.run_id} queued again as run {new_ids[0]}")
-            self.post_message(StoreChanged())
+    def action_retry(self) -> None:
+        self.post_message(RetryRun(self.run_id))

@@ -10,6 +10,7 @@ from textual.widgets import DataTable, Input, Label
 from dmf_tui.components.compare import CompareScreen
 from dmf_tui.components.new_run import NewRunScreen
 from dmf_tui.components.run_detail import RunDetailScreen
+from dmf_tui.messages import OpenRun
 from store.params import RunParams
 from tests.tui.conftest import fill_lab, make_app, settle
 
@@ -180,6 +181,26 @@ async def test_marked_runs_open_in_compare(store, worker):
         rows = {str(table.get_row_at(i)[0]): [str(c) for c in table.get_row_at(i)[1:]] for i in range(table.row_count)}
         assert rows["model"] == ["deepmf", "mf"]
         assert rows["best test"] == ["0.9114", "0.9314"]
+
+
+async def test_run_detail_retries_and_cancels(store, worker):
+    fill_lab(store, worker)
+    failed = store.leaderboard(status="failed")[0]
+    running = next(run for run in store.queue() if run.status == "running")
+    app = make_app(store)
+    async with app.run_test(size=(160, 40)) as pilot:
+        app.post_message(OpenRun(failed.id))
+        await settle(pilot)
+        await pilot.press("r")
+        await settle(pilot)
+        retried = store.queue()[-1]
+        assert (retried.status, retried.params) == ("queued", failed.params)
+        await pilot.press("escape")
+        app.post_message(OpenRun(running.id))
+        await settle(pilot)
+        await pilot.press("c")
+        await settle(pilot)
+        assert store.is_cancel_requested(running.id)
 
 
 async def test_run_detail_shows_the_error_saves_notes_and_clones(store, worker):

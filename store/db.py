@@ -11,6 +11,8 @@ Open one Store per process (it holds a connection pool); it is safe to share bet
 from __future__ import annotations
 
 import os
+import sqlite3
+import time
 from pathlib import Path
 from typing import Any
 
@@ -107,10 +109,26 @@ def _on_sqlite_connect(dbapi_connection: Any, _record: Any) -> None:
         # WAL lets the TUI read while a worker writes; it is stored in the file, so this is a no-op
         # after the first time. NORMAL sync is durable across application crashes in WAL mode and
         # saves an fsync per epoch.
-        cursor.execute("PRAGMA journal_mode = WAL")
+        _switch_to_wal(cursor)
         cursor.execute("PRAGMA synchronous = NORMAL")
     finally:
         cursor.close()
+
+
+def _switch_to_wal(cursor: Any) -> None:
+    """Turn on WAL, waiting out other processes that hold the new file. Switching a file to WAL
+    needs it to itself, and SQLite answers "database is locked" at once, without the busy timeout,
+    when another connection is reading it at that moment: two processes opening a new database
+    together hit this (tests/test_store_schema.py)."""
+    deadline = time.monotonic() + BUSY_TIMEOUT_S
+    while True:
+        try:
+            cursor.execute("PRAGMA journal_mode = WAL")
+            return
+        except sqlite3.OperationalError as error:
+            if "locked" not in str(error) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.01)
 
 
 def _on_sqlite_begin(conn: Any) -> None:

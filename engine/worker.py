@@ -58,6 +58,9 @@ CANCEL_CHECK_S = 0.5
 # What one slot needs on a GPU: its own CUDA context (~0.5 GiB) plus an ML-1M-sized split and
 # model with room to spare. Larger datasets need more; this only catches counts that cannot fit.
 SLOT_MEMORY_BYTES = 1 << 30
+# How often a running run's progress through its epoch is written: enough for the TUI, which polls
+# about once a second, to show a long epoch moving; rarely enough to cost nothing.
+PROGRESS_EVERY_S = 1.0
 # A slot that crashes is restarted this many times, then left dead (a crash loop helps nobody).
 MAX_RESTARTS = 3
 
@@ -244,6 +247,14 @@ class Worker:
             log.info("run %d: epoch %d test RMSE %.4f (%.1f s)", run.id, stats.epoch, stats.test_rmse,
                      stats.seconds)
 
+        last_progress = time.monotonic()
+
+        def on_progress(done: int, total: int) -> None:
+            nonlocal last_progress
+            if done < total and time.monotonic() - last_progress >= PROGRESS_EVERY_S:
+                self.store.set_progress(run.id, done / total)
+                last_progress = time.monotonic()
+
         error = None
         try:
             split = self.cache.get(params)
@@ -252,6 +263,7 @@ class Worker:
                 **{key: getattr(params, key) for key in FIT_KEYS if key != "device"},
                 device=device,
                 on_epoch=on_epoch,
+                on_progress=on_progress,
                 should_stop=lambda: self.stop.is_set() or cancelled(),
                 checkpoint_path=self.checkpoint_path(run.id),
             )

@@ -111,6 +111,8 @@ class Run(Base):
     worker_id: Mapped[Optional[int]] = mapped_column(ForeignKey("workers.id"))
     device: Mapped[Optional[str]] = mapped_column(String(32))  # the device it actually ran on
     epoch: Mapped[int] = mapped_column(default=0)  # last finished epoch
+    # How far the epoch under way has got (0..1), so a long epoch is seen to move before it lands.
+    epoch_progress: Mapped[float] = mapped_column(default=0.0)
     best_test_rmse: Mapped[Optional[float]]
     best_epoch: Mapped[Optional[int]]
     # With a validation split the best epoch is the one with the lowest validation RMSE (choosing it

@@ -101,12 +101,19 @@ class QueueOps(StoreBase):
             session.execute(update(Run).where(Run.id == run_id).values(device=device, updated_at=utcnow())
                             .execution_options(synchronize_session=False))
 
+    def set_progress(self, run_id: int, fraction: float) -> None:
+        """How far the running epoch has got (0..1); record_epoch sets it back to 0."""
+        with self._write() as session:
+            session.execute(update(Run).where(Run.id == run_id, Run.status == "running")
+                            .values(epoch_progress=min(max(fraction, 0.0), 1.0), updated_at=utcnow())
+                            .execution_options(synchronize_session=False))
+
     def record_epoch(self, run_id: int, epoch: int, *, train_rmse: float, test_rmse: float,
                      seconds: float, val_rmse: Optional[float] = None) -> None:
         """Store one finished epoch and update the run's current, last and best figures with it,
         in one transaction. An epoch number can be recorded once per run."""
         train, test, val = (_finite(x) for x in (train_rmse, test_rmse, val_rmse))
-        values = dict(epoch=case((Run.epoch > epoch, Run.epoch), else_=epoch),
+        values = dict(epoch=case((Run.epoch > epoch, Run.epoch), else_=epoch), epoch_progress=0.0,
                       last_train_rmse=train, last_test_rmse=test, updated_at=utcnow())
         # The best epoch is chosen by validation RMSE when the run has a validation split, as the
         # trainer's early stopping and checkpoint choose it, else by test RMSE as the lab did. Every

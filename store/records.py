@@ -25,6 +25,7 @@ class RunRecord:
     worker_id: Optional[int]
     device: Optional[str]  # the device it ran on; params.device is what was asked for
     epoch: int  # last finished epoch, 0 before the first
+    epoch_progress: float  # fraction of the epoch under way (0 when none is)
     epochs: int  # planned
     best_test_rmse: Optional[float]
     best_epoch: Optional[int]
@@ -96,6 +97,7 @@ def run_record(row: Run) -> RunRecord:
         worker_id=row.worker_id,
         device=row.device,
         epoch=row.epoch,
+        epoch_progress=row.epoch_progress,
         epochs=row.epochs,
         best_test_rmse=row.best_test_rmse,
         best_epoch=row.best_epoch,

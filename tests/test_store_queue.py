@@ -62,6 +62,17 @@ def test_record_epoch_keeps_last_and_best(store: Store) -> None:
     assert store.epochs(run.id)[1].val_rmse == 0.95
 
 
+def test_progress_through_an_epoch_is_kept_until_the_epoch_lands(store: Store) -> None:
+    run = store.start_run(RunParams(epochs=3), device="cpu")
+    store.set_progress(run.id, 0.4)
+    assert store.get_run(run.id).epoch_progress == 0.4
+    store.record_epoch(run.id, 1, train_rmse=1.0, test_rmse=1.0, seconds=0.1)
+    assert store.get_run(run.id).epoch_progress == 0.0
+    store.finish_run(run.id, "done")
+    store.set_progress(run.id, 0.7)  # a late write from a stopped run changes nothing
+    assert store.get_run(run.id).epoch_progress == 0.0
+
+
 def test_with_validation_the_best_epoch_is_chosen_by_validation_rmse(store: Store) -> None:
     run = store.start_run(RunParams(epochs=3, val_size=0.1), device="cpu")
     for epoch, val, test in [(1, 1.0, 0.95), (2, 0.90, 0.93), (3, 0.92, 0.88)]:

@@ -102,6 +102,20 @@ def test_a_run_that_asked_for_the_cpu_is_recorded_on_the_cpu_by_a_gpu_slot(store
     assert (run.status, run.device) == ("done", "cpu")
 
 
+def test_progress_through_each_epoch_is_written_while_it_runs(store, ratings, monkeypatch):
+    import engine.trainer as trainer_module
+
+    monkeypatch.setattr(trainer_module, "CHECK_EVERY", 1)  # report after every batch
+    monkeypatch.setattr(worker_module, "PROGRESS_EVERY_S", 0.0)  # and write every report
+    written = []
+    real_set_progress = store.set_progress
+    monkeypatch.setattr(store, "set_progress", lambda run_id, f: written.append(f) or real_set_progress(run_id, f))
+    run_id = store.enqueue(params(ratings))  # 720 training rows: 6 batches of 128 an epoch
+    assert Worker(store, "cpu", WorkerOptions(db=store.url, exit_when_empty=True)).serve() == 0
+    assert written == [b / 6 for b in range(1, 6)] * 3  # the last batch of an epoch is the epoch itself
+    assert store.get_run(run_id).epoch_progress == 0.0
+
+
 def test_split_cache_reads_an_edited_file_again(ratings):
     cache = SplitCache()
     first = cache.get(params(ratings))

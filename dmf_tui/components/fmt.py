@@ -48,7 +48,11 @@ def hidden(run) -> str:
 
 
 def progress(run) -> str:
-    return f"{run.epoch}/{run.epochs}"
+    """'3/20', and while the 4th epoch is under way '3/20 +45%'."""
+    done = f"{run.epoch}/{run.epochs}"
+    if run.status == "running" and run.epoch_progress > 0:
+        return f"{done} +{run.epoch_progress:.0%}"
+    return done
 
 
 def status(run) -> str:

@@ -30,10 +30,10 @@ class LiveRun(Vertical):
             yield RmseCurves(title=f"run {self.run_id}")
 
     def show(self, run, new_epochs: list, epoch_seconds: float | None) -> None:
-        eta = None if epoch_seconds is None else epoch_seconds * max(run.epochs - run.epoch, 0)
+        eta = None if epoch_seconds is None else epoch_seconds * max(run.epochs - run.epoch - run.epoch_progress, 0)
         self.query_one("#live-title", Static).update(
             f"run {run.id} · {run.params.label()} · {run.dataset} · {run.device or run.params.device} · "
-            f"epoch {run.epoch}/{run.epochs} · best {fmt.rmse(run.best_test_rmse)} · ETA {fmt.duration(eta)}"
+            f"epoch {fmt.progress(run)} · best {fmt.rmse(run.best_test_rmse)} · ETA {fmt.duration(eta)}"
         )
         if not new_epochs:
             return

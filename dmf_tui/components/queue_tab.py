@@ -31,7 +31,7 @@ def queue_cells(run, epoch_seconds: float | None) -> tuple:
     params = run.params
     eta = None
     if run.status == "running" and epoch_seconds is not None:
-        eta = epoch_seconds * max(run.epochs - run.epoch, 0)
+        eta = epoch_seconds * max(run.epochs - run.epoch - run.epoch_progress, 0)
     return (
         run.id, Text(fmt.status(run), fmt.STATUS_STYLE.get(run.status, "")), run.model, run.dataset,
         params.k, fmt.hidden(run), format_value("lr", params.lr), format_value("wd", params.weight_decay),

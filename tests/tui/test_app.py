@@ -105,6 +105,16 @@ async def test_a_run_that_starts_widens_its_status_cell(store, worker):
         assert table.columns["status"].content_width >= len("running")
 
 
+async def test_a_long_epoch_shows_its_progress(store, worker):
+    run = worker.start(RunParams(data="synthetic-100k", epochs=10))
+    worker.train(run.id, 2)
+    store.set_progress(run.id, 0.45)
+    app = make_app(store)
+    async with app.run_test(size=(160, 40)) as pilot:
+        await settle(pilot)
+        assert cells(app.queue_tab.query_one("#queue-table", DataTable), "epoch") == ["2/10 +45%"]
+
+
 async def test_queue_keys_move_and_cancel(store, worker):
     fill_lab(store, worker)
     first, second = [run.id for run in store.queue() if run.status == "queued"]

@@ -72,11 +72,11 @@ class RunParams:
     def effective_key(self) -> tuple:
         """What decides the run's results: MF ignores the DeepMF-only fields, so a grid that varies
         only those queues one MF run, not several identical ones."""
-        values = self.to_dict()
+        values = dataclasses.asdict(self)  # hidden stays a tuple, so every value hashes
         if self.model == "mf":
             for name in DEEPMF_ONLY:
-                values.pop(name)
-        return tuple(sorted((k, tuple(v) if isinstance(v, list) else v) for k, v in values.items()))
+                del values[name]
+        return tuple(sorted(values.items()))
 
     def label(self) -> str:
         """A short human description, e.g. 'mf k=10 lr=0.001'."""
@@ -84,7 +84,7 @@ class RunParams:
         parts = [self.model]
         for name in ("k", "hidden", "lr", "weight_decay", "batch_size", "epochs", "seed", "dropout", "bias"):
             value = getattr(self, name)
-            if name == "hidden" and self.model != "deepmf":
+            if self.model == "mf" and name in DEEPMF_ONLY:
                 continue
             if value != getattr(base, name) or name in ("k", "lr"):
                 parts.append(f"{name}={format_value(name, value)}")
@@ -211,11 +211,6 @@ def expand_grid(values: Mapping[str, str], base: RunParams | None = None) -> lis
         run = dataclasses.replace(base, **dict(zip(names, combo))).validate()
         runs.setdefault(run.effective_key(), run)
     return list(runs.values())
-
-
-def grid_size(values: Mapping[str, str]) -> int:
-    """How many runs `expand_grid(values)` queues; raises ParamError like it."""
-    return len(expand_grid(values))
 
 
 def format_value(name: str, value: Any) -> str:

@@ -64,7 +64,7 @@ def list_runs(args: argparse.Namespace) -> int:
                                  limit=args.top or None)
         total = store.count_runs(**filters(args))
     if args.json:
-        print(json.dumps([run_json(run) for run in runs], indent=2))
+        print(json.dumps([_plain(run) for run in runs], indent=2))
         return 0
     console = _console()
     if not runs:
@@ -98,7 +98,7 @@ def show_run(args: argparse.Namespace) -> int:
         run = store.get_run(args.run_id)
         epochs = store.epochs(run.id)
     if args.json:
-        print(json.dumps({"run": run_json(run), "epochs": [_plain(e) for e in epochs]}, indent=2))
+        print(json.dumps({"run": _plain(run), "epochs": [_plain(e) for e in epochs]}, indent=2))
         return 0
     console = _console()
     console.print(f"[bold]Run {run.id}[/bold]  {run.status}  {run.params.label()}")
@@ -153,10 +153,6 @@ def export_csv(args: argparse.Namespace) -> int:
             count = store.export_runs_csv(args.csv, **filters(args))
             print(f"Wrote {count} runs to {args.csv}")
     return 0
-
-
-def run_json(run: RunRecord) -> dict[str, Any]:
-    return _plain(run)
 
 
 def _plain(record: Any) -> dict[str, Any]:

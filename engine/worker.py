@@ -43,7 +43,7 @@ from engine.datasets import load_dataset
 from engine.errors import ConfigError, DeviceError, EngineError
 from engine.split import Split, split_dataset
 from engine.trainer import FIT_KEYS, EpochStats, fit, resolve_device
-from store.db import Store, open_store
+from store.db import Store, app_data_dir, open_store, sqlite_file
 from store.params import RunParams
 from store.records import RunRecord
 
@@ -77,13 +77,8 @@ class WorkerOptions:
 
 def state_dir(db_url: str) -> Path:
     """Where the worker keeps its files: beside a SQLite database file, else in the user data dir."""
-    from sqlalchemy.engine import make_url
-
-    url = make_url(db_url)
-    if url.get_backend_name() == "sqlite" and url.database not in (None, "", ":memory:"):
-        return Path(url.database).expanduser().absolute().parent
-    data_home = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
-    return Path(data_home) / "dmf-tui"
+    file = sqlite_file(db_url)
+    return file.expanduser().absolute().parent if file else app_data_dir()
 
 
 def plan_slots(*, gpus: str | None = None, slots_per_gpu: int = 1, slots: int | None = None) -> list[str]:

@@ -35,13 +35,27 @@ class Store(QueueOps, WorkerOps, QueryOps, ExportOps):
     """All store operations; see store/queue.py, workers.py, queries.py and export.py."""
 
 
+def app_data_dir() -> Path:
+    """dmf-tui's folder in the user's data directory ($XDG_DATA_HOME, else ~/.local/share)."""
+    return Path(os.environ.get("XDG_DATA_HOME") or Path.home() / ".local" / "share") / "dmf-tui"
+
+
 def default_db_url() -> str:
     """$DMF_DB (a path or a SQLAlchemy URL), else runs.db in the XDG data directory."""
-    configured = os.environ.get("DMF_DB")
-    if configured:
-        return to_url(configured)
-    data_home = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
-    return to_url(str(Path(data_home) / "dmf-tui" / "runs.db"))
+    return to_url(os.environ.get("DMF_DB") or str(app_data_dir() / "runs.db"))
+
+
+def resolve_url(db: str | None) -> str:
+    """The URL of `db` (a path or a URL), or of the default database when None."""
+    return to_url(db) if db else default_db_url()
+
+
+def sqlite_file(url: str) -> Path | None:
+    """The file a SQLite URL names; None for a database server or an in-memory database."""
+    parsed = make_url(url)
+    if parsed.get_backend_name() == "sqlite" and parsed.database not in (None, "", ":memory:"):
+        return Path(parsed.database)
+    return None
 
 
 def to_url(db: str) -> str:
@@ -57,7 +71,7 @@ def open_store(db: str | None = None) -> Store:
     Raises StoreError with one line when the file is not a SQLite database, cannot be opened, or was
     written by a newer dmf-tui; nothing is written to it in those cases.
     """
-    url = to_url(db) if db else default_db_url()
+    url = resolve_url(db)
     where = _describe(url)
     engine = _make_engine(url, where)
     store = Store(engine, url)
@@ -77,19 +91,17 @@ def open_store(db: str | None = None) -> Store:
 
 def _describe(url: str) -> str:
     """The database as a person would name it: the file path, or the URL without its password."""
-    parsed = make_url(url)
-    if parsed.get_backend_name() == "sqlite" and parsed.database not in (None, "", ":memory:"):
-        return parsed.database
-    return parsed.render_as_string(hide_password=True)
+    file = sqlite_file(url)
+    return str(file) if file else make_url(url).render_as_string(hide_password=True)
 
 
 def _make_engine(url: str, where: str) -> Engine:
-    parsed = make_url(url)
-    if parsed.get_backend_name() != "sqlite":
+    if make_url(url).get_backend_name() != "sqlite":
         return create_engine(url, pool_pre_ping=True)
-    if parsed.database not in (None, "", ":memory:"):
+    file = sqlite_file(url)
+    if file is not None:
         try:
-            Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+            file.parent.mkdir(parents=True, exist_ok=True)
         except OSError as error:
             raise StoreError(f"cannot create the directory for {where}: {error.strerror}") from None
     engine = create_engine(url, connect_args={"timeout": BUSY_TIMEOUT_S})

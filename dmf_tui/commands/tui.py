@@ -5,9 +5,8 @@ from __future__ import annotations
 
 import argparse
 import os
-from pathlib import Path
 
-from store.db import open_store
+from store.db import app_data_dir, open_store
 from store.params import RunParams
 
 
@@ -19,11 +18,7 @@ def open_tui(args: argparse.Namespace) -> int:
 
 def demo_db() -> str:
     """$DMF_DB if set, else demo.db beside the default database in the user's data directory."""
-    configured = os.environ.get("DMF_DB")
-    if configured:
-        return configured
-    data_home = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
-    return str(Path(data_home) / "dmf-tui" / "demo.db")
+    return os.environ.get("DMF_DB") or str(app_data_dir() / "demo.db")
 
 
 def demo(args: argparse.Namespace) -> int:

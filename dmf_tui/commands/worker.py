@@ -23,7 +23,7 @@ import time
 from datetime import datetime, timezone
 from pathlib import Path
 
-from store.db import default_db_url, open_store, to_url
+from store.db import open_store, resolve_url
 
 LOG_NAME = "worker.log"
 
@@ -71,7 +71,7 @@ def _work(args: argparse.Namespace) -> int:
     # Checked here, in the foreground, so a missing GPU or a bad database is reported in the
     # terminal rather than in the background worker's log.
     devices = plan_slots(gpus=args.gpus, slots_per_gpu=args.slots_per_gpu, slots=args.slots)
-    url = to_url(args.db) if args.db else default_db_url()
+    url = resolve_url(args.db)
     open_store(url).close()
     home = state_dir(url)
     if args.detach:

@@ -22,6 +22,7 @@ from pathlib import Path
 
 import torch
 
+from dmf_tui.commands.run import lab_line
 from engine.formats import read_ratings
 from engine.remap import remap
 from engine.split import split_dataset
@@ -71,8 +72,7 @@ def main() -> int:
             print(f"== {name} {model}: engine ({device})")
             engine = fit(split, model=model, epochs=args.epochs, batch_size=args.batch_size, seed=args.seed,
                          device=str(device),
-                         on_epoch=lambda e: print(f"[{e.seconds:.2f}] Epoch: {e.epoch:3d}, "
-                                                  f"TrnRMSE: {e.train_rmse:.4f}, TestRMSE: {e.test_rmse:.4f}"))
+                         on_epoch=lambda e: print(lab_line(e.epoch, e.seconds, e.train_rmse, e.test_rmse)))
             lab_s = statistics.mean(seconds for _, _, seconds in lab)
             engine_s = statistics.mean(e.seconds for e in engine.epochs)
             rows.append((name, model, f"{lab_s:.2f}", f"{engine_s:.3f}", f"{lab_s / engine_s:.0f}x",

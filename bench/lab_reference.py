@@ -21,6 +21,7 @@ import torch
 import torch.nn.functional as F
 from torch.utils.data import DataLoader, Dataset
 
+from dmf_tui.commands.run import lab_line
 from engine.models import build_model
 
 
@@ -83,5 +84,5 @@ def train_lab(split, model_name: str = "mf", *, epochs: int = 20, batch_size: in
         seconds = time.perf_counter() - started
         history.append((train_rmse, test_rmse, seconds))
         if log is not None:
-            log(f"[{seconds:.2f}] Epoch: {epoch:3d}, TrnRMSE: {train_rmse:.4f}, TestRMSE: {test_rmse:.4f}")
+            log(lab_line(epoch, seconds, train_rmse, test_rmse))
     return history

@@ -15,6 +15,7 @@ hand-written gradients and a direct call of Adam's fused kernel; MPS, and CPU wi
 from __future__ import annotations
 
 import contextlib
+import functools
 import math
 import time
 from dataclasses import dataclass
@@ -216,7 +217,9 @@ def _make_step(net: nn.Module, sse: torch.Tensor, *, lr: float, weight_decay: fl
     if dev.type == "cpu" and not capture and net.has_hand_grads:
         return _HandStep(net, sse, lr=lr, weight_decay=weight_decay)
     optimizer = _adam(net, dev, lr=lr, weight_decay=weight_decay, capturable=capture)
-    return _GraphStep(net, optimizer, sse, batch_size) if capture else _EagerStep(net, optimizer, sse)
+    if capture:
+        return _GraphStep(net, optimizer, sse, batch_size)
+    return functools.partial(_train_step, net, optimizer, sse)
 
 
 def _adam(net: nn.Module, dev: torch.device, *, lr: float, weight_decay: float,
@@ -238,14 +241,6 @@ def _train_step(net: nn.Module, optimizer: torch.optim.Optimizer, sse: torch.Ten
     optimizer.step()
     # Weighting by the batch's size makes the epoch's RMSE exact over all rows, short last batch too.
     sse.add_(loss.detach(), alpha=len(ratings))
-
-
-class _EagerStep:
-    def __init__(self, net: nn.Module, optimizer: torch.optim.Optimizer, sse: torch.Tensor) -> None:
-        self.net, self.optimizer, self.sse = net, optimizer, sse
-
-    def __call__(self, users: torch.Tensor, items: torch.Tensor, ratings: torch.Tensor) -> None:
-        _train_step(self.net, self.optimizer, self.sse, users, items, ratings)
 
 
 class _HandStep:

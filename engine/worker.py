@@ -95,7 +95,8 @@ def plan_slots(*, gpus: str | None = None, slots_per_gpu: int = 1, slots: int | 
         if count < 1:
             raise ConfigError(f"--slots must be at least 1 (got {count})")
         # Not resolve_device("auto"): it would create a CUDA context in this process, which only
-        # supervises when there are several slots.
+        # supervises when there are several slots. (With --gpus, _check_room's mem_get_info does
+        # create one per listed GPU; that costs some memory in the supervisor, checked before start.)
         name = "cuda:0" if torch.cuda.is_available() else resolve_device("auto").type
         return [name] * count
     if slots is not None:
@@ -202,11 +203,7 @@ class Worker:
             pid=os.getpid(), host=socket.gethostname(), devices=[self.device], slots=1
         )
         log.info("worker %d started on %s (pid %d)", self.worker_id, self.device, os.getpid())
-        lost = self.store.reap_lost()
-        if lost:
-            log.warning("marked run(s) %s lost: their worker died", ", ".join(map(str, lost)))
-        if self.options.checkpoint_dir is not None:
-            self.options.checkpoint_dir.mkdir(parents=True, exist_ok=True)
+        reap_lost(self.store)
         heartbeat = Heartbeat(self.store, self.worker_id, self.options.heartbeat_s)
         heartbeat.start()
         try:
@@ -343,16 +340,20 @@ class Heartbeat(threading.Thread):
                 self.store.heartbeat(self.worker_id)
                 # Also on every beat, so a worker that dies while others train shows up lost
                 # within seconds, not only when the next worker starts.
-                lost = self.store.reap_lost()
+                reap_lost(self.store)
             except Exception as exc:  # a database busy for a moment must not end the worker
                 log.warning("worker %d: heartbeat failed: %s", self.worker_id, exc)
-                continue
-            if lost:
-                log.warning("marked run(s) %s lost: their worker died", ", ".join(map(str, lost)))
 
     def close(self) -> None:
         self.done.set()
         self.join()
+
+
+def reap_lost(store: Store) -> None:
+    """Mark lost the runs of workers that died, and say so in the log."""
+    lost = store.reap_lost()
+    if lost:
+        log.warning("marked run(s) %s lost: their worker died", ", ".join(map(str, lost)))
 
 
 def stop_on_signals() -> threading.Event:

@@ -19,6 +19,7 @@ from textual.binding import Binding
 from textual.widgets import Footer, TabbedContent, TabPane
 
 from dmf_tui.components.commands import DmfCommands
+from dmf_tui.components.compare import CompareScreen
 from dmf_tui.components.history_tab import HistoryTab
 from dmf_tui.components.live_tab import LiveTab
 from dmf_tui.components.new_run import NewRunScreen
@@ -99,6 +100,16 @@ class DmfApp(App):
             self.notify(str(exc), severity="error")
             return None
 
+    async def write(self, call: Callable[..., Any], *args: Any, **kwargs: Any) -> bool:
+        """Run one store call that changes the store in a thread: True if it went through, False
+        (after notifying) on a StoreError. Unlike `db`, a call that returns None still succeeded."""
+        try:
+            await asyncio.to_thread(call, *args, **kwargs)
+        except StoreError as exc:
+            self.notify(str(exc), severity="error")
+            return False
+        return True
+
     async def poll(self) -> None:
         """Read the store once and redraw what changed. A poll still in flight makes this one a
         no-op, so a slow database never piles up readers."""
@@ -106,8 +117,9 @@ class DmfApp(App):
             return
         await self.refresh_now()
 
-    async def refresh_now(self) -> None:
-        """Poll now, after any poll in flight (tests await this instead of waiting a second)."""
+    async def refresh_now(self, *, reload_history: bool = False) -> None:
+        """Poll now, after any poll in flight (tests await this instead of waiting a second).
+        History is read again if `reload_history` or if runs finished since the previous poll."""
         async with self._poll_lock:
             try:
                 snapshot = await asyncio.to_thread(self.source.poll)
@@ -120,7 +132,7 @@ class DmfApp(App):
             self.status_bar.show_snapshot(snapshot)
             self.queue_tab.show_snapshot(snapshot)
             await self.live_tab.show_snapshot(snapshot)
-            if previous is not None and _finished(previous.counts) != _finished(snapshot.counts):
+            if reload_history or (previous is not None and _finished(previous.counts) != _finished(snapshot.counts)):
                 self.history_tab.reload()
 
     # --- messages from tabs and screens ---------------------------------------------------
@@ -137,9 +149,6 @@ class DmfApp(App):
 
     @on(CompareRuns)
     def compare_runs(self, message: CompareRuns) -> None:
-        # Imported on first use, like HelpScreen: with Markdown they are a tenth of the start-up.
-        from dmf_tui.components.compare import CompareScreen
-
         self.push_screen(CompareScreen(message.run_ids))
 
     @on(CancelRun)
@@ -164,8 +173,7 @@ class DmfApp(App):
 
     @on(StoreChanged)
     async def store_changed(self) -> None:
-        self.history_tab.reload()
-        await self.refresh_now()
+        await self.refresh_now(reload_history=True)
 
     def open_form(self, params: RunParams | None = None) -> None:
         def queued(result: tuple[int, list[int]] | None) -> None:
@@ -179,6 +187,7 @@ class DmfApp(App):
     # --- actions (also listed in the command palette, components/commands.py) ------------
 
     def action_help(self) -> None:
+        # Imported on first use: HelpScreen brings in Markdown, a tenth of the start-up.
         from dmf_tui.components.help import HelpScreen
 
         self.push_screen(HelpScreen())
@@ -202,7 +211,8 @@ class DmfApp(App):
         paused = await self.db(self.store.is_paused)
         if paused is None:
             return
-        await self.db(self.store.set_paused, not paused)
+        if not await self.write(self.store.set_paused, not paused):
+            return
         self.notify("queue resumed" if paused else "queue paused: workers take no new runs")
         await self.refresh_now()
 

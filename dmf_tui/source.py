@@ -1,20 +1,22 @@
 """What the TUI reads from the store once a second, gathered in one call that runs in a thread.
 
 `StoreSource.poll` remembers the last epoch it has seen of each running run, so each poll asks the
-database only for epochs that are new; the tabs then append rows instead of redrawing tables.
+database only for epochs that are new, which the Live tab appends to its tables. (The Queue and
+History tables are not redrawn either: `RunTable.sync` updates only the cells that changed.)
 """
 
 from __future__ import annotations
 
 import subprocess
 import sys
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from store.db import Store
 from store.records import EpochRecord, RunRecord, WorkerRecord
 
 # Runs that ended badly are listed under the queue, with their reason, this many at a time.
 RECENT_PROBLEMS = 5
+PROBLEM_STATUSES = ("failed", "lost", "interrupted")
 
 
 @dataclass(frozen=True)
@@ -25,9 +27,9 @@ class Snapshot:
     paused: bool
     problems: list[RunRecord]
     # Epochs of running runs that landed since the previous poll (all of them for a run seen first).
-    new_epochs: dict[int, list[EpochRecord]] = field(default_factory=dict)
+    new_epochs: dict[int, list[EpochRecord]]
     # Mean seconds per epoch of each running run, from the epochs seen so far.
-    epoch_seconds: dict[int, float] = field(default_factory=dict)
+    epoch_seconds: dict[int, float]
 
     @property
     def running(self) -> list[RunRecord]:
@@ -39,6 +41,10 @@ class StoreSource:
         self.store = store
         self._last_epoch: dict[int, int] = {}
         self._seconds: dict[int, tuple[float, int]] = {}
+        # The recent problems and the counts of their statuses they were read at: a run only joins
+        # or leaves them when one of those counts changes, so until then they are not read again.
+        self._problems: list[RunRecord] = []
+        self._problem_counts: tuple[int, ...] | None = None
 
     def poll(self) -> Snapshot:
         store = self.store
@@ -61,15 +67,19 @@ class StoreSource:
                 self._last_epoch[run_id] = rows[-1].epoch
                 total, count = self._seconds[run_id]
                 self._seconds[run_id] = (total + sum(r.seconds for r in rows), count + len(rows))
+        counts = store.status_counts()
+        problem_counts = tuple(counts.get(status, 0) for status in PROBLEM_STATUSES)
+        if problem_counts != self._problem_counts:
+            self._problems = store.leaderboard(
+                status=list(PROBLEM_STATUSES), sort="finished_at", descending=True, limit=RECENT_PROBLEMS,
+            )
+            self._problem_counts = problem_counts
         return Snapshot(
             queue=queue,
-            counts=store.status_counts(),
+            counts=counts,
             workers=workers,
             paused=store.is_paused(),
-            problems=store.leaderboard(
-                status=["failed", "lost", "interrupted"], sort="finished_at", descending=True,
-                limit=RECENT_PROBLEMS,
-            ),
+            problems=self._problems,
             new_epochs=new_epochs,
             epoch_seconds={run_id: total / count for run_id, (total, count) in self._seconds.items() if count},
         )

@@ -6,6 +6,8 @@ from __future__ import annotations
 import math
 from datetime import datetime
 
+from rich.text import Text
+
 from store.params import format_value
 
 STATUS_STYLE = {
@@ -59,6 +61,19 @@ def status(run) -> str:
     if run.status == "running" and run.cancel_requested:
         return "cancelling"
     return run.status
+
+
+def status_text(run) -> Text:
+    """`status(run)` in the colour of the run's status."""
+    return Text(status(run), STATUS_STYLE.get(run.status, ""))
+
+
+def eta(run, epoch_seconds: float | None) -> float | None:
+    """Seconds a running run still needs at `epoch_seconds` per epoch; None for any other run,
+    or while its speed is not known yet."""
+    if run.status != "running" or epoch_seconds is None:
+        return None
+    return epoch_seconds * max(run.epochs - run.epoch - run.epoch_progress, 0)
 
 
 def first_line(text: str | None, width: int = 60) -> str:

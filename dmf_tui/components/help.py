@@ -25,13 +25,15 @@ so it can be closed and reopened at any time.
 | | `?` | this help; `q` quits |
 | Queue | `c` / `r` | cancel the run / retry a run that ended badly |
 | | `K` `J` or `shift+↑` `shift+↓` | move a queued run up / down |
-| | `enter` | run detail |
+| Queue, Live, History | `enter` | run detail of the run under the cursor |
 | History | `/` | filter: `model:deepmf dataset:ml-1m status:failed sweep:3` and free text |
 | | `s` / `S` | sort by the cursor's column (again: next column) / reverse; or click a header |
 | | `space` / `m` | mark runs / compare the marked runs |
 | | `e` | export the listed runs to a CSV file in the current directory |
 | Run detail | `l` | clone into the New experiment form |
+| | `c` / `r` | cancel the run / retry it |
 | | `ctrl+s` | save the notes |
+| Compare | `t` | show the train curves too |
 | Form | `ctrl+s` or `enter` | queue the grid; fields take comma lists (hidden: `10,5/64,32`) |
 | | `escape` | close without queuing |
 """

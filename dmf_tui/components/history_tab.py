@@ -64,7 +64,7 @@ def parse_filter(text: str) -> dict:
 def history_cells(run, marked: bool) -> tuple:
     params = run.params
     return (
-        Text("●", "bold yellow") if marked else "", run.id, Text(run.status, fmt.STATUS_STYLE.get(run.status, "")),
+        Text("●", "bold yellow") if marked else "", run.id, fmt.status_text(run),
         run.model, run.dataset, params.k, fmt.hidden(run), format_value("lr", params.lr),
         format_value("wd", params.weight_decay), params.batch_size, fmt.progress(run),
         fmt.rmse(run.best_test_rmse), run.best_epoch if run.best_epoch is not None else "-",
@@ -138,10 +138,14 @@ class HistoryTab(Vertical):
         page = await self.app.db(
             store.leaderboard, **filters, sort=self.sort, descending=self.descending, limit=limit, offset=offset,
         )
-        total = await self.app.db(store.count_runs, **filters)
-        if page is None or total is None:
+        if page is None:
             return None
-        self.total = total
+        if offset == 0:
+            # Further pages keep the first page's count rather than count every run again.
+            total = await self.app.db(store.count_runs, **filters)
+            if total is None:
+                return None
+            self.total = total
         return page
 
     def _show_info(self) -> None:

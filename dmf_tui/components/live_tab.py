@@ -9,6 +9,7 @@ from textual.widgets import DataTable, Label, Static
 
 from dmf_tui.components import fmt
 from dmf_tui.components.curves import RmseCurves
+from dmf_tui.components.epoch_table import EpochTable
 from dmf_tui.messages import OpenRun
 from dmf_tui.source import Snapshot
 
@@ -24,22 +25,18 @@ class LiveRun(Vertical):
     def compose(self) -> ComposeResult:
         yield Static(id="live-title", classes="section-title")
         with Horizontal():
-            table = DataTable(cursor_type="row", zebra_stripes=True, classes="epoch-table")
-            table.add_columns("epoch", "TrnRMSE", "TestRMSE", "seconds")
-            yield table
+            yield EpochTable()
             yield RmseCurves(title=f"run {self.run_id}")
 
     def show(self, run, new_epochs: list, epoch_seconds: float | None) -> None:
-        eta = None if epoch_seconds is None else epoch_seconds * max(run.epochs - run.epoch - run.epoch_progress, 0)
         self.query_one("#live-title", Static).update(
             f"run {run.id} · {run.params.label()} · {run.dataset} · {run.device or run.params.device} · "
-            f"epoch {fmt.progress(run)} · best {fmt.rmse(run.best_test_rmse)} · ETA {fmt.duration(eta)}"
+            f"epoch {fmt.progress(run)} · best {fmt.rmse(run.best_test_rmse)} · ETA {fmt.duration(fmt.eta(run, epoch_seconds))}"
         )
         if not new_epochs:
             return
-        table = self.query_one(DataTable)
-        for e in new_epochs:
-            table.add_row(e.epoch, fmt.rmse(e.train_rmse), fmt.rmse(e.test_rmse), f"{e.seconds:.1f}")
+        table = self.query_one(EpochTable)
+        table.add_epochs(new_epochs)
         table.move_cursor(row=table.row_count - 1)
         self.epochs.extend(new_epochs)
         self.query_one(RmseCurves).set_runs({f"#{self.run_id}": self.epochs})

@@ -3,7 +3,6 @@ runs that ended badly most recently, with their reason."""
 
 from __future__ import annotations
 
-from rich.text import Text
 from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
@@ -29,20 +28,17 @@ PROBLEM_COLUMNS = (
 
 def queue_cells(run, epoch_seconds: float | None) -> tuple:
     params = run.params
-    eta = None
-    if run.status == "running" and epoch_seconds is not None:
-        eta = epoch_seconds * max(run.epochs - run.epoch - run.epoch_progress, 0)
     return (
-        run.id, Text(fmt.status(run), fmt.STATUS_STYLE.get(run.status, "")), run.model, run.dataset,
+        run.id, fmt.status_text(run), run.model, run.dataset,
         params.k, fmt.hidden(run), format_value("lr", params.lr), format_value("wd", params.weight_decay),
-        params.batch_size, fmt.progress(run), fmt.rmse(run.last_test_rmse), fmt.duration(eta),
+        params.batch_size, fmt.progress(run), fmt.rmse(run.last_test_rmse), fmt.duration(fmt.eta(run, epoch_seconds)),
         run.device or params.device,
     )
 
 
 def problem_cells(run) -> tuple:
     return (
-        run.id, Text(run.status, fmt.STATUS_STYLE.get(run.status, "")), run.model, run.dataset,
+        run.id, fmt.status_text(run), run.model, run.dataset,
         fmt.when(run.finished_at), fmt.first_line(run.error, 80),
     )
 
@@ -95,5 +91,5 @@ class QueueTab(Vertical):
         run_id = table.current_run_id
         if run_id is None:
             return
-        await self.app.db(self.app.store.move, run_id, offset)
-        self.post_message(StoreChanged())
+        if await self.app.write(self.app.store.move, run_id, offset):
+            self.post_message(StoreChanged())

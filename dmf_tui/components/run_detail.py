@@ -4,16 +4,16 @@ While the run is still going the screen keeps fetching the epochs that land."""
 from __future__ import annotations
 
 from rich.table import Table
-from rich.text import Text
 from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.screen import Screen
-from textual.widgets import DataTable, Footer, Label, Static, TextArea
+from textual.widgets import Footer, Label, Static, TextArea
 
 from dmf_tui.components import fmt
 from dmf_tui.components.curves import RmseCurves
+from dmf_tui.components.epoch_table import EpochTable
 from dmf_tui.messages import CancelRun, NewExperiment, RetryRun, StoreChanged
 from store.params import FIELD_NAMES, format_value
 
@@ -23,7 +23,7 @@ def config_table(run) -> Table:
     table.add_column(style="bold")
     table.add_column()
     rows = [
-        ("status", Text(fmt.status(run), fmt.STATUS_STYLE.get(run.status, ""))),
+        ("status", fmt.status_text(run)),
         ("sweep", str(run.sweep_id or "-")),
         ("ran on", run.device or "-"),
         ("created", fmt.when(run.created_at)),
@@ -64,17 +64,15 @@ class RunDetailScreen(Screen):
                 yield Static(id="detail-error", classes="error")
                 yield RmseCurves(title=f"run {self.run_id}")
                 with Horizontal(id="detail-bottom"):
-                    table = DataTable(cursor_type="row", zebra_stripes=True, classes="epoch-table")
-                    table.add_columns("epoch", "TrnRMSE", "TestRMSE", "seconds")
-                    yield table
+                    yield EpochTable()
                     with Vertical(id="detail-notes"):
                         yield Label("Notes (ctrl+s saves)", classes="section-title")
                         yield TextArea(id="notes")
         yield Footer()
 
     def on_mount(self) -> None:
+        self._timer = self.set_interval(1.0, self.refresh_run)
         self.refresh_run()
-        self.set_interval(1.0, self.refresh_run)
 
     @work(exclusive=True, group="detail")
     async def refresh_run(self) -> None:
@@ -87,6 +85,9 @@ class RunDetailScreen(Screen):
             return
         first = self.run is None
         self.run = run
+        if run.status not in ("queued", "running"):
+            # A finished run changes no more: this read was the last one.
+            self._timer.stop()
         self.query_one("#detail-title", Static).update(f"Run {run.id}  ·  {run.params.label()}  ·  {run.dataset}")
         self.query_one("#config", Static).update(config_table(run))
         error = self.query_one("#detail-error", Static)
@@ -95,9 +96,7 @@ class RunDetailScreen(Screen):
         if first:
             self.query_one("#notes", TextArea).text = run.notes
         if new:
-            table = self.query_one(DataTable)
-            for e in new:
-                table.add_row(e.epoch, fmt.rmse(e.train_rmse), fmt.rmse(e.test_rmse), f"{e.seconds:.1f}")
+            self.query_one(EpochTable).add_epochs(new)
             self.epochs.extend(new)
             self.last_epoch = new[-1].epoch
             self.query_one(RmseCurves).set_runs({f"#{run.id}": self.epochs})
@@ -108,13 +107,8 @@ class RunDetailScreen(Screen):
 
     @work(group="detail-write")
     async def action_save_notes(self) -> None:
-        text, store = self.query_one("#notes", TextArea).text, self.app.store
-
-        def save() -> bool:  # runs in a thread; None comes back only after a StoreError
-            store.set_notes(self.run_id, text)
-            return True
-
-        if await self.app.db(save):
+        text = self.query_one("#notes", TextArea).text
+        if await self.app.write(self.app.store.set_notes, self.run_id, text):
             self.notify("notes saved")
             self.post_message(StoreChanged())
 

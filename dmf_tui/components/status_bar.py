@@ -6,6 +6,7 @@ from rich.text import Text
 from textual.widgets import Static
 
 from dmf_tui.source import Snapshot
+from store.models import FINISHED_STATUSES
 
 
 def worker_text(workers) -> Text:
@@ -27,7 +28,7 @@ def counts_text(counts: dict[str, int], paused: bool) -> Text:
     text = Text.assemble(("queue ", "bold"), f"{counts.get('queued', 0)} queued, {counts.get('running', 0)} running")
     if paused:
         text.append("  PAUSED", "bold yellow")
-    finished = [(s, counts.get(s, 0)) for s in ("done", "failed", "cancelled", "lost", "interrupted")]
+    finished = [(s, counts.get(s, 0)) for s in FINISHED_STATUSES]
     text.append("  │  ")
     text.append(", ".join(f"{n} {s}" for s, n in finished if n) or "nothing finished yet")
     return text

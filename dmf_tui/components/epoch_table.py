@@ -1,0 +1,19 @@
+"""The table of a run's epochs, shown by the Live tab and by Run detail."""
+
+from __future__ import annotations
+
+from typing import Iterable
+
+from textual.widgets import DataTable
+
+from dmf_tui.components import fmt
+
+
+class EpochTable(DataTable):
+    def __init__(self, **kwargs) -> None:
+        super().__init__(cursor_type="row", zebra_stripes=True, classes="epoch-table", **kwargs)
+        self.add_columns("epoch", "TrnRMSE", "TestRMSE", "seconds")
+
+    def add_epochs(self, epochs: Iterable) -> None:
+        for e in epochs:
+            self.add_row(e.epoch, fmt.rmse(e.train_rmse), fmt.rmse(e.test_rmse), f"{e.seconds:.1f}")

@@ -12,6 +12,7 @@ from textual.widgets import DataTable, Footer, Static
 
 from dmf_tui.components import fmt
 from dmf_tui.components.curves import RmseCurves
+from dmf_tui.components.fitted_table import FittedTable
 from store.params import format_value
 
 
@@ -31,7 +32,7 @@ class CompareScreen(Screen):
         yield Static(f"Compare runs {', '.join(map(str, self.run_ids))}", classes="screen-title")
         with Horizontal(id="compare-body"):
             with Vertical(id="compare-left"):
-                yield DataTable(id="compare-table", zebra_stripes=True, cursor_type="row")
+                yield FittedTable(id="compare-table", zebra_stripes=True, cursor_type="row")
                 yield Static(id="compare-same", classes="hint")
             yield RmseCurves(title="test RMSE (t: train too)", id="compare-curves")
         yield Footer()

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from typing import Iterable, Sequence
 
-from textual.widgets import DataTable
 from textual.widgets.data_table import RowDoesNotExist
 
+from dmf_tui.components.fitted_table import FittedTable
 
-class RunTable(DataTable):
+
+class RunTable(FittedTable):
     """Rows are keyed by run id (as text) and the column "id" holds the id itself, so the
     table can be put back into the order the store gave without rebuilding it."""
 

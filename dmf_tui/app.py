@@ -22,6 +22,7 @@ from dmf_tui.components.commands import DmfCommands
 from dmf_tui.components.compare import CompareScreen
 from dmf_tui.components.history_tab import HistoryTab
 from dmf_tui.components.live_tab import LiveTab
+from dmf_tui.components.main_tabs import MainTabs
 from dmf_tui.components.new_run import NewRunScreen
 from dmf_tui.components.queue_tab import QueueTab
 from dmf_tui.components.run_detail import RunDetailScreen
@@ -40,6 +41,10 @@ def db_name(url: str) -> str:
     if parsed.get_backend_name() == "sqlite" and parsed.database:
         return Path(parsed.database).name
     return parsed.render_as_string(hide_password=True)
+
+
+# What has the keys on each tab.
+MAIN_WIDGET = {"queue": "#queue-table", "live": "#live-tab", "history": "#history-table"}
 
 
 class DmfApp(App):
@@ -73,7 +78,7 @@ class DmfApp(App):
 
     def compose(self) -> ComposeResult:
         yield self.status_bar
-        with TabbedContent(initial="queue", id="tabs"):
+        with MainTabs(initial="queue", id="tabs"):
             with TabPane("Queue", id="queue"):
                 yield self.queue_tab
             with TabPane("Live", id="live"):
@@ -83,7 +88,7 @@ class DmfApp(App):
         yield Footer()
 
     def on_mount(self) -> None:
-        self.queue_tab.query_one("#queue-table").focus()
+        self.focus_active_tab()
         self.history_tab.reload()
         self.set_interval(self.poll_interval, self.poll)
         # The first read waits for the first paint, so the window appears before the database answers.
@@ -138,10 +143,12 @@ class DmfApp(App):
     # --- messages from tabs and screens ---------------------------------------------------
 
     @on(TabbedContent.TabActivated, "#tabs")
-    def focus_tab(self, event: TabbedContent.TabActivated) -> None:
-        """Give the keys to the tab just shown, so its bindings work and show in the footer."""
-        main = {"queue": "#queue-table", "history": "#history-table"}.get(event.pane.id)
-        (event.pane.query_one(main) if main else self.live_tab).focus()
+    def focus_active_tab(self) -> None:
+        """Give the keys to the tab on show, so its bindings work and show in the footer. A tab
+        shown by a key typed ahead at startup may not have its table yet: on_mount comes back."""
+        tab = self.query_one("#tabs", TabbedContent).active
+        for widget in self.screen_stack[0].query(MAIN_WIDGET[tab]):
+            widget.focus()
 
     @on(OpenRun)
     def open_run(self, message: OpenRun) -> None:

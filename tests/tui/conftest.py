@@ -11,6 +11,7 @@ import socket
 
 import pytest
 from sqlalchemy import text
+from textual.widgets import DataTable
 
 from dmf_tui.app import DmfApp
 from store.db import open_store
@@ -103,4 +104,19 @@ async def settle(pilot) -> None:
     """Let a poll, every worker the app started and the redraws they caused finish."""
     await pilot.app.refresh_now()
     await pilot.app.workers.wait_for_complete()
-    await pilot.pause()
+    # pilot.pause() alone guesses idleness from CPU time, which a loaded CI machine fools: a
+    # table's new height (measured on its idle event) could still be pending at the screenshot.
+    for _ in range(100):
+        await pilot.pause()
+        busy = _busy(pilot.app)
+        if not busy:
+            return
+    raise AssertionError(f"the app never settled: {busy}")
+
+
+def _busy(app) -> list:
+    """What still waits to be processed: messages, a table measurement or a layout."""
+    screen = app.screen
+    waiting = [pump for pump in [app, screen, *screen.walk_children()] if not pump._message_queue.empty()]
+    waiting += [table for table in screen.query(DataTable) if table._require_update_dimensions or table._updated_cells]
+    return waiting + ["layout"] * screen._layout_required

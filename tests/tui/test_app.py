@@ -5,7 +5,7 @@ from __future__ import annotations
 import subprocess
 import sys
 
-from textual.widgets import DataTable, Input, Label
+from textual.widgets import DataTable, Input, Label, TabbedContent, Tabs
 
 from dmf_tui.components.compare import CompareScreen
 from dmf_tui.components.new_run import NewRunScreen
@@ -150,6 +150,21 @@ async def test_live_appends_an_epoch_when_it_lands(store, worker):
         store.finish_run(run.id, "done")
         await settle(pilot)
         assert not app.live_tab.query(f"#live-{run.id}")
+
+
+async def test_a_tab_chosen_by_key_survives_the_tab_bars_late_first_activation(store, worker):
+    """A key typed ahead at startup can be handled before the tab bar's own activation of its
+    first tab arrives; that late message must not switch back to Queue."""
+    fill_lab(store, worker)
+    app = make_app(store)
+    async with app.run_test(size=(160, 40)) as pilot:
+        await settle(pilot)
+        await pilot.press("3")
+        bar = app.query_one("#tabs", TabbedContent).query_one(Tabs)
+        bar.post_message(Tabs.TabActivated(bar, bar.query_one("#--content-tab-queue")))
+        await settle(pilot)
+        assert app.query_one("#tabs", TabbedContent).active == "history"
+        assert app.focused is app.history_tab.table
 
 
 async def test_history_ranks_sorts_and_filters(store, worker):

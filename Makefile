@@ -10,11 +10,11 @@ TORCH  ?= torch==2.13.0
 
 .PHONY: venv run demo test bench clean
 
-$(BIN)/dmf-tui: pyproject.toml
+$(BIN)/dmf-tui: pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
 	$(BIN)/pip install -q $(TORCH)
-	$(BIN)/pip install -q -e '.[dev]'
+	$(BIN)/pip install -q -e '.[dev]' -c constraints.txt
 	touch $@
 
 venv: $(BIN)/dmf-tui

@@ -33,7 +33,7 @@ def test_prints_one_lab_line_per_epoch_and_records_the_run(ml100k_path, db, caps
 
     store = open_store(db)
     (run,) = store.leaderboard()
-    assert (run.status, run.model, run.epoch, run.params.data) == ("done", "mf", 3, str(ml100k_path))
+    assert (run.status, run.model, run.epoch, run.params.data) == ("done", "mf", 3, str(ml100k_path.resolve()))
     printed_test = [float(line.rsplit(" ", 1)[1]) for line in lines]
     assert [round(e.test_rmse, 4) for e in store.epochs(run.id)] == printed_test
     assert store.workers(alive_only=True) == []  # the run's own registration is gone

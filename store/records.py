@@ -3,7 +3,8 @@ the TUI can pass them between threads and keep them after the database has moved
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import functools
+from dataclasses import dataclass, fields
 from datetime import datetime
 from typing import Optional
 
@@ -84,56 +85,24 @@ def split_list(text: str) -> tuple[str, ...]:
 
 
 def run_record(row: Run) -> RunRecord:
-    return RunRecord(
-        id=row.id,
-        sweep_id=row.sweep_id,
-        status=row.status,
-        model=row.model,
-        dataset=row.dataset,
-        params=RunParams.from_dict(row.params, validate=False),
-        created_at=row.created_at,
-        started_at=row.started_at,
-        finished_at=row.finished_at,
-        worker_id=row.worker_id,
-        device=row.device,
-        epoch=row.epoch,
-        epoch_progress=row.epoch_progress,
-        epochs=row.epochs,
-        best_test_rmse=row.best_test_rmse,
-        best_epoch=row.best_epoch,
-        best_val_rmse=row.best_val_rmse,
-        last_train_rmse=row.last_train_rmse,
-        last_test_rmse=row.last_test_rmse,
-        error=row.error,
-        notes=row.notes,
-        tags=split_list(row.tags),
-        updated_at=row.updated_at,
-        cancel_requested=row.cancel_requested,
-        position=row.position,
-    )
+    return _copy(RunRecord, row, params=RunParams.from_dict(row.params, validate=False),
+                 tags=split_list(row.tags))
 
 
 def epoch_record(row: Epoch) -> EpochRecord:
-    return EpochRecord(
-        run_id=row.run_id,
-        epoch=row.epoch,
-        train_rmse=row.train_rmse,
-        test_rmse=row.test_rmse,
-        val_rmse=row.val_rmse,
-        seconds=row.seconds,
-        created_at=row.created_at,
-    )
+    return _copy(EpochRecord, row)
 
 
 def worker_record(row: Worker, state: str) -> WorkerRecord:
-    return WorkerRecord(
-        id=row.id,
-        pid=row.pid,
-        host=row.host,
-        devices=split_list(row.devices),
-        slots=row.slots,
-        started_at=row.started_at,
-        heartbeat_at=row.heartbeat_at,
-        stopped_at=row.stopped_at,
-        state=state,
-    )
+    return _copy(WorkerRecord, row, devices=split_list(row.devices), state=state)
+
+
+def _copy(record: type, row, **derived):
+    """A `record` whose fields are the row's columns of the same names, except those in `derived`."""
+    return record(**{name: derived[name] if name in derived else getattr(row, name)
+                     for name in _field_names(record)})
+
+
+@functools.cache
+def _field_names(record: type) -> tuple[str, ...]:
+    return tuple(field.name for field in fields(record))

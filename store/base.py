@@ -1,12 +1,16 @@
-"""The piece every group of store operations shares: the engine and the two kinds of transaction."""
+"""What every group of store operations shares: the engine, the two kinds of transaction, and the
+two ways of touching run rows inside one."""
 
 from __future__ import annotations
 
 from contextlib import contextmanager
-from typing import Iterator
+from typing import Iterable, Iterator
 
-from sqlalchemy import Engine
+from sqlalchemy import Engine, select, update
 from sqlalchemy.orm import Session
+
+from store.errors import UnknownRunError
+from store.models import Run
 
 
 class StoreBase:
@@ -38,3 +42,24 @@ class StoreBase:
 
     def __exit__(self, *exc_info) -> None:
         self.close()
+
+
+def load_runs(session: Session, run_ids: Iterable[int]) -> list[Run]:
+    """The runs with these ids, in the order given; UnknownRunError (before any change) otherwise."""
+    ids = list(dict.fromkeys(run_ids))
+    found = {run.id: run for run in session.scalars(select(Run).where(Run.id.in_(ids)))}
+    missing = [str(i) for i in ids if i not in found]
+    if missing:
+        noun = "run with id" if len(missing) == 1 else "runs with ids"
+        raise UnknownRunError(f"no {noun} {', '.join(missing)}")
+    return [found[i] for i in ids]
+
+
+def change_run(session: Session, run_id: int, expected_status: str, **values: object) -> bool:
+    """Update the run only if it still has `expected_status`; whether it did. Every change of a
+    run's status goes through here, so two processes racing for one run cannot both win."""
+    result = session.execute(
+        update(Run).where(Run.id == run_id, Run.status == expected_status).values(**values)
+        .execution_options(synchronize_session=False)
+    )
+    return result.rowcount == 1

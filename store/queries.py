@@ -7,7 +7,7 @@ from typing import Any, Iterable, Optional, Sequence, Union
 from sqlalchemy import ColumnElement, Select, func, or_, select
 from sqlalchemy.orm import InstrumentedAttribute
 
-from store.base import StoreBase
+from store.base import StoreBase, load_runs
 from store.errors import StoreError, UnknownRunError
 from store.models import PARAM_COLUMNS, STATUSES, Epoch, Run, Sweep
 from store.params import FIELD_NAMES
@@ -91,12 +91,17 @@ class QueryOps(StoreBase):
 
     def compare(self, run_ids: Iterable[int]) -> Comparison:
         """The runs, the parameters that differ between them, and each run's epochs."""
-        runs = [self.get_run(run_id) for run_id in dict.fromkeys(run_ids)]
+        with self._read() as session:  # one snapshot: runs and epochs from the same moment
+            runs = [run_record(run) for run in load_runs(session, run_ids)]
+            epochs: dict[int, list[EpochRecord]] = {run.id: [] for run in runs}
+            rows = session.scalars(select(Epoch).where(Epoch.run_id.in_(epochs)).order_by(Epoch.run_id, Epoch.epoch))
+            for row in rows:
+                epochs[row.run_id].append(epoch_record(row))
         differing = [
             name for name in FIELD_NAMES
             if len({getattr(run.params, name) for run in runs}) > 1
         ]
-        return Comparison(runs=runs, differing=differing, epochs={run.id: self.epochs(run.id) for run in runs})
+        return Comparison(runs=runs, differing=differing, epochs=epochs)
 
 
 def _sort_column(name: str) -> InstrumentedAttribute[Any]:

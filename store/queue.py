@@ -14,7 +14,7 @@ from sqlalchemy import case, func, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from store.base import StoreBase
+from store.base import StoreBase, change_run, load_runs
 from store.errors import StoreError, UnknownRunError
 from store.models import FINISHED_STATUSES, Epoch, QueueState, Run, Sweep, param_columns, utcnow
 from store.params import RunParams
@@ -56,7 +56,7 @@ class QueueOps(StoreBase):
     def retry(self, run_ids: Iterable[int]) -> list[int]:
         """Queue a fresh copy of each run (same parameters, same sweep); returns the new ids."""
         with self._write() as session:
-            sources = _load(session, run_ids)
+            sources = load_runs(session, run_ids)
             new_ids = []
             for source in sources:
                 params = RunParams.from_dict(source.params)
@@ -84,14 +84,8 @@ class QueueOps(StoreBase):
                 if candidate is None:
                     return None
                 now = utcnow()
-                taken = session.execute(
-                    update(Run)
-                    .where(Run.id == candidate, Run.status == "queued")
-                    .values(status="running", worker_id=worker_id, device=device,
-                            started_at=now, updated_at=now)
-                    .execution_options(synchronize_session=False)
-                ).rowcount
-                if taken == 1:
+                if change_run(session, candidate, "queued", status="running", worker_id=worker_id,
+                              device=device, started_at=now, updated_at=now):
                     return run_record(session.get_one(Run, candidate))
 
     def set_device(self, run_id: int, device: str) -> None:
@@ -168,20 +162,20 @@ class QueueOps(StoreBase):
         outcome: dict[int, str] = {}
         now = utcnow()
         with self._write() as session:
-            for run in _load(session, run_ids):
-                if _change(session, run.id, "queued", status="cancelled", finished_at=now, updated_at=now):
+            for run in load_runs(session, run_ids):
+                if change_run(session, run.id, "queued", status="cancelled", finished_at=now, updated_at=now):
                     outcome[run.id] = "cancelled"
-                elif _change(session, run.id, "running", cancel_requested=True, updated_at=now):
+                elif change_run(session, run.id, "running", cancel_requested=True, updated_at=now):
                     outcome[run.id] = "cancelling"
                 else:
-                    outcome[run.id] = session.scalar(select(Run.status).where(Run.id == run.id))
+                    outcome[run.id] = run.status  # as loaded: the write lock is held
         return outcome
 
     def move(self, run_id: int, offset: int) -> None:
         """Move a queued run `offset` places later in the queue (negative: earlier), clamped to the
         ends. The queue's existing positions are dealt out again in the new order."""
         with self._write() as session:
-            (run,) = _load(session, [run_id])
+            (run,) = load_runs(session, [run_id])
             if run.status != "queued":
                 raise StoreError(f"run {run_id} is {run.status}, not queued")
             queued = list(session.scalars(
@@ -205,13 +199,13 @@ class QueueOps(StoreBase):
 
     def set_notes(self, run_id: int, text: str) -> None:
         with self._write() as session:
-            (run,) = _load(session, [run_id])
+            (run,) = load_runs(session, [run_id])
             run.notes = text
             run.updated_at = utcnow()
 
     def set_tags(self, run_id: int, tags: Iterable[str]) -> None:
         with self._write() as session:
-            (run,) = _load(session, [run_id])
+            (run,) = load_runs(session, [run_id])
             run.tags = ",".join(t.strip() for t in tags if t.strip())
             run.updated_at = utcnow()
 
@@ -228,26 +222,6 @@ def _insert_queued(session: Session, runs: Sequence[RunParams], sweep_id: Option
     session.add_all(rows)
     session.flush()
     return [row.id for row in rows]
-
-
-def _load(session: Session, run_ids: Iterable[int]) -> list[Run]:
-    """The runs with these ids, in the order given; UnknownRunError (before any change) otherwise."""
-    ids = list(dict.fromkeys(run_ids))
-    found = {run.id: run for run in session.scalars(select(Run).where(Run.id.in_(ids)))}
-    missing = [str(i) for i in ids if i not in found]
-    if missing:
-        noun = "run with id" if len(missing) == 1 else "runs with ids"
-        raise UnknownRunError(f"no {noun} {', '.join(missing)}")
-    return [found[i] for i in ids]
-
-
-def _change(session: Session, run_id: int, expected_status: str, **values: object) -> bool:
-    """Update the run only if it still has `expected_status`; whether it did."""
-    result = session.execute(
-        update(Run).where(Run.id == run_id, Run.status == expected_status).values(**values)
-        .execution_options(synchronize_session=False)
-    )
-    return result.rowcount == 1
 
 
 def _finite(value: Optional[float]) -> Optional[float]:

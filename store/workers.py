@@ -9,12 +9,12 @@ from __future__ import annotations
 
 import os
 import socket
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Iterable, Optional
 
 from sqlalchemy import select, update
 
-from store.base import StoreBase
+from store.base import StoreBase, change_run
 from store.models import Run, Worker, utcnow
 from store.records import WorkerRecord, worker_record
 
@@ -70,12 +70,8 @@ class WorkerOps(StoreBase):
                 reason = _why_dead(worker, now, grace_s)
                 if reason is None:
                     continue
-                changed = session.execute(
-                    update(Run).where(Run.id == run_id, Run.status == "running")
-                    .values(status="lost", error=reason, finished_at=now, updated_at=now)
-                    .execution_options(synchronize_session=False)
-                ).rowcount
-                if changed:
+                if change_run(session, run_id, "running", status="lost", error=reason,
+                              finished_at=now, updated_at=now):
                     lost.append(run_id)
             # After the runs, so their reason says the process is gone rather than "stopped".
             for worker in session.scalars(select(Worker).where(Worker.stopped_at.is_(None))):
@@ -100,9 +96,7 @@ def _why_dead(worker: Worker, now: datetime, grace_s: float) -> Optional[str]:
 def _state(worker: Worker, now: datetime, grace_s: float) -> str:
     if worker.stopped_at is not None:
         return "stopped"
-    if _pid_gone(worker) or now - worker.heartbeat_at > timedelta(seconds=grace_s):
-        return "stale"
-    return "running"
+    return "running" if _why_dead(worker, now, grace_s) is None else "stale"
 
 
 def _pid_gone(worker: Worker) -> bool:

@@ -142,7 +142,7 @@ def _status(args: argparse.Namespace) -> int:
 
 def _stop(args: argparse.Namespace) -> int:
     with open_store(args.db) as store:
-        workers = [w for w in store.workers() if w.state == "running"]
+        workers = store.workers(alive_only=True)
     here = socket.gethostname()
     for w in workers:
         if w.host != here:

@@ -29,9 +29,15 @@ from torch import nn
 from engine.errors import ConfigError, DeviceError, DivergedError
 from engine.models import build_model, flatten_parameters, parameter_views
 
-# The RunParams fields that fit() takes; callers pass them through by name.
+# The RunParams fields that fit() takes; callers pass them through by name (fit_options).
 FIT_KEYS = ("model", "k", "hidden", "bias", "dropout", "init_std", "lr", "weight_decay", "batch_size",
             "epochs", "seed", "device", "patience")
+
+
+def fit_options(params, **overrides) -> dict:
+    """fit()'s keyword arguments taken from a RunParams, with `overrides` (say, the device a worker
+    chose) in place of its own."""
+    return {key: getattr(params, key) for key in FIT_KEYS} | overrides
 
 # How often (in batches) to report progress and ask whether to stop: often enough to cancel a large
 # epoch within a second or so, rarely enough to cost nothing.

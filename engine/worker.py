@@ -33,16 +33,17 @@ import threading
 import time
 import traceback
 from collections import OrderedDict
-from dataclasses import dataclass, replace
+from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Hashable
+from typing import Any, Callable, Hashable, Iterator
 
 import torch
 
 from engine.datasets import load_dataset
 from engine.errors import ConfigError, DeviceError, EngineError
 from engine.split import Split, split_dataset
-from engine.trainer import FIT_KEYS, EpochStats, fit, resolve_device
+from engine.trainer import EpochStats, fit, fit_options, resolve_device
 from store.db import Store, app_data_dir, open_store, sqlite_file
 from store.params import RunParams
 from store.records import RunRecord
@@ -71,8 +72,6 @@ class WorkerOptions:
     poll_s: float = 2.0  # how long to sleep when the queue is empty
     exit_when_empty: bool = False
     checkpoint_dir: Path | None = None  # where run-<id>.pt goes; None keeps no checkpoints
-    heartbeat_s: float = HEARTBEAT_S
-    cpu_threads: int | None = None  # torch threads per slot; None leaves torch's default
 
 
 def state_dir(db_url: str) -> Path:
@@ -199,14 +198,9 @@ class Worker:
 
     def serve(self) -> int:
         """Register, reap, then claim and train runs until stopped; returns the exit code."""
-        self.worker_id = self.store.register_worker(
-            pid=os.getpid(), host=socket.gethostname(), devices=[self.device], slots=1
-        )
-        log.info("worker %d started on %s (pid %d)", self.worker_id, self.device, os.getpid())
-        reap_lost(self.store)
-        heartbeat = Heartbeat(self.store, self.worker_id, self.options.heartbeat_s)
-        heartbeat.start()
-        try:
+        with registered(self.store, self.device) as self.worker_id:
+            log.info("worker %d started on %s (pid %d)", self.worker_id, self.device, os.getpid())
+            reap_lost(self.store)
             while not self.stop.is_set():
                 run = self.store.claim(self.worker_id, device=self.device)
                 if run is not None:
@@ -216,9 +210,6 @@ class Worker:
                     break
                 else:
                     self.stop.wait(self.options.poll_s)
-        finally:
-            heartbeat.close()
-            self.store.unregister_worker(self.worker_id)
         log.info("worker %d stopped", self.worker_id)
         return 0
 
@@ -232,10 +223,7 @@ class Worker:
         cancelled = _Throttled(lambda: self.store.is_cancel_requested(run.id), CANCEL_CHECK_S)
 
         def on_epoch(stats: EpochStats) -> None:
-            self.store.record_epoch(
-                run.id, stats.epoch, train_rmse=stats.train_rmse, test_rmse=stats.test_rmse,
-                val_rmse=stats.val_rmse, seconds=stats.seconds,
-            )
+            record_epoch(self.store, run.id, stats)
             log.info("run %d: epoch %d test RMSE %.4f (%.1f s)", run.id, stats.epoch, stats.test_rmse,
                      stats.seconds)
 
@@ -252,8 +240,7 @@ class Worker:
             split = self.cache.get(params)
             result = fit(
                 split,
-                **{key: getattr(params, key) for key in FIT_KEYS if key != "device"},
-                device=device,
+                **fit_options(params, device=device),
                 on_epoch=on_epoch,
                 on_progress=on_progress,
                 should_stop=lambda: self.stop.is_set() or cancelled(),
@@ -349,6 +336,27 @@ class Heartbeat(threading.Thread):
         self.join()
 
 
+@contextmanager
+def registered(store: Store, device: str) -> Iterator[int]:
+    """This process registered as a one-slot worker on `device`, with a heartbeat, for the block;
+    yields the worker id. A run it trains and the process then dies with is marked lost (by the next
+    worker or TUI that looks) instead of staying "running" forever. Finish its runs inside the
+    block: once it is unregistered, a running run of its counts as lost."""
+    worker_id = store.register_worker(pid=os.getpid(), host=socket.gethostname(), devices=[device], slots=1)
+    heartbeat = Heartbeat(store, worker_id, HEARTBEAT_S)
+    heartbeat.start()
+    try:
+        yield worker_id
+    finally:
+        heartbeat.close()
+        store.unregister_worker(worker_id)
+
+
+def record_epoch(store: Store, run_id: int, stats: EpochStats) -> None:
+    store.record_epoch(run_id, stats.epoch, train_rmse=stats.train_rmse, test_rmse=stats.test_rmse,
+                       val_rmse=stats.val_rmse, seconds=stats.seconds)
+
+
 def reap_lost(store: Store) -> None:
     """Mark lost the runs of workers that died, and say so in the log."""
     lost = store.reap_lost()
@@ -379,8 +387,6 @@ def configure_logging() -> None:
 def serve_slot(device: str, options: WorkerOptions) -> int:
     """Run one worker slot in this process until it is stopped; returns the exit code."""
     stop = stop_on_signals()
-    if options.cpu_threads is not None:
-        torch.set_num_threads(options.cpu_threads)
     store = open_store(options.db)
     try:
         code = Worker(store, device, options, stop).serve()
@@ -401,10 +407,6 @@ def run_slots(devices: list[str], options: WorkerOptions) -> int:
 
     Returns 0 when every slot ended cleanly, 1 when one crashed (and used up its restarts).
     """
-    cpu_slots = sum(1 for d in devices if d == "cpu")
-    if cpu_slots > 1 and options.cpu_threads is None:
-        # N processes each using every core would fight over them and all run slower.
-        options = replace(options, cpu_threads=max(1, (os.cpu_count() or 1) // cpu_slots))
     if len(devices) == 1:
         return serve_slot(devices[0], options)
 
@@ -412,8 +414,7 @@ def run_slots(devices: list[str], options: WorkerOptions) -> int:
     context = multiprocessing.get_context("spawn")  # CUDA cannot be used in a forked child
 
     def start(slot: int) -> multiprocessing.process.BaseProcess:
-        slot_options = options if devices[slot] == "cpu" else replace(options, cpu_threads=None)
-        process = context.Process(target=_slot_process, args=(devices[slot], slot_options),
+        process = context.Process(target=_slot_process, args=(devices[slot], options),
                                   name=f"dmf-worker-slot-{slot}")
         process.start()
         log.info("slot %d on %s: pid %d", slot, devices[slot], process.pid)

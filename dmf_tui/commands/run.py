@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import socket
 import sys
 from contextlib import nullcontext
 
@@ -41,11 +39,11 @@ def run_command(args: argparse.Namespace) -> int:
 
     # The engine (and torch) load only here, so the TUI and the other commands start fast.
     from engine.datasets import load_split
-    from engine.trainer import FIT_KEYS, fit, resolve_device
-    from engine.worker import HEARTBEAT_S, Heartbeat
+    from engine.trainer import fit, fit_options, resolve_device
+    from engine.worker import failure_reason, record_epoch, registered
     from store.db import open_store
 
-    device = resolve_device(params.device)
+    device = str(resolve_device(params.device))
     split = load_split(params.data, test_size=params.test_size, split_seed=params.split_seed,
                        val_size=params.val_size)
     store = open_store(args.db)
@@ -54,21 +52,13 @@ def run_command(args: argparse.Namespace) -> int:
           f"{n_train} train / {len(split.val)} val / {len(split.test)} test ratings "
           f"({split.cold_users} test users and {split.cold_items} test items unseen in train); "
           f"{params.model} on {device}", file=sys.stderr)
-
-    # Registered like a worker, with a heartbeat, so that if this process is killed its run is
-    # marked lost (by the next worker or TUI that looks) instead of staying "running" forever.
-    worker_id = store.register_worker(pid=os.getpid(), host=socket.gethostname(), devices=[str(device)], slots=1)
-    heartbeat = Heartbeat(store, worker_id, HEARTBEAT_S)
-    heartbeat.start()
-    record = store.start_run(params, worker_id=worker_id, device=str(device))
     progress, task = _progress_bar(enabled=not args.json and sys.stderr.isatty())
 
     def on_progress(done: int, total: int) -> None:
         progress.update(task, completed=done, total=total)
 
     def on_epoch(stats) -> None:
-        store.record_epoch(record.id, stats.epoch, train_rmse=stats.train_rmse, test_rmse=stats.test_rmse,
-                           val_rmse=stats.val_rmse, seconds=stats.seconds)
+        record_epoch(store, record.id, stats)
         if args.json:
             line = json.dumps({"epoch": stats.epoch, "train_rmse": stats.train_rmse,
                                "test_rmse": stats.test_rmse, "val_rmse": stats.val_rmse,
@@ -80,21 +70,20 @@ def run_command(args: argparse.Namespace) -> int:
         if progress:
             progress.reset(task)
 
-    try:
-        with progress or nullcontext():
-            result = fit(split, **{key: getattr(params, key) for key in FIT_KEYS},
-                         on_epoch=on_epoch, on_progress=on_progress if progress else None,
-                         checkpoint_path=args.checkpoint)
-    except KeyboardInterrupt:
-        store.finish_run(record.id, "interrupted", error="interrupted by the user")
-        raise
-    except Exception as exc:
-        store.finish_run(record.id, "failed", error=str(exc) or type(exc).__name__)
-        raise
-    finally:
-        heartbeat.close()
-        store.unregister_worker(worker_id)
-    store.finish_run(record.id, "done")
+    # Registered like a worker, so that if this process is killed its run is marked lost.
+    with registered(store, device) as worker_id:
+        record = store.start_run(params, worker_id=worker_id, device=device)
+        try:
+            with progress or nullcontext():
+                result = fit(split, **fit_options(params, device=device), on_epoch=on_epoch,
+                             on_progress=on_progress if progress else None, checkpoint_path=args.checkpoint)
+        except KeyboardInterrupt:
+            store.finish_run(record.id, "interrupted", error="interrupted by the user")
+            raise
+        except Exception as exc:
+            store.finish_run(record.id, "failed", error=failure_reason(exc, device, params))
+            raise
+        store.finish_run(record.id, "done")
     chosen_by = " (chosen by validation RMSE)" if len(split.val) else ""
     print(f"run {record.id}: best epoch {result.best_epoch}{chosen_by}, test RMSE {result.best_test_rmse:.4f} "
           f"({result.stopped})", file=sys.stderr)

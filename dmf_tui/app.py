@@ -97,23 +97,24 @@ class DmfApp(App):
     # --- talking to the store -------------------------------------------------------------
 
     async def db(self, call: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
-        """Run one store call in a thread. A StoreError (the input's fault, e.g. moving a run
-        that already started) is shown as a notification and gives None."""
-        try:
-            return await asyncio.to_thread(call, *args, **kwargs)
-        except StoreError as exc:
-            self.notify(str(exc), severity="error")
-            return None
+        """Run one store call in a thread; its result, or None after a notification if it failed."""
+        return (await self._call(call, *args, **kwargs))[1]
 
     async def write(self, call: Callable[..., Any], *args: Any, **kwargs: Any) -> bool:
-        """Run one store call that changes the store in a thread: True if it went through, False
-        (after notifying) on a StoreError. Unlike `db`, a call that returns None still succeeded."""
+        """Run one store call that changes the store in a thread: whether it went through (unlike
+        `db`, a call that returns None still succeeded)."""
+        return (await self._call(call, *args, **kwargs))[0]
+
+    async def _call(self, call: Callable[..., Any], *args: Any, **kwargs: Any) -> tuple[bool, Any]:
+        """A StoreError (the input's fault, e.g. moving a run that already started) or a database
+        error (locked, unreachable, full disk) is shown as a notification, never closes the app."""
         try:
-            await asyncio.to_thread(call, *args, **kwargs)
+            return True, await asyncio.to_thread(call, *args, **kwargs)
         except StoreError as exc:
             self.notify(str(exc), severity="error")
-            return False
-        return True
+        except SQLAlchemyError as exc:
+            self.notify(f"database error: {_first_line(exc)}", severity="error")
+        return False, None
 
     async def poll(self) -> None:
         """Read the store once and redraw what changed. A poll still in flight makes this one a
@@ -131,7 +132,7 @@ class DmfApp(App):
             except (StoreError, SQLAlchemyError) as exc:
                 # The database may be briefly unreachable (a network server, a full disk): say so
                 # and keep polling rather than leave.
-                self.status_bar.show_error(f"database error: {str(exc).splitlines()[0]}")
+                self.status_bar.show_error(f"database error: {_first_line(exc)}")
                 return
             previous, self.snapshot = self.snapshot, snapshot
             self.status_bar.show_snapshot(snapshot)
@@ -236,6 +237,10 @@ class DmfApp(App):
         code, line = await asyncio.to_thread(worker_command, self.store.url, *args)
         self.notify(line, severity="information" if code == 0 else "error")
         await self.refresh_now()
+
+
+def _first_line(exc: Exception) -> str:
+    return (str(exc).splitlines() or [type(exc).__name__])[0]
 
 
 def _finished(counts: dict[str, int]) -> tuple[int, ...]:

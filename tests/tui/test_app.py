@@ -5,6 +5,7 @@ from __future__ import annotations
 import subprocess
 import sys
 
+from sqlalchemy.exc import OperationalError
 from textual.widgets import DataTable, Input, Label, TabbedContent, Tabs
 
 from dmf_tui.components.compare import CompareScreen
@@ -313,3 +314,19 @@ def test_demo_queues_mf_and_deepmf_once(tmp_path, monkeypatch):
     store = open_store(db)
     assert [(r.model, r.dataset) for r in store.queue()] == [("mf", "synthetic-100k"), ("deepmf", "synthetic-100k")]
     store.close()
+
+
+async def test_a_database_error_in_an_action_is_notified_and_the_app_stays(store, monkeypatch):
+    def locked(*args, **kwargs):
+        raise OperationalError("UPDATE queue_state", {}, Exception("database is locked"))
+
+    monkeypatch.setattr(store, "set_paused", locked)
+    app = make_app(store)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await settle(pilot)
+        await pilot.press("p")
+        await settle(pilot)
+        assert app.is_running
+        assert any("database error" in n.message and "database is locked" in n.message
+                   for n in app._notifications)
+        assert not store.is_paused()

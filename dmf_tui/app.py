@@ -91,8 +91,9 @@ class DmfApp(App):
         self.focus_active_tab()
         self.history_tab.reload()
         self.set_interval(self.poll_interval, self.poll)
-        # The first read waits for the first paint, so the window appears before the database answers.
-        self.call_after_refresh(self.poll)
+        # The first read waits for the first paint, so the window appears before the database answers,
+        # and runs in a worker, so keys typed meanwhile are not held up.
+        self.call_after_refresh(self.run_worker, self.poll, group="poll")
 
     # --- talking to the store -------------------------------------------------------------
 
@@ -180,7 +181,9 @@ class DmfApp(App):
         self.open_form(message.params)
 
     @on(StoreChanged)
+    @work(group="poll")
     async def store_changed(self) -> None:
+        # In a worker, so keys are handled while a slow database answers.
         await self.refresh_now(reload_history=True)
 
     def open_form(self, params: RunParams | None = None) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import subprocess
+import threading
 import sys
 
 from sqlalchemy.exc import OperationalError
@@ -11,7 +12,7 @@ from textual.widgets import DataTable, Input, Label, TabbedContent, Tabs
 from dmf_tui.components.compare import CompareScreen
 from dmf_tui.components.new_run import NewRunScreen
 from dmf_tui.components.run_detail import RunDetailScreen
-from dmf_tui.messages import OpenRun
+from dmf_tui.messages import OpenRun, StoreChanged
 from store.params import RunParams
 from tests.tui.conftest import fill_lab, make_app, settle
 
@@ -330,3 +331,25 @@ async def test_a_database_error_in_an_action_is_notified_and_the_app_stays(store
         assert any("database error" in n.message and "database is locked" in n.message
                    for n in app._notifications)
         assert not store.is_paused()
+
+
+async def test_keys_are_handled_while_a_slow_database_answers_after_a_write(store):
+    app = make_app(store)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await settle(pilot)
+        answer, answered_in_time = threading.Event(), []
+        poll = app.source.poll
+
+        def slow_poll():
+            # The database answers only once the key below has been handled (or after 5 s).
+            answered_in_time.append(answer.wait(5))
+            return poll()
+
+        app.source.poll = slow_poll
+        app.post_message(StoreChanged())
+        await pilot.pause()
+        await pilot.press("3")
+        assert app.query_one("#tabs", TabbedContent).active == "history"
+        answer.set()
+        await settle(pilot)
+        assert answered_in_time[0], "the key waited for the database"

@@ -50,9 +50,10 @@ class StoreSource:
         store = self.store
         workers = store.workers(include_stopped=False)
         queue = store.queue()
-        gone = {w.id for w in workers if w.state != "running"}
-        if any(run.worker_id in gone for run in queue if run.status == "running"):
-            # Until another worker starts, nobody else notices that a worker died holding runs.
+        alive = {w.id for w in workers if w.state == "running"}
+        if any(run.worker_id not in alive for run in queue if run.status == "running"):
+            # A worker that died (or stopped) holding runs: until another worker starts, nobody
+            # else notices. reap_lost decides which of them really are lost.
             store.reap_lost()
             queue = store.queue()
         running = [run.id for run in queue if run.status == "running"]

@@ -1,0 +1,28 @@
+"""StoreSource: what the TUI reads once a second."""
+
+from __future__ import annotations
+
+from dmf_tui.source import StoreSource
+from store.params import RunParams
+
+
+def test_a_run_whose_worker_stopped_without_finishing_it_shows_as_lost(store, worker):
+    run = worker.start(RunParams(data="synthetic-100k"))
+    worker.train(run.id, 2)
+    store.unregister_worker(worker.id)  # say finish_run failed before the worker's cleanup
+
+    snapshot = StoreSource(store).poll()
+
+    assert [r.id for r in snapshot.running] == []
+    lost = store.get_run(run.id)
+    assert lost.status == "lost" and "stopped without finishing the run" in lost.error
+    assert snapshot.counts["lost"] == 1
+
+
+def test_a_live_workers_running_run_is_left_running(store, worker):
+    run = worker.start(RunParams(data="synthetic-100k"))
+
+    snapshot = StoreSource(store).poll()
+
+    assert [r.id for r in snapshot.running] == [run.id]
+    assert store.get_run(run.id).status == "running"

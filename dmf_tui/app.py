@@ -8,7 +8,6 @@ separate processes started with `dmf-tui worker --detach`.
 from __future__ import annotations
 
 import asyncio
-from pathlib import Path
 from typing import Any, Callable
 
 from sqlalchemy.engine import make_url
@@ -29,7 +28,7 @@ from dmf_tui.components.run_detail import RunDetailScreen
 from dmf_tui.components.status_bar import StatusBar
 from dmf_tui.messages import CancelRun, CompareRuns, NewExperiment, OpenRun, RetryRun, StoreChanged
 from dmf_tui.source import Snapshot, StoreSource, worker_command
-from store.db import Store
+from store.db import Store, sqlite_file
 from store.errors import StoreError
 from store.models import FINISHED_STATUSES
 from store.params import RunParams
@@ -37,10 +36,8 @@ from store.params import RunParams
 
 def db_name(url: str) -> str:
     """What the header calls the database: a SQLite file's name, or the server URL sans password."""
-    parsed = make_url(url)
-    if parsed.get_backend_name() == "sqlite" and parsed.database:
-        return Path(parsed.database).name
-    return parsed.render_as_string(hide_password=True)
+    file = sqlite_file(url)
+    return file.name if file else make_url(url).render_as_string(hide_password=True)
 
 
 # What has the keys on each tab.

@@ -45,6 +45,18 @@ def when(moment: datetime | None) -> str:
     return "-" if moment is None else moment.strftime("%Y-%m-%d %H:%M")
 
 
+def param_cells(run) -> tuple:
+    """The run's model, data and hyperparameters, as the Queue and History tables show them."""
+    params = run.params
+    return (run.model, run.dataset, params.k, hidden(run), format_value("lr", params.lr),
+            format_value("wd", params.weight_decay), params.batch_size)
+
+
+def device(run) -> str:
+    """Where it ran, or before it has run, what it asked for."""
+    return run.device or run.params.device
+
+
 def hidden(run) -> str:
     return format_value("hidden", run.params.hidden) if run.model == "deepmf" else "-"
 

@@ -21,7 +21,6 @@ from dmf_tui.components.run_table import RunTable
 from dmf_tui.messages import CompareRuns, OpenRun
 from store.errors import StoreError
 from store.models import FINISHED_STATUSES
-from store.params import format_value
 
 PAGE = 100
 # Load the next page once the cursor is this close to the last loaded row.
@@ -62,11 +61,9 @@ def parse_filter(text: str) -> dict:
 
 
 def history_cells(run, marked: bool) -> tuple:
-    params = run.params
     return (
-        Text("●", "bold yellow") if marked else "", run.id, fmt.status_text(run),
-        run.model, run.dataset, params.k, fmt.hidden(run), format_value("lr", params.lr),
-        format_value("wd", params.weight_decay), params.batch_size, fmt.progress(run),
+        Text("●", "bold yellow") if marked else "", run.id, fmt.status_text(run), *fmt.param_cells(run),
+        fmt.progress(run),
         fmt.rmse(run.best_test_rmse), run.best_epoch if run.best_epoch is not None else "-",
         fmt.rmse(run.last_train_rmse), run.sweep_id if run.sweep_id is not None else "-", fmt.when(run.finished_at),
     )

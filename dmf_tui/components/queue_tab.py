@@ -13,7 +13,6 @@ from dmf_tui.components import fmt
 from dmf_tui.components.run_table import RunTable
 from dmf_tui.messages import CancelRun, OpenRun, RetryRun, StoreChanged
 from dmf_tui.source import Snapshot
-from store.params import format_value
 
 QUEUE_COLUMNS = (
     ("id", "id"), ("status", "status"), ("model", "model"), ("data", "data"), ("k", "K"),
@@ -27,12 +26,9 @@ PROBLEM_COLUMNS = (
 
 
 def queue_cells(run, epoch_seconds: float | None) -> tuple:
-    params = run.params
     return (
-        run.id, fmt.status_text(run), run.model, run.dataset,
-        params.k, fmt.hidden(run), format_value("lr", params.lr), format_value("wd", params.weight_decay),
-        params.batch_size, fmt.progress(run), fmt.rmse(run.last_test_rmse), fmt.duration(fmt.eta(run, epoch_seconds)),
-        run.device or params.device,
+        run.id, fmt.status_text(run), *fmt.param_cells(run), fmt.progress(run), fmt.rmse(run.last_test_rmse),
+        fmt.duration(fmt.eta(run, epoch_seconds)), fmt.device(run),
     )
 
 

@@ -72,10 +72,6 @@ class RunTable(FittedTable):
                 self.add_row(*cells, key=str(run_id))
                 self._cells[run_id] = cells
 
-    def reset(self) -> None:
-        self.clear()
-        self._cells.clear()
-
     def select_run(self, run_id: int) -> None:
         try:
             self.move_cursor(row=self.get_row_index(str(run_id)))

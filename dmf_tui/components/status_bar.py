@@ -40,14 +40,21 @@ class StatusBar(Static):
     """
 
     def __init__(self, db_name: str, **kwargs) -> None:
-        super().__init__(Text.assemble(("dmf-tui", "bold"), f"  {db_name}  │  loading…"), **kwargs)
         self.db_name = db_name
+        self._shown = self._line("loading…")
+        super().__init__(self._shown, **kwargs)
 
     def show_snapshot(self, snapshot: Snapshot) -> None:
-        self.update(Text.assemble(
-            ("dmf-tui", "bold"), f"  {self.db_name}  │  ",
-            worker_text(snapshot.workers), "  │  ", counts_text(snapshot.counts, snapshot.paused),
-        ))
+        self._show(self._line(worker_text(snapshot.workers), "  │  ", counts_text(snapshot.counts, snapshot.paused)))
 
     def show_error(self, message: str) -> None:
-        self.update(Text.assemble(("dmf-tui", "bold"), f"  {self.db_name}  │  ", (message, "bold red")))
+        self._show(self._line((message, "bold red")))
+
+    def _line(self, *parts) -> Text:
+        return Text.assemble(("dmf-tui", "bold"), f"  {self.db_name}  │  ", *parts)
+
+    def _show(self, line: Text) -> None:
+        # Most polls change nothing here; an update would still ask the screen for a layout.
+        if line != self._shown:
+            self._shown = line
+            self.update(line)

@@ -3,6 +3,8 @@ While the run is still going the screen keeps fetching the epochs that land."""
 
 from __future__ import annotations
 
+import asyncio
+
 from rich.table import Table
 from textual import work
 from textual.app import ComposeResult
@@ -52,8 +54,8 @@ class RunDetailScreen(Screen):
         super().__init__()
         self.run_id = run_id
         self.run = None
-        self.last_epoch = 0
         self.epochs: list = []
+        self._reading = asyncio.Lock()
 
     def compose(self) -> ComposeResult:
         yield Static(f"Run {self.run_id}", id="detail-title", classes="screen-title")
@@ -74,13 +76,17 @@ class RunDetailScreen(Screen):
         self._timer = self.set_interval(1.0, self.refresh_run)
         self.refresh_run()
 
-    @work(exclusive=True, group="detail")
+    @work(group="detail")
     async def refresh_run(self) -> None:
-        if self.run is not None and self.run.status not in ("queued", "running"):
+        # A read still in flight makes this tick a no-op (cancelling it instead, a database slower
+        # than the timer would never let the screen load).
+        if self._reading.locked():
             return
-        store = self.app.store
-        run = await self.app.db(store.get_run, self.run_id)
-        new = await self.app.db(store.epochs, self.run_id, after=self.last_epoch)
+        async with self._reading:
+            store = self.app.store
+            run = await self.app.db(store.get_run, self.run_id)
+            last = self.epochs[-1].epoch if self.epochs else 0
+            new = await self.app.db(store.epochs, self.run_id, after=last)
         if run is None or new is None:
             return
         first = self.run is None
@@ -98,7 +104,6 @@ class RunDetailScreen(Screen):
         if new:
             self.query_one(EpochTable).add_epochs(new)
             self.epochs.extend(new)
-            self.last_epoch = new[-1].epoch
             self.query_one(RmseCurves).set_runs({f"#{run.id}": self.epochs})
 
     def action_clone(self) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import subprocess
 import threading
+import time
 import sys
 
 from sqlalchemy.exc import OperationalError
@@ -353,3 +354,23 @@ async def test_keys_are_handled_while_a_slow_database_answers_after_a_write(stor
         answer.set()
         await settle(pilot)
         assert answered_in_time[0], "the key waited for the database"
+
+
+async def test_run_detail_loads_when_the_database_is_slower_than_its_refresh(store, worker):
+    run = worker.start(RunParams(data="synthetic-100k", epochs=5))
+    worker.train(run.id, 2)
+    get_run = store.get_run
+
+    def slow_get_run(run_id):
+        time.sleep(1.3)  # longer than the screen's one-second refresh
+        return get_run(run_id)
+
+    app = make_app(store)
+    async with app.run_test(size=(160, 40)) as pilot:
+        await settle(pilot)
+        store.get_run = slow_get_run
+        app.post_message(OpenRun(run.id))
+        await pilot.pause(3.5)
+        detail = app.screen
+        assert isinstance(detail, RunDetailScreen)
+        assert detail.run is not None and [e.epoch for e in detail.epochs] == [1, 2]

@@ -27,10 +27,9 @@ from dmf_tui.components.queue_tab import QueueTab
 from dmf_tui.components.run_detail import RunDetailScreen
 from dmf_tui.components.status_bar import StatusBar
 from dmf_tui.messages import CancelRun, CompareRuns, NewExperiment, OpenRun, RetryRun, StoreChanged
-from dmf_tui.source import Snapshot, StoreSource, worker_command
+from dmf_tui.source import StoreSource, worker_command
 from store.db import Store, sqlite_file
 from store.errors import StoreError
-from store.models import FINISHED_STATUSES
 from store.params import RunParams
 
 
@@ -65,7 +64,6 @@ class DmfApp(App):
         self.store = store
         self.source = StoreSource(store)
         self.poll_interval = poll_interval
-        self.snapshot: Snapshot | None = None
         self._poll_lock = asyncio.Lock()
         # Widgets of the main screen, kept so polls can reach them while another screen is on top.
         self.status_bar = StatusBar(db_name(store.url), id="status-bar")
@@ -132,11 +130,10 @@ class DmfApp(App):
                 # and keep polling rather than leave.
                 self.status_bar.show_error(f"database error: {_first_line(exc)}")
                 return
-            previous, self.snapshot = self.snapshot, snapshot
             self.status_bar.show_snapshot(snapshot)
             self.queue_tab.show_snapshot(snapshot)
             await self.live_tab.show_snapshot(snapshot)
-            if reload_history or (previous is not None and _finished(previous.counts) != _finished(snapshot.counts)):
+            if reload_history or snapshot.finished_changed:
                 self.history_tab.reload()
 
     # --- messages from tabs and screens ---------------------------------------------------
@@ -241,7 +238,3 @@ class DmfApp(App):
 
 def _first_line(exc: Exception) -> str:
     return (str(exc).splitlines() or [type(exc).__name__])[0]
-
-
-def _finished(counts: dict[str, int]) -> tuple[int, ...]:
-    return tuple(counts.get(status, 0) for status in FINISHED_STATUSES)

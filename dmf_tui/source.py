@@ -12,6 +12,7 @@ import sys
 from dataclasses import dataclass
 
 from store.db import Store
+from store.models import FINISHED_STATUSES
 from store.records import EpochRecord, RunRecord, WorkerRecord
 
 # Runs that ended badly are listed under the queue, with their reason, this many at a time.
@@ -30,6 +31,8 @@ class Snapshot:
     new_epochs: dict[int, list[EpochRecord]]
     # Mean seconds per epoch of each running run, from the epochs seen so far.
     epoch_seconds: dict[int, float]
+    # Whether runs finished (or ended badly) since the previous poll: History then has news.
+    finished_changed: bool
 
     @property
     def running(self) -> list[RunRecord]:
@@ -41,10 +44,10 @@ class StoreSource:
         self.store = store
         self._last_epoch: dict[int, int] = {}
         self._seconds: dict[int, tuple[float, int]] = {}
-        # The recent problems and the counts of their statuses they were read at: a run only joins
+        # The recent problems and the counts of finished runs they were read at: a run only joins
         # or leaves them when one of those counts changes, so until then they are not read again.
         self._problems: list[RunRecord] = []
-        self._problem_counts: tuple[int, ...] | None = None
+        self._finished: tuple[int, ...] | None = None
 
     def poll(self) -> Snapshot:
         store = self.store
@@ -69,12 +72,13 @@ class StoreSource:
                 total, count = self._seconds[run_id]
                 self._seconds[run_id] = (total + sum(r.seconds for r in rows), count + len(rows))
         counts = store.status_counts()
-        problem_counts = tuple(counts.get(status, 0) for status in PROBLEM_STATUSES)
-        if problem_counts != self._problem_counts:
+        finished = tuple(counts[status] for status in FINISHED_STATUSES)
+        finished_changed = self._finished is not None and finished != self._finished
+        if finished != self._finished:
             self._problems = store.leaderboard(
                 status=list(PROBLEM_STATUSES), sort="finished_at", descending=True, limit=RECENT_PROBLEMS,
             )
-            self._problem_counts = problem_counts
+            self._finished = finished
         return Snapshot(
             queue=queue,
             counts=counts,
@@ -83,6 +87,7 @@ class StoreSource:
             problems=self._problems,
             new_epochs=new_epochs,
             epoch_seconds={run_id: total / count for run_id, (total, count) in self._seconds.items() if count},
+            finished_changed=finished_changed,
         )
 
 

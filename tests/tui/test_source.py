@@ -26,3 +26,15 @@ def test_a_live_workers_running_run_is_left_running(store, worker):
 
     assert [r.id for r in snapshot.running] == [run.id]
     assert store.get_run(run.id).status == "running"
+
+
+def test_finished_changed_says_when_runs_have_finished_since_the_previous_poll(store, worker):
+    run = worker.start(RunParams(data="synthetic-100k"))
+    source = StoreSource(store)
+    assert not source.poll().finished_changed  # nothing to compare with yet
+    assert not source.poll().finished_changed
+    store.finish_run(run.id, "failed", error="boom")
+    snapshot = source.poll()
+    assert snapshot.finished_changed
+    assert [r.id for r in snapshot.problems] == [run.id]
+    assert not source.poll().finished_changed

@@ -1,4 +1,4 @@
-"""A DataTable whose measured size always reaches the layout."""
+"""A DataTable whose measured size always reaches the screen."""
 
 from __future__ import annotations
 
@@ -6,13 +6,16 @@ from textual.widgets import DataTable
 
 
 class FittedTable(DataTable):
-    """A DataTable that a `height: auto` rule can rely on.
+    """A DataTable whose new rows never leave a stale header or a stale height behind.
 
-    A DataTable measures new rows on idle and then asks for a layout. Textual 8.2 caches a
-    widget's size under a counter that such a request only advances when no other layout of
-    the widget is pending; when one is, the new size is ignored and an auto-height table can
-    stay zero rows tall. Asking once more after the next refresh, when nothing is pending,
-    makes the new size count."""
+    A DataTable measures new rows on idle, after they may already have been painted. In
+    Textual 8.2 that measurement (1) keeps the lines painted before it in a cache that does not
+    know the columns got wider, so the header can stay drawn at its old widths, and (2) asks for
+    a layout that is dropped when another layout of the widget is pending (a size cache keyed by
+    a counter only such a request advances), so an auto-height table can stay 0 rows tall. When
+    the measured size changes, this drops the painted lines and asks for the layout again after
+    the next refresh, when nothing is pending."""
 
     def watch_virtual_size(self) -> None:
+        self._clear_caches()
         self.call_after_refresh(self.refresh, layout=True)

@@ -93,7 +93,7 @@ async def history_open(store) -> dict[str, float]:
         await pilot.pause()
         history = app.history_tab
         history._runs = []  # as if never loaded: time the load the tab does, not a cached one
-        history.table.reset()
+        history.table.sync([])
 
         async def timed(name, action):
             start = time.perf_counter()

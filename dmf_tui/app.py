@@ -86,9 +86,9 @@ class DmfApp(App):
         self.focus_active_tab()
         self.history_tab.reload()
         self.set_interval(self.poll_interval, self.poll)
-        # The first read waits for the first paint, so the window appears before the database answers,
-        # and runs in a worker, so keys typed meanwhile are not held up.
-        self.call_after_refresh(self.run_worker, self.poll, group="poll")
+        # The first read waits for the first paint, so the window appears before the database answers.
+        # (Started as a worker instead, it put first paint 0.1-0.2 s later in bench/bench_tui.py.)
+        self.call_after_refresh(self.poll)
 
     # --- talking to the store -------------------------------------------------------------
 

@@ -13,9 +13,11 @@ class FittedTable(DataTable):
     know the columns got wider, so the header can stay drawn at its old widths, and (2) asks for
     a layout that is dropped when another layout of the widget is pending (a size cache keyed by
     a counter only such a request advances), so an auto-height table can stay 0 rows tall. When
-    the measured size changes, this drops the painted lines and asks for the layout again after
-    the next refresh, when nothing is pending."""
+    the measured size changes, this drops the painted lines and, for an auto-height table, asks
+    for the layout again after the next refresh, when nothing is pending."""
 
     def watch_virtual_size(self) -> None:
         self._clear_caches()
-        self.call_after_refresh(self.refresh, layout=True)
+        height = self.styles.height
+        if height is not None and height.is_auto:  # only then does the table's height follow its rows
+            self.call_after_refresh(self.refresh, layout=True)

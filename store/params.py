@@ -8,13 +8,17 @@ from __future__ import annotations
 
 import dataclasses
 import itertools
+import math
+import stat
 from pathlib import Path
 from dataclasses import dataclass
 from typing import Any, Callable, Mapping
 
 from store.errors import ParamError
+from store.memory import KNOWN_SHAPES, physical_memory, shortfall, training_bytes
 
 MODELS = ("mf", "deepmf")
+INT64_LIMIT = 2**63
 DEEPMF_ONLY = ("hidden", "dropout")
 
 
@@ -43,11 +47,11 @@ class RunParams:
 
     def validate(self) -> RunParams:
         for field in dataclasses.fields(self):
+            value = getattr(self, field.name)
             check = _CHECKS.get(field.name)
-            if check is not None:
-                problem = check(getattr(self, field.name))
-                if problem:
-                    raise ParamError(f"{field.name}: {problem} (got {_show(getattr(self, field.name))})")
+            problem = _storable(value) or (check(value) if check is not None else None)
+            if problem:
+                raise ParamError(f"{field.name}: {problem} (got {_show(value)})")
         return self
 
     def to_dict(self) -> dict[str, Any]:
@@ -95,6 +99,19 @@ def _show(value: Any) -> str:
     return repr(value) if isinstance(value, str) else format_value("", value)
 
 
+def _storable(value: Any) -> str | None:
+    """What every number must be to be stored (SQLite integers are 64-bit) and trained with: an
+    integer that fits in int64, a finite float. A parameter beyond that is refused here, once,
+    rather than as an OverflowError from the database or a run that trains on infinity."""
+    values = value if isinstance(value, tuple) else (value,)
+    for v in values:
+        if isinstance(v, int) and not isinstance(v, bool) and not -INT64_LIMIT <= v < INT64_LIMIT:
+            return "must fit in 64 bits (below 2**63)"
+        if isinstance(v, float) and not math.isfinite(v):
+            return "must be a finite number"
+    return None
+
+
 def _positive(v: float) -> str | None:
     return None if v > 0 else "must be > 0"
 
@@ -125,7 +142,8 @@ _CHECKS: dict[str, Callable[[Any], str | None]] = {
     "batch_size": _positive,
     "epochs": _positive,
     "seed": _non_negative,
-    "split_seed": _non_negative,
+    # numpy's RandomState, which draws the lab's split, takes 32-bit seeds only.
+    "split_seed": lambda v: None if 0 <= v < 2**32 else "must be between 0 and 2**32 - 1",
     "test_size": _fraction,
     "val_size": lambda v: None if 0 <= v < 1 else "must be >= 0 and < 1",
     "patience": _non_negative,
@@ -148,13 +166,21 @@ def _parse_bool(text: str) -> bool:
 
 def _data_spec(text: str) -> str:
     """A dataset name as is; an existing file as an absolute path, so a worker started in another
-    directory finds it."""
+    directory finds it. A FIFO or a device is refused: reading one would block a worker forever."""
     path = Path(text).expanduser()
-    return str(path.resolve()) if path.is_file() else text
+    try:
+        mode = path.stat().st_mode
+    except (OSError, ValueError):  # no such file (a dataset name), or a name no file can have
+        return text
+    if stat.S_ISREG(mode):
+        return str(path.resolve())
+    if not stat.S_ISDIR(mode):
+        raise ParamError(f"data: {text!r} is not a regular file (a FIFO, a device or a socket?)")
+    return text
 
 
 def _parse_hidden(text: str) -> tuple[int, ...]:
-    return tuple(int(part) for part in text.replace("x", ",").split(",") if part.strip())
+    return tuple(int(part) for part in text.replace("x", ",").split(","))  # '10,,5': int('') fails
 
 
 _PARSERS: dict[str, Callable[[str], Any]] = {
@@ -210,7 +236,22 @@ def expand_grid(values: Mapping[str, str], base: RunParams | None = None) -> lis
     for combo in itertools.product(*choices):
         run = dataclasses.replace(base, **dict(zip(names, combo))).validate()
         runs.setdefault(run.effective_key(), run)
+    for run in runs.values():
+        check_fits_here(run)
     return list(runs.values())
+
+
+def check_fits_here(run: RunParams) -> None:
+    """ParamError for a run on a named dataset whose tables and optimizer state could not fit in
+    this machine's memory. Runs on a file are checked when they start, against their device."""
+    shape = KNOWN_SHAPES.get(run.data)
+    if shape is None:
+        return
+    need = training_bytes(shape, model=run.model, k=run.k, hidden=run.hidden, bias=run.bias,
+                          batch_size=run.batch_size)
+    reason = shortfall(need, physical_memory(), "this machine")
+    if reason:
+        raise ParamError(f"{run.label()} on {run.data}: {reason}")
 
 
 def format_value(name: str, value: Any) -> str:

@@ -1,5 +1,9 @@
 """Run parameters: the lab's defaults, validation messages and grid expansion."""
 
+import os
+import re
+from pathlib import Path
+
 import pytest
 
 from store.errors import ParamError
@@ -40,10 +44,23 @@ def test_duplicate_alternatives_queue_once():
         ("device", "tpu", "device: must be auto, cpu, cuda, cuda:N or mps"),
         ("hidden", "10,0", "hidden: must be one or more sizes > 0"),
         ("lr", "1e-3,,1e-2", "lr: empty value"),
+        ("hidden", "10,,5", "hidden: '10,,5' is not sizes like 10,5"),
+        ("hidden", "10,5,", "hidden: '10,5,' is not sizes like 10,5"),
+        # Beyond int64 a value cannot be stored (SQLite raises OverflowError) or trained with.
+        ("k", "9" * 30, "k: must fit in 64 bits"),
+        ("seed", str(2**63), "seed: must fit in 64 bits"),
+        ("epochs", "9" * 30, "epochs: must fit in 64 bits"),
+        ("batch_size", "9" * 30, "batch_size: must fit in 64 bits"),
+        ("patience", "9" * 30, "patience: must fit in 64 bits"),
+        ("hidden", "10," + "9" * 30, "hidden: must fit in 64 bits"),
+        ("split_seed", str(2**32), "split_seed: must be between 0 and 2**32 - 1"),
+        ("lr", "inf", "lr: must be a finite number"),
+        ("weight_decay", "nan", "weight_decay: must be a finite number"),
+        ("init_std", "1e400", "init_std: must be a finite number"),
     ],
 )
 def test_bad_values_name_the_field(field, text, message):
-    with pytest.raises(ParamError, match="^" + message.replace("(", r"\(")):
+    with pytest.raises(ParamError, match="^" + re.escape(message)):
         expand_grid({field: text})
 
 
@@ -72,3 +89,11 @@ def test_a_data_file_is_stored_as_an_absolute_path(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     assert expand_grid({"data": "u.data"})[0].data == str(tmp_path / "u.data")
     assert expand_grid({"data": "ml-1m"})[0].data == "ml-1m"
+
+
+def test_a_fifo_or_device_as_data_is_refused_before_anything_opens_it(tmp_path):
+    fifo = tmp_path / "ratings.fifo"
+    os.mkfifo(fifo)  # opening it for reading would block until a writer comes
+    for path in (fifo, Path("/dev/null")):
+        with pytest.raises(ParamError, match=f"^data: '{path}' is not a regular file"):
+            expand_grid({"data": str(path)})

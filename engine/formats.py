@@ -8,8 +8,11 @@ is done line by line, but only once we already know something is (see `_diagnose
 
 from __future__ import annotations
 
+import codecs
+import stat
 import warnings
 from dataclasses import dataclass
+from decimal import Decimal
 from pathlib import Path
 from typing import NoReturn
 
@@ -46,16 +49,21 @@ def read_ratings(path: str | Path) -> Ratings:
     """Read a MovieLens ratings file; raise DataError (one line) for anything unusable."""
     path = Path(path)
     try:
+        mode = path.stat().st_mode
+        # Looked at before opening: opening a FIFO blocks until a writer comes, a device may never end.
+        if stat.S_ISDIR(mode):
+            raise DataError(f"{path}: is a directory, not a ratings file")
+        if not stat.S_ISREG(mode):
+            raise DataError(f"{path}: not a regular file (a FIFO, a device or a socket?)")
         data = path.read_bytes()
     except FileNotFoundError:
         raise DataError(f"{path}: no such file") from None
-    except IsADirectoryError:
-        raise DataError(f"{path}: is a directory, not a ratings file") from None
     except OSError as exc:
         raise DataError(f"{path}: cannot read: {exc.strerror or exc}") from None
 
-    # Trailing blank lines are common (an editor's final newline); blank lines inside are not.
-    data = data.rstrip(b"\r\n\t ")
+    # A UTF-8 byte-order mark (Excel writes one) is not part of the first line. Trailing blank lines
+    # are common (an editor's final newline); blank lines inside are not.
+    data = data.removeprefix(codecs.BOM_UTF8).rstrip(b"\r\n\t ")
     if not data:
         raise DataError(f"{path}: empty file, no ratings in it")
 
@@ -139,9 +147,32 @@ def _parse(path: Path, body: bytes, sep: bytes, first_line: int) -> tuple[np.nda
         ratings = table[:, 2].astype(np.float32)
     else:
         ratings = (table[:, 2] / np.where(tenths, 10.0, 1.0)).astype(np.float32)
-    users = np.ascontiguousarray(table[:, 0], dtype=np.int64)
-    items = np.ascontiguousarray(table[:, 1], dtype=np.int64)
-    return users, items, ratings
+    ids = _exact_ids(path, body, sep, first_line, table[:, :2])
+    return np.ascontiguousarray(ids[:, 0]), np.ascontiguousarray(ids[:, 1]), ratings
+
+
+def _exact_ids(path: Path, body: bytes, sep: bytes, first_line: int, ids: np.ndarray) -> np.ndarray:
+    """The (user, item) ids as int64, exactly as the file writes them, or a DataError naming an id
+    that does not fit in 64 bits. numpy's parse is only doubtful at the edges: as integers it
+    saturates at the int64 limits, as floats it rounds above 2**53 (two ids would merge into one
+    user), so only rows with such values are read again, as text."""
+    if ids.dtype == np.int64:
+        doubtful = (ids == np.iinfo(np.int64).max) | (ids == np.iinfo(np.int64).min)
+    else:
+        doubtful = np.abs(ids) >= 2.0**53
+    with np.errstate(invalid="ignore"):  # floats beyond int64 cast to garbage; their rows are redone
+        exact = ids.astype(np.int64)
+    rows = np.flatnonzero(doubtful.any(axis=1))
+    lines = body.split(b"\n") if rows.size else []
+    for row in rows:
+        line = lines[row].rstrip(b"\r")
+        for column, (kind, field) in enumerate(zip(("user", "item"), line.split(sep))):
+            value = int(Decimal(field.decode("ascii")))  # whole numbers: checked above
+            if not -(2**63) <= value < 2**63:
+                raise DataError(f"{path} line {first_line + row}: {kind} id {field.decode('ascii')} "
+                                f"does not fit in 64 bits: {_show(line)}")
+            exact[row, column] = value
+    return exact
 
 
 def _one_decimal_ratings(buf: np.ndarray, tabs: np.ndarray, ends: np.ndarray, width: int) -> np.ndarray | None:

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -85,6 +88,12 @@ def test_real_ml100k(ml100k_path):
         ("1::2::3::4\n1::2.5::3::4\n", "line 2: user and item ids must be whole numbers: '1::2.5::3::4'"),
         ("userId,movieId,rating,timestamp\n1,2,3.5,4\n1,2,x,4\n", "line 3: non-numeric field 'x' in '1,2,x,4'"),
         ("userId,movieId,rating,timestamp\n1,2,3.5,4\n1,2,-1,4\n", "line 3: rating -1 is outside the scale"),
+        # Ids beyond int64: numpy would saturate them to 2**63 - 1, merging two users into one.
+        ("1\t1\t5\t0\n99999999999999999999\t1\t4\t0\n",
+         "line 2: user id 99999999999999999999 does not fit in 64 bits"),
+        ("1::-9223372036854775809::5::0\n", "line 1: item id -9223372036854775809 does not fit in 64 bits"),
+        ("userId,movieId,rating,timestamp\n1,2,3.25,4\n1,99999999999999999999,3,4\n",
+         "line 3: item id 99999999999999999999 does not fit in 64 bits"),
     ],
 )
 def test_errors_name_file_line_and_text(tmp_path, text, expected):
@@ -94,6 +103,31 @@ def test_errors_name_file_line_and_text(tmp_path, text, expected):
     message = str(err.value)
     assert str(path) in message and expected in message
     assert "\n" not in message
+
+
+def test_ids_at_the_edges_of_int64_are_kept_exactly(tmp_path):
+    top = 2**63 - 1
+    r = read_ratings(write(tmp_path, "u.data", f"{top}\t1\t5\t0\n1\t{-top - 1}\t4\t0\n"))
+    assert r.users.tolist() == [top, 1] and r.items.tolist() == [1, -top - 1]
+    # Read as floats (a 3.25 rating), ids above 2**53 would round into one another.
+    r = read_ratings(write(tmp_path, "u.data", f"{2**53 + 1}\t1\t3.25\t0\n{2**53}\t1\t3\t0\n"))
+    assert r.users.tolist() == [2**53 + 1, 2**53]
+
+
+def test_a_utf8_byte_order_mark_is_skipped(tmp_path):
+    path = tmp_path / "ratings.csv"
+    path.write_bytes(b"\xef\xbb\xbf" + b"userId,movieId,rating,timestamp\n3,10,4,1\n1,7,5,2\n3,7,1,3\n")
+    check_rows(read_ratings(path))
+
+
+def test_a_fifo_or_device_is_refused_without_opening_it(tmp_path):
+    fifo = tmp_path / "ratings.fifo"
+    os.mkfifo(fifo)  # opening it would block this test until a writer came
+    for path in (fifo, Path("/dev/zero")):
+        with pytest.raises(DataError, match="not a regular file"):
+            read_ratings(path)
+    with pytest.raises(DataError, match="is a directory"):
+        read_ratings(tmp_path)
 
 
 def test_missing_file(tmp_path):

@@ -124,6 +124,9 @@ class Run(Base):
     notes: Mapped[str] = mapped_column(Text, default="")
     tags: Mapped[str] = mapped_column(Text, default="")  # comma-separated
     cancel_requested: Mapped[bool] = mapped_column(default=False)
+    # How many more times the run is queued again by itself when it ends lost or interrupted (its
+    # worker died or was stopped); each automatic copy has one fewer. Added in schema version 2.
+    retries: Mapped[int] = mapped_column(default=0, server_default="0")
 
     __table_args__ = (
         Index("ix_runs_queue", "status", "position"),

@@ -3,6 +3,11 @@
 Every state change is a conditional UPDATE ("... WHERE id = ? AND status = 'queued'") whose row count
 says whether it happened, so two processes racing for the same run cannot both win, on SQLite (where
 BEGIN IMMEDIATE serialises writers anyway) or on a server database.
+
+A worker's writes to the run it claimed (device, progress, epochs, its end) are fenced the same way:
+they happen only while the run is still running under that worker. A worker stopped for longer than
+the heartbeat grace (SIGSTOP, a hung mount, a closed laptop) finds its run declared lost when it
+wakes, and gets ClaimLostError instead of writing on into it.
 """
 
 from __future__ import annotations
@@ -15,32 +20,49 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from store.base import StoreBase, change_run, load_runs
-from store.errors import StoreError, UnknownRunError
+from store.errors import ParamError, StoreError, UnknownRunError
 from store.models import FINISHED_STATUSES, Epoch, QueueState, Run, Sweep, param_columns, utcnow
 from store.params import RunParams
 from store.records import RunRecord, run_record
 
 
+class ClaimLostError(StoreError):
+    """A worker wrote to a run that it no longer holds: the run was declared lost (or finished)
+    while the worker was stopped. The worker drops the run."""
+
+
+# A run that ends in one of these because its worker died or was stopped is queued again while it
+# has retries left (add --retries N).
+RETRIED_STATUSES = ("lost", "interrupted")
+# More automatic retries than this are a typo; SQLite integers also end at 2**63.
+MAX_RETRIES = 1000
+
+
 class QueueOps(StoreBase):
     # --- adding runs -------------------------------------------------------------------------
 
-    def enqueue(self, params: RunParams, *, sweep_id: Optional[int] = None) -> int:
-        """Queue one run at the end of the queue; returns its id."""
+    def enqueue(self, params: RunParams, *, sweep_id: Optional[int] = None, retries: int = 0) -> int:
+        """Queue one run at the end of the queue; returns its id. With `retries`, a run whose worker
+        dies or is stopped is queued again by itself, up to that many times."""
         params.validate()
+        _check_retries(retries)
         with self._write() as session:
-            return _insert_queued(session, [params], sweep_id)[0]
+            return _insert_queued(session, [params], sweep_id, retries=retries)[0]
 
-    def enqueue_grid(self, runs: Sequence[RunParams], *, name: Optional[str] = None) -> tuple[int, list[int]]:
-        """Queue runs (e.g. from params.expand_grid) as one new sweep; returns (sweep id, run ids)."""
+    def enqueue_grid(self, runs: Sequence[RunParams], *, name: Optional[str] = None,
+                     retries: int = 0) -> tuple[int, list[int]]:
+        """Queue runs (e.g. from params.expand_grid) as one new sweep; returns (sweep id, run ids).
+        `retries` is as for enqueue, for each run."""
         if not runs:
             raise StoreError("nothing to queue: the grid is empty")
         for params in runs:
             params.validate()
+        _check_retries(retries)
         with self._write() as session:
             sweep = Sweep(name=name)
             session.add(sweep)
             session.flush()
-            return sweep.id, _insert_queued(session, runs, sweep.id)
+            return sweep.id, _insert_queued(session, runs, sweep.id, retries=retries)
 
     def start_run(self, params: RunParams, *, worker_id: Optional[int] = None, device: str) -> RunRecord:
         """Record a run that starts now without going through the queue (`dmf-tui run`)."""
@@ -56,16 +78,8 @@ class QueueOps(StoreBase):
     def retry(self, run_ids: Iterable[int]) -> list[int]:
         """Queue a fresh copy of each run (same parameters, same sweep); returns the new ids."""
         with self._write() as session:
-            sources = load_runs(session, run_ids)
-            new_ids = []
-            for source in sources:
-                params = RunParams.from_dict(source.params)
-                (new_id,) = _insert_queued(session, [params], source.sweep_id)
-                copy = session.get_one(Run, new_id)
-                copy.tags = source.tags
-                copy.notes = f"retry of #{source.id}"
-                new_ids.append(new_id)
-            return new_ids
+            return [_queue_copy(session, source, notes=f"retry of #{source.id}")
+                    for source in load_runs(session, run_ids)]
 
     # --- the worker's side -------------------------------------------------------------------
 
@@ -88,22 +102,23 @@ class QueueOps(StoreBase):
                               device=device, started_at=now, updated_at=now):
                     return run_record(session.get_one(Run, candidate))
 
-    def set_device(self, run_id: int, device: str) -> None:
+    # The writes below take the id of the worker that claimed the run (None: any worker, as for a
+    # run started without one) and raise ClaimLostError when the run is no longer running under it.
+
+    def set_device(self, run_id: int, device: str, *, worker_id: Optional[int] = None) -> None:
         """Record the device a claimed run really trains on when it is not its slot's (a run that
         asked for the CPU, claimed by a GPU slot)."""
         with self._write() as session:
-            session.execute(update(Run).where(Run.id == run_id).values(device=device, updated_at=utcnow())
-                            .execution_options(synchronize_session=False))
+            _change_claimed(session, run_id, worker_id, device=device, updated_at=utcnow())
 
-    def set_progress(self, run_id: int, fraction: float) -> None:
+    def set_progress(self, run_id: int, fraction: float, *, worker_id: Optional[int] = None) -> None:
         """How far the running epoch has got (0..1); record_epoch sets it back to 0."""
         with self._write() as session:
-            session.execute(update(Run).where(Run.id == run_id, Run.status == "running")
-                            .values(epoch_progress=min(max(fraction, 0.0), 1.0), updated_at=utcnow())
-                            .execution_options(synchronize_session=False))
+            _change_claimed(session, run_id, worker_id, epoch_progress=min(max(fraction, 0.0), 1.0),
+                            updated_at=utcnow())
 
     def record_epoch(self, run_id: int, epoch: int, *, train_rmse: float, test_rmse: float,
-                     seconds: float, val_rmse: Optional[float] = None) -> None:
+                     seconds: float, val_rmse: Optional[float] = None, worker_id: Optional[int] = None) -> None:
         """Store one finished epoch and update the run's current, last and best figures with it,
         in one transaction. An epoch number can be recorded once per run."""
         train, test, val = (_finite(x) for x in (train_rmse, test_rmse, val_rmse))
@@ -122,30 +137,24 @@ class QueueOps(StoreBase):
             values["best_epoch"] = case((improved, epoch), else_=Run.best_epoch)
         try:
             with self._write() as session:
-                updated = session.execute(
-                    update(Run).where(Run.id == run_id).values(**values)
-                    .execution_options(synchronize_session=False)
-                ).rowcount
-                if updated == 0:
-                    raise UnknownRunError(f"no run with id {run_id}")
+                _change_claimed(session, run_id, worker_id, **values)
                 session.add(Epoch(run_id=run_id, epoch=epoch, train_rmse=train, test_rmse=test,
                                   val_rmse=val, seconds=seconds))
         except IntegrityError:
             raise StoreError(f"run {run_id} already has epoch {epoch}") from None
 
-    def finish_run(self, run_id: int, status: str, *, error: Optional[str] = None) -> None:
-        """End a run: done, failed, cancelled, interrupted or lost (with the reason in `error`)."""
+    def finish_run(self, run_id: int, status: str, *, error: Optional[str] = None,
+                   worker_id: Optional[int] = None) -> Optional[int]:
+        """End a running run: done, failed, cancelled, interrupted or lost (with the reason in
+        `error`). A run that ends interrupted or lost with retries left is queued again as a new
+        run; returns that run's id (else None)."""
         if status not in FINISHED_STATUSES:
             raise StoreError(f"cannot finish a run as {status!r}; use one of {', '.join(FINISHED_STATUSES)}")
         now = utcnow()
         with self._write() as session:
-            updated = session.execute(
-                update(Run).where(Run.id == run_id)
-                .values(status=status, error=error, finished_at=now, updated_at=now)
-                .execution_options(synchronize_session=False)
-            ).rowcount
-            if updated == 0:
-                raise UnknownRunError(f"no run with id {run_id}")
+            _change_claimed(session, run_id, worker_id, status=status, error=error, finished_at=now,
+                            updated_at=now)
+            return queue_again(session, run_id)
 
     def is_cancel_requested(self, run_id: int) -> bool:
         with self._read() as session:
@@ -210,18 +219,62 @@ class QueueOps(StoreBase):
             run.updated_at = utcnow()
 
 
-def _insert_queued(session: Session, runs: Sequence[RunParams], sweep_id: Optional[int]) -> list[int]:
+def queue_again(session: Session, run_id: int) -> Optional[int]:
+    """Queue a copy of a run that just ended lost or interrupted, if it has retries left (with one
+    fewer); the run itself stays as it ended, with its epochs. Returns the copy's id, else None."""
+    run = session.get_one(Run, run_id)
+    if run.status not in RETRIED_STATUSES or run.retries <= 0:
+        return None
+    return _queue_copy(session, run, notes=f"automatic retry of #{run.id}", retries=run.retries - 1)
+
+
+def _change_claimed(session: Session, run_id: int, worker_id: Optional[int], **values: object) -> None:
+    """Update a run only while it is running under `worker_id` (under any worker when None)."""
+    held = [Run.id == run_id, Run.status == "running"]
+    if worker_id is not None:
+        held.append(Run.worker_id == worker_id)
+    updated = session.execute(
+        update(Run).where(*held).values(**values).execution_options(synchronize_session=False)
+    ).rowcount
+    if updated == 1:
+        return
+    found = session.execute(select(Run.status, Run.worker_id).where(Run.id == run_id)).one_or_none()
+    if found is None:
+        raise UnknownRunError(f"no run with id {run_id}")
+    status, holder = found
+    if status == "running":
+        raise ClaimLostError(f"run {run_id} is running under worker {holder}, not worker {worker_id}")
+    raise ClaimLostError(f"run {run_id} is {status}, no longer running")
+
+
+def _queue_copy(session: Session, source: Run, *, notes: str, retries: int = 0) -> int:
+    """Queue a copy of `source` (its parameters, sweep and tags) at the end of the queue."""
+    params = RunParams.from_dict(source.params)
+    (new_id,) = _insert_queued(session, [params], source.sweep_id, retries=retries)
+    copy = session.get_one(Run, new_id)
+    copy.tags = source.tags
+    copy.notes = notes
+    return new_id
+
+
+def _insert_queued(session: Session, runs: Sequence[RunParams], sweep_id: Optional[int], *,
+                   retries: int = 0) -> list[int]:
     # New runs go after every run ever queued, so positions only grow and never collide.
     last = session.scalar(select(func.max(Run.position))) or 0
     now = utcnow()
     rows = [
-        Run(status="queued", sweep_id=sweep_id, position=last + i, created_at=now, updated_at=now,
-            **param_columns(params))
+        Run(status="queued", sweep_id=sweep_id, position=last + i, retries=retries, created_at=now,
+            updated_at=now, **param_columns(params))
         for i, params in enumerate(runs, start=1)
     ]
     session.add_all(rows)
     session.flush()
     return [row.id for row in rows]
+
+
+def _check_retries(retries: int) -> None:
+    if isinstance(retries, bool) or not isinstance(retries, int) or not 0 <= retries <= MAX_RETRIES:
+        raise ParamError(f"retries must be a whole number from 0 to {MAX_RETRIES} (got {retries!r})")
 
 
 def _finite(value: Optional[float]) -> Optional[float]:

@@ -39,6 +39,7 @@ class RunRecord:
     updated_at: datetime
     cancel_requested: bool
     position: Optional[int]
+    retries: int  # automatic retries left if it ends lost or interrupted
 
 
 @dataclass(frozen=True)

@@ -15,11 +15,18 @@ from sqlalchemy import Connection, Engine, inspect, select
 from store.errors import StoreError
 from store.models import Base, QueueState, SchemaVersion
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
+
+
+def _add_run_retries(conn: Connection) -> None:
+    conn.exec_driver_sql("ALTER TABLE runs ADD COLUMN retries INTEGER NOT NULL DEFAULT 0")
+
 
 # MIGRATIONS[n] upgrades a database at version n-1 to version n (plain DDL on the connection).
 # Add one entry with each change to store/models.py and raise SCHEMA_VERSION to match.
-MIGRATIONS: dict[int, Callable[[Connection], None]] = {}
+MIGRATIONS: dict[int, Callable[[Connection], None]] = {
+    2: _add_run_retries,
+}
 
 
 def prepare_schema(engine: Engine, writer: Engine, where: str) -> None:

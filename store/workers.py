@@ -12,10 +12,12 @@ import socket
 from datetime import datetime
 from typing import Iterable, Optional
 
-from sqlalchemy import select, update
+from sqlalchemy import exc, select, update
+from sqlalchemy.orm import Session
 
 from store.base import StoreBase, change_run
 from store.models import Run, Worker, utcnow
+from store.queue import queue_again
 from store.records import WorkerRecord, worker_record
 
 # A worker beats every few seconds; after this long without a beat it counts as stale.
@@ -58,26 +60,48 @@ class WorkerOps(StoreBase):
 
     def reap_lost(self, grace_s: float = DEFAULT_GRACE_S) -> list[int]:
         """Mark as lost every running run whose worker is dead (see the module docstring) or was
-        stopped; returns their ids. Their epochs are kept; the reason goes in the run's error.
-        Workers whose process is certainly gone are marked stopped, so they stop showing as stale."""
+        stopped; returns their ids. Their epochs are kept; the reason goes in the run's error, and a
+        run with retries left is queued again. Workers whose process is certainly gone are marked
+        stopped, so they stop showing as stale."""
         now = utcnow()
+        # Looked for in a read first: in the usual case, nobody died, no write lock is taken by the
+        # TUI and the listing commands that call this on every look.
+        with self._read() as session:
+            if not any(_dead_work(session, now, grace_s)):
+                return []
         lost: list[int] = []
         with self._write() as session:
-            running = session.execute(
-                select(Run.id, Worker).join(Worker, Run.worker_id == Worker.id).where(Run.status == "running")
-            ).all()
-            for run_id, worker in running:
-                reason = _why_dead(worker, now, grace_s)
-                if reason is None:
-                    continue
+            runs, gone = _dead_work(session, now, grace_s)
+            for run_id, reason in runs:
                 if change_run(session, run_id, "running", status="lost", error=reason,
                               finished_at=now, updated_at=now):
                     lost.append(run_id)
-            # After the runs, so their reason says the process is gone rather than "stopped".
-            for worker in session.scalars(select(Worker).where(Worker.stopped_at.is_(None))):
-                if _pid_gone(worker):
-                    worker.stopped_at = now
+                    queue_again(session, run_id)
+            for worker in gone:
+                worker.stopped_at = now
         return lost
+
+    def reap_lost_if_writable(self) -> list[int]:
+        """reap_lost for a command that only reads: a database it cannot write (read-only, on a
+        full disk) still lists, with the runs of dead workers left as they are."""
+        try:
+            return self.reap_lost()
+        except exc.DBAPIError:
+            return []
+
+
+def _dead_work(session: Session, now: datetime, grace_s: float) -> tuple[list[tuple[int, str]], list[Worker]]:
+    """The running runs whose worker is dead, each with why, and the unstopped workers whose
+    process is gone. Both are read before any change, so a run's reason says its worker's process
+    is gone rather than that the worker was stopped."""
+    running = session.execute(
+        select(Run.id, Worker).join(Worker, Run.worker_id == Worker.id).where(Run.status == "running")
+    ).all()
+    runs = [(run_id, reason) for run_id, worker in running
+            if (reason := _why_dead(worker, now, grace_s)) is not None]
+    gone = [worker for worker in session.scalars(select(Worker).where(Worker.stopped_at.is_(None)))
+            if _pid_gone(worker)]
+    return runs, gone
 
 
 def _why_dead(worker: Worker, now: datetime, grace_s: float) -> Optional[str]:

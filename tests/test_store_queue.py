@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import multiprocessing
+import os
+import time
 from pathlib import Path
 
 import pytest
@@ -10,6 +12,7 @@ import pytest
 from store.db import Store, open_store
 from store.errors import ParamError, StoreError, UnknownRunError
 from store.params import RunParams, expand_grid
+from store.queue import ClaimLostError
 
 
 @pytest.fixture
@@ -69,8 +72,92 @@ def test_progress_through_an_epoch_is_kept_until_the_epoch_lands(store: Store) -
     store.record_epoch(run.id, 1, train_rmse=1.0, test_rmse=1.0, seconds=0.1)
     assert store.get_run(run.id).epoch_progress == 0.0
     store.finish_run(run.id, "done")
-    store.set_progress(run.id, 0.7)  # a late write from a stopped run changes nothing
+    with pytest.raises(ClaimLostError, match="is done"):
+        store.set_progress(run.id, 0.7)  # a late write from a stopped run changes nothing
     assert store.get_run(run.id).epoch_progress == 0.0
+
+
+def test_a_run_declared_lost_refuses_its_workers_writes(store: Store) -> None:
+    """Fencing: the worker was stopped past the grace; when it wakes, nothing it writes lands."""
+    worker = store.register_worker(pid=os.getpid(), host="h", devices="cpu", slots=1)
+    run_id = store.enqueue(RunParams(epochs=5))
+    store.claim(worker, device="cpu")
+    store.record_epoch(run_id, 1, train_rmse=1.0, test_rmse=1.0, seconds=0.1, worker_id=worker)
+    time.sleep(0.01)
+    assert store.reap_lost(grace_s=0.001) == [run_id]
+
+    writes = [
+        lambda: store.record_epoch(run_id, 2, train_rmse=0.5, test_rmse=0.5, seconds=0.1, worker_id=worker),
+        lambda: store.set_progress(run_id, 0.5, worker_id=worker),
+        lambda: store.set_device(run_id, "cuda:0", worker_id=worker),
+        lambda: store.finish_run(run_id, "done", worker_id=worker),
+        lambda: store.finish_run(run_id, "done"),  # no worker named: a lost run still stays lost
+    ]
+    for write in writes:
+        with pytest.raises(ClaimLostError, match=f"run {run_id} is lost"):
+            write()
+    run = store.get_run(run_id)
+    assert (run.status, run.epoch, run.device, run.best_test_rmse) == ("lost", 1, "cpu", 1.0)
+    assert [e.epoch for e in store.epochs(run_id)] == [1]
+
+
+def test_only_the_claiming_worker_writes_to_a_run(store: Store) -> None:
+    mine, other = (store.register_worker(pid=os.getpid(), host="h", devices="cpu", slots=1) for _ in "ab")
+    run_id = store.enqueue(RunParams())
+    store.claim(mine, device="cpu")
+    with pytest.raises(ClaimLostError, match=f"running under worker {mine}, not worker {other}"):
+        store.record_epoch(run_id, 1, train_rmse=1.0, test_rmse=1.0, seconds=0.1, worker_id=other)
+    store.finish_run(run_id, "done", worker_id=mine)
+    assert store.get_run(run_id).status == "done"
+
+
+@pytest.mark.parametrize("ended", ["done", "cancelled", "failed", "lost"])
+def test_finish_never_changes_a_finished_run(store: Store, ended: str) -> None:
+    run_id = store.enqueue(RunParams())
+    store.claim(None, device="cpu")
+    store.finish_run(run_id, ended)
+    with pytest.raises(ClaimLostError):
+        store.finish_run(run_id, "done")
+    assert store.get_run(run_id).status == ended
+
+
+def test_retries_are_checked_and_kept(store: Store) -> None:
+    assert store.get_run(store.enqueue(RunParams())).retries == 0
+    _, ids = store.enqueue_grid([RunParams(), RunParams(k=3)], retries=2)
+    assert [store.get_run(i).retries for i in ids] == [2, 2]
+    for bad in (-1, 1001, 2**70, 1.5, True):
+        with pytest.raises(ParamError, match="retries must be a whole number from 0 to 1000"):
+            store.enqueue(RunParams(), retries=bad)
+    assert store.count_runs() == 3
+
+
+def test_an_interrupted_run_with_retries_is_queued_again(store: Store) -> None:
+    sweep_id, (run_id,) = store.enqueue_grid([RunParams(epochs=5)], retries=2)
+    store.set_tags(run_id, ["a", "b"])
+    store.claim(None, device="cpu")
+    store.record_epoch(run_id, 1, train_rmse=1.0, test_rmse=1.0, seconds=0.1)
+
+    again = store.finish_run(run_id, "interrupted")
+
+    old, copy = store.get_run(run_id), store.get_run(again)
+    assert (old.status, old.retries, [e.epoch for e in store.epochs(run_id)]) == ("interrupted", 2, [1])
+    assert (copy.status, copy.retries, copy.sweep_id) == ("queued", 1, sweep_id)
+    assert (copy.params, copy.tags, copy.notes) == (old.params, ("a", "b"), f"automatic retry of #{run_id}")
+    # The copy's copy has no retries left, so its own end is final.
+    store.claim(None, device="cpu")
+    third = store.finish_run(again, "interrupted")
+    store.claim(None, device="cpu")
+    assert store.get_run(third).retries == 0
+    assert store.finish_run(third, "interrupted") is None
+    assert store.count_runs() == 3
+
+
+@pytest.mark.parametrize("ended", ["done", "failed", "cancelled"])
+def test_runs_that_end_for_their_own_reasons_are_not_retried(store: Store, ended: str) -> None:
+    run_id = store.enqueue(RunParams(), retries=3)
+    store.claim(None, device="cpu")
+    assert store.finish_run(run_id, ended) is None
+    assert store.count_runs() == 1
 
 
 def test_with_validation_the_best_epoch_is_chosen_by_validation_rmse(store: Store) -> None:

@@ -93,3 +93,30 @@ def test_worker_states(store: Store) -> None:
     states = {w.id: w.state for w in store.workers()}
     assert states == {alive: "running", dead: "stopped", silent: "stale", stopped: "stopped"}
     assert [w.id for w in store.workers(include_stopped=False)] == [silent, alive]
+
+
+def test_a_lost_run_with_retries_is_queued_again_and_keeps_its_epochs(store: Store) -> None:
+    worker = store.register_worker(pid=_dead_pid(), host=socket.gethostname(), devices=["cpu"], slots=1)
+    sweep_id, (run_id,) = store.enqueue_grid([RunParams(k=7)], retries=1)
+    store.claim(worker, device="cpu")
+    store.record_epoch(run_id, 1, train_rmse=1.0, test_rmse=1.1, seconds=1.0)
+
+    assert store.reap_lost() == [run_id]
+
+    lost, (copy,) = store.get_run(run_id), [r for r in store.queue() if r.status == "queued"]
+    assert (lost.status, len(store.epochs(run_id))) == ("lost", 1)
+    assert (copy.params.k, copy.sweep_id, copy.retries, copy.notes) == (7, sweep_id, 0, f"automatic retry of #{run_id}")
+
+
+def _read_only(store: Store) -> Store:
+    return open_store(f"sqlite:///file:{store.engine.url.database}?mode=ro&uri=true")
+
+
+def test_a_read_only_database_is_reaped_when_possible_and_listed_anyway(store: Store) -> None:
+    read_only = _read_only(store)
+    dead = store.register_worker(pid=_dead_pid(), host=socket.gethostname(), devices=["cpu"], slots=1)
+    run_id = _running_run(store, dead)
+    assert read_only.reap_lost_if_writable() == []
+    assert read_only.get_run(run_id).status == "running"
+    assert store.reap_lost_if_writable() == [run_id]
+    read_only.close()

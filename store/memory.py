@@ -63,12 +63,13 @@ def training_bytes(shape: Shape, *, model: str, k: int, hidden: Sequence[int], b
     return state + data + 2 * FLOAT32 * activations
 
 
-def shortfall(need: int, have: int | None, where: str) -> str | None:
+def shortfall(need: int, have: int | None, where: str, *, free: bool = False) -> str | None:
     """The one-line reason a run needing `need` bytes cannot run where `have` bytes are (None when
-    it fits, or when how much there is cannot be told); `where` says what `have` is."""
+    it fits, or when how much there is cannot be told); `where` names what has them."""
     if have is None or need <= have:
         return None
-    return f"needs about {gib(need)} for its model, Adam's state and data, {where} has {gib(have)}"
+    return (f"needs about {gib(need)} for its model, Adam's state and data, "
+            f"{where} has {gib(have)}{' free' if free else ''}")
 
 
 @cache

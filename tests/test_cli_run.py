@@ -54,6 +54,22 @@ def _bad_ratings(tmp_path: Path) -> str:
     return str(path)
 
 
+def _wide_ratings(tmp_path: Path) -> str:
+    """60 users and 60 items: with k = 100,000,000 their tables alone need 96 GB."""
+    path = tmp_path / "wide.data"
+    path.write_text("".join(f"{i}\t{i}\t4\t0\n" for i in range(1, 61)))
+    return str(path)
+
+
+def _fifo(tmp_path: Path) -> str:
+    path = tmp_path / "ratings.fifo"
+    os.mkfifo(path)  # reading it would block until a writer comes: it must be refused unopened
+    return str(path)
+
+
+PLACEHOLDERS = {"BAD": _bad_ratings, "FIFO": _fifo}
+
+
 @pytest.mark.parametrize(
     "flags, message",
     [
@@ -68,14 +84,31 @@ def _bad_ratings(tmp_path: Path) -> str:
         (["--data", "ml-7m"], "ml-7m"),
         (["--data", "/no/such/ratings.dat"], "/no/such/ratings.dat"),
         (["--data", "BAD"], "line 2"),
+        (["--data", "FIFO"], "is not a regular file"),
+        (["--k", "9" * 30], "k: must fit in 64 bits"),
+        (["--model", "deepmf", "--hidden", "10,,5"], "hidden: '10,,5' is not sizes like 10,5"),
+        (["--data", "synthetic-100k", "--k", "100000000"], "this machine has"),
     ],
 )
 def test_bad_input_is_one_line_and_exit_2(flags, message, db, tmp_path, capsys):
-    flags = [_bad_ratings(tmp_path) if f == "BAD" else f for f in flags]
+    flags = [PLACEHOLDERS[f](tmp_path) if f in PLACEHOLDERS else f for f in flags]
     assert main(["run", "--db", db, "--data", "synthetic-100k", "--epochs", "1", *flags]) == 2
     err = capsys.readouterr().err
     assert err.startswith("dmf-tui: error: ") and message in err, err
     assert len(err.strip().splitlines()) == 1
+
+
+def test_a_model_too_big_for_the_device_fails_before_allocating(db, tmp_path, capsys):
+    """A file's shape is only known once it is read, so training refuses it (today the process grew
+    past 8 GB first); the run is recorded failed with the same reason."""
+    assert main(["run", "--db", db, "--data", _wide_ratings(tmp_path), "--k", "100000000"]) == 2
+    err = capsys.readouterr().err
+    last = err.strip().splitlines()[-1]
+    assert re.fullmatch(r"dmf-tui: error: needs about [\d,.]+ GiB .*, the device \(\w+(:\d+)?\) has [\d,.]+ GiB( free)?",
+                        last), err
+    assert "Traceback" not in err
+    (run,) = open_store(db).leaderboard()
+    assert run.status == "failed" and run.error == last.removeprefix("dmf-tui: error: ")
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has a CUDA device")

@@ -22,6 +22,9 @@ def _add_run_retries(conn: Connection) -> None:
     conn.exec_driver_sql("ALTER TABLE runs ADD COLUMN retries INTEGER NOT NULL DEFAULT 0")
 
 
+# The version of the first schema: MIGRATIONS lead from it to SCHEMA_VERSION.
+OLDEST_VERSION = 1
+
 # MIGRATIONS[n] upgrades a database at version n-1 to version n (plain DDL on the connection).
 # Add one entry with each change to store/models.py and raise SCHEMA_VERSION to match.
 MIGRATIONS: dict[int, Callable[[Connection], None]] = {
@@ -29,16 +32,24 @@ MIGRATIONS: dict[int, Callable[[Connection], None]] = {
 }
 
 
-def prepare_schema(engine: Engine, writer: Engine, where: str) -> None:
-    """Make the database at `where` ready for this version of dmf-tui, or refuse it.
+def prepare_schema(engine: Engine, writer: Engine, where: str, *, create: bool = True,
+                   before_write: Callable[[], None] | None = None) -> None:
+    """Make the database at `where` ready for this version of dmf-tui, or refuse it. An empty
+    database gets the schema only if `create`; `before_write` runs once the database is known to
+    be ours (or empty) and before anything is written to it.
 
     The common case (already current) is one read with no lock taken. Creating or upgrading runs in
     one write transaction that re-reads the version first, so two processes starting at once on a
     new file do the work once: the second waits for the first's lock and then finds it done.
     """
     with engine.connect() as conn:
-        if _read_version(conn, where) == SCHEMA_VERSION:
-            return
+        version = _read_version(conn, where)
+    if version == SCHEMA_VERSION:
+        return
+    if version is None and not create:
+        raise StoreError(f"no dmf-tui database at {where}")
+    if before_write is not None:
+        before_write()
     with writer.begin() as conn:
         version = _read_version(conn, where)
         if version is None:
@@ -58,7 +69,12 @@ def _read_version(conn: Connection, where: str) -> int | None:
         if tables:
             raise StoreError(f"{where} is a database but not a dmf-tui one (tables: {', '.join(sorted(tables))})")
         return None
-    version = conn.execute(select(SchemaVersion.version)).scalar_one()
+    version = conn.execute(select(SchemaVersion.version)).scalar()
+    if not isinstance(version, int):
+        raise StoreError(f"{where} is damaged: its schema version is {version!r}, not a number")
+    if version < OLDEST_VERSION:
+        raise StoreError(f"{where} has schema version {version}, older than any dmf-tui wrote "
+                         f"(the first was {OLDEST_VERSION})")
     if version > SCHEMA_VERSION:
         raise StoreError(
             f"{where} has schema version {version}, newer than this dmf-tui understands "

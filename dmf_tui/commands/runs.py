@@ -59,7 +59,7 @@ def filters(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def list_runs(args: argparse.Namespace) -> int:
-    with open_store(args.db) as store:
+    with open_store(args.db, create=False) as store:
         runs = store.leaderboard(**filters(args), sort=args.sort, descending=args.desc,
                                  limit=args.top or None)
         total = store.count_runs(**filters(args))
@@ -94,7 +94,7 @@ def runs_table(runs: list[RunRecord]) -> Table:
 
 
 def show_run(args: argparse.Namespace) -> int:
-    with open_store(args.db) as store:
+    with open_store(args.db, create=False) as store:
         run = store.get_run(args.run_id)
         epochs = store.epochs(run.id)
     if args.json:
@@ -144,7 +144,7 @@ def epochs_table(epochs: list[EpochRecord], best_epoch: Optional[int]) -> Table:
 
 
 def export_csv(args: argparse.Namespace) -> int:
-    with open_store(args.db) as store:
+    with open_store(args.db, create=False) as store:
         if args.epochs:
             run_ids = [run.id for run in store.leaderboard(**filters(args))]
             count = store.export_epochs_csv(args.csv, run_ids=run_ids)

@@ -108,7 +108,7 @@ def _detach(args: argparse.Namespace, url: str, log_path: Path) -> int:
 
 
 def _status(args: argparse.Namespace) -> int:
-    with open_store(args.db) as store:
+    with open_store(args.db, create=False) as store:
         workers = store.workers()
         current = {run.worker_id: run.id for run in store.queue() if run.status == "running"}
     shown = workers if args.all else [w for w in workers if w.state != "stopped"]
@@ -141,7 +141,7 @@ def _status(args: argparse.Namespace) -> int:
 
 
 def _stop(args: argparse.Namespace) -> int:
-    with open_store(args.db) as store:
+    with open_store(args.db, create=False) as store:
         workers = store.workers(alive_only=True)
     here = socket.gethostname()
     for w in workers:

@@ -1,9 +1,14 @@
 """The `dmf-tui` command line: with no command it opens the TUI; each command lives in its own
-module under dmf_tui/commands and registers its parser here."""
+module under dmf_tui/commands and registers its parser here.
+
+Exit status: 0 done, 2 an error in the input (one line on stderr, never a traceback), 130 Ctrl-C,
+141 output cut short by its reader (`dmf-tui runs | head`), as git and other SIGPIPE-killed tools.
+"""
 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 
 from store.errors import StoreError
@@ -64,8 +69,17 @@ def main(argv: list[str] | None = None) -> int:
         if args.command is None:
             from dmf_tui.commands.tui import open_tui
 
-            return open_tui(args)
-        return args.func(args)
+            code = open_tui(args)
+        else:
+            code = args.func(args)
+        # A reader gone while output is still buffered shows here, not in the interpreter's exit.
+        sys.stdout.flush()
+        return code
+    except BrokenPipeError:
+        # The reader went away (`dmf-tui runs | head -1`): stop quietly, as `git log | head` does, with
+        # the status a shell gives git for it, 141 (128 + SIGPIPE), so `set -o pipefail` sees it alike.
+        _silence_stdout()
+        return 141
     except KeyboardInterrupt:
         print("dmf-tui: interrupted", file=sys.stderr)
         return 130
@@ -74,3 +88,14 @@ def main(argv: list[str] | None = None) -> int:
             print(f"dmf-tui: error: {exc}", file=sys.stderr)
             return 2
         raise
+
+
+def _silence_stdout() -> None:
+    """Point stdout at the null device, so that the interpreter's own flush at exit of what is still
+    buffered cannot fail again with an 'Exception ignored' message."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+    except (OSError, ValueError):  # not a real file (a test's capture): nothing will flush it
+        pass

@@ -11,6 +11,7 @@ from sqlalchemy.orm import Session
 
 from store.errors import UnknownRunError
 from store.models import Run
+from store.params import INT64_LIMIT
 
 
 class StoreBase:
@@ -47,7 +48,9 @@ class StoreBase:
 def load_runs(session: Session, run_ids: Iterable[int]) -> list[Run]:
     """The runs with these ids, in the order given; UnknownRunError (before any change) otherwise."""
     ids = list(dict.fromkeys(run_ids))
-    found = {run.id: run for run in session.scalars(select(Run).where(Run.id.in_(ids)))}
+    # An id beyond 64 bits cannot be bound to a query (OverflowError), nor can a run have it.
+    possible = [i for i in ids if -INT64_LIMIT <= i < INT64_LIMIT]
+    found = {run.id: run for run in session.scalars(select(Run).where(Run.id.in_(possible)))}
     missing = [str(i) for i in ids if i not in found]
     if missing:
         noun = "run with id" if len(missing) == 1 else "runs with ids"

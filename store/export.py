@@ -11,6 +11,7 @@ from typing import IO, Any, Iterable, Iterator, Optional, Union
 from sqlalchemy import select
 
 from store.base import StoreBase
+from store.errors import StoreError
 from store.models import Epoch
 from store.params import FIELD_NAMES, format_value
 from store.records import RunRecord, epoch_record
@@ -71,6 +72,10 @@ def _cell(value: Any) -> str:
 def _open(file: CsvTarget) -> Iterator[IO[str]]:
     if hasattr(file, "write"):
         yield file  # type: ignore[misc]  # an open text file: the caller closes it
-    else:
+        return
+    # A directory, a missing folder or a full disk is the target's fault: one line, not a traceback.
+    try:
         with open(file, "w", newline="", encoding="utf-8") as out:  # type: ignore[arg-type]
             yield out
+    except OSError as exc:
+        raise StoreError(f"cannot write {file}: {exc.strerror or exc}") from None

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from typing import Any, Iterable, Optional, Sequence, Union
 
-from sqlalchemy import ColumnElement, Select, func, or_, select
+from sqlalchemy import ColumnElement, Select, false, func, or_, select
 from sqlalchemy.orm import InstrumentedAttribute
 
 from store.base import StoreBase, load_runs
-from store.errors import StoreError, UnknownRunError
+from store.errors import StoreError
 from store.models import PARAM_COLUMNS, STATUSES, Epoch, Run, Sweep
-from store.params import FIELD_NAMES
+from store.params import FIELD_NAMES, INT64_LIMIT
 from store.records import Comparison, EpochRecord, RunRecord, SweepRecord, epoch_record, run_record
 
 Statuses = Union[str, Sequence[str], None]
@@ -26,9 +26,7 @@ SORTABLE: dict[str, str] = {
 class QueryOps(StoreBase):
     def get_run(self, run_id: int) -> RunRecord:
         with self._read() as session:
-            run = session.get(Run, run_id)
-            if run is None:
-                raise UnknownRunError(f"no run with id {run_id}")
+            (run,) = load_runs(session, [run_id])
             return run_record(run)
 
     def epochs(self, run_id: int, after: int = 0) -> list[EpochRecord]:
@@ -59,6 +57,8 @@ class QueryOps(StoreBase):
         column = _sort_column(sort)
         order = column.desc() if descending else column.asc()
         query = _filter(select(Run), status, model, dataset, sweep_id, text)
+        if limit is not None and limit >= INT64_LIMIT:
+            limit = None  # more than any table holds, and more than SQLite can be asked for
         query = query.order_by(column.is_(None), order, Run.id).offset(offset).limit(limit)
         with self._read() as session:
             return [run_record(run) for run in session.scalars(query)]
@@ -124,7 +124,8 @@ def _filter(query: Select[Any], status: Statuses, model: Optional[str], dataset:
     if dataset:
         conditions.append(Run.dataset == dataset)
     if sweep_id is not None:
-        conditions.append(Run.sweep_id == sweep_id)
+        # A sweep id beyond 64 bits matches nothing (binding it would raise OverflowError).
+        conditions.append(Run.sweep_id == sweep_id if -INT64_LIMIT <= sweep_id < INT64_LIMIT else false())
     if text:
         conditions.append(or_(*(
             column.icontains(text, autoescape=True)

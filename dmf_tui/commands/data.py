@@ -24,7 +24,7 @@ def register(sub) -> None:
 
 
 def list_datasets(args: argparse.Namespace) -> int:
-    from rich.console import Console
+    from dmf_tui.commands.output import Console
     from rich.table import Table
 
     from engine import datasets

@@ -5,12 +5,13 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import sys
 from datetime import datetime
 from typing import Any, Optional
 
-from rich.console import Console
 from rich.table import Table
 
+from dmf_tui.commands.output import Console
 from store.db import open_store
 from store.params import FIELD_NAMES, RunParams, format_value
 from store.records import EpochRecord, RunRecord
@@ -35,7 +36,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     show.set_defaults(func=show_run)
 
     export = sub.add_parser("export", help="write runs (or their epochs) to a CSV file")
-    export.add_argument("--csv", required=True, metavar="FILE", help="the file to write")
+    export.add_argument("--csv", required=True, metavar="FILE", help="the file to write; - for stdout")
     export.add_argument("--epochs", action="store_true",
                         help="write one row per epoch of the selected runs instead of one per run")
     add_filter_arguments(export)
@@ -144,14 +145,19 @@ def epochs_table(epochs: list[EpochRecord], best_epoch: Optional[int]) -> Table:
 
 
 def export_csv(args: argparse.Namespace) -> int:
+    # With the CSV on stdout, the summary goes to stderr, out of the data's way.
+    target, report = (sys.stdout, sys.stderr) if args.csv == "-" else (args.csv, sys.stdout)
     with open_store(args.db, create=False) as store:
         if args.epochs:
             run_ids = [run.id for run in store.leaderboard(**filters(args))]
-            count = store.export_epochs_csv(args.csv, run_ids=run_ids)
-            print(f"Wrote {count} epochs of {len(run_ids)} runs to {args.csv}")
+            count = store.export_epochs_csv(target, run_ids=run_ids)
+            summary = f"Wrote {count} epochs of {len(run_ids)} runs"
         else:
-            count = store.export_runs_csv(args.csv, **filters(args))
-            print(f"Wrote {count} runs to {args.csv}")
+            count = store.export_runs_csv(target, **filters(args))
+            summary = f"Wrote {count} runs"
+    if target is sys.stdout:
+        sys.stdout.flush()  # a reader gone (`| head`) stops us here, before a summary that claims all
+    print(f"{summary} to {'stdout' if target is sys.stdout else args.csv}", file=report)
     return 0
 
 

@@ -1,0 +1,13 @@
+"""The Rich console that commands print tables with."""
+
+from __future__ import annotations
+
+from rich import console
+
+
+class Console(console.Console):
+    """Rich's console, except that a reader gone (`dmf-tui runs | head -1`) is left to cli.main, which
+    ends every command alike then (exit 141); Rich on its own would exit 1."""
+
+    def on_broken_pipe(self) -> None:
+        raise BrokenPipeError

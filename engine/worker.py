@@ -23,6 +23,7 @@ Usage:
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import multiprocessing
 import multiprocessing.connection
@@ -39,6 +40,7 @@ from pathlib import Path
 from typing import Any, Callable, Hashable, Iterator
 
 import torch
+from sqlalchemy.engine import make_url
 
 from engine.datasets import load_dataset
 from engine.errors import ConfigError, DeviceError, EngineError
@@ -78,6 +80,22 @@ def state_dir(db_url: str) -> Path:
     """Where the worker keeps its files: beside a SQLite database file, else in the user data dir."""
     file = sqlite_file(db_url)
     return file.expanduser().absolute().parent if file else app_data_dir()
+
+
+def state_path(db_url: str, suffix: str) -> Path:
+    """The worker's file or folder `suffix` for this database alone, so that two databases in one
+    folder (runs.db and demo.db) never share a log or overwrite each other's run-1.pt: runs.db gets
+    runs.db<suffix> beside it; a server database, <backend>-<hash of its URL><suffix> in the user
+    data dir (the password is left out of the hash, so changing it keeps the same files)."""
+    file = sqlite_file(db_url)
+    if file is not None:
+        name = file.name
+    else:
+        url = make_url(db_url)
+        backend = url.get_backend_name()
+        plain = url.set(drivername=backend).render_as_string(hide_password=True)
+        name = f"{backend}-{hashlib.sha256(plain.encode()).hexdigest()[:12]}"
+    return state_dir(db_url) / f"{name}{suffix}"
 
 
 def plan_slots(*, gpus: str | None = None, slots_per_gpu: int = 1, slots: int | None = None) -> list[str]:

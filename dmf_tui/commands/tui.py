@@ -4,7 +4,6 @@ database with MF and DeepMF queued on the offline synthetic-100k dataset."""
 from __future__ import annotations
 
 import argparse
-import os
 
 from store.db import app_data_dir, open_store
 from store.params import RunParams
@@ -17,8 +16,9 @@ def open_tui(args: argparse.Namespace) -> int:
 
 
 def demo_db() -> str:
-    """$DMF_DB if set, else demo.db beside the default database in the user's data directory."""
-    return os.environ.get("DMF_DB") or str(app_data_dir() / "demo.db")
+    """demo.db beside the default database in the user's data directory. $DMF_DB does not move it:
+    it names the user's real database, which the demo must never queue its runs into."""
+    return str(app_data_dir() / "demo.db")
 
 
 def demo(args: argparse.Namespace) -> int:
@@ -51,8 +51,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     parser = sub.add_parser(
         "demo",
         help="open the TUI on a demo database with MF and DeepMF queued on synthetic-100k (offline)",
-        description="Open the TUI on a demo database (--db, else $DMF_DB, else demo.db in the user data "
-        "directory). When its queue is empty, MF and DeepMF on synthetic-100k are queued first; "
+        description="Open the TUI on a demo database (--db, else demo.db in the user data directory; "
+        "$DMF_DB is not used). When its queue is empty, MF and DeepMF on synthetic-100k are queued first; "
         "press w in the TUI to start a worker.",
     )
     parser.set_defaults(func=demo)

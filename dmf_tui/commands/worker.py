@@ -23,17 +23,20 @@ import time
 from datetime import datetime, timezone
 from pathlib import Path
 
-from store.db import open_store, resolve_url
+from store.db import open_store, private_dir, resolve_url
 
-LOG_NAME = "worker.log"
+# What the worker keeps beside each database, named after it (runs.db -> runs.db.worker.log) so that
+# two databases in one folder never share a log or overwrite each other's checkpoints.
+LOG_SUFFIX = ".worker.log"
+CHECKPOINTS_SUFFIX = ".checkpoints"
 
 
 def register(sub: argparse._SubParsersAction) -> None:
     parser = sub.add_parser("worker", help="train queued runs until stopped; `worker status`, `worker stop`",
                             description="Train queued runs until stopped (SIGTERM or Ctrl-C ends the "
                             "current run as interrupted).")
-    parser.add_argument("--detach", action="store_true", help="run in the background (log: worker.log "
-                        "beside the database)")
+    parser.add_argument("--detach", action="store_true", help="run in the background (log: "
+                        "<database>.worker.log beside the database file)")
     parser.add_argument("--gpus", metavar="LIST", help="GPUs to use, e.g. 0,1 or all (numbered as "
                         "CUDA_VISIBLE_DEVICES shows them)")
     parser.add_argument("--slots-per-gpu", type=int, default=1, metavar="N", help="runs at once per GPU")
@@ -42,7 +45,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     parser.add_argument("--poll", type=float, default=2.0, metavar="S", help="seconds between looks at an "
                         "empty queue (default 2)")
     parser.add_argument("--checkpoint-dir", metavar="DIR", help="where run-<id>.pt best-epoch checkpoints "
-                        "go (default: checkpoints/ beside the database; 'none' keeps none)")
+                        "go (default: <database>.checkpoints/ beside the database file; 'none' keeps none)")
     parser.set_defaults(func=_dispatch)
 
     actions = parser.add_subparsers(dest="worker_action", metavar="[status|stop]")
@@ -64,7 +67,7 @@ def _dispatch(args: argparse.Namespace) -> int:
 
 def _work(args: argparse.Namespace) -> int:
     from engine.errors import ConfigError
-    from engine.worker import WorkerOptions, configure_logging, plan_slots, run_slots, state_dir
+    from engine.worker import WorkerOptions, configure_logging, plan_slots, run_slots, state_path
 
     # Written so that nan fails too; a wait of more than a day is a typo (and inf overflows the timer).
     if not 0 < args.poll <= 86400:
@@ -74,16 +77,17 @@ def _work(args: argparse.Namespace) -> int:
     devices = plan_slots(gpus=args.gpus, slots_per_gpu=args.slots_per_gpu, slots=args.slots)
     url = resolve_url(args.db)
     open_store(url).close()
-    home = state_dir(url)
     if args.detach:
-        return _detach(args, url, home / LOG_NAME)
+        return _detach(args, url, state_path(url, LOG_SUFFIX))
 
     if args.checkpoint_dir is None:
-        checkpoints: Path | None = home / "checkpoints"
+        checkpoints: Path | None = state_path(url, CHECKPOINTS_SUFFIX)
     elif args.checkpoint_dir.lower() == "none":
         checkpoints = None
     else:
         checkpoints = Path(args.checkpoint_dir).expanduser().absolute()
+    if checkpoints is not None:
+        private_dir(checkpoints)  # a checkpoint is the user's model: theirs alone
     configure_logging()
     options = WorkerOptions(db=url, poll_s=args.poll, exit_when_empty=args.exit_when_empty,
                             checkpoint_dir=checkpoints)
@@ -100,8 +104,10 @@ def _detach(args: argparse.Namespace, url: str, log_path: Path) -> int:
             command += [flag, str(value)]
     if args.exit_when_empty:
         command.append("--exit-when-empty")
-    log_path.parent.mkdir(parents=True, exist_ok=True)
-    with open(log_path, "ab") as log, open(os.devnull, "rb") as nothing:
+    private_dir(log_path.parent)
+    # The log quotes lines of the user's ratings files in its errors: readable by its owner only.
+    log_fd = os.open(log_path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+    with open(log_fd, "ab") as log, open(os.devnull, "rb") as nothing:
         process = subprocess.Popen(command, stdin=nothing, stdout=log, stderr=subprocess.STDOUT,
                                    start_new_session=True, env={**os.environ, "PYTHONUNBUFFERED": "1"})
     print(f"worker started in the background: pid {process.pid}, log {log_path}")

@@ -17,6 +17,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import math
+import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -431,6 +432,8 @@ def _save(path: Path, net: nn.Module, config: dict, stats: EpochStats) -> None:
     state = {name: tensor.detach().cpu() for name, tensor in net.state_dict().items()}
     # Written beside and renamed, so a crash mid-save never leaves a truncated checkpoint.
     partial = path.with_name(path.name + ".partial")
-    torch.save({"state_dict": state, "config": config, "epoch": stats.epoch,
-                "test_rmse": stats.test_rmse}, partial)
+    # The owner's alone, whatever the umask: a model trained on the user's ratings.
+    with open(os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "wb") as out:
+        torch.save({"state_dict": state, "config": config, "epoch": stats.epoch,
+                    "test_rmse": stats.test_rmse}, out)
     partial.replace(path)

@@ -16,6 +16,7 @@ from sqlalchemy import exc, select, update
 from sqlalchemy.orm import Session
 
 from store.base import StoreBase, change_run
+from store.errors import StoreError
 from store.models import Run, Worker, utcnow
 from store.queue import queue_again
 from store.records import WorkerRecord, worker_record
@@ -86,7 +87,7 @@ class WorkerOps(StoreBase):
         full disk) still lists, with the runs of dead workers left as they are."""
         try:
             return self.reap_lost()
-        except exc.DBAPIError:
+        except (exc.DBAPIError, StoreError):  # StoreError: a file opened read-only (store/db.py)
             return []
 
 

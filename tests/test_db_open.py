@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import socket
 import sqlite3
 import stat
 import subprocess
@@ -105,6 +106,17 @@ def test_a_corrupt_database_is_one_line_and_left_untouched(db: Path, capsys) -> 
     assert "malformed" in _one_line_error(capsys, ["--db", str(db), "add", "--data", "synthetic-100k"])
     assert "malformed" in _one_line_error(capsys, ["--db", str(db), "runs"])
     assert db.read_bytes() == before and not _sidecars(db)
+
+
+def test_damage_past_the_schema_is_one_line_too(tmp_path: Path, capsys) -> None:
+    path = tmp_path / "runs.db"
+    with open_store(str(path)) as store:
+        store.enqueue_grid([RunParams(seed=seed) for seed in range(300)])
+    data = bytearray(path.read_bytes())
+    data[4 * 4096:] = bytes(i * 7 % 256 for i in range(len(data) - 4 * 4096))  # the schema is intact
+    path.write_bytes(bytes(data))
+    assert "malformed" in _one_line_error(capsys, ["--db", str(path), "runs"])
+    assert path.read_bytes() == data
 
 
 @pytest.mark.parametrize("version", [0, -3, None, "two"])
@@ -217,6 +229,16 @@ def test_worker_checkpoints_go_to_a_private_folder_of_their_database(tmp_path: P
     assert all(_mode(o.checkpoint_dir) == 0o700 for o in options)
 
 
+def test_a_checkpoint_is_private(tmp_path: Path, umask_zero) -> None:
+    from engine.split import split_dataset
+    from engine.trainer import fit
+    from tests.test_trainer import tiny_dataset
+
+    path = tmp_path / "runs.db.checkpoints" / "run-1.pt"
+    fit(split_dataset(tiny_dataset()), epochs=1, device="cpu", checkpoint_path=path)
+    assert _mode(path) == 0o600
+
+
 # --- Permissions -----------------------------------------------------------------------------------
 
 
@@ -248,7 +270,16 @@ def _as_a_plain_user() -> list[str]:
 
 @pytest.fixture
 def read_only_db(db: Path) -> Iterator[Path]:
-    """A copy of `db` that may be read but not written, in a folder that may not be written."""
+    """A copy of `db` that may be read but not written, in a folder that may not be written. Its
+    run 2 was running when the copy was taken, for a worker that has died since: listing would mark
+    it lost, were the file writable."""
+    with open_store(str(db)) as store:
+        store.enqueue(RunParams(model="deepmf", data="synthetic-100k", epochs=1))
+        store.move(2, -1)  # so that the worker claims it, and run 1 stays queued
+        dead = subprocess.Popen(["true"])
+        dead.wait()
+        worker_id = store.register_worker(pid=dead.pid, host=socket.gethostname(), devices="cpu", slots=1)
+        assert store.claim(worker_id, device="cpu").id == 2
     folder = db.parent / "backup"
     folder.mkdir()
     copy = folder / "runs.db"
@@ -269,7 +300,7 @@ def test_a_read_only_database_can_be_listed_shown_and_exported(read_only_db: Pat
     before = read_only_db.read_bytes()
     listed = _cli(["--db", str(read_only_db), "runs", "--json"])
     assert listed.returncode == 0, listed.stderr
-    assert '"model": "mf"' in listed.stdout
+    assert '"model": "mf"' in listed.stdout and '"status": "running"' in listed.stdout
     shown = _cli(["--db", str(read_only_db), "show", "1"])
     assert shown.returncode == 0 and "synthetic-100k" in shown.stdout, shown.stderr
     exported = _cli(["--db", str(read_only_db), "export", "--csv", str(tmp_path / "runs.csv")])

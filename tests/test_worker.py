@@ -362,7 +362,7 @@ def test_detach_status_stop(store, ratings, tmp_path, capsys):
     )
     assert started.returncode == 0, started.stderr
     pid = int(started.stdout.split("pid ")[1].split(",")[0])
-    log = tmp_path / "worker.log"
+    log = tmp_path / "runs.db.worker.log"
     assert str(log) in started.stdout
 
     def command(*args: str) -> str:

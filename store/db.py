@@ -193,13 +193,14 @@ def _make_engine(parsed: URL, file: Path | None, where: str, read_only: bool) ->
 
 
 def _read_only_url(file: Path) -> URL:
-    """A URL that opens `file` without ever writing to it. A WAL database needs its -shm file to be
-    read; with none there (no one has it open) and no right to create one, it is read as immutable,
-    a snapshot, which is what a backup or another user's closed database is."""
-    shm = file.with_name(file.name + "-shm")
-    shared = shm.exists() or os.access(file.parent, os.W_OK)
+    """A URL that opens `file` without ever writing to it. A WAL database is read through its -shm
+    file. While someone has it open, that file is there and is used; with none there, the database
+    is read as immutable, a snapshot, which is what a backup or another user's closed database is:
+    creating a -shm ourselves would leave a file in their folder that their own dmf-tui may not be
+    allowed to write."""
+    live = file.with_name(file.name + "-shm").exists()
     return URL.create("sqlite", database=f"file:{quote(str(file))}",
-                      query={"mode": "ro", "uri": "true"} if shared else {"immutable": "1", "uri": "true"})
+                      query={"mode": "ro", "uri": "true"} if live else {"immutable": "1", "uri": "true"})
 
 
 def _refuse_writes(where: str) -> Callable[[Any], None]:

@@ -268,9 +268,9 @@ def _as_a_plain_user() -> list[str]:
     return ["setpriv", "--bounding-set=-dac_override,-dac_read_search", "--"]
 
 
-@pytest.fixture
-def read_only_db(db: Path) -> Iterator[Path]:
-    """A copy of `db` that may be read but not written, in a folder that may not be written. Its
+@pytest.fixture(params=[0o555, 0o755], ids=["read-only folder", "writable folder"])
+def read_only_db(db: Path, request: pytest.FixtureRequest) -> Iterator[Path]:
+    """A copy of `db` that may be read but not written, in a folder that may or may not be. Its
     run 2 was running when the copy was taken, for a worker that has died since: listing would mark
     it lost, were the file writable."""
     with open_store(str(db)) as store:
@@ -285,7 +285,7 @@ def read_only_db(db: Path) -> Iterator[Path]:
     copy = folder / "runs.db"
     shutil.copy(db, copy)
     copy.chmod(0o444)
-    folder.chmod(0o555)
+    folder.chmod(request.param)
     yield copy
     folder.chmod(0o755)
 

@@ -11,7 +11,9 @@ import argparse
 import os
 import sys
 
-from store.errors import StoreError
+from sqlalchemy.exc import DatabaseError
+
+from store.errors import StoreError, database_error
 
 # Each module has `register(subparsers)`, which adds its parser(s) and sets `func` to a
 # function taking the parsed args and returning an exit code.
@@ -86,6 +88,9 @@ def main(argv: list[str] | None = None) -> int:
     except Exception as exc:
         if isinstance(exc, _user_errors()):
             print(f"dmf-tui: error: {exc}", file=sys.stderr)
+            return 2
+        if isinstance(exc, DatabaseError):  # the database, not dmf-tui: a full disk, a read-only or damaged file
+            print(f"dmf-tui: error: database error: {database_error(exc)}", file=sys.stderr)
             return 2
         raise
 

@@ -8,13 +8,18 @@ This is the one module that joins the engine and the store. A worker slot is one
     and finishes it done / cancelled / failed (with the reason) / interrupted;
   - writes a heartbeat from a background thread, so a long epoch never looks like a dead worker
     (and, with each beat, marks lost the runs of any worker that died meanwhile);
-  - on SIGTERM or SIGINT stops at the trainer's next check, finishes the current run as
-    'interrupted', unregisters and exits 0.
+  - on SIGTERM, SIGINT or SIGHUP stops at the trainer's next check (or while its dataset loads),
+    finishes the current run as 'interrupted', unregisters and exits 0;
+  - writes to its run only while the run is still its own: a worker stopped past the heartbeat grace
+    (SIGSTOP, a closed laptop) wakes to find its run declared lost, drops it and goes on;
+  - outlives a database that cannot be written for a while (a full disk): the run that could not be
+    written ends 'failed' with the reason once that can be recorded, and the worker waits and retries.
 
 One slot runs in the calling process. Several slots (`--gpus 0,1 --slots-per-gpu 2`, `--slots 3`)
 run as spawned child processes under a supervisor (`run_slots`) that forwards SIGTERM/SIGINT and
 restarts a slot that crashed; each child registers as its own worker, so a slot killed with -9 is
-found by its dead pid like any other worker.
+found by its dead pid like any other worker. A slot whose supervisor dies (even by kill -9) stops
+as if sent SIGTERM, so no slot trains on alone.
 
 Usage:
     devices = plan_slots(gpus="0,1", slots_per_gpu=2)          # ["cuda:0", "cuda:0", "cuda:1", "cuda:1"]
@@ -23,6 +28,7 @@ Usage:
 
 from __future__ import annotations
 
+import ctypes
 import hashlib
 import logging
 import multiprocessing
@@ -30,6 +36,7 @@ import multiprocessing.connection
 import os
 import signal
 import socket
+import sys
 import threading
 import time
 import traceback
@@ -37,9 +44,10 @@ from collections import OrderedDict
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Hashable, Iterator
+from typing import Any, Callable, Hashable, Iterator, TypeVar
 
 import torch
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.engine import make_url
 
 from engine.datasets import load_dataset
@@ -47,10 +55,13 @@ from engine.errors import ConfigError, DeviceError, EngineError
 from engine.split import Split, split_dataset
 from engine.trainer import EpochStats, fit, fit_options, resolve_device
 from store.db import Store, app_data_dir, open_store, sqlite_file
+from store.errors import database_error
 from store.params import RunParams
+from store.queue import ClaimLostError
 from store.records import RunRecord
 
 log = logging.getLogger("dmf.worker")
+T = TypeVar("T")
 
 # A worker whose heartbeat is older than the store's grace (30 s) counts as dead; beating every few
 # seconds leaves room for a database that is busy for a while.
@@ -66,6 +77,10 @@ SLOT_MEMORY_BYTES = 1 << 30
 PROGRESS_EVERY_S = 1.0
 # A slot that crashes is restarted this many times, then left dead (a crash loop helps nobody).
 MAX_RESTARTS = 3
+# prctl(2) option: the signal this process gets when its parent dies.
+PR_SET_PDEATHSIG = 1
+# What stops a worker as Ctrl-C does; SIGHUP is a closed terminal (Windows has none).
+STOP_SIGNALS = ("SIGTERM", "SIGINT", "SIGHUP")
 
 
 @dataclass(frozen=True)
@@ -167,8 +182,15 @@ class SplitCache:
         self.keep = keep
         self._datasets: OrderedDict[Hashable, Any] = OrderedDict()
         self._splits: OrderedDict[Hashable, Split] = OrderedDict()
+        # A load that a cancel left behind (unless_stopped) finishes in its thread while the next
+        # run's load waits here, rather than both filling memory at once.
+        self._lock = threading.Lock()
 
     def get(self, params: RunParams) -> Split:
+        with self._lock:
+            return self._get(params)
+
+    def _get(self, params: RunParams) -> Split:
         data_key = _data_key(params.data)
         split_key = (data_key, params.test_size, params.split_seed, params.val_size)
         split = self._recall(self._splits, split_key)
@@ -220,7 +242,11 @@ class Worker:
             log.info("worker %d started on %s (pid %d)", self.worker_id, self.device, os.getpid())
             reap_lost(self.store)
             while not self.stop.is_set():
-                run = self.store.claim(self.worker_id, device=self.device)
+                try:
+                    run = self.store.claim(self.worker_id, device=self.device)
+                except DBAPIError as exc:  # say, a full disk: wait for it to be fixed
+                    self.wait_out(exc, "cannot claim a run")
+                    continue
                 if run is not None:
                     self.train(run)
                 elif self.options.exit_when_empty:
@@ -232,16 +258,27 @@ class Worker:
         return 0
 
     def train(self, run: RunRecord) -> str:
-        """Train one claimed run to its end and record how it ended; returns the final status."""
+        """Train one claimed run to its end and record how it ended; returns the final status, or
+        "dropped" when the run stopped being this worker's meanwhile (see store/queue.py)."""
+        try:
+            return self._train(run)
+        except ClaimLostError as exc:
+            log.warning("run %d: dropped, it is no longer this worker's: %s", run.id, exc)
+            return "dropped"
+
+    def _train(self, run: RunRecord) -> str:
         params = run.params
         device = self.device_for(params)
         if device != self.device:
-            self.store.set_device(run.id, device)
+            self.store.set_device(run.id, device, worker_id=self.worker_id)
         log.info("run %d: %s on %s", run.id, params.label(), device)
         cancelled = _Throttled(lambda: self.store.is_cancel_requested(run.id), CANCEL_CHECK_S)
 
+        def should_stop() -> bool:
+            return self.stop.is_set() or cancelled()
+
         def on_epoch(stats: EpochStats) -> None:
-            record_epoch(self.store, run.id, stats)
+            record_epoch(self.store, run.id, stats, worker_id=self.worker_id)
             log.info("run %d: epoch %d test RMSE %.4f (%.1f s)", run.id, stats.epoch, stats.test_rmse,
                      stats.seconds)
 
@@ -250,38 +287,63 @@ class Worker:
         def on_progress(done: int, total: int) -> None:
             nonlocal last_progress
             if done < total and time.monotonic() - last_progress >= PROGRESS_EVERY_S:
-                self.store.set_progress(run.id, done / total)
+                self.store.set_progress(run.id, done / total, worker_id=self.worker_id)
                 last_progress = time.monotonic()
 
         error = None
         try:
-            split = self.cache.get(params)
-            result = fit(
+            split = unless_stopped(lambda: self.cache.get(params), should_stop)
+            result = None if split is None else fit(
                 split,
                 **fit_options(params, device=device),
                 on_epoch=on_epoch,
                 on_progress=on_progress,
-                should_stop=lambda: self.stop.is_set() or cancelled(),
+                should_stop=should_stop,
                 checkpoint_path=self.checkpoint_path(run.id),
             )
         except KeyboardInterrupt:
-            self.store.finish_run(run.id, "interrupted", error="stopped at once by a second signal")
+            self.finish(run.id, "interrupted", error="stopped at once by a second signal")
+            raise
+        except ClaimLostError:
             raise
         except Exception as exc:  # a run's failure is recorded on the run; the queue goes on
             status, error = "failed", failure_reason(exc, device, params)
         else:
-            if result.stopped != "cancelled":
+            if result is not None and result.stopped != "cancelled":
                 status = "done"
             elif self.store.is_cancel_requested(run.id):
                 status = "cancelled"
             else:
                 status = "interrupted"
-        self.store.finish_run(run.id, status, error=error)
+        self.finish(run.id, status, error=error)
         log.info("run %d: %s%s", run.id, status, f": {error.splitlines()[0]}" if error else "")
         if status == "failed" and device.startswith("cuda"):
             # Out of the except block, so the traceback no longer holds the failed run's tensors.
             torch.cuda.empty_cache()
         return status
+
+    def finish(self, run_id: int, status: str, *, error: str | None = None) -> None:
+        """Record how the run ended. A database that cannot be written now (a full disk) is waited
+        out, so the run does not stay 'running'; once the worker is told to stop it gives up, and
+        the run is marked lost when this process has exited."""
+        while True:
+            try:
+                again = self.store.finish_run(run_id, status, error=error, worker_id=self.worker_id)
+            except DBAPIError as exc:
+                if self.stop.is_set():
+                    log.error("run %d: cannot record it as %s (%s); left to be marked lost",
+                              run_id, status, database_error(exc))
+                    return
+                self.wait_out(exc, f"run {run_id}: cannot record it as {status}")
+            else:
+                if again is not None:
+                    log.info("run %d: queued again as run %d (automatic retry)", run_id, again)
+                return
+
+    def wait_out(self, exc: DBAPIError, what: str) -> None:
+        """Log a database error that stops this worker for now, and wait before trying again."""
+        log.error("%s: %s; trying again in %g s", what, database_error(exc), self.options.poll_s)
+        self.stop.wait(self.options.poll_s)
 
     def device_for(self, params: RunParams) -> str:
         """The slot's device, unless the run named another kind (a `--device cpu` run on a GPU
@@ -302,6 +364,8 @@ def failure_reason(exc: BaseException, device: str, params: RunParams) -> str:
     divergence or a bad option, a hint for out-of-memory, else a summary and the traceback's tail."""
     if isinstance(exc, EngineError):
         return str(exc)
+    if isinstance(exc, DBAPIError):  # the database refused an epoch or progress write
+        return f"database error: {database_error(exc)}"
     text = str(exc).strip()
     if isinstance(exc, (torch.cuda.OutOfMemoryError, MemoryError)) or "out of memory" in text.lower():
         first = text.splitlines()[0] if text else ""
@@ -367,12 +431,40 @@ def registered(store: Store, device: str) -> Iterator[int]:
         yield worker_id
     finally:
         heartbeat.close()
-        store.unregister_worker(worker_id)
+        try:
+            store.unregister_worker(worker_id)
+        except DBAPIError as exc:  # a full disk, say: once this process is gone the row is closed anyway
+            log.error("worker %d: cannot record that it stopped: %s", worker_id, database_error(exc))
 
 
-def record_epoch(store: Store, run_id: int, stats: EpochStats) -> None:
+def record_epoch(store: Store, run_id: int, stats: EpochStats, *, worker_id: int | None = None) -> None:
     store.record_epoch(run_id, stats.epoch, train_rmse=stats.train_rmse, test_rmse=stats.test_rmse,
-                       val_rmse=stats.val_rmse, seconds=stats.seconds)
+                       val_rmse=stats.val_rmse, seconds=stats.seconds, worker_id=worker_id)
+
+
+def unless_stopped(work: Callable[[], T], should_stop: Callable[[], bool]) -> T | None:
+    """work() (loading a dataset), or None if should_stop() turns true first: asked every
+    CANCEL_CHECK_S while work runs in a helper thread, so a cancel or the first SIGTERM does not wait
+    for a large file to be read. Work left behind finishes (or fails) on its own in that thread."""
+    outcome: dict[str, Any] = {}
+
+    def target() -> None:
+        try:
+            outcome["value"] = work()
+        except BaseException as exc:  # handed to the caller below
+            outcome["error"] = exc
+
+    helper = threading.Thread(target=target, name="load", daemon=True)
+    helper.start()
+    while True:
+        helper.join(CANCEL_CHECK_S)
+        if not helper.is_alive():
+            break
+        if should_stop():
+            return None
+    if "error" in outcome:
+        raise outcome["error"]
+    return outcome["value"]
 
 
 def reap_lost(store: Store) -> None:
@@ -382,42 +474,75 @@ def reap_lost(store: Store) -> None:
         log.warning("marked run(s) %s lost: their worker died", ", ".join(map(str, lost)))
 
 
-def stop_on_signals() -> threading.Event:
-    """An event that SIGTERM and SIGINT set instead of killing the process: the worker finishes its
-    run and cleans up at the trainer's next check. A second signal means "now" (say, a dataset that
-    takes a while to load) and raises KeyboardInterrupt, which still records the run as interrupted."""
-    stop = threading.Event()
+@contextmanager
+def stop_on_signals(stop: threading.Event | None = None) -> Iterator[threading.Event]:
+    """For the block, SIGTERM, SIGINT and SIGHUP (the terminal closed) set an event (`stop`, or a new
+    one) instead of killing the process: the worker finishes its run and cleans up at the trainer's
+    next check. A second signal means "now" and raises KeyboardInterrupt, which still records the
+    run as interrupted. The previous handlers are put back after the block."""
+    event = stop or threading.Event()
+    # Counted apart from the event, which other things set too (stop_with_parent).
+    signalled = False
 
     def handle(_signum: int, _frame: Any) -> None:
-        if stop.is_set():
+        nonlocal signalled
+        if signalled:
             raise KeyboardInterrupt
-        stop.set()
+        signalled = True
+        event.set()
 
-    signal.signal(signal.SIGTERM, handle)
-    signal.signal(signal.SIGINT, handle)
-    return stop
+    signals = [getattr(signal, name) for name in STOP_SIGNALS if hasattr(signal, name)]
+    previous = {signum: signal.signal(signum, handle) for signum in signals}
+    try:
+        yield event
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+
+
+def stop_with_parent(parent_pid: int, stop: threading.Event) -> None:
+    """Set `stop` (as SIGTERM does) when this process's parent `parent_pid`, a slot's supervisor,
+    dies, even by kill -9: a slot left alone would train on unsupervised. Linux signals it at once
+    (PR_SET_PDEATHSIG); elsewhere, and should the parent die before that is set, a thread sees the
+    parent change within a second."""
+    if sys.platform.startswith("linux"):
+        # A signal of its own, not SIGTERM: the kernel sends it again each time the orphan is handed
+        # on (to another thread of the dying parent, then to init), and a second SIGTERM means "now".
+        signal.signal(signal.SIGUSR1, lambda _signum, _frame: stop.set())
+        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGUSR1)
+
+    def watch() -> None:
+        while not stop.wait(1.0):
+            if os.getppid() != parent_pid:
+                log.warning("the supervisor (pid %d) is gone: stopping", parent_pid)
+                stop.set()
+
+    threading.Thread(target=watch, name="parent-watch", daemon=True).start()
 
 
 def configure_logging() -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s worker[%(process)d] %(message)s")
 
 
-def serve_slot(device: str, options: WorkerOptions) -> int:
-    """Run one worker slot in this process until it is stopped; returns the exit code."""
-    stop = stop_on_signals()
-    store = open_store(options.db)
-    try:
-        code = Worker(store, device, options, stop).serve()
-    finally:
-        store.close()
+def serve_slot(device: str, options: WorkerOptions, stop: threading.Event | None = None) -> int:
+    """Run one worker slot in this process until it is stopped (`stop` is set; by default, by a
+    signal); returns the exit code."""
+    with stop_on_signals(stop) as stop:
+        store = open_store(options.db)
+        try:
+            code = Worker(store, device, options, stop).serve()
+        finally:
+            store.close()
     if stop.is_set():
         log.info("stopped by a signal")
     return code
 
 
-def _slot_process(device: str, options: WorkerOptions) -> None:
+def _slot_process(device: str, options: WorkerOptions, supervisor_pid: int) -> None:
     configure_logging()
-    raise SystemExit(serve_slot(device, options))
+    stop = threading.Event()
+    stop_with_parent(supervisor_pid, stop)
+    raise SystemExit(serve_slot(device, options, stop))
 
 
 def run_slots(devices: list[str], options: WorkerOptions) -> int:
@@ -427,12 +552,15 @@ def run_slots(devices: list[str], options: WorkerOptions) -> int:
     """
     if len(devices) == 1:
         return serve_slot(devices[0], options)
+    with stop_on_signals() as stop:
+        return _supervise(devices, options, stop)
 
-    stop = stop_on_signals()
+
+def _supervise(devices: list[str], options: WorkerOptions, stop: threading.Event) -> int:
     context = multiprocessing.get_context("spawn")  # CUDA cannot be used in a forked child
 
     def start(slot: int) -> multiprocessing.process.BaseProcess:
-        process = context.Process(target=_slot_process, args=(devices[slot], options),
+        process = context.Process(target=_slot_process, args=(devices[slot], options, os.getpid()),
                                   name=f"dmf-worker-slot-{slot}")
         process.start()
         log.info("slot %d on %s: pid %d", slot, devices[slot], process.pid)

@@ -11,3 +11,14 @@ class ParamError(StoreError):
 
 class UnknownRunError(StoreError):
     """A run id that is not in the database."""
+
+
+def database_error(exc: BaseException) -> str:
+    """One line for an error the database driver raised (sqlalchemy.exc.DBAPIError): its own message
+    without the SQL, parameters and link that SQLAlchemy adds, and a full disk called one."""
+    orig = getattr(exc, "orig", None) or exc
+    lines = str(orig).strip().splitlines()
+    text = lines[0] if lines else type(orig).__name__
+    if "disk is full" in text or "No space left" in text:
+        return f"disk full ({text})"
+    return text

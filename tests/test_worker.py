@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import sqlite3
 import subprocess
 import sys
 import threading
@@ -109,7 +110,8 @@ def test_progress_through_each_epoch_is_written_while_it_runs(store, ratings, mo
     monkeypatch.setattr(worker_module, "PROGRESS_EVERY_S", 0.0)  # and write every report
     written = []
     real_set_progress = store.set_progress
-    monkeypatch.setattr(store, "set_progress", lambda run_id, f: written.append(f) or real_set_progress(run_id, f))
+    monkeypatch.setattr(store, "set_progress",
+                        lambda run_id, f, **kw: written.append(f) or real_set_progress(run_id, f, **kw))
     run_id = store.enqueue(params(ratings))  # 720 training rows: 6 batches of 128 an epoch
     assert Worker(store, "cpu", WorkerOptions(db=store.url, exit_when_empty=True)).serve() == 0
     assert written == [b / 6 for b in range(1, 6)] * 3  # the last batch of an epoch is the epoch itself
@@ -182,6 +184,64 @@ def test_cancel_stops_a_running_run_at_the_next_check(store, ratings):
     cancelled = store.get_run(long)
     assert cancelled.status == "cancelled" and cancelled.epoch < LONG
     assert store.get_run(after).status == "done"
+
+
+def test_a_run_declared_lost_under_the_worker_is_dropped_and_the_queue_goes_on(store, ratings, caplog):
+    """Fencing, in-process: the run is declared lost (as if its worker had stalled past the grace)
+    while the worker trains it; the worker's next write is refused, it drops the run, goes on."""
+    long = store.enqueue(params(ratings, epochs=LONG))
+    after = store.enqueue(params(ratings))
+    worker = threading.Thread(target=Worker(store, "cpu", WorkerOptions(db=store.url, exit_when_empty=True)).serve)
+    worker.start()
+    wait_for(epochs_done(store, long, 1), "an epoch of the long run")
+
+    assert store.reap_lost(grace_s=-1) == [long]  # every heartbeat is older than -1 s
+    epochs_when_lost = len(store.epochs(long))
+
+    worker.join(DEADLINE_S)
+    assert not worker.is_alive()
+    lost = store.get_run(long)
+    assert lost.status == "lost" and len(store.epochs(long)) == epochs_when_lost == lost.epoch
+    assert store.get_run(after).status == "done"
+    assert f"run {long}: dropped, it is no longer this worker's: run {long} is lost" in caplog.text
+
+
+def test_loading_a_dataset_gives_way_to_a_cancel(store, ratings, monkeypatch):
+    """A dataset that takes long to load (here: forever) does not hold up a cancel."""
+    loading, never = threading.Event(), threading.Event()
+
+    def slow_load(spec):
+        loading.set()
+        never.wait(DEADLINE_S)
+        raise AssertionError("the load was waited for")
+
+    monkeypatch.setattr(worker_module, "load_dataset", slow_load)
+    slow = store.enqueue(params(ratings))
+    worker = threading.Thread(target=Worker(store, "cpu", WorkerOptions(db=store.url, exit_when_empty=True)).serve)
+    worker.start()
+    assert loading.wait(DEADLINE_S)
+
+    store.cancel([slow])
+
+    worker.join(DEADLINE_S)
+    never.set()
+    assert not worker.is_alive() and store.get_run(slow).status == "cancelled"
+
+
+def test_loading_a_dataset_gives_way_to_a_stop(store, ratings, monkeypatch):
+    loading, never = threading.Event(), threading.Event()
+    monkeypatch.setattr(worker_module, "load_dataset", lambda spec: loading.set() or never.wait(DEADLINE_S))
+    slow = store.enqueue(params(ratings))
+    stop = threading.Event()
+    worker = threading.Thread(target=Worker(store, "cpu", WorkerOptions(db=store.url), stop).serve)
+    worker.start()
+    assert loading.wait(DEADLINE_S)
+
+    stop.set()  # what the first SIGTERM does
+
+    worker.join(DEADLINE_S)
+    never.set()
+    assert not worker.is_alive() and store.get_run(slow).status == "interrupted"
 
 
 def test_failure_reason_keeps_the_traceback_short():
@@ -303,6 +363,57 @@ def test_sigterm_interrupts_the_run_and_exits_0(store, ratings, spawn):
     assert [w.state for w in store.workers()] == ["stopped"]
 
 
+def test_sighup_interrupts_the_run_like_sigterm(store, ratings, spawn):
+    long = store.enqueue(params(ratings, epochs=LONG))
+    process = spawn("worker", "--poll", "0.1")
+    wait_for(epochs_done(store, long, 1), "an epoch of the long run")
+
+    process.send_signal(signal.SIGHUP)  # the terminal it runs in was closed
+
+    assert finished(process) == 0
+    assert store.get_run(long).status == "interrupted"
+    assert [w.state for w in store.workers()] == ["stopped"]
+
+
+def stop_outside_a_write(process: subprocess.Popen, db: Path) -> None:
+    """SIGSTOP the process at a moment it holds no write lock on `db` (stopped inside one, it would
+    keep every other writer waiting; that is not what these tests are about)."""
+    while True:
+        process.send_signal(signal.SIGSTOP)
+        probe = sqlite3.connect(db, timeout=0.05, isolation_level=None)
+        try:
+            probe.execute("BEGIN IMMEDIATE")
+            probe.execute("ROLLBACK")
+            return
+        except sqlite3.OperationalError:
+            process.send_signal(signal.SIGCONT)
+            time.sleep(0.01)
+        finally:
+            probe.close()
+
+
+def test_a_worker_stopped_past_the_grace_finds_its_run_lost_and_writes_nothing_to_it(store, ratings, spawn,
+                                                                                      tmp_path):
+    long = store.enqueue(params(ratings, epochs=LONG))
+    process = spawn("worker", "--poll", "0.1")
+    wait_for(epochs_done(store, long, 2), "two epochs of the long run")
+
+    stop_outside_a_write(process, tmp_path / "runs.db")
+    # Another process (this one) sees no heartbeat for longer than a short grace.
+    wait_for(lambda: store.reap_lost(grace_s=0.2) == [long], "the stopped worker's run to be lost")
+    lost = store.get_run(long)
+    after = store.enqueue(params(ratings))
+    process.send_signal(signal.SIGCONT)
+
+    wait_for(lambda: store.get_run(after).status == "done", "the woken worker to go on with the queue")
+    assert store.get_run(long) == lost
+    epochs = store.epochs(long)
+    assert len(epochs) == lost.epoch and all(e.created_at <= lost.finished_at for e in epochs)
+    assert f"run {long}: dropped" in process.log.read_text()
+    process.send_signal(signal.SIGTERM)
+    assert finished(process) == 0
+
+
 def test_two_workers_run_each_of_20_runs_once_while_a_reader_polls(store, ratings, spawn):
     workers = [spawn("worker", "--poll", "0.1", name=f"worker{i}") for i in range(2)]
     wait_for(lambda: len(store.workers(alive_only=True)) == 2, "both workers to register")
@@ -349,6 +460,20 @@ def test_slots_are_supervised_restarted_and_stopped_together(store, ratings, spa
     assert finished(parent) == 0
     assert store.get_run(runs[1]).status == "interrupted"
     # The restarted slot's start closed the killed slot's row: nothing is left looking stale.
+    assert {w.state for w in store.workers()} == {"stopped"}
+
+
+def test_slots_stop_when_their_supervisor_is_killed(store, ratings, spawn):
+    runs = [store.enqueue(params(ratings, epochs=LONG, seed=s)) for s in range(2)]
+    parent = spawn("worker", "--slots", "2", "--poll", "0.1")
+    wait_for(lambda: all(store.get_run(r).epoch >= 1 for r in runs), "both slots to train")
+    slots = [w.pid for w in store.workers(alive_only=True)]
+
+    parent.kill()
+    parent.wait()
+
+    wait_for(lambda: not any(alive(pid) for pid in slots), "the slots to stop with their supervisor")
+    assert [store.get_run(r).status for r in runs] == ["interrupted", "interrupted"]
     assert {w.state for w in store.workers()} == {"stopped"}
 
 

@@ -1,15 +1,21 @@
 """`dmf-tui run`: train one configuration in the foreground, print the lab's epoch lines and record
-the run and its epochs in the store."""
+the run and its epochs in the store. SIGTERM, SIGHUP (the terminal closed) and Ctrl-C stop it at the
+trainer's next check, or while the data loads: the run ends 'interrupted' and the exit status is 130."""
 
 from __future__ import annotations
 
 import argparse
 import json
 import sys
+import threading
 from contextlib import nullcontext
 
 from dmf_tui.commands.params_args import add_param_arguments, grid_from_args
 from store.errors import ParamError
+from store.params import RunParams
+
+# The exit status of a run stopped by a signal, as the shell reports Ctrl-C (128 + SIGINT).
+INTERRUPTED = 130
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -38,14 +44,26 @@ def run_command(args: argparse.Namespace) -> int:
     params = runs[0]
 
     # The engine (and torch) load only here, so the TUI and the other commands start fast.
+    from engine.worker import stop_on_signals
+
+    with stop_on_signals() as stop:
+        return _train(args, params, stop)
+
+
+def _train(args: argparse.Namespace, params: RunParams, stop: threading.Event) -> int:
     from engine.datasets import load_split
     from engine.trainer import fit, fit_options, resolve_device
-    from engine.worker import failure_reason, record_epoch, registered
+    from engine.worker import failure_reason, record_epoch, registered, unless_stopped
     from store.db import open_store
+    from store.queue import ClaimLostError
 
     device = str(resolve_device(params.device))
-    split = load_split(params.data, test_size=params.test_size, split_seed=params.split_seed,
-                       val_size=params.val_size)
+    split = unless_stopped(lambda: load_split(params.data, test_size=params.test_size,
+                                              split_seed=params.split_seed, val_size=params.val_size),
+                           stop.is_set)
+    if split is None:
+        print("dmf-tui: interrupted while loading the data; no run was recorded", file=sys.stderr)
+        return INTERRUPTED
     store = open_store(args.db)
     n_train = len(split.train)
     print(f"{split.dataset.name}: {split.dataset.n_users} users, {split.dataset.n_items} items, "
@@ -58,7 +76,7 @@ def run_command(args: argparse.Namespace) -> int:
         progress.update(task, completed=done, total=total)
 
     def on_epoch(stats) -> None:
-        record_epoch(store, record.id, stats)
+        record_epoch(store, record.id, stats, worker_id=worker_id)
         if args.json:
             line = json.dumps({"epoch": stats.epoch, "train_rmse": stats.train_rmse,
                                "test_rmse": stats.test_rmse, "val_rmse": stats.val_rmse,
@@ -76,14 +94,22 @@ def run_command(args: argparse.Namespace) -> int:
         try:
             with progress or nullcontext():
                 result = fit(split, **fit_options(params, device=device), on_epoch=on_epoch,
-                             on_progress=on_progress if progress else None, checkpoint_path=args.checkpoint)
-        except KeyboardInterrupt:
-            store.finish_run(record.id, "interrupted", error="interrupted by the user")
+                             on_progress=on_progress if progress else None, should_stop=stop.is_set,
+                             checkpoint_path=args.checkpoint)
+        except KeyboardInterrupt:  # a second signal
+            store.finish_run(record.id, "interrupted", error="interrupted by the user", worker_id=worker_id)
+            raise
+        except ClaimLostError:  # stopped so long that its run was declared lost: leave it so
             raise
         except Exception as exc:
-            store.finish_run(record.id, "failed", error=failure_reason(exc, device, params))
+            store.finish_run(record.id, "failed", error=failure_reason(exc, device, params), worker_id=worker_id)
             raise
-        store.finish_run(record.id, "done")
+        if result.stopped == "cancelled":
+            store.finish_run(record.id, "interrupted", error="interrupted by a signal", worker_id=worker_id)
+            print(f"dmf-tui: interrupted: run {record.id} stopped after {len(result.epochs)} epoch(s)",
+                  file=sys.stderr)
+            return INTERRUPTED
+        store.finish_run(record.id, "done", worker_id=worker_id)
     chosen_by = " (chosen by validation RMSE)" if len(split.val) else ""
     print(f"run {record.id}: best epoch {result.best_epoch}{chosen_by}, test RMSE {result.best_test_rmse:.4f} "
           f"({result.stopped})", file=sys.stderr)

@@ -18,6 +18,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     add_param_arguments(add, grid=True)
     add.add_argument("--name", help="a name for the sweep")
     add.add_argument("--dry-run", action="store_true", help="print the runs without queueing them")
+    add.add_argument("--retries", type=int, default=0, metavar="N",
+                     help="queue a run again by itself, up to N times, when its worker dies or is stopped")
     add.set_defaults(func=add_runs)
 
     cancel = sub.add_parser("cancel", help="cancel queued runs; ask running ones to stop")
@@ -49,7 +51,7 @@ def add_runs(args: argparse.Namespace) -> int:
             print(f"  {i}. " + " ".join(f"{n}={format_value(n, getattr(params, n))}" for n in shown))
         return 0
     with open_store(args.db) as store:
-        sweep_id, run_ids = store.enqueue_grid(runs, name=args.name)
+        sweep_id, run_ids = store.enqueue_grid(runs, name=args.name, retries=args.retries)
     print(f"Queued {_runs(len(run_ids))} (sweep {sweep_id}): ids {id_ranges(run_ids)}")
     return 0
 

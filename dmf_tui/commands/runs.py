@@ -61,6 +61,7 @@ def filters(args: argparse.Namespace) -> dict[str, Any]:
 
 def list_runs(args: argparse.Namespace) -> int:
     with open_store(args.db, create=False) as store:
+        store.reap_lost_if_writable()  # so no dead worker's run is listed as running
         runs = store.leaderboard(**filters(args), sort=args.sort, descending=args.desc,
                                  limit=args.top or None)
         total = store.count_runs(**filters(args))
@@ -96,6 +97,7 @@ def runs_table(runs: list[RunRecord]) -> Table:
 
 def show_run(args: argparse.Namespace) -> int:
     with open_store(args.db, create=False) as store:
+        store.reap_lost_if_writable()  # so no dead worker's run is listed as running
         run = store.get_run(args.run_id)
         epochs = store.epochs(run.id)
     if args.json:
@@ -111,6 +113,7 @@ def show_run(args: argparse.Namespace) -> int:
         ("created", _time(run.created_at)), ("started", _time(run.started_at)),
         ("finished", _time(run.finished_at)), ("epoch", f"{run.epoch}/{run.epochs}"),
         ("best test RMSE", _best(run)), ("notes", run.notes), ("tags", ", ".join(run.tags)),
+        ("retries left", run.retries or None),
     ]
     for name, value in facts:
         if value not in (None, ""):
@@ -148,6 +151,7 @@ def export_csv(args: argparse.Namespace) -> int:
     # With the CSV on stdout, the summary goes to stderr, out of the data's way.
     target, report = (sys.stdout, sys.stderr) if args.csv == "-" else (args.csv, sys.stdout)
     with open_store(args.db, create=False) as store:
+        store.reap_lost_if_writable()  # so no dead worker's run is listed as running
         if args.epochs:
             run_ids = [run.id for run in store.leaderboard(**filters(args))]
             count = store.export_epochs_csv(target, run_ids=run_ids)

@@ -116,6 +116,7 @@ def _detach(args: argparse.Namespace, url: str, log_path: Path) -> int:
 
 def _status(args: argparse.Namespace) -> int:
     with open_store(args.db, create=False) as store:
+        store.reap_lost_if_writable()  # so no dead worker's run is listed as running
         workers = store.workers()
         current = {run.worker_id: run.id for run in store.queue() if run.status == "running"}
     shown = workers if args.all else [w for w in workers if w.state != "stopped"]

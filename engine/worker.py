@@ -269,8 +269,6 @@ class Worker:
     def _train(self, run: RunRecord) -> str:
         params = run.params
         device = self.device_for(params)
-        if device != self.device:
-            self.store.set_device(run.id, device, worker_id=self.worker_id)
         log.info("run %d: %s on %s", run.id, params.label(), device)
         cancelled = _Throttled(lambda: self.store.is_cancel_requested(run.id), CANCEL_CHECK_S)
 
@@ -292,6 +290,8 @@ class Worker:
 
         error = None
         try:
+            if device != self.device:
+                self.store.set_device(run.id, device, worker_id=self.worker_id)
             split = unless_stopped(lambda: self.cache.get(params), should_stop)
             result = None if split is None else fit(
                 split,

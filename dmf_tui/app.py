@@ -15,6 +15,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from textual import on, work
 from textual.app import App, ComposeResult
 from textual.binding import Binding
+from textual.notifications import SeverityLevel
 from textual.widgets import Footer, TabbedContent, TabPane
 
 from dmf_tui.components.commands import DmfCommands
@@ -89,6 +90,14 @@ class DmfApp(App):
         # The first read waits for the first paint, so the window appears before the database answers.
         # (Started as a worker instead, it put first paint 0.1-0.2 s later in bench/bench_tui.py.)
         self.call_after_refresh(self.poll)
+
+    def notify(
+        self, message: str, *, title: str = "", severity: SeverityLevel = "information",
+        timeout: float | None = None, markup: bool = False,
+    ) -> None:
+        """Notifications quote store errors, paths and worker output: never markup, even when a
+        widget's `notify` asks for it (it always passes `markup`)."""
+        super().notify(message, title=title, severity=severity, timeout=timeout, markup=False)
 
     # --- talking to the store -------------------------------------------------------------
 

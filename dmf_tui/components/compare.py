@@ -33,7 +33,7 @@ class CompareScreen(Screen):
         with Horizontal(id="compare-body"):
             with Vertical(id="compare-left"):
                 yield FittedTable(id="compare-table", zebra_stripes=True, cursor_type="row")
-                yield Static(id="compare-same", classes="hint")
+                yield Static(id="compare-same", classes="hint", markup=False)
             yield RmseCurves(title="test RMSE (t: train too)", id="compare-curves")
         yield Footer()
 

@@ -1,5 +1,10 @@
 """How run values read in tables: short, fixed-width friendly, never wall-clock relative
-(so a snapshot of the same database always draws the same)."""
+(so a snapshot of the same database always draws the same).
+
+Text from the database or a file (a dataset path, an error, a note, a device) is data: it is
+shown as it is, never read as markup, which could break the screen (`[/]`) or add a link that
+runs an action (`[@click=app.quit]`). Tables take it through `literal`, and every Static or
+Label that shows it is built with `markup=False`; the app's notifications are never markup."""
 
 from __future__ import annotations
 
@@ -19,6 +24,11 @@ STATUS_STYLE = {
     "lost": "red",
     "interrupted": "yellow",
 }
+
+
+def literal(value):
+    """A str as Rich draws it unchanged (no markup, no :emoji: codes); any other value as is."""
+    return Text(value) if isinstance(value, str) else value
 
 
 def rmse(value: float | None) -> str:

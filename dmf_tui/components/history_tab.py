@@ -95,7 +95,7 @@ class HistoryTab(Vertical):
         with Horizontal(id="history-bar"):
             yield Input(placeholder=FILTER_HELP, id="history-filter")
             yield Label("", id="history-info")
-        yield Label("", id="filter-error", classes="error")
+        yield Label("", id="filter-error", classes="error", markup=False)
         yield RunTable(HISTORY_COLUMNS, id="history-table")
 
     @property

@@ -23,7 +23,7 @@ class LiveRun(Vertical):
         self.epochs: list = []
 
     def compose(self) -> ComposeResult:
-        yield Static(id="live-title", classes="section-title")
+        yield Static(id="live-title", classes="section-title", markup=False)
         with Horizontal():
             yield EpochTable()
             yield RmseCurves(title=f"run {self.run_id}")

@@ -50,9 +50,9 @@ class NewRunScreen(Screen[tuple[int, list[int]] | None]):
                 with Horizontal(classes="field"):
                     yield Label(label, classes="field-label")
                     yield Input(format_value(name, getattr(self.params, name)), id=f"field-{name}", compact=True)
-                    yield Label("", id=f"message-{name}", classes="field-message")
+                    yield Label("", id=f"message-{name}", classes="field-message", markup=False)
             with Horizontal(id="form-buttons"):
-                yield Label("", id="preview")
+                yield Label("", id="preview", markup=False)
                 yield Button("Queue", variant="primary", id="submit")
                 yield Button("Cancel", id="close")
         yield Footer()

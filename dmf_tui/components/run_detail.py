@@ -37,7 +37,7 @@ def config_table(run) -> Table:
     ]
     rows += [(name, format_value(name, getattr(run.params, name))) for name in FIELD_NAMES]
     for name, value in rows:
-        table.add_row(name, value)
+        table.add_row(name, fmt.literal(value))
     return table
 
 
@@ -58,12 +58,12 @@ class RunDetailScreen(Screen):
         self._reading = asyncio.Lock()
 
     def compose(self) -> ComposeResult:
-        yield Static(f"Run {self.run_id}", id="detail-title", classes="screen-title")
+        yield Static(f"Run {self.run_id}", id="detail-title", classes="screen-title", markup=False)
         with Horizontal(id="detail-top"):
             with VerticalScroll(id="detail-config"):
                 yield Static(id="config")
             with Vertical(id="detail-right"):
-                yield Static(id="detail-error", classes="error")
+                yield Static(id="detail-error", classes="error", markup=False)
                 yield RmseCurves(title=f"run {self.run_id}")
                 with Horizontal(id="detail-bottom"):
                     yield EpochTable()

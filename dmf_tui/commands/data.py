@@ -1,5 +1,6 @@
 """`dmf-tui data list` and `dmf-tui data fetch NAME`: what datasets exist, which are here, and
-downloading one. The engine is imported inside the commands (it stays out of the TUI's start)."""
+downloading one. The engine is imported inside the commands (it stays out of the TUI's start).
+Paths and messages are printed as they are, never as Rich markup (see commands/output.py)."""
 
 from __future__ import annotations
 
@@ -24,8 +25,10 @@ def register(sub) -> None:
 
 
 def list_datasets(args: argparse.Namespace) -> int:
-    from dmf_tui.commands.output import Console
     from rich.table import Table
+    from rich.text import Text
+
+    from dmf_tui.commands.output import Console
 
     from engine import datasets
 
@@ -38,8 +41,8 @@ def list_datasets(args: argparse.Namespace) -> int:
     table.add_column("checksum")
     for info in datasets.DATASETS.values():
         path = datasets.dataset_path(info.name, root)
-        here = "[green]yes[/]" if path.exists() else "no"
-        checksum = ", ".join(info.checksums) or "[yellow]none known[/]"
+        here = Text("yes", "green") if path.exists() else "no"
+        checksum = ", ".join(info.checksums) or Text("none known", "yellow")
         table.add_row(info.name, f"{info.ratings:,}", here, str(path), checksum)
     for name, shape in datasets.SHAPES.items():
         table.add_row(name, f"{shape.n_ratings:,}", "generated", "(in memory)", "-")
@@ -48,8 +51,10 @@ def list_datasets(args: argparse.Namespace) -> int:
 
 
 def fetch_dataset(args: argparse.Namespace) -> int:
-    from rich.console import Console
     from rich.progress import DownloadColumn, Progress, TransferSpeedColumn
+    from rich.text import Text
+
+    from dmf_tui.commands.output import Console
 
     from engine import datasets
 
@@ -68,7 +73,7 @@ def fetch_dataset(args: argparse.Namespace) -> int:
             warnings.simplefilter("always", datasets.UncheckedDownloadWarning)
             path = datasets.fetch(args.name, data_dir=args.data_dir, url=args.url, progress=progress, force=True)
     for warning in caught:
-        console.print(f"[yellow]warning:[/] {warning.message}")
+        console.print(Text.assemble(("warning:", "yellow"), f" {warning.message}"))
     checksums = ", ".join(datasets.DATASETS[args.name].checksums)
     console.print(f"{args.name}: {path} ({checksums + ' verified' if checksums else 'not verified'})")
     return 0

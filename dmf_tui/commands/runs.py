@@ -10,6 +10,7 @@ from datetime import datetime
 from typing import Any, Optional
 
 from rich.table import Table
+from rich.text import Text
 
 from dmf_tui.commands.output import Console
 from store.db import open_store
@@ -74,7 +75,7 @@ def list_runs(args: argparse.Namespace) -> int:
         return 0
     console.print(runs_table(runs))
     if total > len(runs):
-        console.print(f"[dim]{len(runs)} of {total} runs shown; --top 0 shows all[/dim]")
+        console.print(f"{len(runs)} of {total} runs shown; --top 0 shows all", style="dim")
     return 0
 
 
@@ -104,7 +105,7 @@ def show_run(args: argparse.Namespace) -> int:
         print(json.dumps({"run": _plain(run), "epochs": [_plain(e) for e in epochs]}, indent=2))
         return 0
     console = _console()
-    console.print(f"[bold]Run {run.id}[/bold]  {run.status}  {run.params.label()}")
+    console.print(Text.assemble((f"Run {run.id}", "bold"), f"  {run.status}  {run.params.label()}"))
     about = Table.grid(padding=(0, 2))
     about.add_column(style="dim")
     about.add_column()
@@ -119,7 +120,7 @@ def show_run(args: argparse.Namespace) -> int:
         if value not in (None, ""):
             about.add_row(name, str(value))
     console.print(about)
-    console.print("[bold]Configuration[/bold]")
+    console.print("Configuration", style="bold")
     config = Table.grid(padding=(0, 2))
     config.add_column(style="dim")
     config.add_column()
@@ -129,7 +130,7 @@ def show_run(args: argparse.Namespace) -> int:
     if epochs:
         console.print(epochs_table(epochs, run.best_epoch))
     if run.error:
-        console.print(f"[bold red]Error:[/bold red] {run.error}", markup=True, highlight=False)
+        console.print(Text.assemble(("Error:", "bold red"), " ", run.error))
     return 0
 
 

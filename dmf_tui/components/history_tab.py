@@ -50,7 +50,7 @@ def parse_filter(text: str) -> dict:
         elif name == "status":
             filters["status"] = value.split(",")
         elif name == "sweep":
-            if not value.isdigit():
+            if not (value.isascii() and value.isdigit()):  # str.isdigit also takes '²', which int() refuses
                 raise StoreError(f"sweep: {value!r} is not a sweep number")
             filters["sweep_id"] = int(value)
         else:

@@ -194,6 +194,40 @@ async def test_history_ranks_sorts_and_filters(store, worker):
         assert "sweep: 'x' is not a sweep number" in str(history.query_one("#filter-error", Label).render())
 
 
+async def test_history_filter_takes_a_sweep_number_of_any_size(store, worker):
+    fill_lab(store, worker)
+    app = make_app(store)
+    async with app.run_test(size=(160, 40)) as pilot:
+        await pilot.press("3")
+        await settle(pilot)
+        history = app.history_tab
+        history.query_one("#history-filter", Input).value = "sweep:" + "9" * 30
+        await settle(pilot)
+        assert app.is_running and history.table.row_count == 0
+        # A digit str.isdigit takes but int() does not.
+        history.query_one("#history-filter", Input).value = "sweep:²"
+        await settle(pilot)
+        assert "sweep: '²' is not a sweep number" in str(history.query_one("#filter-error", Label).render())
+
+
+async def test_form_refuses_integers_beyond_int64_and_queues_nothing(store):
+    app = make_app(store)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await pilot.press("n")
+        form = app.screen
+        huge = str(2**63)
+        for name in ("k", "batch_size", "epochs", "seed"):
+            form.query_one(f"#field-{name}", Input).value = huge
+        form.query_one("#field-hidden", Input).value = f"10,{huge}"
+        await pilot.pause()
+        for name in ("k", "batch_size", "epochs", "seed", "hidden"):
+            assert "must fit in 64 bits" in str(form.query_one(f"#message-{name}", Label).render()), name
+        await pilot.press("ctrl+s")
+        await settle(pilot)
+        assert app.is_running and app.screen is form
+        assert store.queue() == []
+
+
 async def test_marked_runs_open_in_compare(store, worker):
     fill_lab(store, worker)
     app = make_app(store)

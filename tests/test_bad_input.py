@@ -115,6 +115,23 @@ def test_output_into_a_closed_pipe_ends_quietly(db, command):
     assert err == ""
 
 
+def test_training_into_a_closed_pipe_stops_the_run_quietly(tmp_path):
+    """`dmf-tui run | head -1`: once the reader is gone the run stops as if signalled, ends
+    'interrupted' with the reason, and the command exits 141 without a traceback."""
+    data = tmp_path / "u.data"
+    data.write_text("".join(f"{u}\t{i}\t{(u + i) % 5 + 1}\t0\n" for u in range(1, 31) for i in range(1, 11)))
+    db = str(tmp_path / "runs.db")
+    proc = subprocess.Popen([sys.executable, "-m", "dmf_tui", "--db", db, "run", "--data", str(data),
+                             "--device", "cpu", "--epochs", "100000"], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    proc.stdout.close()
+    err = proc.stderr.read().decode()
+    assert proc.wait(timeout=120) == 141, err
+    assert "Traceback" not in err
+    (run,) = open_store(db).leaderboard()
+    assert (run.status, run.error) == ("interrupted", "stopped: the reader of its output went away")
+    assert run.epoch >= 1
+
+
 @pytest.mark.parametrize("poll", ["inf", "nan", "-1", "1e300"])
 def test_worker_poll_must_be_a_sane_number_of_seconds(db, poll, capsys):
     capsys.readouterr()

@@ -72,6 +72,8 @@ def _train(args: argparse.Namespace, params: RunParams, stop: threading.Event) -
           f"{params.model} on {device}", file=sys.stderr)
     progress, task = _progress_bar(enabled=not args.json and sys.stderr.isatty())
 
+    output_closed = threading.Event()
+
     def on_progress(done: int, total: int) -> None:
         progress.update(task, completed=done, total=total)
 
@@ -84,7 +86,13 @@ def _train(args: argparse.Namespace, params: RunParams, stop: threading.Event) -
         else:
             line = lab_line(stats.epoch, stats.seconds, stats.train_rmse, stats.test_rmse)
         # While the bar is live, rich redirects stdout above it, so the lines stay on stdout.
-        print(line, flush=True)
+        try:
+            print(line, flush=True)
+        except BrokenPipeError:
+            # The reader went away (`dmf-tui run | head -1`): stop at the next check, as a signal
+            # would, rather than fail the run with a traceback.
+            output_closed.set()
+            stop.set()
         if progress:
             progress.reset(task)
 
@@ -104,6 +112,10 @@ def _train(args: argparse.Namespace, params: RunParams, stop: threading.Event) -
         except Exception as exc:
             store.finish_run(record.id, "failed", error=failure_reason(exc, device, params), worker_id=worker_id)
             raise
+        if result.stopped == "cancelled" and output_closed.is_set():
+            store.finish_run(record.id, "interrupted", error="stopped: the reader of its output went away",
+                             worker_id=worker_id)
+            raise BrokenPipeError  # cli.main ends quietly with 141, as for any closed pipe
         if result.stopped == "cancelled":
             store.finish_run(record.id, "interrupted", error="interrupted by a signal", worker_id=worker_id)
             print(f"dmf-tui: interrupted: run {record.id} stopped after {len(result.epochs)} epoch(s)",

@@ -181,7 +181,7 @@ class DmfApp(App):
 
     @on(NewExperiment)
     def new_experiment(self, message: NewExperiment) -> None:
-        self.open_form(message.params)
+        self.open_form(message.params, message.retries)
 
     @on(StoreChanged)
     @work(group="poll")
@@ -189,14 +189,14 @@ class DmfApp(App):
         # In a worker, so keys are handled while a slow database answers.
         await self.refresh_now(reload_history=True)
 
-    def open_form(self, params: RunParams | None = None) -> None:
+    def open_form(self, params: RunParams | None = None, retries: int = 0) -> None:
         def queued(result: tuple[int, list[int]] | None) -> None:
             if result is not None:
                 sweep_id, run_ids = result
                 self.notify(f"queued {len(run_ids)} run{'s' if len(run_ids) != 1 else ''} as sweep {sweep_id}")
                 self.post_message(StoreChanged())
 
-        self.push_screen(NewRunScreen(params), queued)
+        self.push_screen(NewRunScreen(params, retries), queued)
 
     # --- actions (also listed in the command palette, components/commands.py) ------------
 

@@ -22,11 +22,12 @@ class CompareRuns(Message):
 
 
 class NewExperiment(Message):
-    """Open the New experiment form, pre-filled from `params` when cloning a run."""
+    """Open the New experiment form, pre-filled from `params` and `retries` when cloning a run."""
 
-    def __init__(self, params: RunParams | None = None) -> None:
+    def __init__(self, params: RunParams | None = None, retries: int = 0) -> None:
         super().__init__()
         self.params = params
+        self.retries = retries
 
 
 class CancelRun(Message):

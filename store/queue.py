@@ -45,7 +45,7 @@ class QueueOps(StoreBase):
         """Queue one run at the end of the queue; returns its id. With `retries`, a run whose worker
         dies or is stopped is queued again by itself, up to that many times."""
         params.validate()
-        _check_retries(retries)
+        check_retries(retries)
         with self._write() as session:
             return _insert_queued(session, [params], sweep_id, retries=retries)[0]
 
@@ -57,7 +57,7 @@ class QueueOps(StoreBase):
             raise StoreError("nothing to queue: the grid is empty")
         for params in runs:
             params.validate()
-        _check_retries(retries)
+        check_retries(retries)
         with self._write() as session:
             sweep = Sweep(name=name)
             session.add(sweep)
@@ -272,7 +272,8 @@ def _insert_queued(session: Session, runs: Sequence[RunParams], sweep_id: Option
     return [row.id for row in rows]
 
 
-def _check_retries(retries: int) -> None:
+def check_retries(retries: int) -> None:
+    """ParamError unless `retries` is a whole number of automatic retries we accept."""
     if isinstance(retries, bool) or not isinstance(retries, int) or not 0 <= retries <= MAX_RETRIES:
         raise ParamError(f"retries must be a whole number from 0 to {MAX_RETRIES} (got {retries!r})")
 

@@ -7,6 +7,7 @@ import argparse
 from dmf_tui.commands.params_args import PARAM_FLAGS, add_param_arguments, grid_from_args
 from store.db import open_store
 from store.params import format_value
+from store.queue import check_retries
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -43,6 +44,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def add_runs(args: argparse.Namespace) -> int:
     runs = grid_from_args(args)  # ParamError (one line, exit 2) before anything is written
+    check_retries(args.retries)
     if args.dry_run:
         given = [field for _, field, _ in PARAM_FLAGS if getattr(args, field) is not None]
         shown = list(dict.fromkeys(["model", "data", *given]))

@@ -1,6 +1,7 @@
 """The New experiment form. Every field takes a comma list of alternatives (hidden layers take
 '/'-separated alternatives such as 10,5/64,32), the grid is their cartesian product, and it is
-queued as one sweep. Each field is checked as it is typed, with the reason beside it."""
+queued as one sweep. Each field is checked as it is typed, with the reason beside it. Retries is
+not a grid: every queued run gets that many automatic retries."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from textual.widgets import Button, Footer, Input, Label, Static
 
 from store.errors import ParamError
 from store.params import RunParams, expand_grid, format_value
+from store.queue import check_retries
 
 # (RunParams field, label, hint shown under the field)
 FIELDS = (
@@ -27,7 +29,8 @@ FIELDS = (
     ("seed", "Seed", "e.g. 0,1,2 to repeat with other seeds"),
     ("device", "Device", "auto, cpu, cuda, cuda:N or mps"),
 )
-HINTS = {name: hint for name, _, hint in FIELDS}
+RETRIES_HINT = "times a run is queued again if its worker dies or is stopped"
+HINTS = {name: hint for name, _, hint in FIELDS} | {"retries": RETRIES_HINT}
 
 
 class NewRunScreen(Screen[tuple[int, list[int]] | None]):
@@ -38,27 +41,32 @@ class NewRunScreen(Screen[tuple[int, list[int]] | None]):
         Binding("escape", "close", "Close", id="form.close"),
     ]
 
-    def __init__(self, params: RunParams | None = None) -> None:
+    def __init__(self, params: RunParams | None = None, retries: int = 0) -> None:
         super().__init__()
         self.params = params or RunParams()
+        self.retries = retries
         self.errors: dict[str, str] = {}
 
     def compose(self) -> ComposeResult:
         with VerticalScroll(id="form"):
             yield Static("New experiment", classes="screen-title")
             for name, label, _ in FIELDS:
-                with Horizontal(classes="field"):
-                    yield Label(label, classes="field-label")
-                    yield Input(format_value(name, getattr(self.params, name)), id=f"field-{name}", compact=True)
-                    yield Label("", id=f"message-{name}", classes="field-message", markup=False)
+                yield from self._field(name, label, format_value(name, getattr(self.params, name)))
+            yield from self._field("retries", "Retries", str(self.retries))
             with Horizontal(id="form-buttons"):
                 yield Label("", id="preview", markup=False)
                 yield Button("Queue", variant="primary", id="submit")
                 yield Button("Cancel", id="close")
         yield Footer()
 
+    def _field(self, name: str, label: str, value: str) -> ComposeResult:
+        with Horizontal(classes="field"):
+            yield Label(label, classes="field-label")
+            yield Input(value, id=f"field-{name}", compact=True)
+            yield Label("", id=f"message-{name}", classes="field-message", markup=False)
+
     def on_mount(self) -> None:
-        for name, _, _ in FIELDS:
+        for name in HINTS:
             self._check(name)
         self._preview()
         self.query_one("#field-model", Input).focus()
@@ -72,7 +80,10 @@ class NewRunScreen(Screen[tuple[int, list[int]] | None]):
         try:
             if not text.strip():
                 raise ParamError(f"{name}: needs a value")
-            expand_grid({name: text})
+            if name == "retries":
+                self._retries()
+            else:
+                expand_grid({name: text})
         except ParamError as exc:
             self.errors[name] = str(exc)
         else:
@@ -82,6 +93,15 @@ class NewRunScreen(Screen[tuple[int, list[int]] | None]):
         message.update(self.errors.get(name) or HINTS[name])
         message.set_class(name in self.errors, "error")
         self.query_one(f"#field-{name}", Input).set_class(name in self.errors, "-invalid")
+
+    def _retries(self) -> int:
+        text = self.query_one("#field-retries", Input).value.strip()
+        try:
+            retries = int(text)
+        except ValueError:
+            raise ParamError(f"retries: {text!r} is not a whole number") from None
+        check_retries(retries)
+        return retries
 
     def _preview(self) -> list[RunParams]:
         preview = self.query_one("#preview", Label)
@@ -118,6 +138,6 @@ class NewRunScreen(Screen[tuple[int, list[int]] | None]):
         if not runs:
             self.notify("Nothing queued: fix the fields in red", severity="error")
             return
-        queued = await self.app.db(self.app.store.enqueue_grid, runs)
+        queued = await self.app.db(self.app.store.enqueue_grid, runs, retries=self._retries())
         if queued is not None:
             self.dismiss(queued)

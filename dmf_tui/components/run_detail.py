@@ -108,7 +108,7 @@ class RunDetailScreen(Screen):
 
     def action_clone(self) -> None:
         if self.run is not None:
-            self.post_message(NewExperiment(self.run.params))
+            self.post_message(NewExperiment(self.run.params, self.run.retries))
 
     @work(group="detail-write")
     async def action_save_notes(self) -> None:

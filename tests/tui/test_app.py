@@ -7,6 +7,7 @@ import threading
 import time
 import sys
 
+from sqlalchemy import update
 from sqlalchemy.exc import OperationalError
 from textual.widgets import DataTable, Input, Label, TabbedContent, Tabs
 
@@ -14,6 +15,7 @@ from dmf_tui.components.compare import CompareScreen
 from dmf_tui.components.new_run import NewRunScreen
 from dmf_tui.components.run_detail import RunDetailScreen
 from dmf_tui.messages import OpenRun, StoreChanged
+from store.models import Run
 from store.params import RunParams
 from tests.tui.conftest import fill_lab, make_app, settle
 
@@ -60,6 +62,25 @@ async def test_invalid_form_input_shows_the_reason_and_keeps_the_form(store):
         await settle(pilot)
         assert app.screen is form
         assert store.queue() == []
+
+
+async def test_form_queues_runs_with_retries_and_refuses_a_bad_count(store):
+    app = make_app(store)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await pilot.press("n")
+        form = app.screen
+        form.query_one("#field-seed", Input).value = "1,2"
+        form.query_one("#field-retries", Input).value = "-1"
+        await pilot.pause()
+        assert "retries must be a whole number from 0" in str(form.query_one("#message-retries", Label).render())
+        await pilot.press("ctrl+s")
+        await settle(pilot)
+        assert app.screen is form and store.queue() == []
+        form.query_one("#field-retries", Input).value = "3"
+        await pilot.pause()
+        await pilot.press("ctrl+s")
+        await settle(pilot)
+        assert [run.retries for run in store.queue()] == [3, 3]
 
 
 async def test_hidden_alternatives_are_split_by_slash(store):
@@ -268,6 +289,8 @@ async def test_run_detail_retries_and_cancels(store, worker):
 async def test_run_detail_shows_the_error_saves_notes_and_clones(store, worker):
     fill_lab(store, worker)
     failed = store.leaderboard(status="failed")[0]
+    with store.engine.begin() as conn:  # queued with `--retries 2`: a clone keeps that
+        conn.execute(update(Run).where(Run.id == failed.id).values(retries=2))
     app = make_app(store)
     async with app.run_test(size=(160, 40)) as pilot:
         await pilot.press("3")
@@ -290,6 +313,7 @@ async def test_run_detail_shows_the_error_saves_notes_and_clones(store, worker):
         assert isinstance(form, NewRunScreen)
         assert form.values()["hidden"] == "64,32"
         assert form.values()["model"] == "deepmf"
+        assert form.query_one("#field-retries", Input).value == "2"
 
 
 async def test_w_starts_a_detached_worker_on_this_database(store, monkeypatch):

@@ -56,6 +56,7 @@ from engine.split import Split, split_dataset
 from engine.trainer import EpochStats, fit, fit_options, resolve_device
 from store.db import Store, app_data_dir, open_store, sqlite_file
 from store.errors import database_error
+from store.memory import gib, physical_memory
 from store.params import RunParams
 from store.queue import ClaimLostError
 from store.records import RunRecord
@@ -70,7 +71,8 @@ HEARTBEAT_S = 5.0
 # should_stop every ~200 batches, which on a GPU can be many times a second.
 CANCEL_CHECK_S = 0.5
 # What one slot needs on a GPU: its own CUDA context (~0.5 GiB) plus an ML-1M-sized split and
-# model with room to spare. Larger datasets need more; this only catches counts that cannot fit.
+# model with room to spare (on the CPU, a process with torch loaded and its split). Larger datasets
+# need more; this only catches counts that cannot fit.
 SLOT_MEMORY_BYTES = 1 << 30
 # How often a running run's progress through its epoch is written: enough for the TUI, which polls
 # about once a second, to show a long epoch moving; rarely enough to cost nothing.
@@ -126,6 +128,12 @@ def plan_slots(*, gpus: str | None = None, slots_per_gpu: int = 1, slots: int | 
         count = 1 if slots is None else slots
         if count < 1:
             raise ConfigError(f"--slots must be at least 1 (got {count})")
+        ram = physical_memory()
+        if ram is not None and count * SLOT_MEMORY_BYTES > ram:
+            # Each slot is a process with torch loaded and a split in memory: a count far past the
+            # machine's memory is a typo, which would otherwise spawn processes until it runs out.
+            raise ConfigError(f"--slots {count} needs about {count} GiB for its processes but this machine "
+                              f"has {gib(ram)}; use at most {ram // SLOT_MEMORY_BYTES}")
         # Not resolve_device("auto"): it would create a CUDA context in this process, which only
         # supervises when there are several slots. (With --gpus, _check_room's mem_get_info does
         # create one per listed GPU; that costs some memory in the supervisor, checked before start.)

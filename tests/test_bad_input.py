@@ -132,6 +132,14 @@ def test_training_into_a_closed_pipe_stops_the_run_quietly(tmp_path):
     assert run.epoch >= 1
 
 
+def test_a_negative_top_is_refused(db, capsys):
+    """SQLite reads LIMIT -1 as no limit: `--top -1` listed every run."""
+    with pytest.raises(SystemExit) as exit_:
+        main(["--db", db, "runs", "--top", "-1"])
+    assert exit_.value.code == 2
+    assert "argument --top: must be 0 or more (got -1)" in capsys.readouterr().err
+
+
 @pytest.mark.parametrize("poll", ["inf", "nan", "-1", "1e300"])
 def test_worker_poll_must_be_a_sane_number_of_seconds(db, poll, capsys):
     capsys.readouterr()

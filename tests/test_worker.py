@@ -270,6 +270,15 @@ def test_slot_plans():
         plan_slots(gpus="zero")
 
 
+def test_more_cpu_slots_than_memory_for_their_processes_is_refused(monkeypatch):
+    monkeypatch.setattr(worker_module, "physical_memory", lambda: 4 << 30)
+    assert len(plan_slots(slots=4)) == 4
+    with pytest.raises(ConfigError, match="--slots 5 needs about 5 GiB .* this machine has 4.0 GiB; use at most 4"):
+        plan_slots(slots=5)
+    with pytest.raises(ConfigError, match="--slots 9{30} needs"):
+        plan_slots(slots=int("9" * 30))  # once an OverflowError building the list
+
+
 def test_a_gpu_that_is_not_there_is_a_one_line_error(tmp_path, capsys):
     assert main(["--db", str(tmp_path / "runs.db"), "worker", "--gpus", "0,99"]) == 2
     err = capsys.readouterr().err.strip()

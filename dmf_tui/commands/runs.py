@@ -22,7 +22,7 @@ DEFAULT_TOP = 50
 
 def register(sub: argparse._SubParsersAction) -> None:
     runs = sub.add_parser("runs", help="list runs, best test RMSE first")
-    runs.add_argument("--top", type=int, default=DEFAULT_TOP, metavar="N",
+    runs.add_argument("--top", type=_count, default=DEFAULT_TOP, metavar="N",
                       help=f"show the first N (default {DEFAULT_TOP}; 0 for all)")
     add_filter_arguments(runs)
     runs.add_argument("--sort", default="best_test_rmse", metavar="COL",
@@ -42,6 +42,17 @@ def register(sub: argparse._SubParsersAction) -> None:
                         help="write one row per epoch of the selected runs instead of one per run")
     add_filter_arguments(export)
     export.set_defaults(func=export_csv)
+
+
+def _count(text: str) -> int:
+    """A whole number >= 0 (a negative --top would list every run, as SQLite reads LIMIT -1)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be 0 or more (got {value})")
+    return value
 
 
 def add_filter_arguments(parser: argparse.ArgumentParser) -> None:

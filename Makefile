@@ -28,7 +28,7 @@ test: venv
 
 # Every CPU benchmark; their printed figures go to bench/RESULTS.md. bench/bench_gpu.py needs a card.
 bench: venv
-	for b in load engine store worker tui; do $(BIN)/python bench/bench_$$b.py || exit 1; done
+	for b in load engine store worker tui faults; do $(BIN)/python bench/bench_$$b.py || exit 1; done
 
 clean:
 	rm -rf $(VENV) .pytest_cache

@@ -270,7 +270,7 @@ def soak(home: Path, seconds: float) -> Row:
     """4 CPU slots train short runs while 2 readers list the database, for `seconds`."""
     row = Row(f"4 slots + 2 readers, {seconds:.0f} s", trials=1)
     db = home / "soak.db"
-    queue(home, db, "--epochs", "3", "--batch-size", "4096", "--seed", ",".join(map(str, range(400))))
+    queue(home, db, "--epochs", "3", "--batch-size", "4096", "--seed", ",".join(map(str, range(2000))))
     log = home / "soak.log"
     worker = start_worker(home, db, "--slots", "4", "--checkpoint-dir", "none", log=log)
     readers = [subprocess.Popen([PY, "-c", READER, str(db), str(seconds)], stdout=subprocess.PIPE,
@@ -290,7 +290,9 @@ def soak(home: Path, seconds: float) -> Row:
         db, "SELECT COUNT(*) FROM runs r WHERE (SELECT COUNT(*) FROM epochs e WHERE e.run_id = r.id) > r.epochs")[0][0]
     row.epochs_duplicated += twice
     row.survived = int(row.harm == 0 and all(r.returncode == 0 for r in readers))
-    row.notes.append(f"{done} runs trained, {sum(int(o.split()[-1]) for o in outputs if 'reads' in o)} reads")
+    queued = sum(s == "queued" for s in statuses(db).values())
+    row.notes.append(f"{done} runs trained ({queued} still queued at the end), "
+                     f"{sum(int(o.split()[-1]) for o in outputs if 'reads' in o)} reads")
     return row
 
 

@@ -29,7 +29,6 @@ from torch import nn
 
 from engine.errors import ConfigError, DeviceError, DivergedError
 from engine.models import build_model, flatten_parameters, parameter_views
-from store.memory import Shape, physical_memory, shortfall, training_bytes
 
 # The RunParams fields that fit() takes; callers pass them through by name (fit_options).
 FIT_KEYS = ("model", "k", "hidden", "bias", "dropout", "init_std", "lr", "weight_decay", "batch_size",
@@ -114,7 +113,6 @@ def fit(split, *, model: str = "mf", k: int = 10, hidden: Sequence[int] = (10, 5
         capture = dev.type == "cuda"
     elif capture and dev.type != "cuda":
         raise ConfigError(f"capture=True needs a CUDA device, not {dev}")
-    _check_memory(split.dataset, dev, model=model, k=k, hidden=hidden, bias=bias, batch_size=batch_size)
     # One intra-op thread on CPU: a batch-512 step is a few dozen tiny kernels, where a second thread
     # buys nothing on a quiet machine and, with other processes on the cores, makes each kernel wait
     # for a descheduled helper thread (measured 2-5x slower epochs on 2 busy cores).
@@ -194,19 +192,6 @@ def fit(split, *, model: str = "mf", k: int = 10, hidden: Sequence[int] = (10, 5
         return TrainResult(epochs=history, best_epoch=best.epoch if best else 0,
                            best_test_rmse=best.test_rmse if best else math.nan, stopped=stopped,
                            checkpoint=checkpoint if best is not None and checkpoint is not None else None)
-
-
-def _check_memory(dataset, dev: torch.device, **params) -> None:
-    """ConfigError, before anything is allocated, for a run that cannot fit on `dev`: better at
-    once than after the tables have grown the process until the system kills it."""
-    need = training_bytes(Shape(dataset.n_users, dataset.n_items, dataset.n_ratings), **params)
-    if dev.type == "cuda":
-        have, _ = torch.cuda.mem_get_info(dev)  # what is free: other slots may share the GPU
-    else:
-        have = physical_memory()  # MPS shares it too
-    reason = shortfall(need, have, f"the device ({dev})", free=dev.type == "cuda")
-    if reason:
-        raise ConfigError(reason)
 
 
 @contextlib.contextmanager

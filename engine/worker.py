@@ -53,10 +53,10 @@ from sqlalchemy.engine import make_url
 from engine.datasets import load_dataset
 from engine.errors import ConfigError, DeviceError, EngineError
 from engine.split import Split, split_dataset
-from engine.trainer import EpochStats, fit, fit_options, resolve_device
+from engine.trainer import EpochStats, TrainResult, fit, fit_options, resolve_device
 from store.db import Store, app_data_dir, open_store, sqlite_file
 from store.errors import database_error
-from store.memory import gib, physical_memory
+from store.memory import Shape, gib, physical_memory, shortfall, training_bytes
 from store.params import RunParams
 from store.queue import ClaimLostError
 from store.records import RunRecord
@@ -301,9 +301,10 @@ class Worker:
             if device != self.device:
                 self.store.set_device(run.id, device, worker_id=self.worker_id)
             split = unless_stopped(lambda: self.cache.get(params), should_stop)
-            result = None if split is None else fit(
+            result = None if split is None else fit_run(
                 split,
-                **fit_options(params, device=device),
+                params,
+                device,
                 on_epoch=on_epoch,
                 on_progress=on_progress,
                 should_stop=should_stop,
@@ -365,6 +366,30 @@ class Worker:
         if self.options.checkpoint_dir is None:
             return None
         return self.options.checkpoint_dir / f"run-{run_id}.pt"
+
+
+def fit_run(split: Split, params: RunParams, device: str, **callbacks: Any) -> TrainResult:
+    """fit() with a run's parameters on `device`, once check_room has let it."""
+    check_room(split, params, device)
+    return fit(split, **fit_options(params, device=device), **callbacks)
+
+
+def check_room(split: Split, params: RunParams, device: str) -> None:
+    """ConfigError, before anything is allocated, for a run whose tables and Adam's state cannot fit
+    on `device`: better at once than after they have grown the process until the system kills it.
+    (The estimate is the one that refuses such a run when it is queued on a named dataset,
+    store/memory.py; a file's shape is known only now.)"""
+    dataset = split.dataset
+    need = training_bytes(Shape(dataset.n_users, dataset.n_items, dataset.n_ratings), model=params.model,
+                          k=params.k, hidden=params.hidden, bias=params.bias, batch_size=params.batch_size)
+    dev = resolve_device(device)
+    if dev.type == "cuda":
+        have, _ = torch.cuda.mem_get_info(dev)  # what is free: other slots may share the GPU
+    else:
+        have = physical_memory()  # MPS shares it too
+    reason = shortfall(need, have, f"the device ({dev})", free=dev.type == "cuda")
+    if reason:
+        raise ConfigError(reason)
 
 
 def failure_reason(exc: BaseException, device: str, params: RunParams) -> str:

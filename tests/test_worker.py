@@ -143,6 +143,7 @@ def test_a_failed_run_records_why_and_the_queue_goes_on(store, ratings, monkeypa
         return real_fit(split, **{**kwargs, "device": "cpu"})
 
     monkeypatch.setattr(worker_module, "fit", fit)
+    monkeypatch.setattr(worker_module, "check_room", lambda *_: None)  # there is no cuda:0 to ask
     failing = store.enqueue(params(ratings, device="auto"))
     fine = store.enqueue(params(ratings, device="auto"))
 
@@ -242,6 +243,17 @@ def test_loading_a_dataset_gives_way_to_a_stop(store, ratings, monkeypatch):
     worker.join(DEADLINE_S)
     never.set()
     assert not worker.is_alive() and store.get_run(slow).status == "interrupted"
+
+
+def test_a_run_too_big_for_its_device_fails_at_once_and_the_queue_goes_on(store, ratings):
+    """A file's shape is known only once it is read: the worker refuses the run then, before
+    anything is allocated (the process once grew past 8 GB first)."""
+    huge = store.enqueue(params(ratings, k=100_000_000))
+    fine = store.enqueue(params(ratings))
+    assert Worker(store, "cpu", WorkerOptions(db=store.url, exit_when_empty=True)).serve() == 0
+    run = store.get_run(huge)
+    assert run.status == "failed" and run.error.startswith("needs about ") and "the device (cpu) has" in run.error
+    assert run.epoch == 0 and store.get_run(fine).status == "done"
 
 
 def test_failure_reason_keeps_the_traceback_short():

@@ -52,8 +52,8 @@ def run_command(args: argparse.Namespace) -> int:
 
 def _train(args: argparse.Namespace, params: RunParams, stop: threading.Event) -> int:
     from engine.datasets import load_split
-    from engine.trainer import fit, fit_options, resolve_device
-    from engine.worker import failure_reason, record_epoch, registered, unless_stopped
+    from engine.trainer import resolve_device
+    from engine.worker import failure_reason, fit_run, record_epoch, registered, unless_stopped
     from store.db import open_store
     from store.queue import ClaimLostError
 
@@ -101,9 +101,9 @@ def _train(args: argparse.Namespace, params: RunParams, stop: threading.Event) -
         record = store.start_run(params, worker_id=worker_id, device=device)
         try:
             with progress or nullcontext():
-                result = fit(split, **fit_options(params, device=device), on_epoch=on_epoch,
-                             on_progress=on_progress if progress else None, should_stop=stop.is_set,
-                             checkpoint_path=args.checkpoint)
+                result = fit_run(split, params, device, on_epoch=on_epoch,
+                                 on_progress=on_progress if progress else None, should_stop=stop.is_set,
+                                 checkpoint_path=args.checkpoint)
         except KeyboardInterrupt:  # a second signal
             store.finish_run(record.id, "interrupted", error="interrupted by the user", worker_id=worker_id)
             raise

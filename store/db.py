@@ -131,6 +131,15 @@ def open_store(db: str | None = None, *, create: bool = True) -> Store:
     return store
 
 
+def open_to_list(db: str | None = None) -> Store:
+    """Open the database `db` for a command that lists what it holds (`runs`, `show`, `export`,
+    `worker status`): it must exist, as nothing is created to be read, and the runs of workers that
+    died are marked lost first, where the database can be written, so none is listed as running."""
+    store = open_store(db, create=False)
+    store.reap_lost_if_writable()
+    return store
+
+
 def _parse(url: str) -> URL:
     try:
         return make_url(url)

@@ -68,8 +68,9 @@ class WorkerOps(StoreBase):
         # Looked for in a read first: in the usual case, nobody died, no write lock is taken by the
         # TUI and the listing commands that call this on every look.
         with self._read() as session:
-            if not any(_dead_work(session, now, grace_s)):
-                return []
+            runs, gone = _dead_work(session, now, grace_s)
+        if not runs and not gone:
+            return []
         lost: list[int] = []
         with self._write() as session:
             runs, gone = _dead_work(session, now, grace_s)

@@ -88,16 +88,6 @@ def test_a_text_file_is_refused_and_left_untouched(tmp_path: Path) -> None:
     assert path.read_bytes() == before
 
 
-def test_another_apps_sqlite_database_is_refused(tmp_path: Path) -> None:
-    path = tmp_path / "other.db"
-    con = sqlite3.connect(path)
-    con.execute("create table invoices (id integer)")
-    con.commit()
-    con.close()
-    with pytest.raises(StoreError, match="not a dmf-tui one"):
-        open_store(str(path))
-
-
 def test_an_unopenable_path_is_a_one_line_error(tmp_path: Path) -> None:
     with pytest.raises(StoreError, match="cannot open database") as info:
         open_store(str(tmp_path))  # a directory

@@ -13,7 +13,7 @@ from rich.table import Table
 from rich.text import Text
 
 from dmf_tui.commands.output import Console
-from store.db import open_store
+from store.db import open_to_list
 from store.params import FIELD_NAMES, RunParams, format_value
 from store.records import EpochRecord, RunRecord
 
@@ -72,8 +72,7 @@ def filters(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def list_runs(args: argparse.Namespace) -> int:
-    with open_store(args.db, create=False) as store:
-        store.reap_lost_if_writable()  # so no dead worker's run is listed as running
+    with open_to_list(args.db) as store:
         runs = store.leaderboard(**filters(args), sort=args.sort, descending=args.desc,
                                  limit=args.top or None)
         total = store.count_runs(**filters(args))
@@ -108,8 +107,7 @@ def runs_table(runs: list[RunRecord]) -> Table:
 
 
 def show_run(args: argparse.Namespace) -> int:
-    with open_store(args.db, create=False) as store:
-        store.reap_lost_if_writable()  # so no dead worker's run is listed as running
+    with open_to_list(args.db) as store:
         run = store.get_run(args.run_id)
         epochs = store.epochs(run.id)
     if args.json:
@@ -162,8 +160,7 @@ def epochs_table(epochs: list[EpochRecord], best_epoch: Optional[int]) -> Table:
 def export_csv(args: argparse.Namespace) -> int:
     # With the CSV on stdout, the summary goes to stderr, out of the data's way.
     target, report = (sys.stdout, sys.stderr) if args.csv == "-" else (args.csv, sys.stdout)
-    with open_store(args.db, create=False) as store:
-        store.reap_lost_if_writable()  # so no dead worker's run is listed as running
+    with open_to_list(args.db) as store:
         if args.epochs:
             run_ids = [run.id for run in store.leaderboard(**filters(args))]
             count = store.export_epochs_csv(target, run_ids=run_ids)

@@ -23,7 +23,7 @@ import time
 from datetime import datetime, timezone
 from pathlib import Path
 
-from store.db import open_store, private_dir, resolve_url
+from store.db import open_store, open_to_list, private_dir, resolve_url
 
 # What the worker keeps beside each database, named after it (runs.db -> runs.db.worker.log) so that
 # two databases in one folder never share a log or overwrite each other's checkpoints.
@@ -115,8 +115,7 @@ def _detach(args: argparse.Namespace, url: str, log_path: Path) -> int:
 
 
 def _status(args: argparse.Namespace) -> int:
-    with open_store(args.db, create=False) as store:
-        store.reap_lost_if_writable()  # so no dead worker's run is listed as running
+    with open_to_list(args.db) as store:
         workers = store.workers()
         current = {run.worker_id: run.id for run in store.queue() if run.status == "running"}
     shown = workers if args.all else [w for w in workers if w.state != "stopped"]

@@ -15,6 +15,10 @@ from store.params import INT64_LIMIT
 
 
 class StoreBase:
+    # Set (by open_store) when the file is one this user may not write (another user's, a backup):
+    # reads work and every write raises StoreError, so what would write in passing skips it.
+    read_only = False
+
     def __init__(self, engine: Engine, url: str) -> None:
         self.engine = engine
         self.url = url

@@ -38,10 +38,6 @@ DRIVER_EXTRAS = {"postgresql": "postgres"}
 class Store(QueueOps, WorkerOps, QueryOps, ExportOps):
     """All store operations; see store/queue.py, workers.py, queries.py and export.py."""
 
-    # Set when the file is one this user may not write (another user's, a backup): reads work and
-    # every write raises StoreError, so commands that would write in passing should skip it.
-    read_only = False
-
 
 def app_data_dir() -> Path:
     """dmf-tui's folder in the user's data directory ($XDG_DATA_HOME, else ~/.local/share)."""

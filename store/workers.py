@@ -16,7 +16,6 @@ from sqlalchemy import exc, select, update
 from sqlalchemy.orm import Session
 
 from store.base import StoreBase, change_run
-from store.errors import StoreError
 from store.models import Run, Worker, utcnow
 from store.queue import queue_again
 from store.records import WorkerRecord, worker_record
@@ -86,9 +85,11 @@ class WorkerOps(StoreBase):
     def reap_lost_if_writable(self) -> list[int]:
         """reap_lost for a command that only reads: a database it cannot write (read-only, on a
         full disk) still lists, with the runs of dead workers left as they are."""
+        if self.read_only:
+            return []
         try:
             return self.reap_lost()
-        except (exc.DBAPIError, StoreError):  # StoreError: a file opened read-only (store/db.py)
+        except exc.DBAPIError:
             return []
 
 

@@ -24,7 +24,6 @@ from __future__ import annotations
 import argparse
 import os
 import random
-import shutil
 import signal
 import sqlite3
 import subprocess
@@ -561,7 +560,6 @@ def main() -> int:
         for name in chosen:
             print(f"… {name}", file=sys.stderr, flush=True)
             rows.append(steps[name]())
-        shutil.rmtree(home, ignore_errors=True)
 
     header = ("fault", "trials", "survived", "left running", "epochs lost", "epochs dup.", "locked",
               "tracebacks", "late writes", "stored data changed")

@@ -22,7 +22,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from sqlalchemy import insert  # noqa: E402
 
 from store.db import Store, open_store  # noqa: E402
-from store.models import Epoch, Run, param_columns, utcnow  # noqa: E402
+from store.tables import Epoch, Run, param_columns, utcnow  # noqa: E402
 from store.params import RunParams  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))

@@ -23,7 +23,7 @@ from pathlib import Path
 
 import torch
 
-from engine.worker import Worker, WorkerOptions, plan_slots
+from engine.worker import Slot, WorkerOptions, plan_slots
 from store.db import open_store
 from store.params import RunParams
 
@@ -56,7 +56,7 @@ def main() -> int:
         ids = [store.enqueue(RunParams(data=data, epochs=args.epochs, batch_size=args.batch_size, seed=seed,
                                        device=args.device)) for seed in range(args.runs)]
         device = args.device if args.device != "auto" else plan_slots()[0]
-        Worker(store, device, WorkerOptions(db=store.url, exit_when_empty=True)).serve()
+        Slot(store, device, WorkerOptions(db=store.url, exit_when_empty=True)).serve()
         runs = [store.get_run(i) for i in ids]
         starts = [first_batch_at(store, run.id) for run in runs if run.status == "done"]
         store.close()

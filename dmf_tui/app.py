@@ -18,7 +18,7 @@ from textual.binding import Binding
 from textual.notifications import SeverityLevel
 from textual.widgets import Footer, TabbedContent, TabPane
 
-from dmf_tui.components.commands import DmfCommands
+from dmf_tui.components.palette import DmfCommands
 from dmf_tui.components.compare import CompareScreen
 from dmf_tui.components.history_tab import HistoryTab
 from dmf_tui.components.live_tab import LiveTab
@@ -198,7 +198,7 @@ class DmfApp(App):
 
         self.push_screen(NewRunScreen(params, retries), queued)
 
-    # --- actions (also listed in the command palette, components/commands.py) ------------
+    # --- actions (also listed in the command palette, components/palette.py) ------------
 
     def action_help(self) -> None:
         # Imported on first use: HelpScreen brings in Markdown, a tenth of the start-up.

@@ -12,7 +12,7 @@ import sys
 from dataclasses import dataclass
 
 from store.db import Store
-from store.models import FINISHED_STATUSES
+from store.tables import FINISHED_STATUSES
 from store.records import EpochRecord, RunRecord, WorkerRecord
 
 # Runs that ended badly are listed under the queue, with their reason, this many at a time.

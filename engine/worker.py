@@ -232,7 +232,7 @@ def _data_key(spec: str) -> Hashable:
     return (os.path.abspath(spec), stat.st_size, stat.st_mtime_ns)
 
 
-class Worker:
+class Slot:
     """One slot: claims and trains runs on `device` until `stop` is set (or the queue is empty)."""
 
     def __init__(self, store: Store, device: str, options: WorkerOptions,
@@ -563,7 +563,7 @@ def serve_slot(device: str, options: WorkerOptions, stop: threading.Event | None
     with stop_on_signals(stop) as stop:
         store = open_store(options.db)
         try:
-            code = Worker(store, device, options, stop).serve()
+            code = Slot(store, device, options, stop).serve()
         finally:
             store.close()
     if stop.is_set():

@@ -10,7 +10,7 @@ from sqlalchemy import Engine, select, update
 from sqlalchemy.orm import Session
 
 from store.errors import UnknownRunError
-from store.models import Run
+from store.tables import Run
 from store.params import INT64_LIMIT
 
 

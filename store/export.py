@@ -12,7 +12,7 @@ from sqlalchemy import select
 
 from store.base import StoreBase
 from store.errors import StoreError
-from store.models import Epoch
+from store.tables import Epoch
 from store.params import FIELD_NAMES, format_value
 from store.records import RunRecord, epoch_record
 

@@ -9,7 +9,7 @@ from sqlalchemy.orm import InstrumentedAttribute
 
 from store.base import StoreBase, load_runs
 from store.errors import StoreError
-from store.models import PARAM_COLUMNS, STATUSES, Epoch, Run, Sweep
+from store.tables import PARAM_COLUMNS, STATUSES, Epoch, Run, Sweep
 from store.params import FIELD_NAMES, INT64_LIMIT
 from store.records import Comparison, EpochRecord, RunRecord, SweepRecord, epoch_record, run_record
 

@@ -21,7 +21,7 @@ from sqlalchemy.orm import Session
 
 from store.base import StoreBase, change_run, load_runs
 from store.errors import ParamError, StoreError, UnknownRunError
-from store.models import FINISHED_STATUSES, Epoch, QueueState, Run, Sweep, param_columns, utcnow
+from store.tables import FINISHED_STATUSES, Epoch, QueueState, Run, Sweep, param_columns, utcnow
 from store.params import RunParams
 from store.records import RunRecord, run_record
 

@@ -8,7 +8,7 @@ from dataclasses import dataclass, fields
 from datetime import datetime
 from typing import Optional
 
-from store.models import Epoch, Run, Worker
+from store.tables import Epoch, Run, Worker
 from store.params import RunParams
 
 

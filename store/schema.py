@@ -13,7 +13,7 @@ from typing import Callable
 from sqlalchemy import Connection, Engine, inspect, select
 
 from store.errors import StoreError
-from store.models import Base, QueueState, SchemaVersion
+from store.tables import Base, QueueState, SchemaVersion
 
 SCHEMA_VERSION = 2
 
@@ -26,7 +26,7 @@ def _add_run_retries(conn: Connection) -> None:
 OLDEST_VERSION = 1
 
 # MIGRATIONS[n] upgrades a database at version n-1 to version n (plain DDL on the connection).
-# Add one entry with each change to store/models.py and raise SCHEMA_VERSION to match.
+# Add one entry with each change to store/tables.py and raise SCHEMA_VERSION to match.
 MIGRATIONS: dict[int, Callable[[Connection], None]] = {
     2: _add_run_retries,
 }

@@ -16,7 +16,7 @@ from sqlalchemy import exc, select, update
 from sqlalchemy.orm import Session
 
 from store.base import StoreBase, change_run
-from store.models import Run, Worker, utcnow
+from store.tables import Run, Worker, utcnow
 from store.queue import queue_again
 from store.records import WorkerRecord, worker_record
 

@@ -12,7 +12,7 @@ import pytest
 from sqlalchemy import update
 
 from store.db import Store, open_store
-from store.models import Worker, utcnow
+from store.tables import Worker, utcnow
 from store.params import RunParams
 
 

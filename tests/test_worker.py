@@ -26,7 +26,7 @@ import engine.worker as worker_module
 from dmf_tui.cli import main
 from dmf_tui.commands.worker import _alive as alive
 from engine.errors import ConfigError, DeviceError, DivergedError
-from engine.worker import SplitCache, Worker, WorkerOptions, failure_reason, plan_slots, state_dir
+from engine.worker import SplitCache, Slot, WorkerOptions, failure_reason, plan_slots, state_dir
 from store.db import open_store
 from store.params import RunParams
 
@@ -85,7 +85,7 @@ def test_runs_the_queue_reading_the_dataset_once(store, ratings, tmp_path, monke
     ids.append(store.enqueue(params(ratings, split_seed=7)))
     options = WorkerOptions(db=store.url, exit_when_empty=True, checkpoint_dir=tmp_path / "checkpoints")
 
-    assert Worker(store, "cpu", options).serve() == 0
+    assert Slot(store, "cpu", options).serve() == 0
 
     assert reads == [str(ratings)]
     for run_id in ids:
@@ -98,7 +98,7 @@ def test_runs_the_queue_reading_the_dataset_once(store, ratings, tmp_path, monke
 
 def test_a_run_that_asked_for_the_cpu_is_recorded_on_the_cpu_by_a_gpu_slot(store, ratings):
     run_id = store.enqueue(params(ratings, device="cpu"))
-    assert Worker(store, "cuda:0", WorkerOptions(db=store.url, exit_when_empty=True)).serve() == 0
+    assert Slot(store, "cuda:0", WorkerOptions(db=store.url, exit_when_empty=True)).serve() == 0
     run = store.get_run(run_id)
     assert (run.status, run.device) == ("done", "cpu")
 
@@ -113,7 +113,7 @@ def test_progress_through_each_epoch_is_written_while_it_runs(store, ratings, mo
     monkeypatch.setattr(store, "set_progress",
                         lambda run_id, f, **kw: written.append(f) or real_set_progress(run_id, f, **kw))
     run_id = store.enqueue(params(ratings))  # 720 training rows: 6 batches of 128 an epoch
-    assert Worker(store, "cpu", WorkerOptions(db=store.url, exit_when_empty=True)).serve() == 0
+    assert Slot(store, "cpu", WorkerOptions(db=store.url, exit_when_empty=True)).serve() == 0
     assert written == [b / 6 for b in range(1, 6)] * 3  # the last batch of an epoch is the epoch itself
     assert store.get_run(run_id).epoch_progress == 0.0
 
@@ -147,7 +147,7 @@ def test_a_failed_run_records_why_and_the_queue_goes_on(store, ratings, monkeypa
     failing = store.enqueue(params(ratings, device="auto"))
     fine = store.enqueue(params(ratings, device="auto"))
 
-    Worker(store, "cuda:0", WorkerOptions(db=store.url, exit_when_empty=True)).serve()
+    Slot(store, "cuda:0", WorkerOptions(db=store.url, exit_when_empty=True)).serve()
 
     assert calls[0] == "cuda:0"  # an "auto" run trains on the slot's device
     failed = store.get_run(failing)
@@ -162,7 +162,7 @@ def test_bad_data_fails_that_run_with_the_reason_and_the_worker_goes_on(store, r
     malformed = store.enqueue(params(malformed_file))
     fine = store.enqueue(params(ratings))
 
-    assert Worker(store, "cpu", WorkerOptions(db=store.url, exit_when_empty=True)).serve() == 0
+    assert Slot(store, "cpu", WorkerOptions(db=store.url, exit_when_empty=True)).serve() == 0
 
     for run_id, name in ((missing, "nowhere.dat"), (malformed, "broken.dat")):
         run = store.get_run(run_id)
@@ -174,7 +174,7 @@ def test_cancel_stops_a_running_run_at_the_next_check(store, ratings):
     long = store.enqueue(params(ratings, epochs=LONG))
     after = store.enqueue(params(ratings))
     options = WorkerOptions(db=store.url, exit_when_empty=True)
-    worker = threading.Thread(target=Worker(store, "cpu", options).serve)
+    worker = threading.Thread(target=Slot(store, "cpu", options).serve)
     worker.start()
     wait_for(epochs_done(store, long, 1), "an epoch of the long run")
 
@@ -192,7 +192,7 @@ def test_a_run_declared_lost_under_the_worker_is_dropped_and_the_queue_goes_on(s
     while the worker trains it; the worker's next write is refused, it drops the run, goes on."""
     long = store.enqueue(params(ratings, epochs=LONG))
     after = store.enqueue(params(ratings))
-    worker = threading.Thread(target=Worker(store, "cpu", WorkerOptions(db=store.url, exit_when_empty=True)).serve)
+    worker = threading.Thread(target=Slot(store, "cpu", WorkerOptions(db=store.url, exit_when_empty=True)).serve)
     worker.start()
     wait_for(epochs_done(store, long, 1), "an epoch of the long run")
 
@@ -218,7 +218,7 @@ def test_loading_a_dataset_gives_way_to_a_cancel(store, ratings, monkeypatch):
 
     monkeypatch.setattr(worker_module, "load_dataset", slow_load)
     slow = store.enqueue(params(ratings))
-    worker = threading.Thread(target=Worker(store, "cpu", WorkerOptions(db=store.url, exit_when_empty=True)).serve)
+    worker = threading.Thread(target=Slot(store, "cpu", WorkerOptions(db=store.url, exit_when_empty=True)).serve)
     worker.start()
     assert loading.wait(DEADLINE_S)
 
@@ -234,7 +234,7 @@ def test_loading_a_dataset_gives_way_to_a_stop(store, ratings, monkeypatch):
     monkeypatch.setattr(worker_module, "load_dataset", lambda spec: loading.set() or never.wait(DEADLINE_S))
     slow = store.enqueue(params(ratings))
     stop = threading.Event()
-    worker = threading.Thread(target=Worker(store, "cpu", WorkerOptions(db=store.url), stop).serve)
+    worker = threading.Thread(target=Slot(store, "cpu", WorkerOptions(db=store.url), stop).serve)
     worker.start()
     assert loading.wait(DEADLINE_S)
 
@@ -250,7 +250,7 @@ def test_a_run_too_big_for_its_device_fails_at_once_and_the_queue_goes_on(store,
     anything is allocated (the process once grew past 8 GB first)."""
     huge = store.enqueue(params(ratings, k=100_000_000))
     fine = store.enqueue(params(ratings))
-    assert Worker(store, "cpu", WorkerOptions(db=store.url, exit_when_empty=True)).serve() == 0
+    assert Slot(store, "cpu", WorkerOptions(db=store.url, exit_when_empty=True)).serve() == 0
     run = store.get_run(huge)
     assert run.status == "failed" and run.error.startswith("needs about ") and "the device (cpu) has" in run.error
     assert run.epoch == 0 and store.get_run(fine).status == "done"

@@ -6,7 +6,7 @@ from rich.text import Text
 from textual.widgets import Static
 
 from dmf_tui.source import Snapshot
-from store.models import FINISHED_STATUSES
+from store.tables import FINISHED_STATUSES
 
 
 def worker_text(workers) -> Text:

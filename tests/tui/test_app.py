@@ -15,7 +15,7 @@ from dmf_tui.components.compare import CompareScreen
 from dmf_tui.components.new_run import NewRunScreen
 from dmf_tui.components.run_detail import RunDetailScreen
 from dmf_tui.messages import OpenRun, StoreChanged
-from store.models import Run
+from store.tables import Run
 from store.params import RunParams
 from tests.tui.conftest import fill_lab, make_app, settle
 

@@ -1,17 +1,19 @@
-"""What every group of store operations shares: the engine, the two kinds of transaction, and the
-two ways of touching run rows inside one."""
+"""What every group of store operations shares: the engine, the two kinds of transaction, the two
+ways of touching run rows inside one, and the database's clock."""
 
 from __future__ import annotations
 
 from contextlib import contextmanager
+from datetime import datetime, timezone
 from typing import Iterable, Iterator
 
-from sqlalchemy import Engine, select, update
+from sqlalchemy import Engine, func, select, update
 from sqlalchemy.orm import Session
 
 from store.errors import UnknownRunError
-from store.tables import Run
 from store.params import INT64_LIMIT
+from store.status import check_transition
+from store.tables import Run
 
 
 class StoreBase:
@@ -39,6 +41,11 @@ class StoreBase:
         with Session(self.engine) as session, session.begin():
             yield session
 
+    def database_now(self) -> datetime:
+        """The database's clock now (see database_now below): what heartbeats are measured against."""
+        with self._read() as session:
+            return database_now(session)
+
     def close(self) -> None:
         self.engine.dispose()
 
@@ -64,9 +71,27 @@ def load_runs(session: Session, run_ids: Iterable[int]) -> list[Run]:
 
 def change_run(session: Session, run_id: int, expected_status: str, **values: object) -> bool:
     """Update the run only if it still has `expected_status`; whether it did. Every change of a
-    run's status goes through here, so two processes racing for one run cannot both win."""
+    run's status goes through here (or through the worker's fenced writes in store/queue.py), so
+    two processes racing for one run cannot both win, and a change that store/status.py's table
+    does not allow raises TransitionError before anything is written."""
+    if "status" in values:
+        check_transition(expected_status, str(values["status"]), run_id=run_id)
     result = session.execute(
         update(Run).where(Run.id == run_id, Run.status == expected_status).values(**values)
         .execution_options(synchronize_session=False)
     )
     return result.rowcount == 1
+
+
+def database_now(session: Session) -> datetime:
+    """The database's clock now, as an aware UTC datetime. Heartbeats are written and judged with
+    it, so workers on several machines that share one database server agree on how old a heartbeat
+    is whatever their own clocks say. (SQLite has no server: there it is the clock of the machine
+    that asks, which is the one machine a SQLite file is used from.)"""
+    if session.get_bind().dialect.name == "sqlite":
+        # CURRENT_TIMESTAMP would drop the fraction of a second.
+        text = session.scalar(select(func.strftime("%Y-%m-%d %H:%M:%f", "now")))
+        return datetime.fromisoformat(text).replace(tzinfo=timezone.utc)
+    # PostgreSQL: the start of this transaction, a timestamp with its zone.
+    now = session.scalar(select(func.now()))
+    return now.astimezone(timezone.utc) if now.tzinfo else now.replace(tzinfo=timezone.utc)

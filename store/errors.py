@@ -22,3 +22,8 @@ def database_error(exc: BaseException) -> str:
     if "disk is full" in text or "No space left" in text:
         return f"disk full ({text})"
     return text
+
+
+class TransitionError(StoreError):
+    """A change of a run's status that store/status.py's table does not allow (a done run made
+    running again, a running one queued)."""

@@ -2,7 +2,8 @@
 
 Every state change is a conditional UPDATE ("... WHERE id = ? AND status = 'queued'") whose row count
 says whether it happened, so two processes racing for the same run cannot both win, on SQLite (where
-BEGIN IMMEDIATE serialises writers anyway) or on a server database.
+BEGIN IMMEDIATE serialises writers anyway) or on a server database. Which changes may happen at all
+is store/status.py's table.
 
 A worker's writes to the run it claimed (device, progress, epochs, its end) are fenced the same way:
 they happen only while the run is still running under that worker. A worker stopped for longer than
@@ -21,9 +22,10 @@ from sqlalchemy.orm import Session
 
 from store.base import StoreBase, change_run, load_runs
 from store.errors import ParamError, StoreError, UnknownRunError
-from store.tables import FINISHED_STATUSES, Epoch, QueueState, Run, Sweep, param_columns, utcnow
 from store.params import RunParams
 from store.records import RunRecord, run_record
+from store.status import RunStatus, check_transition
+from store.tables import Epoch, QueueState, Run, Sweep, param_columns, utcnow
 
 
 class ClaimLostError(StoreError):
@@ -31,9 +33,6 @@ class ClaimLostError(StoreError):
     while the worker was stopped. The worker drops the run."""
 
 
-# A run that ends in one of these because its worker died or was stopped is queued again while it
-# has retries left (add --retries N).
-RETRIED_STATUSES = ("lost", "interrupted")
 # More automatic retries than this are a typo; SQLite integers also end at 2**63.
 MAX_RETRIES = 1000
 
@@ -69,7 +68,7 @@ class QueueOps(StoreBase):
         params.validate()
         now = utcnow()
         with self._write() as session:
-            run = Run(status="running", worker_id=worker_id, device=device, started_at=now,
+            run = Run(status=RunStatus.RUNNING, worker_id=worker_id, device=device, started_at=now,
                       created_at=now, updated_at=now, **param_columns(params))
             session.add(run)
             session.flush()
@@ -93,12 +92,12 @@ class QueueOps(StoreBase):
             # claimer can take the candidate between the SELECT and the UPDATE: then take the next.
             while True:
                 candidate = session.scalar(
-                    select(Run.id).where(Run.status == "queued").order_by(Run.position, Run.id).limit(1)
+                    select(Run.id).where(Run.status == RunStatus.QUEUED).order_by(Run.position, Run.id).limit(1)
                 )
                 if candidate is None:
                     return None
                 now = utcnow()
-                if change_run(session, candidate, "queued", status="running", worker_id=worker_id,
+                if change_run(session, candidate, RunStatus.QUEUED, status=RunStatus.RUNNING, worker_id=worker_id,
                               device=device, started_at=now, updated_at=now):
                     return run_record(session.get_one(Run, candidate))
 
@@ -147,9 +146,9 @@ class QueueOps(StoreBase):
                    worker_id: Optional[int] = None) -> Optional[int]:
         """End a running run: done, failed, cancelled, interrupted or lost (with the reason in
         `error`). A run that ends interrupted or lost with retries left is queued again as a new
-        run; returns that run's id (else None)."""
-        if status not in FINISHED_STATUSES:
-            raise StoreError(f"cannot finish a run as {status!r}; use one of {', '.join(FINISHED_STATUSES)}")
+        run; returns that run's id (else None). A run that is not running (still queued, or
+        already ended: lost while its worker was stopped, cancelled) is left as it is:
+        ClaimLostError; a status a running run cannot take (queued): TransitionError."""
         now = utcnow()
         with self._write() as session:
             _change_claimed(session, run_id, worker_id, status=status, error=error, finished_at=now,
@@ -167,14 +166,16 @@ class QueueOps(StoreBase):
 
     def cancel(self, run_ids: Iterable[int]) -> dict[int, str]:
         """Cancel runs: a queued run is cancelled at once ("cancelled"), a running one is asked to
-        stop at its next check ("cancelling"); any other run is left as it is (its status)."""
+        stop at its next check ("cancelling", which is not a status: its worker then ends it
+        cancelled); any other run is left as it is (its status)."""
         outcome: dict[int, str] = {}
         now = utcnow()
         with self._write() as session:
             for run in load_runs(session, run_ids):
-                if change_run(session, run.id, "queued", status="cancelled", finished_at=now, updated_at=now):
-                    outcome[run.id] = "cancelled"
-                elif change_run(session, run.id, "running", cancel_requested=True, updated_at=now):
+                if change_run(session, run.id, RunStatus.QUEUED, status=RunStatus.CANCELLED, finished_at=now,
+                              updated_at=now):
+                    outcome[run.id] = RunStatus.CANCELLED
+                elif change_run(session, run.id, RunStatus.RUNNING, cancel_requested=True, updated_at=now):
                     outcome[run.id] = "cancelling"
                 else:
                     outcome[run.id] = run.status  # as loaded: the write lock is held
@@ -185,10 +186,10 @@ class QueueOps(StoreBase):
         ends. The queue's existing positions are dealt out again in the new order."""
         with self._write() as session:
             (run,) = load_runs(session, [run_id])
-            if run.status != "queued":
+            if run.status != RunStatus.QUEUED:
                 raise StoreError(f"run {run_id} is {run.status}, not queued")
             queued = list(session.scalars(
-                select(Run).where(Run.status == "queued").order_by(Run.position, Run.id)
+                select(Run).where(Run.status == RunStatus.QUEUED).order_by(Run.position, Run.id)
             ))
             positions = sorted(r.position or 0 for r in queued)
             index = queued.index(run)
@@ -223,14 +224,18 @@ def queue_again(session: Session, run_id: int) -> Optional[int]:
     """Queue a copy of a run that just ended lost or interrupted, if it has retries left (with one
     fewer); the run itself stays as it ended, with its epochs. Returns the copy's id, else None."""
     run = session.get_one(Run, run_id)
-    if run.status not in RETRIED_STATUSES or run.retries <= 0:
+    if not RunStatus(run.status).is_retried or run.retries <= 0:
         return None
     return _queue_copy(session, run, notes=f"automatic retry of #{run.id}", retries=run.retries - 1)
 
 
 def _change_claimed(session: Session, run_id: int, worker_id: Optional[int], **values: object) -> None:
-    """Update a run only while it is running under `worker_id` (under any worker when None)."""
-    held = [Run.id == run_id, Run.status == "running"]
+    """Update a run only while it is running under `worker_id` (under any worker when None).
+    A new status in `values` must be one a running run may take (TransitionError)."""
+    new_status = values.get("status")
+    if new_status is not None:
+        check_transition(RunStatus.RUNNING, str(new_status), run_id=run_id)
+    held = [Run.id == run_id, Run.status == RunStatus.RUNNING]
     if worker_id is not None:
         held.append(Run.worker_id == worker_id)
     updated = session.execute(
@@ -242,9 +247,11 @@ def _change_claimed(session: Session, run_id: int, worker_id: Optional[int], **v
     if found is None:
         raise UnknownRunError(f"no run with id {run_id}")
     status, holder = found
-    if status == "running":
+    if status == RunStatus.RUNNING:
         raise ClaimLostError(f"run {run_id} is running under worker {holder}, not worker {worker_id}")
-    raise ClaimLostError(f"run {run_id} is {status}, no longer running")
+    when = "not yet" if status == RunStatus.QUEUED else "no longer"
+    cannot = f": it cannot become {new_status}" if new_status is not None else ""
+    raise ClaimLostError(f"run {run_id} is {status}, {when} running{cannot}")
 
 
 def _queue_copy(session: Session, source: Run, *, notes: str, retries: int = 0) -> int:
@@ -263,7 +270,7 @@ def _insert_queued(session: Session, runs: Sequence[RunParams], sweep_id: Option
     last = session.scalar(select(func.max(Run.position))) or 0
     now = utcnow()
     rows = [
-        Run(status="queued", sweep_id=sweep_id, position=last + i, retries=retries, created_at=now,
+        Run(status=RunStatus.QUEUED, sweep_id=sweep_id, position=last + i, retries=retries, created_at=now,
             updated_at=now, **param_columns(params))
         for i, params in enumerate(runs, start=1)
     ]

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from store.db import Store, open_store
-from store.errors import ParamError, StoreError, UnknownRunError
+from store.errors import ParamError, StoreError, TransitionError, UnknownRunError
 from store.params import RunParams, expand_grid
 from store.queue import ClaimLostError
 
@@ -111,14 +111,25 @@ def test_only_the_claiming_worker_writes_to_a_run(store: Store) -> None:
     assert store.get_run(run_id).status == "done"
 
 
-@pytest.mark.parametrize("ended", ["done", "cancelled", "failed", "lost"])
+@pytest.mark.parametrize("ended", ["done", "cancelled", "failed", "lost", "interrupted"])
 def test_finish_never_changes_a_finished_run(store: Store, ended: str) -> None:
     run_id = store.enqueue(RunParams())
     store.claim(None, device="cpu")
-    store.finish_run(run_id, ended)
-    with pytest.raises(ClaimLostError):
+    store.finish_run(run_id, ended, error="first end")
+    before = store.get_run(run_id)
+    for worker_id in (None, before.worker_id):
+        with pytest.raises(ClaimLostError, match=f"run {run_id} is {ended}, no longer running: it cannot become done"):
+            store.finish_run(run_id, "done", error="second end", worker_id=worker_id)
+    assert store.get_run(run_id) == before  # not a field changed: status, error, finished_at
+
+
+def test_finish_refuses_a_run_that_has_not_started(store: Store) -> None:
+    run_id = store.enqueue(RunParams())
+    before = store.get_run(run_id)
+    with pytest.raises(ClaimLostError, match=f"run {run_id} is queued, not yet running: it cannot become done"):
         store.finish_run(run_id, "done")
-    assert store.get_run(run_id).status == ended
+    assert store.get_run(run_id) == before
+    assert store.claim(None, device="cpu").id == run_id  # still in the queue
 
 
 def test_retries_are_checked_and_kept(store: Store) -> None:
@@ -189,8 +200,12 @@ def test_finish_run(store: Store) -> None:
     got = store.get_run(run.id)
     assert (got.status, got.error) == ("failed", "out of memory")
     assert got.finished_at is not None
-    with pytest.raises(StoreError, match="cannot finish"):
-        store.finish_run(run.id, "queued")
+    running = store.start_run(RunParams(), device="cpu")
+    with pytest.raises(TransitionError, match=f"cannot change run {running.id} from running to queued"):
+        store.finish_run(running.id, "queued")
+    with pytest.raises(StoreError, match="unknown run status 'finished'"):
+        store.finish_run(running.id, "finished")
+    assert store.get_run(running.id) == running
 
 
 def test_cancel_queued_at_once_and_running_by_request(store: Store) -> None:

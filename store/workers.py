@@ -3,6 +3,10 @@
 A worker is judged dead in two ways: its heartbeat is older than a grace period (any host, e.g. a
 machine that lost power), or it is on this host and its pid no longer exists (seen at once, without
 waiting for the grace period: the usual case after `kill -9` or a closed SSH session).
+
+Heartbeats are written and judged with the database's clock (store.base.database_now), never this
+machine's: with workers on several machines sharing one database, a worker whose clock is a minute
+behind would otherwise look a minute silent to the others, and its runs be declared lost.
 """
 
 from __future__ import annotations
@@ -15,10 +19,11 @@ from typing import Iterable, Optional
 from sqlalchemy import exc, select, update
 from sqlalchemy.orm import Session
 
-from store.base import StoreBase, change_run
-from store.tables import Run, Worker, utcnow
+from store.base import StoreBase, change_run, database_now
 from store.queue import queue_again
 from store.records import WorkerRecord, worker_record
+from store.status import RunStatus, WorkerState
+from store.tables import Run, Worker
 
 # A worker beats every few seconds; after this long without a beat it counts as stale.
 DEFAULT_GRACE_S = 30.0
@@ -27,9 +32,9 @@ DEFAULT_GRACE_S = 30.0
 class WorkerOps(StoreBase):
     def register_worker(self, *, pid: int, host: str, devices: Iterable[str] | str, slots: int) -> int:
         """Record a worker that starts now; returns its id (pass it to claim and heartbeat)."""
-        now = utcnow()
         text = devices if isinstance(devices, str) else ",".join(devices)
         with self._write() as session:
+            now = database_now(session)
             worker = Worker(pid=pid, host=host, devices=text, slots=slots, started_at=now, heartbeat_at=now)
             session.add(worker)
             session.flush()
@@ -37,44 +42,46 @@ class WorkerOps(StoreBase):
 
     def heartbeat(self, worker_id: int) -> None:
         with self._write() as session:
-            session.execute(update(Worker).where(Worker.id == worker_id).values(heartbeat_at=utcnow()))
+            session.execute(update(Worker).where(Worker.id == worker_id)
+                            .values(heartbeat_at=database_now(session)))
 
     def unregister_worker(self, worker_id: int) -> None:
         """Mark the worker stopped (its row stays, for `worker status`)."""
         with self._write() as session:
-            session.execute(update(Worker).where(Worker.id == worker_id).values(stopped_at=utcnow()))
+            session.execute(update(Worker).where(Worker.id == worker_id)
+                            .values(stopped_at=database_now(session)))
 
     def workers(self, alive_only: bool = False, *, include_stopped: bool = True,
                 grace_s: float = DEFAULT_GRACE_S) -> list[WorkerRecord]:
         """Every worker ever registered (or, without `include_stopped`, those not known to have
         stopped), newest first, with its state: running, stale (no recent heartbeat, or its pid is
         gone from this host) or stopped."""
-        now = utcnow()
         query = select(Worker).order_by(Worker.id.desc())
         if not include_stopped:
             query = query.where(Worker.stopped_at.is_(None))
         with self._read() as session:
+            now = database_now(session)
             rows = session.scalars(query)
             records = [worker_record(row, _state(row, now, grace_s)) for row in rows]
-        return [r for r in records if r.state == "running"] if alive_only else records
+        return [r for r in records if r.state == WorkerState.RUNNING] if alive_only else records
 
     def reap_lost(self, grace_s: float = DEFAULT_GRACE_S) -> list[int]:
         """Mark as lost every running run whose worker is dead (see the module docstring) or was
         stopped; returns their ids. Their epochs are kept; the reason goes in the run's error, and a
         run with retries left is queued again. Workers whose process is certainly gone are marked
         stopped, so they stop showing as stale."""
-        now = utcnow()
         # Looked for in a read first: in the usual case, nobody died, no write lock is taken by the
         # TUI and the listing commands that call this on every look.
         with self._read() as session:
-            runs, gone = _dead_work(session, now, grace_s)
+            runs, gone = _dead_work(session, database_now(session), grace_s)
         if not runs and not gone:
             return []
         lost: list[int] = []
         with self._write() as session:
+            now = database_now(session)
             runs, gone = _dead_work(session, now, grace_s)
             for run_id, reason in runs:
-                if change_run(session, run_id, "running", status="lost", error=reason,
+                if change_run(session, run_id, RunStatus.RUNNING, status=RunStatus.LOST, error=reason,
                               finished_at=now, updated_at=now):
                     lost.append(run_id)
                     queue_again(session, run_id)
@@ -98,7 +105,7 @@ def _dead_work(session: Session, now: datetime, grace_s: float) -> tuple[list[tu
     process is gone. Both are read before any change, so a run's reason says its worker's process
     is gone rather than that the worker was stopped."""
     running = session.execute(
-        select(Run.id, Worker).join(Worker, Run.worker_id == Worker.id).where(Run.status == "running")
+        select(Run.id, Worker).join(Worker, Run.worker_id == Worker.id).where(Run.status == RunStatus.RUNNING)
     ).all()
     runs = [(run_id, reason) for run_id, worker in running
             if (reason := _why_dead(worker, now, grace_s)) is not None]
@@ -108,7 +115,8 @@ def _dead_work(session: Session, now: datetime, grace_s: float) -> tuple[list[tu
 
 
 def _why_dead(worker: Worker, now: datetime, grace_s: float) -> Optional[str]:
-    """Why this worker can no longer be running its runs, or None if it may be."""
+    """Why this worker can no longer be running its runs, or None if it may be. `now` is the
+    database's clock, as the heartbeat is."""
     name = f"worker {worker.id} (pid {worker.pid} on {worker.host})"
     if worker.stopped_at is not None:
         return f"lost: {name} stopped without finishing the run"
@@ -120,10 +128,10 @@ def _why_dead(worker: Worker, now: datetime, grace_s: float) -> Optional[str]:
     return None
 
 
-def _state(worker: Worker, now: datetime, grace_s: float) -> str:
+def _state(worker: Worker, now: datetime, grace_s: float) -> WorkerState:
     if worker.stopped_at is not None:
-        return "stopped"
-    return "running" if _why_dead(worker, now, grace_s) is None else "stale"
+        return WorkerState.STOPPED
+    return WorkerState.RUNNING if _why_dead(worker, now, grace_s) is None else WorkerState.STALE
 
 
 def _pid_gone(worker: Worker) -> bool:

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import os
 import socket
 import subprocess
 import sys
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -33,6 +34,17 @@ def _age_heartbeat(store: Store, worker_id: int, seconds: float) -> None:
     with store.engine.begin() as conn:
         conn.execute(update(Worker).where(Worker.id == worker_id)
                      .values(heartbeat_at=utcnow() - timedelta(seconds=seconds)))
+
+
+def _skew_client_clock(monkeypatch: pytest.MonkeyPatch, minutes: float) -> None:
+    """Set the clock the store's modules read `minutes` off, as on a machine whose clock is wrong
+    (every store module that reads this machine's time does so through utcnow)."""
+    def skewed() -> datetime:
+        return utcnow() + timedelta(minutes=minutes)
+
+    for name, module in list(sys.modules.items()):
+        if name.startswith("store.") and callable(getattr(module, "utcnow", None)):
+            monkeypatch.setattr(module, "utcnow", skewed)
 
 
 def _running_run(store: Store, worker_id: int) -> int:
@@ -63,8 +75,6 @@ def test_a_dead_pid_on_another_host_waits_for_the_heartbeat(store: Store) -> Non
 
 
 def test_live_workers_keep_their_runs(store: Store) -> None:
-    import os
-
     worker = store.register_worker(pid=os.getpid(), host=socket.gethostname(), devices=["cpu"], slots=2)
     run_id = _running_run(store, worker)
     store.heartbeat(worker)
@@ -73,8 +83,6 @@ def test_live_workers_keep_their_runs(store: Store) -> None:
 
 
 def test_worker_states(store: Store) -> None:
-    import os
-
     here = socket.gethostname()
     alive = store.register_worker(pid=os.getpid(), host=here, devices=["cuda:0", "cuda:1"], slots=2)
     dead = store.register_worker(pid=_dead_pid(), host=here, devices=["cpu"], slots=1)
@@ -93,6 +101,26 @@ def test_worker_states(store: Store) -> None:
     states = {w.id: w.state for w in store.workers()}
     assert states == {alive: "running", dead: "stopped", silent: "stale", stopped: "stopped"}
     assert [w.id for w in store.workers(include_stopped=False)] == [silent, alive]
+
+
+def test_heartbeats_are_judged_by_the_database_clock(store: Store, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Two machines on one database with clocks 20 minutes apart: the one behind runs a worker, the
+    one ahead looks at it. Only the database's clock counts, so the worker is alive; and a heartbeat
+    that really is old (set in the database) is stale however the looking machine's clock is off."""
+    _skew_client_clock(monkeypatch, -10)
+    alive = store.register_worker(pid=os.getpid(), host="elsewhere", devices=["cpu"], slots=1)
+    kept = _running_run(store, alive)
+    store.heartbeat(alive)
+    silent = store.register_worker(pid=os.getpid(), host="elsewhere", devices=["cpu"], slots=1)
+    lost = _running_run(store, silent)
+    _age_heartbeat(store, silent, 120)
+
+    for minutes in (+10, -10):
+        _skew_client_clock(monkeypatch, minutes)
+        assert {w.id: w.state for w in store.workers()} == {alive: "running", silent: "stale"}, minutes
+    assert store.reap_lost() == [lost]
+    assert "no heartbeat for 120 s" in store.get_run(lost).error
+    assert store.get_run(kept).status == "running"
 
 
 def test_a_lost_run_with_retries_is_queued_again_and_keeps_its_epochs(store: Store) -> None:

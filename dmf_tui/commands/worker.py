@@ -20,10 +20,10 @@ import socket
 import subprocess
 import sys
 import time
-from datetime import datetime, timezone
 from pathlib import Path
 
 from store.db import open_store, open_to_list, private_dir, resolve_url
+from store.status import RunStatus, WorkerState
 
 # What the worker keeps beside each database, named after it (runs.db -> runs.db.worker.log) so that
 # two databases in one folder never share a log or overwrite each other's checkpoints.
@@ -117,8 +117,10 @@ def _detach(args: argparse.Namespace, url: str, log_path: Path) -> int:
 def _status(args: argparse.Namespace) -> int:
     with open_to_list(args.db) as store:
         workers = store.workers()
-        current = {run.worker_id: run.id for run in store.queue() if run.status == "running"}
-    shown = workers if args.all else [w for w in workers if w.state != "stopped"]
+        current = {run.worker_id: run.id for run in store.queue() if run.status == RunStatus.RUNNING}
+        # Heartbeats carry the database's clock: their age is measured against it, not this machine's.
+        now = store.database_now()
+    shown = workers if args.all else [w for w in workers if w.state != WorkerState.STOPPED]
     if args.json:
         print(json.dumps([
             {"id": w.id, "state": w.state, "pid": w.pid, "host": w.host, "devices": list(w.devices),
@@ -131,10 +133,9 @@ def _status(args: argparse.Namespace) -> int:
     if not shown:
         print("no workers running" + ("" if args.all else " (--all lists stopped ones)"))
         return 0
-    now = datetime.now(timezone.utc)
     rows = [("ID", "STATE", "PID", "HOST", "DEVICE", "RUN", "HEARTBEAT")]
     for w in shown:
-        ago = f"{(now - w.heartbeat_at).total_seconds():.0f} s ago" if w.state != "stopped" else "-"
+        ago = f"{(now - w.heartbeat_at).total_seconds():.0f} s ago" if w.state != WorkerState.STOPPED else "-"
         run = current.get(w.id)
         rows.append((str(w.id), w.state, str(w.pid), w.host, ",".join(w.devices),
                      f"#{run}" if run else "-", ago))

@@ -6,9 +6,10 @@ option beyond the lab (biases, other hidden sizes, dropout, a normal initialisat
 
 Each model can also differentiate its batch loss by hand (`hand_grads`), which the CPU trainer uses
 instead of autograd: the same gradients `F.mse_loss(model(u, i), r).backward()` leaves, written
-straight into buffers allocated once. At batch 512 on CPU autograd's bookkeeping, the fresh zeroed
-table an embedding lookup's backward allocates every step, and Python attribute lookups cost more
-than the arithmetic. tests/test_models.py checks these gradients against autograd for every option.
+straight into buffers allocated once, because at batch 512 on CPU autograd's bookkeeping costs more
+than the arithmetic (bench/RESULTS.md, "Why the CPU step is built as it is"). The hand-written
+gradients hold only for the exact structures `has_hand_grads` lists; tests/test_models.py checks them
+against autograd for every option.
 """
 
 from __future__ import annotations
@@ -36,8 +37,8 @@ def _scatter_into(table_grad: torch.Tensor) -> Callable[[torch.Tensor, torch.Ten
     if table_grad.dim() == 2 and table_grad.shape[1] % 2 == 0 and table_grad.storage_offset() % 2 == 0:
         # Rows of an even width as complex64 rows of half the width: adding a complex number is adding
         # its two floats, so the sums are the same, bit for bit, and index_add_ (per element here)
-        # does half the work: measured 1.5x faster at batch 512, k 10. The row gradients the models
-        # pass are contiguous rows or even-width column slices of them, so they view alike.
+        # does half the work (bench/RESULTS.md). The row gradients the models pass are contiguous rows
+        # or even-width column slices of them, so they view alike. Float32 only: has_hand_grads.
         table_as_complex = table_grad.view(torch.complex64)
 
         def scatter(index: torch.Tensor, row_grads: torch.Tensor) -> None:
@@ -63,8 +64,8 @@ def flatten_parameters(net: nn.Module) -> torch.Tensor:
     and return the buffer: each parameter's `.data` becomes its own view of it, holding the same
     values, so the model, its seeded initial weights and its `state_dict()` are unchanged.
 
-    Why: the CPU trainer's Adam kernel then runs once over one tensor rather than once per parameter
-    (measured 7-15 us a step less for DeepMF's eight parameters). Adam is elementwise, so the update
+    Why: the CPU trainer's Adam kernel then runs once over one tensor rather than once per parameter,
+    a launch per parameter less each step (bench/RESULTS.md). Adam is elementwise, so the update
     is the same but for rounding: the kernel's vector loop now also covers what were the scalar tails
     of small tensors (a DeepMF bias, say), which can round one ulp apart."""
     params = list(net.parameters())
@@ -117,16 +118,11 @@ class _Embeddings(nn.Module):
 
     def lookup(self, users: torch.Tensor, items: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         # The same rows nn.Embedding would return, through index_select: its backward (one index_add
-        # into a zeroed table) measured about 1.5x faster on CPU than embedding's own backward.
+        # into a zeroed table) is faster on CPU than embedding's own backward (bench/RESULTS.md).
         return self.user_emb.weight.index_select(0, users), self.item_emb.weight.index_select(0, items)
 
     def biases(self, users: torch.Tensor, items: torch.Tensor) -> torch.Tensor:
         return self.user_bias.index_select(0, users) + self.item_bias.index_select(0, items) + self.global_bias
-
-    @property
-    def has_hand_grads(self) -> bool:
-        """Whether `hand_grads` applies: always but with dropout, whose masks only `forward` draws."""
-        return not any(isinstance(m, nn.Dropout) for m in self.modules())
 
     def hand_grads(self, grads: dict[str, torch.Tensor]) -> HandGrads:
         """A function of a batch (users, items, ratings) that overwrites `grads`, a buffer per parameter
@@ -137,7 +133,12 @@ class _Embeddings(nn.Module):
         so that a dense optimizer sees what `backward()` would have left in `.grad`. The function
         works on the parameters' storage (detached, so it sees every in-place update and needs no
         autograd) and binds everything it needs now, so a call looks nothing up.
+
+        Refused (ValueError) for a model outside `has_hand_grads`' list, whose gradients these are not.
         """
+        if not has_hand_grads(self):
+            raise ValueError(f"no hand-written gradients for this {type(self).__name__}: "
+                             "its structure is not one has_hand_grads lists")
         scatter_user_table, scatter_item_table = (_scatter_into(grads["user_emb.weight"]),
                                                   _scatter_into(grads["item_emb.weight"]))
         predict_rows, backward_rows = self._hand_head(grads)
@@ -196,7 +197,7 @@ class MF(_Embeddings):
 
         def predict_rows(users: torch.Tensor, items: torch.Tensor) -> tuple[torch.Tensor, tuple]:
             user, item = user_table.index_select(0, users), item_table.index_select(0, items)
-            # forward's (user * item).sum(dim=1), the same sums in one call: measured 3 us faster.
+            # forward's (user * item).sum(dim=1), the same sums in one call, one kernel fewer.
             return torch.linalg.vecdot(user, item), (user, item)
 
         def backward_rows(upstream: torch.Tensor, saved: tuple) -> tuple[torch.Tensor, torch.Tensor]:
@@ -235,8 +236,8 @@ class DeepMF(_Embeddings):
         user_table, item_table = self.user_emb.weight.detach(), self.item_emb.weight.detach()
         k = self.user_emb.embedding_dim
         # The first layer's input, [user rows | item rows], is read straight into the two halves of a
-        # buffer kept from step to step (index_select with out=) rather than cat'ed: 6 us a step. A batch
-        # of another size (an epoch's last) gets its own.
+        # buffer kept from step to step (index_select with out=) rather than cat'ed, which saves a copy
+        # and an allocation a step. A batch of another size (an epoch's last) gets its own.
         def halves(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
             return x, x[:, :k], x[:, k:]
 
@@ -255,8 +256,7 @@ class DeepMF(_Embeddings):
             torch.index_select(item_table, 0, items, out=x_item)
             inputs = [x]  # the input of every layer, for the backward
             # mm then add_, and addmv for the last layer (one output), rather than F.linear: the same
-            # sums without addmm's broadcast copy of the bias (measured 4 us less a hidden layer, 3 us
-            # less for the last).
+            # sums without addmm's broadcast copy of the bias (bench/RESULTS.md).
             for weight_t, bias in hidden:
                 inputs.append(torch.mm(inputs[-1], weight_t).add_(bias).relu_())
             return torch.addmv(last_bias, inputs[-1], last_weight), inputs
@@ -273,6 +273,42 @@ class DeepMF(_Embeddings):
             return grad[:, :k], grad[:, k:]
 
         return predict_rows, backward_rows
+
+
+def has_hand_grads(net: nn.Module) -> bool:
+    """Whether `net.hand_grads` gives `net`'s true gradients. It does only for the structures it was
+    written for and is tested against autograd for: MF or DeepMF as `build_model` makes them without
+    dropout, with or without biases; that is the two embedding tables (and the biases), then for
+    DeepMF (Linear, ReLU) pairs and a last Linear to one output; float32 parameters that all train.
+    Anything else (another activation, a norm layer, a subclass, one more parameter, module or
+    buffer) is refused, so that the trainer falls back to autograd rather than train another model."""
+    if not (type(net) is MF or type(net) is DeepMF):  # exact: a subclass may compute something else
+        return False
+    n_users, k = net.user_emb.weight.shape
+    n_items = net.item_emb.weight.shape[0]
+    modules: dict[str, type] = {"": type(net), "user_emb": nn.Embedding, "item_emb": nn.Embedding}
+    shapes: dict[str, tuple] = {"user_emb.weight": (n_users, k), "item_emb.weight": (n_items, k)}
+    if net.bias:
+        shapes |= {"user_bias": (n_users,), "item_bias": (n_items,), "global_bias": ()}
+    if type(net) is DeepMF:
+        if len(net.mlp) % 2 == 0:  # (Linear, ReLU) pairs and one more Linear make an odd count
+            return False
+        modules["mlp"] = nn.Sequential
+        width = 2 * k  # each layer's input: the embeddings side by side, then the previous layer's output
+        for n in range(0, len(net.mlp), 2):
+            last = n == len(net.mlp) - 1
+            out = 1 if last else getattr(net.mlp[n], "out_features", None)
+            modules[f"mlp.{n}"] = nn.Linear
+            shapes |= {f"mlp.{n}.weight": (out, width), f"mlp.{n}.bias": (out,)}
+            if not last:
+                modules[f"mlp.{n + 1}"] = nn.ReLU
+            width = out
+    # Exact types, names and shapes. Float32 for the complex64 views of `_scatter_into`; trainable, as
+    # autograd would leave a frozen parameter alone where the hand-written step would not.
+    return ({name: type(m) for name, m in net.named_modules()} == modules
+            and {name: tuple(p.shape) for name, p in net.named_parameters()} == shapes
+            and all(p.dtype == torch.float32 and p.requires_grad for p in net.parameters())
+            and not any(True for _ in net.buffers()))
 
 
 def build_model(name: str, n_users: int, n_items: int, *, k: int = 10, hidden: Sequence[int] = (10, 5),

@@ -8,8 +8,10 @@ Python per sample. Everything else is the lab's recipe: Adam with weight decay, 
 The step is `_train_step` (autograd and torch.optim.Adam); on CUDA it is captured once in a CUDA graph
 and replayed (`_GraphStep`), which removes most launch overhead for these small models. On CPU, where
 there is no graph to hide that overhead, `_HandStep` computes the same step with the model's
-hand-written gradients and a direct call of Adam's fused kernel; MPS, and CPU with dropout, run
-`_train_step` eagerly.
+hand-written gradients and a direct call of Adam's fused kernel, for the models those gradients are
+written for (`has_hand_grads`); MPS, and CPU for any other model (one with dropout, say), run
+`_train_step` eagerly. bench/RESULTS.md ("Why the CPU step is built as it is") has the measurements
+behind these choices.
 """
 
 from __future__ import annotations
@@ -28,7 +30,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from engine.errors import ConfigError, DeviceError, DivergedError
-from engine.models import build_model, flatten_parameters, parameter_views
+from engine.models import build_model, flatten_parameters, has_hand_grads, parameter_views
 
 # The RunParams fields that fit() takes; callers pass them through by name (fit_options).
 FIT_KEYS = ("model", "k", "hidden", "bias", "dropout", "init_std", "lr", "weight_decay", "batch_size",
@@ -115,7 +117,7 @@ def fit(split, *, model: str = "mf", k: int = 10, hidden: Sequence[int] = (10, 5
         raise ConfigError(f"capture=True needs a CUDA device, not {dev}")
     # One intra-op thread on CPU: a batch-512 step is a few dozen tiny kernels, where a second thread
     # buys nothing on a quiet machine and, with other processes on the cores, makes each kernel wait
-    # for a descheduled helper thread (measured 2-5x slower epochs on 2 busy cores).
+    # for a descheduled helper thread (bench/RESULTS.md).
     with _intra_op_threads(1 if dev.type == "cpu" else None):
         train = _on_device(split.part("train"), dev)
         test = _on_device(split.part("test"), dev)
@@ -149,12 +151,12 @@ def fit(split, *, model: str = "mf", k: int = 10, hidden: Sequence[int] = (10, 5
             net.train()
             sse.zero_()
             order = torch.randperm(n_train, generator=shuffle, device=dev)
-            # index_select rather than t[order]: the same rows, 3x faster on CPU. The batches are views
+            # index_select rather than t[order]: the same rows, faster on CPU. The batches are views
             # into the shuffled copy; the last one is simply shorter.
             batches = zip(*(t.index_select(0, order).split(batch_size) for t in train))
             cancelled = False
-            # The hand-written step needs no autograd; entering inference mode once an epoch rather than
-            # once a step saves 3 us a step. The other steps run with autograd on, as usual.
+            # The hand-written step needs no autograd, so inference mode is entered once an epoch rather
+            # than once a step. The other steps run with autograd on, as usual.
             with torch.inference_mode(isinstance(step, _HandStep)):
                 for b, (users, items, ratings) in enumerate(batches, start=1):
                     step(users, items, ratings)
@@ -219,9 +221,10 @@ def _make_step(net: nn.Module, sse: torch.Tensor, *, lr: float, weight_decay: fl
                capture: bool) -> Callable[[torch.Tensor, torch.Tensor, torch.Tensor], None]:
     """The training step: called with a batch, it updates `net` and adds the batch's squared errors to `sse`.
 
-    On CPU that is `_HandStep` unless the model has dropout; elsewhere `_train_step`, captured on CUDA."""
+    On CPU that is `_HandStep` for a model whose gradients `hand_grads` writes (`has_hand_grads`);
+    for any other model, and on other devices, `_train_step`, captured on CUDA."""
     dev = sse.device
-    if dev.type == "cpu" and not capture and net.has_hand_grads:
+    if dev.type == "cpu" and not capture and has_hand_grads(net):
         return _HandStep(net, sse, lr=lr, weight_decay=weight_decay)
     optimizer = _adam(net, dev, lr=lr, weight_decay=weight_decay, capturable=capture)
     if capture:
@@ -231,9 +234,8 @@ def _make_step(net: nn.Module, sse: torch.Tensor, *, lr: float, weight_decay: fl
 
 def _adam(net: nn.Module, dev: torch.device, *, lr: float, weight_decay: float,
           capturable: bool) -> torch.optim.Optimizer:
-    # The fused kernel updates every parameter in one call: on CPU an Adam step over ML-1M-sized MF
-    # tables took 0.38 ms fused, 0.73 ms with the default per-tensor loop and 0.83 ms with foreach
-    # (one thread); on CUDA it is also graph-capturable.
+    # The fused kernel updates every parameter in one call, about half the time of the default
+    # per-tensor loop on CPU (bench/RESULTS.md); on CUDA it is also graph-capturable.
     if dev.type in ("cpu", "cuda"):
         return torch.optim.Adam(net.parameters(), lr=lr, weight_decay=weight_decay, fused=True,
                                 capturable=capturable)
@@ -255,18 +257,14 @@ class _HandStep:
 
     Why it exists: at batch 512 these models are a few thousand flops a step, and on CPU the step's
     time went to machinery, not arithmetic: autograd's graph, a fresh zeroed gradient table per
-    embedding per step (the backward of a lookup), and torch.optim's per-step Python. Here the model
-    writes its gradients by hand into buffers allocated once (`hand_grads`, checked against autograd in
-    tests/test_models.py), and Adam is the kernel that torch.optim.Adam(fused=True) itself calls,
-    over the same dense state, so every parameter, every embedding row included, moves every step
-    exactly as with torch.optim.Adam (L2 weight decay added to the gradient, bias correction).
-    tests/test_trainer.py checks a few hundred steps against the plain nn.Module + backward() +
-    torch.optim.Adam step. On ML-1M-sized data (one thread, a quiet 2-core Xeon) it took an MF step from
-    0.51 ms to 0.19 ms and a DeepMF one from 0.87 ms to 0.32 ms; one flat parameter buffer (one Adam
-    launch), index_add_ on complex64 views, fewer ops in the MLP and inference mode entered once an epoch
-    then took them (synthetic-1m, timed interleaved with the previous step) 10% and 18% lower, to about
-    0.17 ms and 0.25 ms. The fused Adam kernel, about 0.08 ms, is now a third of a DeepMF step; running it
-    on a second thread halved it on an idle machine but made steps 4-30x slower with the cores busy.
+    embedding per step (the backward of a lookup), and torch.optim's per-step Python (the figures are
+    in bench/RESULTS.md). Here the model writes its gradients by hand into buffers allocated once
+    (`hand_grads`, checked against autograd in tests/test_models.py; `_make_step` takes this step only
+    for the models `has_hand_grads` allows), and Adam is the kernel that torch.optim.Adam(fused=True)
+    itself calls, over the same dense state, so every parameter, every embedding row included, moves
+    every step exactly as with torch.optim.Adam (L2 weight decay added to the gradient, bias
+    correction). tests/test_trainer.py checks a few hundred steps against the plain nn.Module +
+    backward() + torch.optim.Adam step.
     """
 
     def __init__(self, net: nn.Module, sse: torch.Tensor, *, lr: float, weight_decay: float) -> None:
@@ -280,8 +278,8 @@ class _HandStep:
         self.adam = _FusedAdam([params], [self.grad], lr=lr, weight_decay=weight_decay)
 
     def __call__(self, users: torch.Tensor, items: torch.Tensor, ratings: torch.Tensor) -> None:
-        # No autograd here at all; inference mode also drops its per-op bookkeeping (6-9% of a step).
-        # fit() runs a whole epoch's steps in inference mode; entering it again here costs 3 us.
+        # No autograd here at all; inference mode also drops its per-op bookkeeping. fit() runs a whole
+        # epoch's steps in inference mode, so that entering it is not paid again every step.
         if torch.is_inference_mode_enabled():
             self._step(users, items, ratings)
         else:
@@ -293,13 +291,61 @@ class _HandStep:
         self.adam.step()
 
 
+# The arguments `_FusedAdam.step` passes to the private kernel torch._fused_adam_, in order, as
+# (name, type, keyword-only, written to), as its schema has them in torch 2.13. "Written to" matters:
+# a kernel that did not write `self` would not train, one that wrote `state_steps` would count twice.
+_FUSED_ADAM_ARGUMENTS = (
+    ("self", "List[Tensor]", False, True),
+    ("grads", "List[Tensor]", False, True),
+    ("exp_avgs", "List[Tensor]", False, True),
+    ("exp_avg_sqs", "List[Tensor]", False, True),
+    ("max_exp_avg_sqs", "List[Tensor]", False, True),
+    ("state_steps", "List[Tensor]", False, False),
+    ("lr", "float", True, False),
+    ("beta1", "float", True, False),
+    ("beta2", "float", True, False),
+    ("weight_decay", "float", True, False),
+    ("eps", "float", True, False),
+    ("amsgrad", "bool", True, False),
+    ("maximize", "bool", True, False),
+)
+
+
+def _fused_adam_if_it_fits(kernel: Callable | None, schema) -> Callable | None:
+    """`kernel` if `schema`, its signature (a torch FunctionSchema), takes exactly the arguments
+    `_FusedAdam.step` passes, in that order, and no other argument without a default; else None."""
+    if kernel is None or schema is None:
+        return None
+    arguments = list(schema.arguments)
+    passed = arguments[:len(_FUSED_ADAM_ARGUMENTS)]
+    signature = tuple((a.name, str(a.type), a.kwarg_only, bool(a.is_write)) for a in passed)
+    extra = arguments[len(_FUSED_ADAM_ARGUMENTS):]
+    if signature == _FUSED_ADAM_ARGUMENTS and all(a.has_default_value() for a in extra):
+        return kernel
+    return None
+
+
+def _find_fused_adam() -> Callable | None:
+    try:
+        return _fused_adam_if_it_fits(getattr(torch, "_fused_adam_", None),
+                                      torch.ops.aten._fused_adam_.default._schema)
+    except Exception:  # the kernel or its schema missing or moved in a torch not seen yet: go without
+        return None
+
+
+# Checked once, at import: with a torch whose kernel is missing or differs, `_FusedAdam` steps through
+# torch.optim.Adam instead, slower and the same, never a TypeError mid-run.
+_FUSED_ADAM = _find_fused_adam()
+
+
 class _FusedAdam:
     """torch.optim.Adam(fused=True)'s step over fixed parameter and gradient lists, without its Python.
 
     torch.optim.Adam looks up its state, groups tensors by device and dtype and checks its arguments on
-    every step: about 60 us on CPU, as much as the kernel itself for an ML-1M-sized MF. This keeps the
-    same state (exp_avg, exp_avg_sq, a float32 step count) and calls the same private kernel; where
-    a torch build lacks it, torch.optim.Adam does the step, reading the same gradient buffers.
+    every step, which on CPU costs as much as the kernel itself for an ML-1M-sized MF (bench/RESULTS.md).
+    This keeps the same state (exp_avg, exp_avg_sq, a float32 step count) and calls the same private
+    kernel, `_FUSED_ADAM`; where this torch's kernel is missing or has another signature,
+    torch.optim.Adam does the step, reading the same gradient buffers.
     """
 
     BETAS = (0.9, 0.999)  # torch.optim.Adam's defaults, as the lab uses
@@ -308,7 +354,7 @@ class _FusedAdam:
     def __init__(self, params: list[torch.Tensor], grads: list[torch.Tensor], *, lr: float,
                  weight_decay: float) -> None:
         self.params, self.grads, self.lr, self.weight_decay = params, grads, lr, weight_decay
-        self.kernel = getattr(torch, "_fused_adam_", None)
+        self.kernel = _FUSED_ADAM
         if self.kernel is None:
             for param, grad in zip(params, grads):
                 param.grad = grad

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from engine.errors import ConfigError
-from engine.models import MF, DeepMF, build_model, flatten_parameters, parameter_views
+from engine.models import MF, DeepMF, build_model, flatten_parameters, has_hand_grads, parameter_views
 
 N_USERS, N_ITEMS, K = 7, 11, 10
 
@@ -114,7 +114,7 @@ def test_hand_grads_are_autograds(name, options):
         assert torch.allclose(grads[n], p.grad, rtol=1e-5, atol=1e-6), n
 
 
-def test_hand_grads_follow_in_place_updates_and_skip_dropout():
+def test_hand_grads_follow_in_place_updates():
     model = build_model("mf", N_USERS, N_ITEMS)
     grads = {n: torch.zeros_like(p) for n, p in model.named_parameters()}
     mse_grads = model.hand_grads(grads)
@@ -122,9 +122,68 @@ def test_hand_grads_follow_in_place_updates_and_skip_dropout():
     with torch.no_grad():
         model.item_emb.weight.zero_()  # as an optimizer step would, in place
     assert mse_grads(users, items, torch.ones(5)).item() == 5.0  # every prediction is now 0
-    assert model.has_hand_grads and build_model("deepmf", N_USERS, N_ITEMS).has_hand_grads
-    assert not build_model("mf", N_USERS, N_ITEMS, dropout=0.1).has_hand_grads
-    assert not build_model("deepmf", N_USERS, N_ITEMS, dropout=0.1).has_hand_grads
+
+
+@pytest.mark.parametrize("name, options", [
+    ("mf", {}), ("mf", {"bias": True, "k": 3, "init_std": 0.1}), ("deepmf", {}), ("deepmf", {"bias": True}),
+    ("deepmf", {"hidden": (7,)}), ("deepmf", {"hidden": (16, 8, 4), "k": 4, "bias": True}),
+])
+def test_every_model_build_model_makes_without_dropout_has_hand_grads(name, options):
+    assert has_hand_grads(build_model(name, N_USERS, N_ITEMS, **options))
+
+
+class SubclassedMF(MF):  # no new parameter, but a subclass may compute anything
+    def forward(self, users, items):
+        return torch.sigmoid(super().forward(users, items))
+
+
+class SubclassedLinear(torch.nn.Linear):
+    pass
+
+
+def deepmf(change=lambda model: None, **options):
+    model = build_model("deepmf", N_USERS, N_ITEMS, **options)
+    change(model)
+    return model
+
+
+def mf(change=lambda model: None, **options):
+    model = build_model("mf", N_USERS, N_ITEMS, **options)
+    change(model)
+    return model
+
+
+# Each model here differs from one hand_grads was written for in a way that changes its gradients (or,
+# for a subclass, may): the trainer must train it by autograd.
+@pytest.mark.parametrize("make", [
+    pytest.param(lambda: mf(dropout=0.1), id="mf-dropout"),
+    pytest.param(lambda: deepmf(dropout=0.1), id="deepmf-dropout"),
+    pytest.param(lambda: deepmf(lambda m: m.mlp.__setitem__(1, torch.nn.Tanh())), id="tanh"),
+    pytest.param(lambda: deepmf(lambda m: m.mlp.insert(1, torch.nn.LayerNorm(10))), id="layer-norm"),
+    pytest.param(lambda: deepmf(lambda m: m.mlp.append(torch.nn.ReLU())), id="ends-in-relu"),
+    pytest.param(lambda: deepmf(lambda m: m.mlp.__setitem__(0, SubclassedLinear(2 * K, 10))), id="linear-subclass"),
+    pytest.param(lambda: deepmf(lambda m: m.mlp.__setitem__(4, torch.nn.Linear(5, 1, bias=False))),
+                 id="linear-without-bias"),
+    pytest.param(lambda: deepmf(lambda m: m.mlp.__setitem__(4, torch.nn.Linear(5, 2))), id="two-outputs"),
+    pytest.param(lambda: deepmf(lambda m: m.mlp.__setitem__(2, m.mlp[0])), id="one-layer-twice"),
+    pytest.param(lambda: deepmf(lambda m: setattr(m, "mlp", torch.nn.Sequential())), id="empty-mlp"),
+    pytest.param(lambda: deepmf(lambda m: setattr(m, "user_emb", torch.nn.EmbeddingBag(N_USERS, K))),
+                 id="embedding-bag"),
+    pytest.param(lambda: SubclassedMF(N_USERS, N_ITEMS), id="mf-subclass"),
+    pytest.param(lambda: mf(lambda m: m.register_parameter("scale", torch.nn.Parameter(torch.ones(())))),
+                 id="extra-parameter"),
+    pytest.param(lambda: mf(lambda m: m.register_buffer("scale", torch.ones(()))), id="extra-buffer"),
+    pytest.param(lambda: mf(lambda m: setattr(m, "norm", torch.nn.LayerNorm(K))), id="extra-module"),
+    # float64 tables would be read as complex64 rows of garbage
+    pytest.param(lambda: mf(lambda m: m.double()), id="float64"),
+    pytest.param(lambda: mf(lambda m: m.item_emb.requires_grad_(False)), id="frozen"),  # autograd leaves it
+    pytest.param(lambda: mf(lambda m: delattr(m, "global_bias"), bias=True), id="missing-bias"),
+])
+def test_any_other_model_has_no_hand_grads(make):
+    model = make()
+    assert not has_hand_grads(model)
+    with pytest.raises(ValueError, match="no hand-written gradients"):
+        model.hand_grads({n: torch.zeros_like(p) for n, p in model.named_parameters()})
 
 
 @pytest.mark.parametrize("name, options", [("mf", {}), ("mf", {"bias": True, "k": 3}),

@@ -10,7 +10,7 @@ import torch
 
 from engine import trainer
 from engine.errors import ConfigError, DeviceError, DivergedError
-from engine.models import build_model
+from engine.models import MF, build_model
 from engine.remap import Dataset
 from engine.split import split_dataset
 from engine.trainer import FIT_KEYS, EpochStats, fit, resolve_device
@@ -209,25 +209,22 @@ PARAM_ATOL = 1e-5
 SSE_RTOL = 1e-5
 
 
-@pytest.mark.parametrize("model, options", [("mf", {}), ("deepmf", {}), ("mf", {"bias": True}),
-                                            ("deepmf", {"bias": True, "hidden": (8, 4, 2)})])
-@pytest.mark.parametrize("fused_kernel", [True, False], ids=["fused-kernel", "torch-without-it"])
-def test_cpu_step_matches_autograd_and_torch_adam(model, options, fused_kernel, monkeypatch):
-    if not fused_kernel:  # a torch build without the private kernel: _FusedAdam falls back to torch.optim
-        monkeypatch.delattr(torch, "_fused_adam_", raising=False)
+def assert_step_trains_like_autograd_and_adam(make_model):
+    """Train two copies of `make_model(n_users, n_items)` (same seed) on the same batches, one with the step
+    `_make_step` picks for CPU, one with forward, backward() and torch.optim.Adam, and assert that they
+    agree all along. Returns the step, for the caller to check which it was."""
     n_users, n_items, batch, lr, weight_decay = 60, 40, 64, 1e-2, 1e-3  # repeated rows in every batch
     data = torch.Generator().manual_seed(0)
     users = torch.randint(0, n_users, (2000,), generator=data)
     items = torch.randint(0, n_items, (2000,), generator=data)
     ratings = torch.randint(1, 6, (2000,), generator=data).float()
     torch.manual_seed(1)
-    reference = build_model(model, n_users, n_items, **options)
+    reference = make_model(n_users, n_items)
     torch.manual_seed(1)
-    net = build_model(model, n_users, n_items, **options)
+    net = make_model(n_users, n_items)
     optimizer = torch.optim.Adam(reference.parameters(), lr=lr, weight_decay=weight_decay)
     sse = torch.zeros(())
     step = trainer._make_step(net, sse, lr=lr, weight_decay=weight_decay, batch_size=batch, capture=False)
-    assert isinstance(step, trainer._HandStep) and (step.adam.kernel is not None) == fused_kernel
 
     for n in range(EQUIVALENCE_STEPS):
         start = n * batch % (len(ratings) - batch)
@@ -242,6 +239,94 @@ def test_cpu_step_matches_autograd_and_torch_adam(model, options, fused_kernel, 
 
     for (name, fast), slow in zip(net.named_parameters(), reference.parameters()):
         assert torch.allclose(fast, slow, rtol=0, atol=PARAM_ATOL), name
+    return step
+
+
+# torch._fused_adam_'s schema in torch 2.13, the signature _FusedAdam.step calls.
+TORCH_2_13_FUSED_ADAM = (
+    "aten::_fused_adam_(Tensor(a!)[] self, Tensor(b!)[] grads, Tensor(c!)[] exp_avgs, Tensor(d!)[] exp_avg_sqs, "
+    "Tensor(e!)[] max_exp_avg_sqs, Tensor[] state_steps, *, float lr, float beta1, float beta2, "
+    "float weight_decay, float eps, bool amsgrad, bool maximize, Tensor? grad_scale=None, "
+    "Tensor? found_inf=None) -> ()")
+
+
+# Without the fused kernel the step is torch.optim.Adam over the same flat buffers, whatever the model.
+@pytest.mark.parametrize("model, options, kernel", [
+    ("mf", {}, "fused"), ("deepmf", {}, "fused"), ("mf", {"bias": True}, "fused"),
+    ("deepmf", {"bias": True, "hidden": (8, 4, 2)}, "fused"),
+    ("mf", {"bias": True}, "missing"), ("deepmf", {"bias": True, "hidden": (8, 4, 2)}, "changed"),
+])
+def test_cpu_step_matches_autograd_and_torch_adam(model, options, kernel, monkeypatch):
+    # What the import-time check makes of a torch whose private kernel is gone, or renamed an argument:
+    # no kernel, so _FusedAdam steps through torch.optim.Adam.
+    if kernel == "missing":
+        monkeypatch.delattr(torch, "_fused_adam_")
+        monkeypatch.setattr(trainer, "_FUSED_ADAM", trainer._find_fused_adam())
+    elif kernel == "changed":
+        renamed = torch._C.parse_schema(TORCH_2_13_FUSED_ADAM.replace("float lr", "float learning_rate"))
+        monkeypatch.setattr(trainer, "_FUSED_ADAM", trainer._fused_adam_if_it_fits(torch._fused_adam_, renamed))
+    step = assert_step_trains_like_autograd_and_adam(
+        lambda n_users, n_items: build_model(model, n_users, n_items, **options))
+    assert isinstance(step, trainer._HandStep)
+    assert (step.adam.kernel is not None) == (kernel == "fused")
+
+
+class ScaledMF(MF):
+    """MF times a learned scale: one more parameter, used in forward, that hand_grads knows nothing of."""
+
+    def __init__(self, n_users: int, n_items: int) -> None:
+        super().__init__(n_users, n_items)
+        self.scale = torch.nn.Parameter(torch.tensor(1.5))
+
+    def forward(self, users, items):
+        return self.scale * super().forward(users, items)
+
+
+def deepmf_with(change):
+    def make(n_users, n_items):
+        model = build_model("deepmf", n_users, n_items)
+        change(model.mlp)
+        return model
+    return make
+
+
+@pytest.mark.parametrize("make_model", [
+    deepmf_with(lambda mlp: mlp.__setitem__(1, torch.nn.Tanh())),  # another activation
+    deepmf_with(lambda mlp: mlp.insert(1, torch.nn.LayerNorm(10))),  # a norm layer (weights of its own)
+    ScaledMF,  # a subclass with one more parameter
+], ids=["tanh", "layer-norm", "mf-subclass-with-a-parameter"])
+def test_a_model_outside_the_hand_written_gradients_trains_by_autograd(make_model):
+    # The hand-written step would train these as the plain DeepMF or MF, silently: they must get autograd.
+    step = assert_step_trains_like_autograd_and_adam(make_model)
+    assert not isinstance(step, trainer._HandStep)
+
+
+def test_the_fused_adam_kernel_of_this_torch_is_used():
+    # Fails when a torch upgrade changes the kernel: training still works (slower); check what changed
+    # and update trainer._FUSED_ADAM_ARGUMENTS if the call still means the same.
+    assert trainer._FUSED_ADAM is torch._fused_adam_
+    assert trainer._fused_adam_if_it_fits(torch._fused_adam_, torch._C.parse_schema(TORCH_2_13_FUSED_ADAM))
+
+
+@pytest.mark.parametrize("old, new", [
+    ("float lr", "float learning_rate"),  # an argument renamed
+    ("float lr", "Tensor lr"),  # another type
+    ("*, float lr", "float lr"),  # no longer keyword-only
+    ("Tensor[] state_steps", "Tensor(f!)[] state_steps"),  # the kernel counts steps itself
+    ("Tensor(a!)[] self", "Tensor[] self"),  # no longer updates the parameters in place
+    ("Tensor(e!)[] max_exp_avg_sqs, ", ""),  # an argument gone
+    ("bool maximize,", "bool maximize, float decoupled,"),  # a new argument without a default
+])
+def test_a_fused_adam_kernel_with_another_signature_is_not_called(old, new):
+    assert old in TORCH_2_13_FUSED_ADAM
+    changed = torch._C.parse_schema(TORCH_2_13_FUSED_ADAM.replace(old, new))
+    assert trainer._fused_adam_if_it_fits(torch._fused_adam_, changed) is None
+
+
+def test_a_fused_adam_kernel_with_a_new_optional_argument_is_still_called():
+    schema = torch._C.parse_schema(TORCH_2_13_FUSED_ADAM.replace("found_inf=None)",
+                                                                 "found_inf=None, bool decoupled=False)"))
+    assert trainer._fused_adam_if_it_fits(torch._fused_adam_, schema) is torch._fused_adam_
 
 
 def test_fit_matches_a_plain_training_loop(split):

@@ -12,12 +12,12 @@ import sys
 from dataclasses import dataclass
 
 from store.db import Store
-from store.tables import FINISHED_STATUSES
 from store.records import EpochRecord, RunRecord, WorkerRecord
+from store.status import FINISHED_STATUSES, RunStatus, WorkerState
 
 # Runs that ended badly are listed under the queue, with their reason, this many at a time.
 RECENT_PROBLEMS = 5
-PROBLEM_STATUSES = ("failed", "lost", "interrupted")
+PROBLEM_STATUSES = (RunStatus.FAILED, RunStatus.LOST, RunStatus.INTERRUPTED)
 
 
 @dataclass(frozen=True)
@@ -36,7 +36,7 @@ class Snapshot:
 
     @property
     def running(self) -> list[RunRecord]:
-        return [run for run in self.queue if run.status == "running"]
+        return [run for run in self.queue if run.status == RunStatus.RUNNING]
 
 
 class StoreSource:
@@ -53,13 +53,13 @@ class StoreSource:
         store = self.store
         workers = store.workers(include_stopped=False)
         queue = store.queue()
-        alive = {w.id for w in workers if w.state == "running"}
-        if any(run.worker_id not in alive for run in queue if run.status == "running"):
+        alive = {w.id for w in workers if w.state == WorkerState.RUNNING}
+        if any(run.worker_id not in alive for run in queue if run.status == RunStatus.RUNNING):
             # A worker that died (or stopped) holding runs: until another worker starts, nobody
             # else notices. reap_lost decides which of them really are lost.
             store.reap_lost()
             queue = store.queue()
-        running = [run.id for run in queue if run.status == "running"]
+        running = [run.id for run in queue if run.status == RunStatus.RUNNING]
         # A run that stopped running is forgotten: if it is retried its epochs start over.
         self._last_epoch = {run_id: self._last_epoch.get(run_id, 0) for run_id in running}
         self._seconds = {run_id: self._seconds.get(run_id, (0.0, 0)) for run_id in running}

@@ -60,6 +60,7 @@ from store.memory import Shape, gib, physical_memory, shortfall, training_bytes
 from store.params import RunParams
 from store.queue import ClaimLostError
 from store.records import RunRecord
+from store.status import RunStatus
 
 log = logging.getLogger("dmf.worker")
 T = TypeVar("T")
@@ -274,7 +275,7 @@ class Slot:
             log.warning("run %d: dropped, it is no longer this worker's: %s", run.id, exc)
             return "dropped"
 
-    def _train(self, run: RunRecord) -> str:
+    def _train(self, run: RunRecord) -> RunStatus:
         params = run.params
         device = self.device_for(params)
         log.info("run %d: %s on %s", run.id, params.label(), device)
@@ -311,27 +312,27 @@ class Slot:
                 checkpoint_path=self.checkpoint_path(run.id),
             )
         except KeyboardInterrupt:
-            self.finish(run.id, "interrupted", error="stopped at once by a second signal")
+            self.finish(run.id, RunStatus.INTERRUPTED, error="stopped at once by a second signal")
             raise
         except ClaimLostError:
             raise
         except Exception as exc:  # a run's failure is recorded on the run; the queue goes on
-            status, error = "failed", failure_reason(exc, device, params)
+            status, error = RunStatus.FAILED, failure_reason(exc, device, params)
         else:
             if result is not None and result.stopped != "cancelled":
-                status = "done"
+                status = RunStatus.DONE
             elif self.store.is_cancel_requested(run.id):
-                status = "cancelled"
+                status = RunStatus.CANCELLED
             else:
-                status = "interrupted"
+                status = RunStatus.INTERRUPTED
         self.finish(run.id, status, error=error)
         log.info("run %d: %s%s", run.id, status, f": {error.splitlines()[0]}" if error else "")
-        if status == "failed" and device.startswith("cuda"):
+        if status == RunStatus.FAILED and device.startswith("cuda"):
             # Out of the except block, so the traceback no longer holds the failed run's tensors.
             torch.cuda.empty_cache()
         return status
 
-    def finish(self, run_id: int, status: str, *, error: str | None = None) -> None:
+    def finish(self, run_id: int, status: RunStatus, *, error: str | None = None) -> None:
         """Record how the run ended. A database that cannot be written now (a full disk) is waited
         out, so the run does not stay 'running'; once the worker is told to stop it gives up, and
         the run is marked lost when this process has exited."""

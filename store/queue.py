@@ -92,13 +92,14 @@ class QueueOps(StoreBase):
             # claimer can take the candidate between the SELECT and the UPDATE: then take the next.
             while True:
                 candidate = session.scalar(
-                    select(Run.id).where(Run.status == RunStatus.QUEUED).order_by(Run.position, Run.id).limit(1)
+                    select(Run.id).where(Run.status == RunStatus.QUEUED)
+                    .order_by(Run.position, Run.id).limit(1)
                 )
                 if candidate is None:
                     return None
                 now = utcnow()
-                if change_run(session, candidate, RunStatus.QUEUED, status=RunStatus.RUNNING, worker_id=worker_id,
-                              device=device, started_at=now, updated_at=now):
+                if change_run(session, candidate, RunStatus.QUEUED, status=RunStatus.RUNNING,
+                              worker_id=worker_id, device=device, started_at=now, updated_at=now):
                     return run_record(session.get_one(Run, candidate))
 
     # The writes below take the id of the worker that claimed the run (None: any worker, as for a

@@ -117,8 +117,9 @@ def test_finish_never_changes_a_finished_run(store: Store, ended: str) -> None:
     store.claim(None, device="cpu")
     store.finish_run(run_id, ended, error="first end")
     before = store.get_run(run_id)
+    refused = f"run {run_id} is {ended}, no longer running: it cannot become done"
     for worker_id in (None, before.worker_id):
-        with pytest.raises(ClaimLostError, match=f"run {run_id} is {ended}, no longer running: it cannot become done"):
+        with pytest.raises(ClaimLostError, match=refused):
             store.finish_run(run_id, "done", error="second end", worker_id=worker_id)
     assert store.get_run(run_id) == before  # not a field changed: status, error, finished_at
 
@@ -126,7 +127,8 @@ def test_finish_never_changes_a_finished_run(store: Store, ended: str) -> None:
 def test_finish_refuses_a_run_that_has_not_started(store: Store) -> None:
     run_id = store.enqueue(RunParams())
     before = store.get_run(run_id)
-    with pytest.raises(ClaimLostError, match=f"run {run_id} is queued, not yet running: it cannot become done"):
+    refused = f"run {run_id} is queued, not yet running: it cannot become done"
+    with pytest.raises(ClaimLostError, match=refused):
         store.finish_run(run_id, "done")
     assert store.get_run(run_id) == before
     assert store.claim(None, device="cpu").id == run_id  # still in the queue

@@ -21,7 +21,7 @@ CsvTarget = Union[str, PathLike[str], IO[str]]
 RUN_COLUMNS = (
     "id", "sweep_id", "status", *FIELD_NAMES,
     "best_test_rmse", "best_epoch", "best_val_rmse", "epoch", "last_train_rmse", "last_test_rmse",
-    # "device" is the requested device (a parameter); this is where it actually ran.
+    # "device" is the requested device (a parameter); ran_on is where it actually ran.
     "ran_on", "worker_id", "created_at", "started_at", "finished_at", "notes", "tags", "error",
 )
 EPOCH_COLUMNS = ("run_id", "epoch", "train_rmse", "test_rmse", "val_rmse", "seconds", "created_at")
@@ -53,8 +53,7 @@ class ExportOps(StoreBase):
 
 def _run_row(run: RunRecord) -> list[str]:
     values = {
-        **{name: format_value(name, getattr(run.params, name)) for name in FIELD_NAMES},
-        "ran_on": run.device,
+        **{name: format_value(getattr(run.params, name)) for name in FIELD_NAMES},
         "tags": ",".join(run.tags),
     }
     return [values[c] if c in values else _cell(getattr(run, c)) for c in RUN_COLUMNS]

@@ -1,4 +1,9 @@
-"""The hyperparameters of one run: their defaults, validation and grid expansion.
+"""The hyperparameters of one run, each declared once: its default, how it is typed in and checked,
+where it shows, and which engine function it feeds. Everything else is derived from these
+declarations: the CLI's flags, the New experiment form, validation, the runs table's columns,
+`label()`, Compare, `show`, CSV export and the keyword arguments the engine is called with.
+
+A new hyperparameter is one `param(...)` line here plus its use in the engine.
 
 This lives in the store, not the engine, because everything that queues runs (the CLI, the TUI's
 form) must validate parameters without importing torch. The defaults are the reference lab's.
@@ -10,48 +15,203 @@ import dataclasses
 import itertools
 import math
 import stat
-from pathlib import Path
 from dataclasses import dataclass
-from typing import Any, Callable, Mapping
+from pathlib import Path
+from typing import Any, Callable, Literal, Mapping
 
 from store.errors import ParamError
 from store.memory import KNOWN_SHAPES, physical_memory, shortfall, training_bytes
 
 MODELS = ("mf", "deepmf")
 INT64_LIMIT = 2**63
-DEEPMF_ONLY = ("hidden", "dropout")
+
+Check = Callable[[Any], "str | None"]
+
+
+@dataclass(frozen=True)
+class Param:
+    """Everything dmf-tui knows about one hyperparameter. `name` is the RunParams field's."""
+
+    name: str
+    default: Any
+    help: str  # the CLI's --help and the form's hint
+    label: str  # the form's label
+    hint: str  # shown beside the form's field: short (80 columns), an example where one helps
+    check: Check | None  # the reason a value is refused, or None
+    parse: Callable[[str], Any]  # one value from the text a person typed
+    advanced: bool  # in the form's folded Advanced section
+    # In `label()`: always, only when it differs from the default, or never.
+    summary: Literal["always", "changed", "never"]
+    # Its column heading in the Queue and History tables. Such a parameter is also a real column of
+    # the runs table, so History can sort and filter on it in SQL; every other one lives in the
+    # run's JSON copy only.
+    heading: str | None
+    # The engine function that takes it, under the same name: fit() (the trainer), "split" (how the
+    # ratings are split) or "data" (what is loaded).
+    feeds: Literal["fit", "split", "data"]
+    only: tuple[str, ...]  # the models it applies to; () for all. The others ignore it.
+
+    @property
+    def flag(self) -> str:
+        return "--" + self.name.replace("_", "-")
+
+    @property
+    def separator(self) -> str:
+        """What separates the alternatives of a grid: commas, except for a value that is itself a
+        comma list (hidden layers: 10,5/64,32)."""
+        return "/" if isinstance(self.default, tuple) else ","
+
+    def applies_to(self, model: str) -> bool:
+        return not self.only or model in self.only
+
+
+def param(default: Any, help: str, *, label: str, hint: str, check: Check | None = None,
+          parse: Callable[[str], Any] | None = None, advanced: bool = False,
+          summary: Literal["always", "changed", "never"] = "changed", heading: str | None = None,
+          feeds: Literal["fit", "split", "data"] = "fit", only: tuple[str, ...] = ()) -> Any:
+    """A RunParams field with its declaration (the name is filled in from the field)."""
+    declared = Param("", default, help, label, hint, check, parse or _PARSE_BY_TYPE[type(default)],
+                     advanced, summary, heading, feeds, only)
+    return dataclasses.field(default=default, metadata={"param": declared})
+
+
+# --- checks and parsers the declarations use ----------------------------------------------------
+
+def _positive(v: float) -> str | None:
+    return None if v > 0 else "must be > 0"
+
+
+def _non_negative(v: float) -> str | None:
+    return None if v >= 0 else "must be >= 0"
+
+
+def _fraction(v: float) -> str | None:
+    return None if 0 < v < 1 else "must be between 0 and 1 (exclusive)"
+
+
+def _below_one(v: float) -> str | None:
+    return None if 0 <= v < 1 else "must be >= 0 and < 1"
+
+
+def _model(v: str) -> str | None:
+    return None if v in MODELS else f"must be one of {', '.join(MODELS)}"
+
+
+def _dataset(v: str) -> str | None:
+    return None if v.strip() else "must name a dataset or a file"
+
+
+def _sizes(v: tuple[int, ...]) -> str | None:
+    return None if v and all(h > 0 for h in v) else "must be one or more sizes > 0"
+
+
+def _seed32(v: int) -> str | None:
+    # numpy's RandomState, which draws the lab's split, takes 32-bit seeds only.
+    return None if 0 <= v < 2**32 else "must be between 0 and 2**32 - 1"
+
+
+def _device(v: str) -> str | None:
+    if v in ("auto", "cpu", "cuda", "mps"):
+        return None
+    if v.startswith("cuda:") and v[5:].isdigit():
+        return None
+    return "must be auto, cpu, cuda, cuda:N or mps"
+
+
+def _parse_bool(text: str) -> bool:
+    lowered = text.strip().lower()
+    if lowered in ("1", "true", "yes", "on"):
+        return True
+    if lowered in ("0", "false", "no", "off"):
+        return False
+    raise ValueError
+
+
+def _parse_sizes(text: str) -> tuple[int, ...]:
+    return tuple(int(part) for part in text.replace("x", ",").split(","))  # '10,,5': int('') fails
+
+
+def _parse_word(text: str) -> str:
+    return text.strip().lower()
+
+
+def _parse_data(text: str) -> str:
+    """A dataset name as is; an existing file as an absolute path, so a worker started in another
+    directory finds it. A FIFO or a device is refused: reading one would block a worker forever."""
+    text = text.strip()
+    path = Path(text).expanduser()
+    try:
+        mode = path.stat().st_mode
+    except (OSError, ValueError):  # no such file (a dataset name), or a name no file can have
+        return text
+    if stat.S_ISREG(mode):
+        return str(path.resolve())
+    if not stat.S_ISDIR(mode):
+        raise ParamError(f"data: {text!r} is not a regular file (a FIFO, a device or a socket?)")
+    return text
+
+
+_PARSE_BY_TYPE: dict[type, Callable[[str], Any]] = {int: int, float: float, bool: _parse_bool, str: str.strip,
+                                                    tuple: _parse_sizes}
+# How a parse failure is worded: "k: 'ten' is not an integer".
+_TYPE_WORDS: dict[Callable[[str], Any], str] = {int: "an integer", float: "a number", _parse_bool: "true or false",
+                                                _parse_sizes: "sizes like 10,5"}
 
 
 @dataclass(frozen=True)
 class RunParams:
-    model: str = "mf"
-    data: str = "ml-1m"
-    k: int = 10
-    hidden: tuple[int, ...] = (10, 5)
-    lr: float = 1e-3
-    weight_decay: float = 1e-5
-    batch_size: int = 512
-    epochs: int = 20
-    seed: int = 0
-    split_seed: int = 42
-    test_size: float = 0.2
-    # Fraction of the training rows held out for early stopping; 0 keeps the lab's two-way split.
-    val_size: float = 0.0
-    # Epochs without improvement before stopping; 0 never stops early.
-    patience: int = 0
-    device: str = "auto"
-    # Extras beyond the lab; their defaults leave the lab's models unchanged.
-    bias: bool = False
-    dropout: float = 0.0
-    init_std: float = 0.0  # 0 keeps PyTorch's default initialisation
+    """One run's hyperparameters. Declaration order is the order of the form, the flags and `show`."""
+
+    model: str = param("mf", "mf or deepmf", label="Model", hint="mf, deepmf, or both: mf,deepmf",
+                       check=_model, parse=_parse_word, summary="never", heading="model")
+    data: str = param("ml-1m", "a dataset name (ml-100k, ml-1m, synthetic-1m, ...) or a ratings file",
+                      label="Dataset", hint="ml-100k, ml-1m, … or a file", check=_dataset,
+                      parse=_parse_data, summary="never", heading="data", feeds="data")
+    k: int = param(10, "embedding size", label="K (factors)", hint="e.g. 10 or 8,16,32",
+                   check=_positive, summary="always", heading="K")
+    hidden: tuple[int, ...] = param((10, 5), "DeepMF hidden layers, e.g. 10,5", label="Hidden layers",
+                                    hint="DeepMF only; e.g. 10,5/64,32", check=_sizes, heading="hidden",
+                                    only=("deepmf",))
+    lr: float = param(1e-3, "Adam learning rate", label="Learning rate", hint="e.g. 1e-3,1e-2",
+                      check=_positive, summary="always", heading="lr")
+    weight_decay: float = param(1e-5, "Adam weight decay", label="Weight decay", hint="e.g. 1e-5",
+                                check=_non_negative, heading="wd")
+    batch_size: int = param(512, "training batch size", label="Batch size", hint="e.g. 512",
+                            check=_positive, heading="batch")
+    epochs: int = param(20, "number of epochs", label="Epochs", hint="e.g. 20", check=_positive)
+    seed: int = param(0, "seed of the initialisation and the batch order", label="Seed",
+                      hint="e.g. 0,1,2: three seeds", check=_non_negative)
+    device: str = param("auto", "auto, cpu, cuda, cuda:N or mps", label="Device",
+                        hint="auto, cpu, cuda, cuda:N or mps", check=_device, parse=_parse_word, summary="never")
+    # The rest sit in the form's Advanced section. Their defaults are the lab's split, or leave the
+    # lab's models unchanged.
+    split_seed: int = param(42, "seed of the train/test split", label="Split seed",
+                            hint="e.g. 42", check=_seed32, advanced=True,
+                            summary="never", feeds="split")
+    test_size: float = param(0.2, "fraction of the ratings held out for test", label="Test size",
+                             hint="e.g. 0.2 of the ratings", check=_fraction, advanced=True,
+                             summary="never", feeds="split")
+    val_size: float = param(0.0, "fraction of the training ratings held out for early stopping and for "
+                            "choosing the best epoch (0: the lab's two-way split)", label="Validation size",
+                            hint="e.g. 0.1; picks the best epoch", check=_below_one, advanced=True,
+                            summary="never", feeds="split")
+    patience: int = param(0, "epochs without improvement before stopping early (0: never)", label="Patience",
+                          hint="e.g. 3; 0: never stop early", check=_non_negative, advanced=True,
+                          summary="never")
+    dropout: float = param(0.0, "DeepMF dropout between hidden layers", label="Dropout",
+                           hint="DeepMF only; e.g. 0.1", check=_below_one, advanced=True, only=("deepmf",))
+    bias: bool = param(False, "add user, item and global biases (true/false)", label="Biases",
+                       hint="true or false", advanced=True)
+    init_std: float = param(0.0, "std of a normal embedding init (0: PyTorch's default)", label="Init std",
+                            hint="e.g. 0.01; 0: PyTorch's init", check=_non_negative, advanced=True,
+                            summary="never")
 
     def validate(self) -> RunParams:
-        for field in dataclasses.fields(self):
-            value = getattr(self, field.name)
-            check = _CHECKS.get(field.name)
-            problem = _storable(value) or (check(value) if check is not None else None)
+        for declared in PARAMS.values():
+            value = getattr(self, declared.name)
+            problem = _storable(value) or (declared.check(value) if declared.check is not None else None)
             if problem:
-                raise ParamError(f"{field.name}: {problem} (got {_show(value)})")
+                raise ParamError(f"{declared.name}: {problem} (got {_show(value)})")
         return self
 
     def to_dict(self) -> dict[str, Any]:
@@ -63,8 +223,7 @@ class RunParams:
     def from_dict(cls, values: Mapping[str, Any], *, validate: bool = True) -> RunParams:
         """Build from stored JSON, ignoring keys this version does not know. The store passes
         validate=False for rows it validated when writing them (it reads many per second)."""
-        names = {f.name for f in dataclasses.fields(cls)}
-        kwargs = {k: v for k, v in values.items() if k in names}
+        kwargs = {k: v for k, v in values.items() if k in PARAMS}
         if "hidden" in kwargs:
             kwargs["hidden"] = tuple(int(h) for h in kwargs["hidden"])
         params = cls(**kwargs)
@@ -74,29 +233,35 @@ class RunParams:
         return dataclasses.replace(self, **changes).validate()
 
     def effective_key(self) -> tuple:
-        """What decides the run's results: MF ignores the DeepMF-only fields, so a grid that varies
-        only those queues one MF run, not several identical ones."""
-        values = dataclasses.asdict(self)  # hidden stays a tuple, so every value hashes
-        if self.model == "mf":
-            for name in DEEPMF_ONLY:
-                del values[name]
-        return tuple(sorted(values.items()))
+        """What decides the run's results: a model ignores the parameters of other models (MF has
+        no hidden layers), so a grid that varies only those queues one run, not several identical ones."""
+        return tuple((name, getattr(self, name)) for name, declared in PARAMS.items()
+                     if declared.applies_to(self.model))
 
     def label(self) -> str:
         """A short human description, e.g. 'mf k=10 lr=0.001'."""
-        base = RunParams()
         parts = [self.model]
-        for name in ("k", "hidden", "lr", "weight_decay", "batch_size", "epochs", "seed", "dropout", "bias"):
+        for name, declared in PARAMS.items():
             value = getattr(self, name)
-            if self.model == "mf" and name in DEEPMF_ONLY:
-                continue
-            if value != getattr(base, name) or name in ("k", "lr"):
-                parts.append(f"{name}={format_value(name, value)}")
+            shown = declared.summary == "always" or (declared.summary == "changed" and value != declared.default)
+            if shown and declared.applies_to(self.model):
+                parts.append(f"{name}={format_value(value)}")
         return " ".join(parts)
+
+    def engine_args(self, feeds: Literal["fit", "split", "data"]) -> dict[str, Any]:
+        """The keyword arguments of the engine function `feeds` names, taken from these parameters."""
+        return {name: getattr(self, name) for name, declared in PARAMS.items() if declared.feeds == feeds}
+
+
+# Every declaration by name, in declaration order.
+PARAMS: dict[str, Param] = {
+    field.name: dataclasses.replace(field.metadata["param"], name=field.name) for field in dataclasses.fields(RunParams)
+}
+FIELD_NAMES = tuple(PARAMS)
 
 
 def _show(value: Any) -> str:
-    return repr(value) if isinstance(value, str) else format_value("", value)
+    return repr(value) if isinstance(value, str) else format_value(value)
 
 
 def _storable(value: Any) -> str | None:
@@ -112,109 +277,21 @@ def _storable(value: Any) -> str | None:
     return None
 
 
-def _positive(v: float) -> str | None:
-    return None if v > 0 else "must be > 0"
-
-
-def _non_negative(v: float) -> str | None:
-    return None if v >= 0 else "must be >= 0"
-
-
-def _fraction(v: float) -> str | None:
-    return None if 0 < v < 1 else "must be between 0 and 1 (exclusive)"
-
-
-def _device(v: str) -> str | None:
-    if v in ("auto", "cpu", "cuda", "mps"):
-        return None
-    if v.startswith("cuda:") and v[5:].isdigit():
-        return None
-    return "must be auto, cpu, cuda, cuda:N or mps"
-
-
-_CHECKS: dict[str, Callable[[Any], str | None]] = {
-    "model": lambda v: None if v in MODELS else f"must be one of {', '.join(MODELS)}",
-    "data": lambda v: None if v.strip() else "must name a dataset or a file",
-    "k": _positive,
-    "hidden": lambda v: None if v and all(h > 0 for h in v) else "must be one or more sizes > 0",
-    "lr": _positive,
-    "weight_decay": _non_negative,
-    "batch_size": _positive,
-    "epochs": _positive,
-    "seed": _non_negative,
-    # numpy's RandomState, which draws the lab's split, takes 32-bit seeds only.
-    "split_seed": lambda v: None if 0 <= v < 2**32 else "must be between 0 and 2**32 - 1",
-    "test_size": _fraction,
-    "val_size": lambda v: None if 0 <= v < 1 else "must be >= 0 and < 1",
-    "patience": _non_negative,
-    "device": _device,
-    "dropout": lambda v: None if 0 <= v < 1 else "must be >= 0 and < 1",
-    "init_std": _non_negative,
-}
-
-FIELD_NAMES = tuple(f.name for f in dataclasses.fields(RunParams))
-
-
-def _parse_bool(text: str) -> bool:
-    lowered = text.strip().lower()
-    if lowered in ("1", "true", "yes", "on"):
-        return True
-    if lowered in ("0", "false", "no", "off"):
-        return False
-    raise ValueError
-
-
-def _data_spec(text: str) -> str:
-    """A dataset name as is; an existing file as an absolute path, so a worker started in another
-    directory finds it. A FIFO or a device is refused: reading one would block a worker forever."""
-    path = Path(text).expanduser()
-    try:
-        mode = path.stat().st_mode
-    except (OSError, ValueError):  # no such file (a dataset name), or a name no file can have
-        return text
-    if stat.S_ISREG(mode):
-        return str(path.resolve())
-    if not stat.S_ISDIR(mode):
-        raise ParamError(f"data: {text!r} is not a regular file (a FIFO, a device or a socket?)")
-    return text
-
-
-def _parse_hidden(text: str) -> tuple[int, ...]:
-    return tuple(int(part) for part in text.replace("x", ",").split(","))  # '10,,5': int('') fails
-
-
-_PARSERS: dict[str, Callable[[str], Any]] = {
-    "model": lambda s: s.strip().lower(),
-    "data": lambda s: _data_spec(s.strip()),
-    "device": lambda s: s.strip().lower(),
-    "hidden": _parse_hidden,
-    "bias": _parse_bool,
-}
-for _f in dataclasses.fields(RunParams):
-    if _f.name not in _PARSERS:
-        _PARSERS[_f.name] = {"int": int, "float": float}[str(_f.type)]
-
-_TYPE_WORDS = {int: "an integer", float: "a number", _parse_bool: "true or false",
-               _parse_hidden: "sizes like 10,5"}
-
-
 def parse_value(name: str, text: str) -> Any:
     """Parse one value of field `name` from text, with a one-line error naming the field."""
-    if name not in _PARSERS:
+    if name not in PARAMS:
         raise ParamError(f"unknown parameter {name!r}")
-    parser = _PARSERS[name]
+    parse = PARAMS[name].parse
     try:
-        return parser(text)
+        return parse(text)
     except ValueError:
-        word = _TYPE_WORDS.get(parser, "a valid value")
+        word = _TYPE_WORDS.get(parse, "a valid value")
         raise ParamError(f"{name}: {text.strip()!r} is not {word}") from None
 
 
 def split_alternatives(name: str, text: str) -> list[str]:
-    """The alternatives of one grid field. Commas separate them, except for `hidden`, whose
-    value is itself a comma list: its alternatives are separated by '/' (e.g. 10,5/64,32)."""
-    sep = "/" if name == "hidden" else ","
-    parts = [p.strip() for p in str(text).split(sep)]
+    """The alternatives of one grid field: its text split at the parameter's separator."""
+    parts = [p.strip() for p in str(text).split(PARAMS[name].separator)]
     if not parts or any(not p for p in parts):
         raise ParamError(f"{name}: empty value in {text!r}")
     return parts
@@ -254,12 +331,15 @@ def check_fits_here(run: RunParams) -> None:
         raise ParamError(f"{run.label()} on {run.data}: {reason}")
 
 
-def format_value(name: str, value: Any) -> str:
-    """The text form a person would type back into a form field."""
+def format_value(value: Any) -> str:
+    """The text form a person would type back into a form field or a flag."""
     if isinstance(value, tuple):
         return ",".join(str(v) for v in value)
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, float):
-        return f"{value:g}"
+        # Short where that is exact (0.001, not 0.001000000000000000020816...), else every digit:
+        # the text is typed back (a clone, `add --like`) and must give the same number.
+        short = f"{value:g}"
+        return short if float(short) == value else repr(value)
     return str(value)

@@ -5,22 +5,18 @@ from __future__ import annotations
 from typing import Any, Iterable, Optional, Sequence, Union
 
 from sqlalchemy import ColumnElement, Select, false, func, or_, select
-from sqlalchemy.orm import InstrumentedAttribute
 
 from store.base import StoreBase, load_runs
 from store.errors import StoreError
-from store.tables import PARAM_COLUMNS, STATUSES, Epoch, Run, Sweep
+from store.tables import STATUSES, Epoch, Run, Sweep, param_column
 from store.params import FIELD_NAMES, INT64_LIMIT
 from store.records import Comparison, EpochRecord, RunRecord, SweepRecord, epoch_record, run_record
 
 Statuses = Union[str, Sequence[str], None]
 
-# Columns a person may sort by: every column of runs except the JSON copy, plus the RunParams
-# field names that are stored under another name ("data" -> dataset, "device" -> device_request).
-SORTABLE: dict[str, str] = {
-    **{c.key: c.key for c in Run.__table__.columns if c.key != "params"},
-    **PARAM_COLUMNS,
-}
+# What a person may sort by: every column of runs but the JSON copy, and every parameter (those
+# without a column of their own by their value in the JSON copy).
+SORTABLE = (*(c.key for c in Run.__table__.columns if c.key not in ("params", *FIELD_NAMES)), *FIELD_NAMES)
 
 
 class QueryOps(StoreBase):
@@ -104,10 +100,10 @@ class QueryOps(StoreBase):
         return Comparison(runs=runs, differing=differing, epochs=epochs)
 
 
-def _sort_column(name: str) -> InstrumentedAttribute[Any]:
+def _sort_column(name: str) -> ColumnElement[Any]:
     if name not in SORTABLE:
         raise StoreError(f"cannot sort by {name!r}; choose one of {', '.join(sorted(SORTABLE))}")
-    return getattr(Run, SORTABLE[name])
+    return param_column(name) if name in FIELD_NAMES else Run.__table__.c[name]
 
 
 def _filter(query: Select[Any], status: Statuses, model: Optional[str], dataset: Optional[str],
@@ -120,15 +116,15 @@ def _filter(query: Select[Any], status: Statuses, model: Optional[str], dataset:
             raise StoreError(f"unknown status {unknown[0]!r}; choose from {', '.join(STATUSES)}")
         conditions.append(Run.status.in_(statuses))
     if model:
-        conditions.append(Run.model == model)
+        conditions.append(param_column("model") == model)
     if dataset:
-        conditions.append(Run.dataset == dataset)
+        conditions.append(param_column("data") == dataset)
     if sweep_id is not None:
         # A sweep id beyond 64 bits matches nothing (binding it would raise OverflowError).
         conditions.append(Run.sweep_id == sweep_id if -INT64_LIMIT <= sweep_id < INT64_LIMIT else false())
     if text:
         conditions.append(or_(*(
             column.icontains(text, autoescape=True)
-            for column in (Run.model, Run.dataset, Run.notes, Run.tags, Run.error)
+            for column in (param_column("model"), param_column("data"), Run.notes, Run.tags, Run.error)
         )))
     return query.where(*conditions)

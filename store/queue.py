@@ -68,7 +68,7 @@ class QueueOps(StoreBase):
         params.validate()
         now = utcnow()
         with self._write() as session:
-            run = Run(status=RunStatus.RUNNING, worker_id=worker_id, device=device, started_at=now,
+            run = Run(status=RunStatus.RUNNING, worker_id=worker_id, ran_on=device, started_at=now,
                       created_at=now, updated_at=now, **param_columns(params))
             session.add(run)
             session.flush()
@@ -99,7 +99,7 @@ class QueueOps(StoreBase):
                     return None
                 now = utcnow()
                 if change_run(session, candidate, RunStatus.QUEUED, status=RunStatus.RUNNING,
-                              worker_id=worker_id, device=device, started_at=now, updated_at=now):
+                              worker_id=worker_id, ran_on=device, started_at=now, updated_at=now):
                     return run_record(session.get_one(Run, candidate))
 
     # The writes below take the id of the worker that claimed the run (None: any worker, as for a
@@ -109,7 +109,7 @@ class QueueOps(StoreBase):
         """Record the device a claimed run really trains on when it is not its slot's (a run that
         asked for the CPU, claimed by a GPU slot)."""
         with self._write() as session:
-            _change_claimed(session, run_id, worker_id, device=device, updated_at=utcnow())
+            _change_claimed(session, run_id, worker_id, ran_on=device, updated_at=utcnow())
 
     def set_progress(self, run_id: int, fraction: float, *, worker_id: Optional[int] = None) -> None:
         """How far the running epoch has got (0..1); record_epoch sets it back to 0."""

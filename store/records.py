@@ -17,17 +17,14 @@ class RunRecord:
     id: int
     sweep_id: Optional[int]
     status: str
-    model: str
-    dataset: str
-    params: RunParams
+    params: RunParams  # what was asked for: params.data, params.epochs (planned), params.device
     created_at: datetime
     started_at: Optional[datetime]
     finished_at: Optional[datetime]
     worker_id: Optional[int]
-    device: Optional[str]  # the device it ran on; params.device is what was asked for
+    ran_on: Optional[str]  # the device it ran on; params.device is what was asked for
     epoch: int  # last finished epoch, 0 before the first
     epoch_progress: float  # fraction of the epoch under way (0 when none is)
-    epochs: int  # planned
     best_test_rmse: Optional[float]
     best_epoch: Optional[int]
     best_val_rmse: Optional[float]  # set when the run has a validation split, which then picks best_epoch
@@ -40,6 +37,23 @@ class RunRecord:
     cancel_requested: bool
     position: Optional[int]
     retries: int  # automatic retries left if it ends lost or interrupted
+
+    # TEMPORARY while the callers move to the names above (removed before this change lands).
+    @property
+    def model(self) -> str:
+        return self.params.model
+
+    @property
+    def dataset(self) -> str:
+        return self.params.data
+
+    @property
+    def epochs(self) -> int:
+        return self.params.epochs
+
+    @property
+    def device(self) -> Optional[str]:
+        return self.ran_on
 
 
 @dataclass(frozen=True)

@@ -8,6 +8,7 @@ start or a second copy of the schema in revision files.
 
 from __future__ import annotations
 
+import sqlite3
 from typing import Callable
 
 from sqlalchemy import Connection, Engine, inspect, select
@@ -15,11 +16,30 @@ from sqlalchemy import Connection, Engine, inspect, select
 from store.errors import StoreError
 from store.tables import Base, QueueState, SchemaVersion
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 
 def _add_run_retries(conn: Connection) -> None:
     conn.exec_driver_sql("ALTER TABLE runs ADD COLUMN retries INTEGER NOT NULL DEFAULT 0")
+
+
+# The hyperparameters that version 2 kept as columns and version 3 keeps in the JSON copy only.
+_V2_JSON_ONLY = ("epochs", "seed", "split_seed", "test_size", "val_size", "patience", "device_request", "bias",
+                 "dropout", "init_std")
+
+
+def _columns_from_declarations(conn: Connection) -> None:
+    """Version 3: a parameter is a column only where History sorts or filters on it (store/params.py
+    says which), under its own name; the device a run ran on is `ran_on`. Every value is already in
+    the JSON copy, so dropping the other columns loses nothing."""
+    sqlite = conn.dialect.name == "sqlite"
+    if sqlite and sqlite3.sqlite_version_info < (3, 35):
+        raise StoreError(f"upgrading this database needs SQLite 3.35 or newer (this Python has "
+                         f"{sqlite3.sqlite_version}): open it once with a newer Python")
+    conn.exec_driver_sql("ALTER TABLE runs RENAME COLUMN dataset TO data")
+    conn.exec_driver_sql("ALTER TABLE runs RENAME COLUMN device TO ran_on")
+    for column in _V2_JSON_ONLY:
+        conn.exec_driver_sql(f"ALTER TABLE runs DROP COLUMN {column}")
 
 
 # The version of the first schema: MIGRATIONS lead from it to SCHEMA_VERSION.
@@ -29,6 +49,7 @@ OLDEST_VERSION = 1
 # Add one entry with each change to store/tables.py and raise SCHEMA_VERSION to match.
 MIGRATIONS: dict[int, Callable[[Connection], None]] = {
     2: _add_run_retries,
+    3: _columns_from_declarations,
 }
 
 

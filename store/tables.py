@@ -1,8 +1,9 @@
 """The database schema as SQLAlchemy 2.0 typed models.
 
-A run keeps every hyperparameter twice: as columns (so the leaderboard can filter and sort on them
-in SQL) and as JSON (the exact RunParams, which survives new fields being added later). It also keeps
-its best and last RMSE, updated with each epoch, so ranking thousands of runs never reads the epochs.
+A run keeps every hyperparameter as JSON (the exact RunParams, which survives new fields being added
+later) and those History shows also as columns, so the leaderboard can filter and sort on them in SQL.
+It also keeps its best and last RMSE, updated with each epoch, so ranking thousands of runs never
+reads the epochs.
 """
 
 from __future__ import annotations
@@ -10,16 +11,16 @@ from __future__ import annotations
 from datetime import datetime, timezone
 from typing import Any, Optional
 
-from sqlalchemy import JSON, DateTime, ForeignKey, Index, Integer, String, Text, UniqueConstraint
+from sqlalchemy import (JSON, BigInteger, Boolean, ColumnElement, DateTime, Float, ForeignKey, Index, Integer, String,
+                        Text, UniqueConstraint)
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from sqlalchemy.types import TypeDecorator
 
-from store.params import FIELD_NAMES, RunParams, format_value
+from store.params import PARAMS, RunParams, format_value
 
-STATUSES = ("queued", "running", "done", "failed", "cancelled", "lost", "interrupted")
-# A run in one of these states will not change again on its own.
-FINISHED_STATUSES = ("done", "failed", "cancelled", "lost", "interrupted")
+# Kept importable from here for the queries and the TUI; the statuses are declared in store/status.py.
+from store.status import FINISHED_STATUSES, STATUSES  # noqa: F401
 
 
 def utcnow() -> datetime:
@@ -82,25 +83,9 @@ class Run(Base):
     # Lower numbers are claimed first; only meaningful while queued.
     position: Mapped[Optional[int]]
 
-    # The hyperparameters as columns. `dataset` is RunParams.data, `epochs` the planned number of
-    # epochs and `device_request` RunParams.device (what was asked for, e.g. "auto").
-    model: Mapped[str] = mapped_column(String(32))
-    dataset: Mapped[str] = mapped_column(Text)
-    k: Mapped[int]
-    hidden: Mapped[str] = mapped_column(String(100))  # "10,5", as typed into the form
-    lr: Mapped[float]
-    weight_decay: Mapped[float]
-    batch_size: Mapped[int]
-    epochs: Mapped[int]
-    seed: Mapped[int]
-    split_seed: Mapped[int]
-    test_size: Mapped[float]
-    val_size: Mapped[float]
-    patience: Mapped[int]
-    device_request: Mapped[str] = mapped_column(String(32))
-    bias: Mapped[bool]
-    dropout: Mapped[float]
-    init_std: Mapped[float]
+    # Every hyperparameter is in `params`, the exact RunParams as JSON (which survives new fields
+    # being added later); those History shows as columns are also real columns, added below from
+    # their declarations (store/params.py), so it can sort and filter on them in SQL.
     params: Mapped[dict[str, Any]]
 
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
@@ -109,7 +94,8 @@ class Run(Base):
     updated_at: Mapped[datetime] = mapped_column(default=utcnow)
 
     worker_id: Mapped[Optional[int]] = mapped_column(ForeignKey("workers.id"))
-    device: Mapped[Optional[str]] = mapped_column(String(32))  # the device it actually ran on
+    # The device it actually ran on (params["device"] is what was asked for, e.g. "auto").
+    ran_on: Mapped[Optional[str]] = mapped_column(String(32))
     epoch: Mapped[int] = mapped_column(default=0)  # last finished epoch
     # How far the epoch under way has got (0..1), so a long epoch is seen to move before it lands.
     epoch_progress: Mapped[float] = mapped_column(default=0.0)
@@ -172,15 +158,31 @@ class Worker(Base):
     stopped_at: Mapped[Optional[datetime]]
 
 
-# The runs column that holds each RunParams field (most share the field's name).
-PARAM_COLUMNS: dict[str, str] = {
-    name: {"data": "dataset", "device": "device_request"}.get(name, name) for name in FIELD_NAMES
-}
+# The SQL type of a parameter's column, by the type of its value.
+_COLUMN_TYPES = {str: Text, int: BigInteger, float: Float, bool: Boolean, tuple: String(100)}
+
+# The hyperparameters that are real columns of runs (History's), each under its own name. Declarative
+# classes take columns assigned after the class statement; the column's Python value is the
+# parameter's, but for a tuple (hidden layers), which is the text a person types: "10,5".
+PARAM_COLUMNS: tuple[str, ...] = tuple(name for name, declared in PARAMS.items() if declared.heading)
+for _name in PARAM_COLUMNS:
+    _column_type = _COLUMN_TYPES[type(PARAMS[_name].default)]
+    setattr(Run, _name, mapped_column(_name, _column_type() if isinstance(_column_type, type) else _column_type,
+                                      nullable=False))
+
+
+def param_column(name: str) -> ColumnElement[Any]:
+    """The SQL expression of a parameter: its column, or its value in the JSON copy."""
+    if name in PARAM_COLUMNS:
+        return Run.__table__.c[name]
+    json_type = {str: "as_string", int: "as_integer", float: "as_float", bool: "as_boolean"}
+    return getattr(Run.params[name], json_type[type(PARAMS[name].default)])()
 
 
 def param_columns(params: RunParams) -> dict[str, Any]:
     """The column values of a run with these parameters, the JSON copy included."""
-    values: dict[str, Any] = {PARAM_COLUMNS[name]: getattr(params, name) for name in FIELD_NAMES}
-    values["hidden"] = format_value("hidden", params.hidden)
+    values: dict[str, Any] = {name: getattr(params, name) for name in PARAM_COLUMNS}
+    if "hidden" in values:
+        values["hidden"] = format_value(params.hidden)
     values["params"] = params.to_dict()
     return values

@@ -71,8 +71,11 @@ def test_round_trip_through_stored_json():
 
 
 def test_text_values_round_trip():
-    for name, value in [("hidden", (64, 32)), ("lr", 0.003), ("bias", True), ("k", 32)]:
-        assert parse_value(name, format_value(name, value)) == value
+    # 0.1 + 0.2 and 1/3 print longer than %g: the form and `add --like` must get them back exactly.
+    for name, value in [("hidden", (64, 32)), ("lr", 0.003), ("lr", 0.1 + 0.2), ("weight_decay", 1 / 3),
+                        ("bias", True), ("k", 32)]:
+        assert parse_value(name, format_value(value)) == value
+    assert format_value(0.001) == "0.001"
 
 
 def test_mf_runs_that_differ_only_in_deepmf_fields_queue_once():

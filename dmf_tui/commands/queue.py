@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import argparse
 
-from dmf_tui.commands.params_args import PARAM_FLAGS, add_param_arguments, grid_from_args
-from store.db import open_store
+from dmf_tui.commands.params_args import add_param_arguments, given_values, grid_from_args
+from store.db import open_store, open_to_list
 from store.params import format_value
 from store.queue import check_retries
 
@@ -14,13 +14,17 @@ def register(sub: argparse._SubParsersAction) -> None:
     add = sub.add_parser(
         "add", help="queue runs; comma lists expand to a grid",
         description="Queue runs for a worker. Comma lists expand to every combination: "
-        "--lr 1e-3,1e-2 --k 10,32 queues 4 runs as one sweep.",
+        "--lr 1e-3,1e-2 --k 10,32 queues 4 runs as one sweep. With --like RUN, every flag not given "
+        "is RUN's: --like 12 --lr 1e-2 queues run 12 again with another learning rate.",
     )
     add_param_arguments(add, grid=True)
+    add.add_argument("--like", type=int, metavar="RUN",
+                     help="start from RUN's parameters (and retries) instead of the defaults")
     add.add_argument("--name", help="a name for the sweep")
     add.add_argument("--dry-run", action="store_true", help="print the runs without queueing them")
-    add.add_argument("--retries", type=int, default=0, metavar="N",
-                     help="queue a run again by itself, up to N times, when its worker dies or is stopped")
+    add.add_argument("--retries", type=int, metavar="N",
+                     help="queue a run again by itself, up to N times, when its worker dies or is stopped "
+                     "(default: 0, or RUN's with --like)")
     add.set_defaults(func=add_runs)
 
     cancel = sub.add_parser("cancel", help="cancel queued runs; ask running ones to stop")
@@ -43,17 +47,23 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def add_runs(args: argparse.Namespace) -> int:
-    runs = grid_from_args(args)  # ParamError (one line, exit 2) before anything is written
-    check_retries(args.retries)
+    base, retries = None, 0
+    if args.like is not None:
+        with open_to_list(args.db) as store:
+            like = store.get_run(args.like)  # UnknownRunError: one line, exit 2
+        base, retries = like.params, like.retries
+    if args.retries is not None:
+        retries = args.retries
+    runs = grid_from_args(args, base)  # ParamError (one line, exit 2) before anything is written
+    check_retries(retries)
     if args.dry_run:
-        given = [field for _, field, _ in PARAM_FLAGS if getattr(args, field) is not None]
-        shown = list(dict.fromkeys(["model", "data", *given]))
+        shown = list(dict.fromkeys(["model", "data", *given_values(args)]))
         print(f"Would queue {_runs(len(runs))}:")
         for i, params in enumerate(runs, start=1):
-            print(f"  {i}. " + " ".join(f"{n}={format_value(n, getattr(params, n))}" for n in shown))
+            print(f"  {i}. " + " ".join(f"{n}={format_value(getattr(params, n))}" for n in shown))
         return 0
     with open_store(args.db) as store:
-        sweep_id, run_ids = store.enqueue_grid(runs, name=args.name, retries=args.retries)
+        sweep_id, run_ids = store.enqueue_grid(runs, name=args.name, retries=retries)
     print(f"Queued {_runs(len(run_ids))} (sweep {sweep_id}): ids {id_ranges(run_ids)}")
     return 0
 

@@ -58,9 +58,7 @@ def _train(args: argparse.Namespace, params: RunParams, stop: threading.Event) -
     from store.queue import ClaimLostError
 
     device = str(resolve_device(params.device))
-    split = unless_stopped(lambda: load_split(params.data, test_size=params.test_size,
-                                              split_seed=params.split_seed, val_size=params.val_size),
-                           stop.is_set)
+    split = unless_stopped(lambda: load_split(params.data, **params.engine_args("split")), stop.is_set)
     if split is None:
         print("dmf-tui: interrupted while loading the data; no run was recorded", file=sys.stderr)
         return INTERRUPTED

@@ -14,7 +14,7 @@ from rich.text import Text
 
 from dmf_tui.commands.output import Console
 from store.db import open_to_list
-from store.params import FIELD_NAMES, RunParams, format_value
+from store.params import FIELD_NAMES, PARAMS, RunParams, format_value
 from store.records import EpochRecord, RunRecord
 
 DEFAULT_TOP = 50
@@ -98,10 +98,9 @@ def runs_table(runs: list[RunRecord]) -> Table:
     for run in runs:
         p = run.params
         table.add_row(
-            str(run.id), run.status, run.model, run.dataset, str(p.k),
-            format_value("hidden", p.hidden) if run.model == "deepmf" else "",
-            format_value("lr", p.lr), format_value("weight_decay", p.weight_decay),
-            f"{run.epoch}/{run.epochs}", _best(run),
+            str(run.id), run.status, p.model, p.data, str(p.k),
+            format_value(p.hidden) if PARAMS["hidden"].applies_to(p.model) else "",
+            format_value(p.lr), format_value(p.weight_decay), f"{run.epoch}/{p.epochs}", _best(run),
         )
     return table
 
@@ -119,9 +118,9 @@ def show_run(args: argparse.Namespace) -> int:
     about.add_column(style="dim")
     about.add_column()
     facts: list[tuple[str, Any]] = [
-        ("sweep", run.sweep_id), ("device", run.device), ("worker", run.worker_id),
+        ("sweep", run.sweep_id), ("ran on", run.ran_on), ("worker", run.worker_id),
         ("created", _time(run.created_at)), ("started", _time(run.started_at)),
-        ("finished", _time(run.finished_at)), ("epoch", f"{run.epoch}/{run.epochs}"),
+        ("finished", _time(run.finished_at)), ("epoch", f"{run.epoch}/{run.params.epochs}"),
         ("best test RMSE", _best(run)), ("notes", run.notes), ("tags", ", ".join(run.tags)),
         ("retries left", run.retries or None),
     ]
@@ -134,7 +133,7 @@ def show_run(args: argparse.Namespace) -> int:
     config.add_column(style="dim")
     config.add_column()
     for name in FIELD_NAMES:
-        config.add_row(name, format_value(name, getattr(run.params, name)))
+        config.add_row(name, format_value(getattr(run.params, name)))
     console.print(config)
     if epochs:
         console.print(epochs_table(epochs, run.best_epoch))

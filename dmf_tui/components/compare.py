@@ -13,13 +13,16 @@ from textual.widgets import DataTable, Footer, Static
 from dmf_tui.components import fmt
 from dmf_tui.components.curves import RmseCurves
 from dmf_tui.components.fitted_table import FittedTable
-from store.params import format_value
+from store.params import PARAMS, format_value
+
+# The parameters "Same in all" names when no run differs in them: those the tables or labels show.
+COMPARED = tuple(name for name, declared in PARAMS.items() if declared.heading or declared.summary != "never")
 
 
 class CompareScreen(Screen):
     BINDINGS = [
-        Binding("escape", "app.pop_screen", "Back", id="compare.back"),
-        Binding("t", "toggle_train", "Train curves", id="compare.train"),
+        Binding("escape", "app.pop_screen", "Back", id="compare.back", tooltip="back to History"),
+        Binding("t", "toggle_train", "Train curves", id="compare.train", tooltip="show or hide the train curves"),
     ]
 
     def __init__(self, run_ids: list[int]) -> None:
@@ -52,16 +55,16 @@ class CompareScreen(Screen):
         for run in runs:
             table.add_column(f"#{run.id}", key=str(run.id))
         for name in comparison.differing:
-            table.add_row(name, *(format_value(name, getattr(run.params, name)) for run in runs))
+            table.add_row(name, *(format_value(getattr(run.params, name)) for run in runs))
         table.add_row("status", *(run.status for run in runs))
         table.add_row("epochs", *(fmt.progress(run) for run in runs))
         table.add_row("best test", *(fmt.rmse(run.best_test_rmse) for run in runs))
         table.add_row("best epoch", *(str(run.best_epoch or "-") for run in runs))
         table.add_row("last train", *(fmt.rmse(run.last_train_rmse) for run in runs))
         same = [
-            f"{name}={format_value(name, getattr(runs[0].params, name))}"
-            for name in ("model", "data", "k", "hidden", "lr", "weight_decay", "batch_size", "epochs", "seed")
-            if name not in comparison.differing
+            f"{name}={format_value(getattr(runs[0].params, name))}"
+            for name in COMPARED if name not in comparison.differing
+            and any(PARAMS[name].applies_to(run.params.model) for run in runs)
         ]
         self.query_one("#compare-same", Static).update("Same in all: " + ", ".join(same) if same else "")
         self._draw()

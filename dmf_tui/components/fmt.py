@@ -13,7 +13,7 @@ from datetime import datetime
 
 from rich.text import Text
 
-from store.params import format_value
+from store.params import PARAMS, RunParams, format_value
 
 STATUS_STYLE = {
     "queued": "dim",
@@ -55,20 +55,28 @@ def when(moment: datetime | None) -> str:
     return "-" if moment is None else moment.strftime("%Y-%m-%d %H:%M")
 
 
+# The parameters the Queue and History tables show, as (column key, heading): those declared with
+# a heading in store/params.py, in declaration order.
+PARAM_HEADINGS = tuple((name, declared.heading) for name, declared in PARAMS.items() if declared.heading)
+
+
 def param_cells(run) -> tuple:
-    """The run's model, data and hyperparameters, as the Queue and History tables show them."""
-    params = run.params
-    return (run.model, run.dataset, params.k, hidden(run), format_value("lr", params.lr),
-            format_value("wd", params.weight_decay), params.batch_size)
+    """The cells of PARAM_HEADINGS for this run."""
+    return tuple(param_cell(run.params, name) for name, _ in PARAM_HEADINGS)
+
+
+def param_cell(params: RunParams, name: str):
+    """A parameter as a table shows it: "-" where the run's model has no use for it (MF's hidden
+    layers); integers as numbers, so they line up on the right."""
+    value = getattr(params, name)
+    if not PARAMS[name].applies_to(params.model):
+        return "-"
+    return value if isinstance(value, int) and not isinstance(value, bool) else format_value(value)
 
 
 def device(run) -> str:
     """Where it ran, or before it has run, what it asked for."""
-    return run.device or run.params.device
-
-
-def hidden(run) -> str:
-    return format_value("hidden", run.params.hidden) if run.model == "deepmf" else "-"
+    return run.ran_on or run.params.device
 
 
 def progress(run) -> str:

@@ -1,4 +1,6 @@
-"""The New experiment form. Every field takes a comma list of alternatives (hidden layers take
+"""The New experiment form: a field per hyperparameter, made from its declaration in store/params.py
+(the common ones first, the rest in an Advanced section folded by default), then the sweep's name
+and the retries. Every parameter field takes a comma list of alternatives (hidden layers take
 '/'-separated alternatives such as 10,5/64,32), the grid is their cartesian product, and it is
 queued as one sweep. Each field is checked as it is typed, with the reason beside it. Retries is
 not a grid: every queued run gets that many automatic retries."""
@@ -10,35 +12,29 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, VerticalScroll
 from textual.screen import Screen
-from textual.widgets import Button, Footer, Input, Label, Static
+from textual.widgets import Button, Collapsible, Footer, Input, Label, Static
 
 from store.errors import ParamError
-from store.params import RunParams, expand_grid, format_value
+from store.params import PARAMS, RunParams, expand_grid, format_value
 from store.queue import check_retries
 
-# (RunParams field, label, hint shown under the field)
-FIELDS = (
-    ("model", "Model", "mf, deepmf, or both: mf,deepmf"),
-    ("data", "Dataset", "ml-100k, ml-1m, …, synthetic-100k, or a ratings file path"),
-    ("k", "K (factors)", "e.g. 10 or 8,16,32"),
-    ("hidden", "Hidden layers", "DeepMF only; alternatives split by '/': 10,5/64,32"),
-    ("lr", "Learning rate", "e.g. 1e-3,1e-2"),
-    ("weight_decay", "Weight decay", "e.g. 1e-5"),
-    ("batch_size", "Batch size", "e.g. 512"),
-    ("epochs", "Epochs", "e.g. 20"),
-    ("seed", "Seed", "e.g. 0,1,2 to repeat with other seeds"),
-    ("device", "Device", "auto, cpu, cuda, cuda:N or mps"),
+# The fields that are not hyperparameters: (name, label, hint).
+SWEEP_FIELDS = (
+    ("name", "Sweep name", "optional"),
+    ("retries", "Retries", "requeues if its worker dies"),
 )
-RETRIES_HINT = "times a run is queued again if its worker dies or is stopped"
-HINTS = {name: hint for name, _, hint in FIELDS} | {"retries": RETRIES_HINT}
+HINTS = {name: declared.hint for name, declared in PARAMS.items()} | {n: hint for n, _, hint in SWEEP_FIELDS}
 
 
 class NewRunScreen(Screen[tuple[int, list[int]] | None]):
-    """Dismissed with (sweep id, run ids) once queued, or None when closed."""
+    """Dismissed with (sweep id, run ids) once queued, or None when closed. Opened with a run's
+    parameters and retries (a clone), every field starts from them."""
 
     BINDINGS = [
-        Binding("ctrl+s", "submit", "Queue runs", id="form.submit"),
-        Binding("escape", "close", "Close", id="form.close"),
+        Binding("ctrl+s", "submit", "Queue runs", id="form.submit",
+                tooltip="queue the grid (enter in a field too); fields take comma lists, hidden sizes split by / "
+                        "(10,5/64,32)"),
+        Binding("escape", "close", "Close", id="form.close", tooltip="close without queuing"),
     ]
 
     def __init__(self, params: RunParams | None = None, retries: int = 0) -> None:
@@ -50,14 +46,23 @@ class NewRunScreen(Screen[tuple[int, list[int]] | None]):
     def compose(self) -> ComposeResult:
         with VerticalScroll(id="form"):
             yield Static("New experiment", classes="screen-title")
-            for name, label, _ in FIELDS:
-                yield from self._field(name, label, format_value(name, getattr(self.params, name)))
+            for name, declared in PARAMS.items():
+                if not declared.advanced:
+                    yield from self._param_field(name)
+            with Collapsible(title="Advanced", collapsed=True, id="advanced"):
+                for name, declared in PARAMS.items():
+                    if declared.advanced:
+                        yield from self._param_field(name)
+            yield from self._field("name", "Sweep name", "")
             yield from self._field("retries", "Retries", str(self.retries))
             with Horizontal(id="form-buttons"):
                 yield Label("", id="preview", markup=False)
                 yield Button("Queue", variant="primary", id="submit")
                 yield Button("Cancel", id="close")
         yield Footer()
+
+    def _param_field(self, name: str) -> ComposeResult:
+        return self._field(name, PARAMS[name].label, format_value(getattr(self.params, name)))
 
     def _field(self, name: str, label: str, value: str) -> ComposeResult:
         with Horizontal(classes="field"):
@@ -72,15 +77,18 @@ class NewRunScreen(Screen[tuple[int, list[int]] | None]):
         self.query_one("#field-model", Input).focus()
 
     def values(self) -> dict[str, str]:
-        return {name: self.query_one(f"#field-{name}", Input).value for name, _, _ in FIELDS}
+        """The text of every hyperparameter field, by name."""
+        return {name: self.query_one(f"#field-{name}", Input).value for name in PARAMS}
 
     def _check(self, name: str) -> None:
         """Validate one field alone against the defaults, so its error names this field only."""
         text = self.query_one(f"#field-{name}", Input).value
         try:
-            if not text.strip():
+            if name == "name":
+                pass  # any name, or none
+            elif not text.strip():
                 raise ParamError(f"{name}: needs a value")
-            if name == "retries":
+            elif name == "retries":
                 self._retries()
             else:
                 expand_grid({name: text})
@@ -93,6 +101,8 @@ class NewRunScreen(Screen[tuple[int, list[int]] | None]):
         message.update(self.errors.get(name) or HINTS[name])
         message.set_class(name in self.errors, "error")
         self.query_one(f"#field-{name}", Input).set_class(name in self.errors, "-invalid")
+        if name in self.errors and name in PARAMS and PARAMS[name].advanced:
+            self.query_one("#advanced", Collapsible).collapsed = False  # never hide a field in red
 
     def _retries(self) -> int:
         text = self.query_one("#field-retries", Input).value.strip()
@@ -138,6 +148,7 @@ class NewRunScreen(Screen[tuple[int, list[int]] | None]):
         if not runs:
             self.notify("Nothing queued: fix the fields in red", severity="error")
             return
-        queued = await self.app.db(self.app.store.enqueue_grid, runs, retries=self._retries())
+        name = self.query_one("#field-name", Input).value.strip() or None
+        queued = await self.app.db(self.app.store.enqueue_grid, runs, name=name, retries=self._retries())
         if queued is not None:
             self.dismiss(queued)

@@ -27,7 +27,7 @@ def config_table(run) -> Table:
     rows = [
         ("status", fmt.status_text(run)),
         ("sweep", str(run.sweep_id or "-")),
-        ("ran on", run.device or "-"),
+        ("ran on", run.ran_on or "-"),
         ("created", fmt.when(run.created_at)),
         ("started", fmt.when(run.started_at)),
         ("finished", fmt.when(run.finished_at)),
@@ -35,7 +35,7 @@ def config_table(run) -> Table:
         ("best test", f"{fmt.rmse(run.best_test_rmse)} at epoch {run.best_epoch or '-'}"),
         ("last train/test", f"{fmt.rmse(run.last_train_rmse)} / {fmt.rmse(run.last_test_rmse)}"),
     ]
-    rows += [(name, format_value(name, getattr(run.params, name))) for name in FIELD_NAMES]
+    rows += [(name, format_value(getattr(run.params, name))) for name in FIELD_NAMES]
     for name, value in rows:
         table.add_row(name, fmt.literal(value))
     return table
@@ -43,11 +43,12 @@ def config_table(run) -> Table:
 
 class RunDetailScreen(Screen):
     BINDINGS = [
-        Binding("escape", "app.pop_screen", "Back", id="detail.back"),
-        Binding("l", "clone", "Clone into form", id="detail.clone"),
-        Binding("ctrl+s", "save_notes", "Save notes", id="detail.save"),
-        Binding("c", "cancel", "Cancel run", id="detail.cancel"),
-        Binding("r", "retry", "Retry", id="detail.retry"),
+        Binding("escape", "app.pop_screen", "Back", id="detail.back", tooltip="back to where the run was opened"),
+        Binding("l", "clone", "Clone into form", id="detail.clone",
+                tooltip="open the New experiment form filled with this run's parameters"),
+        Binding("ctrl+s", "save_notes", "Save notes", id="detail.save", tooltip="save the notes"),
+        Binding("c", "cancel", "Cancel run", id="detail.cancel", tooltip="cancel this run"),
+        Binding("r", "retry", "Retry", id="detail.retry", tooltip="queue this run again if it ended badly"),
     ]
 
     def __init__(self, run_id: int) -> None:

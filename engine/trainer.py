@@ -32,15 +32,9 @@ from torch import nn
 from engine.errors import ConfigError, DeviceError, DivergedError
 from engine.models import build_model, flatten_parameters, has_hand_grads, parameter_views
 
-# The RunParams fields that fit() takes; callers pass them through by name (fit_options).
-FIT_KEYS = ("model", "k", "hidden", "bias", "dropout", "init_std", "lr", "weight_decay", "batch_size",
-            "epochs", "seed", "device", "patience")
-
-
-def fit_options(params, **overrides) -> dict:
-    """fit()'s keyword arguments taken from a RunParams, with `overrides` (say, the device a worker
-    chose) in place of its own."""
-    return {key: getattr(params, key) for key in FIT_KEYS} | overrides
+# The optimizers fit() takes: the lab's Adam (weight decay as an L2 term added to the gradient) and
+# AdamW (weight decay applied to the weights apart from the gradient's moments).
+OPTIMIZERS = ("adam", "adamw")
 
 # How often (in batches) to report progress and ask whether to stop: often enough to cancel a large
 # epoch within a second or so, rarely enough to cost nothing.
@@ -97,19 +91,23 @@ def resolve_device(spec: str = "auto") -> torch.device:
 def fit(split, *, model: str = "mf", k: int = 10, hidden: Sequence[int] = (10, 5), bias: bool = False,
         dropout: float = 0.0, init_std: float = 0.0, lr: float = 1e-3, weight_decay: float = 1e-5,
         batch_size: int = 512, epochs: int = 20, seed: int = 0, device: str = "auto", patience: int = 0,
-        capture: bool | None = None,
+        optimizer: str = "adam", capture: bool | None = None,
         on_epoch: Callable[[EpochStats], None] | None = None,
         on_progress: Callable[[int, int], None] | None = None,
         should_stop: Callable[[], bool] | None = None,
-        checkpoint_path: str | Path | None = None) -> TrainResult:
+        checkpoint_path: str | Path | None = None, checkpoint_meta: dict | None = None) -> TrainResult:
     """Train `model` on `split.part("train")` and evaluate every epoch on test (and val, if not empty).
 
     The best epoch is the one with the lowest val RMSE when the split has a validation part, else the
     lowest test RMSE (the lab's habit of reading off the test curve); early stopping (patience > 0)
     watches the same number. `capture=None` captures the step in a CUDA graph exactly when on CUDA.
+    The checkpoint of the best epoch holds the model's weights and `config`: what build_model needs to
+    make the model again, plus `checkpoint_meta` (the worker puts the run's parameters there).
     """
     if batch_size <= 0 or epochs <= 0:
         raise ConfigError(f"batch_size and epochs must be > 0 (got {batch_size} and {epochs})")
+    if optimizer not in OPTIMIZERS:
+        raise ConfigError(f"unknown optimizer {optimizer!r}: choose one of {', '.join(OPTIMIZERS)}")
     dev = resolve_device(device)
     if capture is None:
         capture = dev.type == "cuda"
@@ -128,15 +126,15 @@ def fit(split, *, model: str = "mf", k: int = 10, hidden: Sequence[int] = (10, 5
 
         torch.manual_seed(seed)  # initial weights and dropout
         shuffle = torch.Generator(device=dev).manual_seed(seed)  # batch order
-        net = build_model(model, split.dataset.n_users, split.dataset.n_items, k=k, hidden=hidden, bias=bias,
-                          dropout=dropout, init_std=init_std).to(dev)
+        shape = {"n_users": split.dataset.n_users, "n_items": split.dataset.n_items}
+        model_args = {"k": k, "hidden": list(hidden), "bias": bias, "dropout": dropout, "init_std": init_std}
+        net = build_model(model, **shape, **model_args).to(dev)
         # Sum of squared training errors over the epoch, kept on the device so no batch waits for the host.
         sse = torch.zeros((), device=dev)
-        step = _make_step(net, sse, lr=lr, weight_decay=weight_decay, batch_size=batch_size, capture=capture)
+        step = _make_step(net, sse, optimizer=optimizer, lr=lr, weight_decay=weight_decay, batch_size=batch_size,
+                          capture=capture)
 
-        config = {"model": model, "k": k, "hidden": list(hidden), "bias": bias, "dropout": dropout,
-                  "init_std": init_std, "lr": lr, "weight_decay": weight_decay, "batch_size": batch_size,
-                  "seed": seed, "n_users": split.dataset.n_users, "n_items": split.dataset.n_items}
+        config = {**(checkpoint_meta or {}), "model": model, **model_args, **shape}
         checkpoint = Path(checkpoint_path) if checkpoint_path is not None else None
         history: list[EpochStats] = []
         best: EpochStats | None = None
@@ -217,29 +215,29 @@ def _on_device(part, dev: torch.device) -> tuple[torch.Tensor, torch.Tensor, tor
             torch.as_tensor(ratings, dtype=torch.float32).to(dev))
 
 
-def _make_step(net: nn.Module, sse: torch.Tensor, *, lr: float, weight_decay: float, batch_size: int,
-               capture: bool) -> Callable[[torch.Tensor, torch.Tensor, torch.Tensor], None]:
+def _make_step(net: nn.Module, sse: torch.Tensor, *, optimizer: str, lr: float, weight_decay: float,
+               batch_size: int, capture: bool) -> Callable[[torch.Tensor, torch.Tensor, torch.Tensor], None]:
     """The training step: called with a batch, it updates `net` and adds the batch's squared errors to `sse`.
 
     On CPU that is `_HandStep` for a model whose gradients `hand_grads` writes (`has_hand_grads`);
-    for any other model, and on other devices, `_train_step`, captured on CUDA."""
+    for any other model or optimizer, and on other devices, `_train_step`, captured on CUDA."""
     dev = sse.device
-    if dev.type == "cpu" and not capture and has_hand_grads(net):
+    if dev.type == "cpu" and not capture and optimizer == "adam" and has_hand_grads(net):
         return _HandStep(net, sse, lr=lr, weight_decay=weight_decay)
-    optimizer = _adam(net, dev, lr=lr, weight_decay=weight_decay, capturable=capture)
+    torch_optimizer = _optimizer(optimizer, net, dev, lr=lr, weight_decay=weight_decay, capturable=capture)
     if capture:
-        return _GraphStep(net, optimizer, sse, batch_size)
-    return functools.partial(_train_step, net, optimizer, sse)
+        return _GraphStep(net, torch_optimizer, sse, batch_size)
+    return functools.partial(_train_step, net, torch_optimizer, sse)
 
 
-def _adam(net: nn.Module, dev: torch.device, *, lr: float, weight_decay: float,
-          capturable: bool) -> torch.optim.Optimizer:
+def _optimizer(name: str, net: nn.Module, dev: torch.device, *, lr: float, weight_decay: float,
+               capturable: bool) -> torch.optim.Optimizer:
+    kind = {"adam": torch.optim.Adam, "adamw": torch.optim.AdamW}[name]
     # The fused kernel updates every parameter in one call, about half the time of the default
     # per-tensor loop on CPU (bench/RESULTS.md); on CUDA it is also graph-capturable.
     if dev.type in ("cpu", "cuda"):
-        return torch.optim.Adam(net.parameters(), lr=lr, weight_decay=weight_decay, fused=True,
-                                capturable=capturable)
-    return torch.optim.Adam(net.parameters(), lr=lr, weight_decay=weight_decay)
+        return kind(net.parameters(), lr=lr, weight_decay=weight_decay, fused=True, capturable=capturable)
+    return kind(net.parameters(), lr=lr, weight_decay=weight_decay)
 
 
 def _train_step(net: nn.Module, optimizer: torch.optim.Optimizer, sse: torch.Tensor,

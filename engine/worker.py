@@ -53,7 +53,7 @@ from sqlalchemy.engine import make_url
 from engine.datasets import load_dataset
 from engine.errors import ConfigError, DeviceError, EngineError
 from engine.split import Split, split_dataset
-from engine.trainer import EpochStats, TrainResult, fit, fit_options, resolve_device
+from engine.trainer import EpochStats, TrainResult, fit, resolve_device
 from store.db import Store, app_data_dir, open_store, sqlite_file
 from store.errors import database_error
 from store.memory import Shape, gib, physical_memory, shortfall, training_bytes
@@ -183,7 +183,8 @@ class SplitCache:
     """Datasets and splits this process has loaded, so a queue of runs on one dataset reads it once.
 
     A dataset is keyed by its spec (plus a file's size and mtime, so an edited file is read again),
-    a split by the dataset and (test_size, split_seed, val_size); a sweep over split seeds reads the
+    a split by the dataset and the parameters that shape the split (test_size, split_seed, val_size:
+    RunParams.engine_args("split")); a sweep over split seeds reads the
     file once too. Only the most recent few are kept: a 25M-rating dataset takes about a gigabyte.
     """
 
@@ -201,16 +202,15 @@ class SplitCache:
 
     def _get(self, params: RunParams) -> Split:
         data_key = _data_key(params.data)
-        split_key = (data_key, params.test_size, params.split_seed, params.val_size)
+        split_args = params.engine_args("split")
+        split_key = (data_key, *sorted(split_args.items()))
         split = self._recall(self._splits, split_key)
         if split is None:
             dataset = self._recall(self._datasets, data_key)
             if dataset is None:
                 dataset = load_dataset(params.data)
                 self._remember(self._datasets, data_key, dataset)
-            split = split_dataset(
-                dataset, test_size=params.test_size, split_seed=params.split_seed, val_size=params.val_size
-            )
+            split = split_dataset(dataset, **split_args)
             self._remember(self._splits, split_key, split)
         return split
 
@@ -372,7 +372,7 @@ class Slot:
 def fit_run(split: Split, params: RunParams, device: str, **callbacks: Any) -> TrainResult:
     """fit() with a run's parameters on `device`, once check_room has let it."""
     check_room(split, params, device)
-    return fit(split, **fit_options(params, device=device), **callbacks)
+    return fit(split, **params.engine_args("fit") | {"device": device}, checkpoint_meta=params.to_dict(), **callbacks)
 
 
 def check_room(split: Split, params: RunParams, device: str) -> None:

@@ -23,6 +23,7 @@ from store.errors import ParamError
 from store.memory import KNOWN_SHAPES, physical_memory, shortfall, training_bytes
 
 MODELS = ("mf", "deepmf")
+OPTIMIZERS = ("adam", "adamw")  # engine.trainer.OPTIMIZERS; tests/test_trainer.py keeps them equal
 INT64_LIMIT = 2**63
 
 Check = Callable[[Any], "str | None"]
@@ -93,8 +94,8 @@ def _below_one(v: float) -> str | None:
     return None if 0 <= v < 1 else "must be >= 0 and < 1"
 
 
-def _model(v: str) -> str | None:
-    return None if v in MODELS else f"must be one of {', '.join(MODELS)}"
+def _one_of(choices: tuple[str, ...]) -> Check:
+    return lambda v: None if v in choices else f"must be one of {', '.join(choices)}"
 
 
 def _dataset(v: str) -> str | None:
@@ -163,7 +164,7 @@ class RunParams:
     """One run's hyperparameters. Declaration order is the order of the form, the flags and `show`."""
 
     model: str = param("mf", "mf or deepmf", label="Model", hint="mf, deepmf, or both: mf,deepmf",
-                       check=_model, parse=_parse_word, summary="never", heading="model")
+                       check=_one_of(MODELS), parse=_parse_word, summary="never", heading="model")
     data: str = param("ml-1m", "a dataset name (ml-100k, ml-1m, synthetic-1m, ...) or a ratings file",
                       label="Dataset", hint="ml-100k, ml-1m, … or a file", check=_dataset,
                       parse=_parse_data, summary="never", heading="data", feeds="data")
@@ -205,6 +206,9 @@ class RunParams:
     init_std: float = param(0.0, "std of a normal embedding init (0: PyTorch's default)", label="Init std",
                             hint="e.g. 0.01; 0: PyTorch's init", check=_non_negative, advanced=True,
                             summary="never")
+    optimizer: str = param("adam", "adam (the lab's: weight decay as L2 in the gradient) or adamw (decoupled "
+                           "weight decay)", label="Optimizer", hint="adam or adamw", check=_one_of(OPTIMIZERS),
+                           parse=_parse_word, advanced=True)
 
     def validate(self) -> RunParams:
         for declared in PARAMS.values():

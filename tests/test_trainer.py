@@ -13,7 +13,8 @@ from engine.errors import ConfigError, DeviceError, DivergedError
 from engine.models import MF, build_model
 from engine.remap import Dataset
 from engine.split import split_dataset
-from engine.trainer import FIT_KEYS, EpochStats, fit, resolve_device
+from engine.trainer import OPTIMIZERS, EpochStats, fit, resolve_device
+from store import params
 from store.params import RunParams
 
 
@@ -42,12 +43,24 @@ def quick(split, **kwargs):
     return fit(split, **kwargs)
 
 
-def test_fit_keys_are_run_params_fields_that_fit_takes():
-    fields = set(RunParams.__dataclass_fields__)
-    assert set(FIT_KEYS) <= fields
-    result = fit(split_dataset(tiny_dataset()), **{k: getattr(RunParams(epochs=1, device="cpu"), k)
-                                                  for k in FIT_KEYS})
-    assert len(result.epochs) == 1
+def test_every_parameter_declared_for_fit_is_one_fit_takes():
+    fit_args = RunParams(epochs=1, device="cpu").engine_args("fit")
+    assert {"model", "lr", "optimizer", "patience"} <= set(fit_args)
+    assert len(fit(split_dataset(tiny_dataset()), **fit_args).epochs) == 1
+    assert OPTIMIZERS == params.OPTIMIZERS
+
+
+def test_adamw_takes_the_autograd_step_and_trains_otherwise_than_adam(split):
+    def step(optimizer: str):
+        return trainer._make_step(MF(60, 40), torch.zeros(()), optimizer=optimizer, lr=0.01, weight_decay=0.1,
+                                  batch_size=512, capture=False)
+
+    # The hand-written step is Adam's update: AdamW must not take it.
+    assert isinstance(step("adam"), trainer._HandStep) and not isinstance(step("adamw"), trainer._HandStep)
+    adam, adamw = (quick(split, weight_decay=0.1, optimizer=name, epochs=2) for name in ("adam", "adamw"))
+    assert [e.train_rmse for e in adam.epochs] != [e.train_rmse for e in adamw.epochs]
+    with pytest.raises(ConfigError, match="unknown optimizer 'sgd'"):
+        quick(split, optimizer="sgd")
 
 
 def test_resolve_device_cpu_and_auto():
@@ -181,13 +194,16 @@ def test_divergence_is_reported(split):
 
 def test_best_checkpoint_loads_with_weights_only(split, tmp_path):
     path = tmp_path / "runs" / "best.pt"
-    result = quick(split, model="deepmf", checkpoint_path=path, epochs=4)
+    result = quick(split, model="deepmf", checkpoint_path=path, epochs=4,
+                   checkpoint_meta={"data": "tiny", "model": "mf"})
     assert result.checkpoint == path
     saved = torch.load(path, weights_only=True)
     assert saved["epoch"] == result.best_epoch
     assert saved["test_rmse"] == result.best_test_rmse
     config = saved["config"]
+    # The run's parameters come along (the worker passes them), but never in place of the model's own.
     assert (config["model"], config["hidden"], config["n_users"]) == ("deepmf", [10, 5], split.dataset.n_users)
+    assert config["data"] == "tiny"
     model = build_model(config["model"], config["n_users"], config["n_items"], k=config["k"],
                         hidden=config["hidden"])
     model.load_state_dict(saved["state_dict"])
@@ -224,7 +240,8 @@ def assert_step_trains_like_autograd_and_adam(make_model):
     net = make_model(n_users, n_items)
     optimizer = torch.optim.Adam(reference.parameters(), lr=lr, weight_decay=weight_decay)
     sse = torch.zeros(())
-    step = trainer._make_step(net, sse, lr=lr, weight_decay=weight_decay, batch_size=batch, capture=False)
+    step = trainer._make_step(net, sse, optimizer="adam", lr=lr, weight_decay=weight_decay, batch_size=batch,
+                              capture=False)
 
     for n in range(EQUIVALENCE_STEPS):
         start = n * batch % (len(ratings) - batch)

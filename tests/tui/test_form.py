@@ -17,7 +17,8 @@ from tests.tui.conftest import make_app, settle
 # text is long (a clone that rounded 1/3 would queue another model).
 UNUSUAL = RunParams(model="deepmf", data="synthetic-100k", k=7, hidden=(12, 6, 3), lr=1 / 3 * 1e-2,
                     weight_decay=0.1 + 0.2, batch_size=100, epochs=3, seed=5, device="cpu", split_seed=7,
-                    test_size=0.25, val_size=0.15, patience=2, dropout=0.05, bias=True, init_std=0.02)
+                    test_size=0.25, val_size=0.15, patience=2, dropout=0.05, bias=True, init_std=0.02,
+                    optimizer="adamw")
 
 
 def _add_flags() -> set[str]:

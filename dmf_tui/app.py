@@ -15,11 +15,12 @@ from sqlalchemy.exc import SQLAlchemyError
 from textual import on, work
 from textual.app import App, ComposeResult
 from textual.binding import Binding
+from textual.command import Provider
 from textual.notifications import SeverityLevel
 from textual.widgets import Footer, TabbedContent, TabPane
 
-from dmf_tui.components.palette import DmfCommands
 from dmf_tui.components.compare import CompareScreen
+from dmf_tui.components.help import HelpScreen
 from dmf_tui.components.history_tab import HistoryTab
 from dmf_tui.components.live_tab import LiveTab
 from dmf_tui.components.main_tabs import MainTabs
@@ -40,6 +41,14 @@ def db_name(url: str) -> str:
     return file.name if file else make_url(url).render_as_string(hide_password=True)
 
 
+def _palette_commands() -> type[Provider]:
+    """The palette's entries, read when it first opens: they are built from every screen's keys
+    (dmf_tui.keys), which imports this module."""
+    from dmf_tui.components.palette import DmfCommands
+
+    return DmfCommands
+
+
 # What has the keys on each tab.
 MAIN_WIDGET = {"queue": "#queue-table", "live": "#live-tab", "history": "#history-table"}
 
@@ -47,17 +56,26 @@ MAIN_WIDGET = {"queue": "#queue-table", "live": "#live-tab", "history": "#histor
 class DmfApp(App):
     CSS_PATH = "app.tcss"
     TITLE = "dmf-tui"
-    COMMANDS = App.COMMANDS | {DmfCommands}
+    COMMANDS = App.COMMANDS | {_palette_commands}
     BINDINGS = [
-        Binding("question_mark", "help", "Help", id="app.help"),
-        Binding("n", "new_experiment", "New", id="app.new"),
-        Binding("p", "toggle_pause", "Pause/resume", id="app.pause"),
-        Binding("w", "start_worker", "Start worker", id="app.worker_start"),
-        Binding("W", "stop_worker", "Stop worker", id="app.worker_stop"),
-        Binding("1", "show_tab('queue')", "Queue", show=False, id="app.tab_queue"),
-        Binding("2", "show_tab('live')", "Live", show=False, id="app.tab_live"),
-        Binding("3", "show_tab('history')", "History", show=False, id="app.tab_history"),
-        Binding("q", "quit", "Quit", id="app.quit"),
+        Binding("question_mark", "help", "Help", id="app.help", tooltip="the help: every key, by where it works"),
+        Binding("n", "new_experiment", "New", id="app.new",
+                tooltip="open the New experiment form to queue a grid of runs"),
+        Binding("p", "toggle_pause", "Pause/resume", id="app.pause",
+                tooltip="pause or resume the queue: paused, workers take no new runs (running ones go on)"),
+        Binding("w", "start_worker", "Start worker", id="app.worker_start",
+                tooltip="start a detached worker on this database"),
+        Binding("W", "stop_worker", "Stop worker", id="app.worker_stop", tooltip="stop the workers of this database"),
+        Binding("1", "show_tab('queue')", "Show Queue", show=False, id="app.tab_queue",
+                tooltip="the Queue tab: running and queued runs, and those that ended badly"),
+        Binding("2", "show_tab('live')", "Show Live", show=False, id="app.tab_live",
+                tooltip="the Live tab: epochs and curves of the running runs"),
+        Binding("3", "show_tab('history')", "Show History", show=False, id="app.tab_history",
+                tooltip="the History tab: finished runs ranked by best test RMSE"),
+        # Textual's own palette key, declared here so the help lists it (Textual adds none then).
+        Binding("ctrl+p", "command_palette", "palette", show=False, priority=True, id="app.palette",
+                tooltip="the command palette: the keys that work where it opens, by name"),
+        Binding("q", "quit", "Quit", id="app.quit", tooltip="leave the TUI (workers go on)"),
     ]
 
     def __init__(self, store: Store, *, poll_interval: float = 1.0) -> None:
@@ -150,9 +168,13 @@ class DmfApp(App):
     @on(TabbedContent.TabActivated, "#tabs")
     def focus_active_tab(self) -> None:
         """Give the keys to the tab on show, so its bindings work and show in the footer. A tab
-        shown by a key typed ahead at startup may not have its table yet: on_mount comes back."""
-        tab = self.query_one("#tabs", TabbedContent).active
-        for widget in self.screen_stack[0].query(MAIN_WIDGET[tab]):
+        shown by a key typed ahead at startup may not have its table yet: on_mount comes back.
+        Focus already inside the tab (its filter, its other table) stays where it is."""
+        main = self.screen_stack[0]
+        tabs = main.query_one("#tabs", TabbedContent)
+        if main.focused is not None and tabs.active_pane in main.focused.ancestors:
+            return
+        for widget in main.query(MAIN_WIDGET[tabs.active]):
             widget.focus()
 
     @on(OpenRun)
@@ -201,9 +223,6 @@ class DmfApp(App):
     # --- actions (also listed in the command palette, components/palette.py) ------------
 
     def action_help(self) -> None:
-        # Imported on first use: HelpScreen brings in Markdown, a tenth of the start-up.
-        from dmf_tui.components.help import HelpScreen
-
         self.push_screen(HelpScreen())
 
     def action_new_experiment(self) -> None:
@@ -212,13 +231,14 @@ class DmfApp(App):
     def action_show_tab(self, tab: str) -> None:
         self.query_one("#tabs", TabbedContent).active = tab
 
-    async def action_queue_action(self, action: str) -> None:
-        self.action_show_tab("queue")
-        await self.run_action(action, default_namespace=self.queue_tab)
-
-    async def action_history_action(self, action: str) -> None:
-        self.action_show_tab("history")
-        await self.run_action(action, default_namespace=self.history_tab)
+    async def run_in_tab(self, tab: str, action: str) -> None:
+        """Show a tab and run one of its keys' actions there (how the palette runs a tab's key)."""
+        self.action_show_tab(tab)
+        # Focus the tab now rather than when its activation message arrives: an action that
+        # moves the focus itself (History's filter) keeps it then.
+        self.focus_active_tab()
+        widget = {"queue": self.queue_tab, "live": self.live_tab, "history": self.history_tab}[tab]
+        await self.run_action(action, default_namespace=widget)
 
     @work(group="app-actions")
     async def action_toggle_pause(self) -> None:

@@ -4,12 +4,20 @@ from __future__ import annotations
 
 from typing import Iterable
 
+from textual.binding import Binding
 from textual.widgets import DataTable
 
 from dmf_tui.components import fmt
 
 
 class EpochTable(DataTable):
+    # DataTable's own enter, named so the help lists it: the Live tab opens the run of the table
+    # (in Run detail, which shows that run already, it does nothing).
+    BINDINGS = [
+        Binding("enter", "select_cursor", "Open run", show=False, id="epochs.open",
+                tooltip="open Run detail on this running run"),
+    ]
+
     def __init__(self, **kwargs) -> None:
         super().__init__(cursor_type="row", zebra_stripes=True, classes="epoch-table", **kwargs)
         self.add_columns("epoch", "TrnRMSE", "TestRMSE", "seconds")

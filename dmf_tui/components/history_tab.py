@@ -71,12 +71,16 @@ def history_cells(run, marked: bool) -> tuple:
 
 class HistoryTab(Vertical):
     BINDINGS = [
-        Binding("space", "mark", "Mark", id="history.mark"),
-        Binding("m", "compare", "Compare", id="history.compare"),
-        Binding("e", "export", "Export CSV", id="history.export"),
-        Binding("s", "sort_next", "Sort", id="history.sort"),
-        Binding("S", "sort_reverse", "Reverse", id="history.reverse"),
-        Binding("slash", "focus_filter", "Filter", id="history.filter"),
+        Binding("space", "mark", "Mark", id="history.mark", tooltip="mark or unmark the run under the cursor"),
+        Binding("m", "compare", "Compare", id="history.compare",
+                tooltip="compare the marked runs: parameter diff and overlaid curves"),
+        Binding("e", "export", "Export CSV", id="history.export",
+                tooltip="export the runs listed to a CSV file in the current directory"),
+        Binding("s", "sort_next", "Sort", id="history.sort",
+                tooltip="sort by the cursor's column (again: by the next one); a click on a header sorts too"),
+        Binding("S", "sort_reverse", "Reverse", id="history.reverse", tooltip="reverse the order"),
+        Binding("slash", "focus_filter", "Filter", id="history.filter",
+                tooltip="filter: model:deepmf dataset:ml-1m status:failed sweep:3 and free text (notes, errors)"),
     ]
 
     def __init__(self, **kwargs) -> None:

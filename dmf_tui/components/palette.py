@@ -1,4 +1,7 @@
-"""The command palette (ctrl+p): every action of the app by name, wherever the focus is."""
+"""The command palette (ctrl+p): every key that works where it is opened, by name.
+
+The entries come from the bindings (dmf_tui.keys.palette_commands): a key added to the app, to a
+main tab or to a screen is in the palette with its description and tooltip, and runs what the key runs."""
 
 from __future__ import annotations
 
@@ -6,39 +9,31 @@ from functools import partial
 
 from textual.command import DiscoveryHit, Hit, Hits, Provider
 
-# (title, what it does, app action)
-COMMANDS = (
-    ("New experiment", "open the form to queue a grid of runs", "new_experiment"),
-    ("Show Queue", "running and queued runs", "show_tab('queue')"),
-    ("Show Live", "epochs and curves of running runs", "show_tab('live')"),
-    ("Show History", "finished runs ranked by best test RMSE", "show_tab('history')"),
-    ("Cancel run", "cancel the run selected in the Queue", "queue_action('cancel')"),
-    ("Retry run", "queue again the run selected in the Queue", "queue_action('retry')"),
-    ("Move run up", "claim the selected queued run earlier", "queue_action('move(-1)')"),
-    ("Move run down", "claim the selected queued run later", "queue_action('move(1)')"),
-    ("Pause or resume the queue", "paused, workers take no new runs", "toggle_pause"),
-    ("Start worker", "start a detached worker on this database", "start_worker"),
-    ("Stop worker", "stop the workers of this database", "stop_worker"),
-    ("Filter History", "model:, dataset:, status:, sweep: and free text", "history_action('focus_filter')"),
-    ("Compare marked runs", "parameter diff and overlaid curves", "history_action('compare')"),
-    ("Export runs to CSV", "the History as listed, to a file in the current directory", "history_action('export')"),
-    ("Help", "keys and what they do", "help"),
-    ("Quit", "leave the TUI (workers go on)", "quit"),
-)
+from dmf_tui.keys import Command, palette_commands
 
 
 class DmfCommands(Provider):
     def _hits(self):
-        for title, help_text, action in COMMANDS:
-            yield title, help_text, partial(self.app.run_action, action)
+        for command in palette_commands(self.screen):
+            yield command, partial(self._run, command)
+
+    async def _run(self, command: Command) -> None:
+        """Run a key's action where the key would: on its tab, on the app, or on this screen."""
+        place = command.place
+        if place.tab is not None:
+            await self.app.run_in_tab(place.tab, command.action)
+        elif isinstance(self.app, place.owner):
+            await self.app.run_action(command.action)
+        else:
+            await self.app.run_action(command.action, default_namespace=self.screen)
 
     async def discover(self) -> Hits:
-        for title, help_text, callback in self._hits():
-            yield DiscoveryHit(title, callback, help=help_text)
+        for command, callback in self._hits():
+            yield DiscoveryHit(command.title, callback, help=command.help)
 
     async def search(self, query: str) -> Hits:
         matcher = self.matcher(query)
-        for title, help_text, callback in self._hits():
-            score = matcher.match(title)
+        for command, callback in self._hits():
+            score = matcher.match(command.title)
             if score > 0:
-                yield Hit(score, matcher.highlight(title), callback, help=help_text)
+                yield Hit(score, matcher.highlight(command.title), callback, help=command.help)

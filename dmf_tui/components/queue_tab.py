@@ -41,10 +41,13 @@ def problem_cells(run) -> tuple:
 
 class QueueTab(Vertical):
     BINDINGS = [
-        Binding("c", "cancel", "Cancel", id="queue.cancel"),
-        Binding("r", "retry", "Retry", id="queue.retry"),
-        Binding("K,shift+up", "move(-1)", "Move up", id="queue.up"),
-        Binding("J,shift+down", "move(1)", "Move down", id="queue.down"),
+        Binding("c", "cancel", "Cancel", id="queue.cancel", tooltip="cancel the run under the cursor"),
+        Binding("r", "retry", "Retry", id="queue.retry",
+                tooltip="queue again the run under the cursor if it ended badly"),
+        Binding("K,shift+up", "move(-1)", "Move up", id="queue.up",
+                tooltip="move the queued run under the cursor up: a worker takes it sooner"),
+        Binding("J,shift+down", "move(1)", "Move down", id="queue.down",
+                tooltip="move the queued run under the cursor down: a worker takes it later"),
     ]
 
     def compose(self) -> ComposeResult:
@@ -62,10 +65,12 @@ class QueueTab(Vertical):
         problems.display = self.query_one("#problems-title").display = bool(snapshot.problems)
 
     def _selected(self) -> int | None:
-        """The run under the cursor of the table that has focus (the queue or the failures)."""
+        """The run under the cursor of this tab's table that has focus (the queue or the failures);
+        of the queue when neither has it (the palette runs these keys from any tab)."""
         focused = self.screen.focused
-        table = focused if isinstance(focused, RunTable) else self.query_one("#queue-table", RunTable)
-        return table.current_run_id
+        if isinstance(focused, RunTable) and focused.parent is self:
+            return focused.current_run_id
+        return self.query_one("#queue-table", RunTable).current_run_id
 
     @on(DataTable.RowSelected)
     def open_run(self, event: DataTable.RowSelected) -> None:

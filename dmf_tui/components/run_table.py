@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Iterable, Sequence
 
+from textual.binding import Binding
 from textual.widgets.data_table import RowDoesNotExist
 
 from dmf_tui.components.fitted_table import FittedTable
@@ -16,6 +17,12 @@ class RunTable(FittedTable):
     DEFAULT_CSS = """
     RunTable { height: 1fr; }
     """
+    # DataTable's own enter, named so the help lists it: the Queue and History tabs open the run
+    # of the selected row.
+    BINDINGS = [
+        Binding("enter", "select_cursor", "Open run", show=False, id="runs.open",
+                tooltip="open Run detail on the run under the cursor: config, epochs, curves, error, notes"),
+    ]
 
     def __init__(self, columns: Sequence[tuple[str, str]], **kwargs) -> None:
         super().__init__(cursor_type="row", zebra_stripes=True, **kwargs)

@@ -8,7 +8,8 @@ from sqlalchemy import ColumnElement, Select, false, func, or_, select
 
 from store.base import StoreBase, load_runs
 from store.errors import StoreError
-from store.tables import STATUSES, Epoch, Run, Sweep, param_column
+from store.status import STATUSES, RunStatus
+from store.tables import Epoch, Run, Sweep, param_column
 from store.params import FIELD_NAMES, INT64_LIMIT
 from store.records import Comparison, EpochRecord, RunRecord, SweepRecord, epoch_record, run_record
 
@@ -37,10 +38,10 @@ class QueryOps(StoreBase):
         """Running runs (oldest start first), then queued runs in the order they will be claimed."""
         with self._read() as session:
             running = session.scalars(
-                select(Run).where(Run.status == "running").order_by(Run.started_at, Run.id)
+                select(Run).where(Run.status == RunStatus.RUNNING).order_by(Run.started_at, Run.id)
             ).all()
             queued = session.scalars(
-                select(Run).where(Run.status == "queued").order_by(Run.position, Run.id)
+                select(Run).where(Run.status == RunStatus.QUEUED).order_by(Run.position, Run.id)
             ).all()
             return [run_record(run) for run in [*running, *queued]]
 

@@ -10,13 +10,14 @@ from typing import Optional
 
 from store.tables import Epoch, Run, Worker
 from store.params import RunParams
+from store.status import RunStatus, WorkerState
 
 
 @dataclass(frozen=True)
 class RunRecord:
     id: int
     sweep_id: Optional[int]
-    status: str
+    status: RunStatus
     params: RunParams  # what was asked for: params.data, params.epochs (planned), params.device
     created_at: datetime
     started_at: Optional[datetime]
@@ -77,7 +78,7 @@ class WorkerRecord:
     started_at: datetime
     heartbeat_at: datetime
     stopped_at: Optional[datetime]
-    state: str  # "running" | "stale" | "stopped"
+    state: WorkerState
 
 
 @dataclass(frozen=True)

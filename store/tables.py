@@ -19,8 +19,7 @@ from sqlalchemy.types import TypeDecorator
 
 from store.params import PARAMS, RunParams, format_value
 
-# Kept importable from here for the queries and the TUI; the statuses are declared in store/status.py.
-from store.status import FINISHED_STATUSES, STATUSES  # noqa: F401
+from store.status import RunStatus
 
 
 def utcnow() -> datetime:
@@ -43,6 +42,19 @@ class UTCDateTime(TypeDecorator[datetime]):
 
     def process_result_value(self, value: Optional[datetime], dialect: Dialect) -> Optional[datetime]:
         return None if value is None else value.replace(tzinfo=timezone.utc)
+
+
+class StatusType(TypeDecorator[RunStatus]):
+    """A run's status: stored as its plain text ("done"), read back as a RunStatus member."""
+
+    impl = String(16)
+    cache_ok = True
+
+    def process_bind_param(self, value: Optional[str], dialect: Dialect) -> Optional[str]:
+        return None if value is None else str(value)
+
+    def process_result_value(self, value: Optional[str], dialect: Dialect) -> Optional[RunStatus]:
+        return None if value is None else RunStatus(value)
 
 
 class Base(DeclarativeBase):
@@ -79,7 +91,7 @@ class Run(Base):
 
     id: Mapped[int] = mapped_column(primary_key=True)
     sweep_id: Mapped[Optional[int]] = mapped_column(ForeignKey("sweeps.id"))
-    status: Mapped[str] = mapped_column(String(16))
+    status: Mapped[RunStatus] = mapped_column(StatusType())
     # Lower numbers are claimed first; only meaningful while queued.
     position: Mapped[Optional[int]]
 

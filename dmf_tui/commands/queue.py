@@ -8,6 +8,7 @@ from dmf_tui.commands.params_args import add_param_arguments, given_values, grid
 from store.db import open_store, open_to_list
 from store.params import format_value
 from store.queue import check_retries
+from store.status import RunStatus
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -74,7 +75,7 @@ def cancel_runs(args: argparse.Namespace) -> int:
     for run_id, result in outcome.items():
         if result == "cancelling":
             print(f"run {run_id}: cancelling (its worker stops it within an epoch)")
-        elif result == "cancelled":
+        elif result == RunStatus.CANCELLED:
             print(f"run {run_id}: cancelled")
         else:
             print(f"run {run_id}: left as it is ({result})")
@@ -92,7 +93,7 @@ def retry_runs(args: argparse.Namespace) -> int:
 def move_run(args: argparse.Namespace) -> int:
     with open_store(args.db) as store:
         store.move(args.run_id, args.offset)
-        queued = [run.id for run in store.queue() if run.status == "queued"]
+        queued = [run.id for run in store.queue() if run.status == RunStatus.QUEUED]
     print("queue order: " + " ".join(map(str, queued)))
     return 0
 

@@ -13,6 +13,7 @@ from contextlib import nullcontext
 from dmf_tui.commands.params_args import add_param_arguments, grid_from_args
 from store.errors import ParamError
 from store.params import RunParams
+from store.status import RunStatus
 
 # The exit status of a run stopped by a signal, as the shell reports Ctrl-C (128 + SIGINT).
 INTERRUPTED = 130
@@ -103,23 +104,23 @@ def _train(args: argparse.Namespace, params: RunParams, stop: threading.Event) -
                                  on_progress=on_progress if progress else None, should_stop=stop.is_set,
                                  checkpoint_path=args.checkpoint)
         except KeyboardInterrupt:  # a second signal
-            store.finish_run(record.id, "interrupted", error="interrupted by the user", worker_id=worker_id)
+            store.finish_run(record.id, RunStatus.INTERRUPTED, error="interrupted by the user", worker_id=worker_id)
             raise
         except ClaimLostError:  # stopped so long that its run was declared lost: leave it so
             raise
         except Exception as exc:
-            store.finish_run(record.id, "failed", error=failure_reason(exc, device, params), worker_id=worker_id)
+            store.finish_run(record.id, RunStatus.FAILED, error=failure_reason(exc, device, params), worker_id=worker_id)
             raise
         if result.stopped == "cancelled" and output_closed.is_set():
-            store.finish_run(record.id, "interrupted", error="stopped: the reader of its output went away",
+            store.finish_run(record.id, RunStatus.INTERRUPTED, error="stopped: the reader of its output went away",
                              worker_id=worker_id)
             raise BrokenPipeError  # cli.main ends quietly with 141, as for any closed pipe
         if result.stopped == "cancelled":
-            store.finish_run(record.id, "interrupted", error="interrupted by a signal", worker_id=worker_id)
+            store.finish_run(record.id, RunStatus.INTERRUPTED, error="interrupted by a signal", worker_id=worker_id)
             print(f"dmf-tui: interrupted: run {record.id} stopped after {len(result.epochs)} epoch(s)",
                   file=sys.stderr)
             return INTERRUPTED
-        store.finish_run(record.id, "done", worker_id=worker_id)
+        store.finish_run(record.id, RunStatus.DONE, worker_id=worker_id)
     chosen_by = " (chosen by validation RMSE)" if len(split.val) else ""
     print(f"run {record.id}: best epoch {result.best_epoch}{chosen_by}, test RMSE {result.best_test_rmse:.4f} "
           f"({result.stopped})", file=sys.stderr)

@@ -14,15 +14,16 @@ from datetime import datetime
 from rich.text import Text
 
 from store.params import PARAMS, RunParams, format_value
+from store.status import RunStatus
 
 STATUS_STYLE = {
-    "queued": "dim",
-    "running": "bold green",
-    "done": "green",
-    "failed": "bold red",
-    "cancelled": "yellow",
-    "lost": "red",
-    "interrupted": "yellow",
+    RunStatus.QUEUED: "dim",
+    RunStatus.RUNNING: "bold green",
+    RunStatus.DONE: "green",
+    RunStatus.FAILED: "bold red",
+    RunStatus.CANCELLED: "yellow",
+    RunStatus.LOST: "red",
+    RunStatus.INTERRUPTED: "yellow",
 }
 
 
@@ -82,13 +83,13 @@ def device(run) -> str:
 def progress(run) -> str:
     """'3/20', and while the 4th epoch is under way '3/20 +45%'."""
     done = f"{run.epoch}/{run.epochs}"
-    if run.status == "running" and run.epoch_progress > 0:
+    if run.status == RunStatus.RUNNING and run.epoch_progress > 0:
         return f"{done} +{run.epoch_progress:.0%}"
     return done
 
 
 def status(run) -> str:
-    if run.status == "running" and run.cancel_requested:
+    if run.status == RunStatus.RUNNING and run.cancel_requested:
         return "cancelling"
     return run.status
 
@@ -101,7 +102,7 @@ def status_text(run) -> Text:
 def eta(run, epoch_seconds: float | None) -> float | None:
     """Seconds a running run still needs at `epoch_seconds` per epoch; None for any other run,
     or while its speed is not known yet."""
-    if run.status != "running" or epoch_seconds is None:
+    if run.status != RunStatus.RUNNING or epoch_seconds is None:
         return None
     return epoch_seconds * max(run.epochs - run.epoch - run.epoch_progress, 0)
 

@@ -20,7 +20,7 @@ from dmf_tui.components import fmt
 from dmf_tui.components.run_table import RunTable
 from dmf_tui.messages import CompareRuns, OpenRun
 from store.errors import StoreError
-from store.tables import FINISHED_STATUSES
+from store.status import FINISHED_STATUSES
 
 PAGE = 100
 # Load the next page once the cursor is this close to the last loaded row.

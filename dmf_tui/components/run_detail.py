@@ -92,7 +92,7 @@ class RunDetailScreen(Screen):
             return
         first = self.run is None
         self.run = run
-        if run.status not in ("queued", "running"):
+        if run.status.is_finished:
             # A finished run changes no more: this read was the last one.
             self._timer.stop()
         self.query_one("#detail-title", Static).update(f"Run {run.id}  ·  {run.params.label()}  ·  {run.dataset}")

@@ -6,12 +6,12 @@ from rich.text import Text
 from textual.widgets import Static
 
 from dmf_tui.source import Snapshot
-from store.tables import FINISHED_STATUSES
+from store.status import FINISHED_STATUSES, WorkerState
 
 
 def worker_text(workers) -> Text:
-    running = [w for w in workers if w.state == "running"]
-    stale = [w for w in workers if w.state == "stale"]
+    running = [w for w in workers if w.state == WorkerState.RUNNING]
+    stale = [w for w in workers if w.state == WorkerState.STALE]
     if running:
         devices = sorted({d for w in running for d in w.devices})
         count = f"{len(running)} " if len(running) > 1 else ""

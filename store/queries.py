@@ -46,14 +46,14 @@ class QueryOps(StoreBase):
             return [run_record(run) for run in [*running, *queued]]
 
     def leaderboard(self, *, status: Statuses = None, model: Optional[str] = None,
-                    dataset: Optional[str] = None, sweep_id: Optional[int] = None,
+                    data: Optional[str] = None, sweep_id: Optional[int] = None,
                     text: Optional[str] = None, sort: str = "best_test_rmse", descending: bool = False,
                     limit: Optional[int] = None, offset: int = 0) -> list[RunRecord]:
         """Runs ranked by `sort` (any run column or parameter name; best test RMSE by default),
-        runs without a value last, ties by id. `text` matches model, dataset, notes, tags and error."""
+        runs without a value last, ties by id. `text` matches model, data, notes, tags and error."""
         column = _sort_column(sort)
         order = column.desc() if descending else column.asc()
-        query = _filter(select(Run), status, model, dataset, sweep_id, text)
+        query = _filter(select(Run), status, model, data, sweep_id, text)
         if limit is not None and limit >= INT64_LIMIT:
             limit = None  # more than any table holds, and more than SQLite can be asked for
         query = query.order_by(column.is_(None), order, Run.id).offset(offset).limit(limit)
@@ -61,9 +61,9 @@ class QueryOps(StoreBase):
             return [run_record(run) for run in session.scalars(query)]
 
     def count_runs(self, *, status: Statuses = None, model: Optional[str] = None,
-                   dataset: Optional[str] = None, sweep_id: Optional[int] = None,
+                   data: Optional[str] = None, sweep_id: Optional[int] = None,
                    text: Optional[str] = None) -> int:
-        query = _filter(select(func.count(Run.id)), status, model, dataset, sweep_id, text)
+        query = _filter(select(func.count(Run.id)), status, model, data, sweep_id, text)
         with self._read() as session:
             return session.scalar(query) or 0
 
@@ -107,7 +107,7 @@ def _sort_column(name: str) -> ColumnElement[Any]:
     return param_column(name) if name in FIELD_NAMES else Run.__table__.c[name]
 
 
-def _filter(query: Select[Any], status: Statuses, model: Optional[str], dataset: Optional[str],
+def _filter(query: Select[Any], status: Statuses, model: Optional[str], data: Optional[str],
             sweep_id: Optional[int], text: Optional[str]) -> Select[Any]:
     conditions: list[ColumnElement[bool]] = []
     if status:
@@ -118,8 +118,8 @@ def _filter(query: Select[Any], status: Statuses, model: Optional[str], dataset:
         conditions.append(Run.status.in_(statuses))
     if model:
         conditions.append(param_column("model") == model)
-    if dataset:
-        conditions.append(param_column("data") == dataset)
+    if data:
+        conditions.append(param_column("data") == data)
     if sweep_id is not None:
         # A sweep id beyond 64 bits matches nothing (binding it would raise OverflowError).
         conditions.append(Run.sweep_id == sweep_id if -INT64_LIMIT <= sweep_id < INT64_LIMIT else false())

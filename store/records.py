@@ -39,23 +39,6 @@ class RunRecord:
     position: Optional[int]
     retries: int  # automatic retries left if it ends lost or interrupted
 
-    # TEMPORARY while the callers move to the names above (removed before this change lands).
-    @property
-    def model(self) -> str:
-        return self.params.model
-
-    @property
-    def dataset(self) -> str:
-        return self.params.data
-
-    @property
-    def epochs(self) -> int:
-        return self.params.epochs
-
-    @property
-    def device(self) -> Optional[str]:
-        return self.ran_on
-
 
 @dataclass(frozen=True)
 class EpochRecord:

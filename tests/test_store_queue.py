@@ -46,7 +46,7 @@ def test_claim_takes_runs_in_queue_order_and_respects_pause(store: Store) -> Non
     assert store.claim(7, device="cpu") is None
     store.set_paused(False)
     run = store.claim(None, device="cuda:0")
-    assert (run.id, run.status, run.device) == (first, "running", "cuda:0")
+    assert (run.id, run.status, run.ran_on) == (first, "running", "cuda:0")
     assert run.started_at is not None
     assert store.claim(None, device="cpu").id == second
     assert store.claim(None, device="cpu") is None
@@ -97,7 +97,7 @@ def test_a_run_declared_lost_refuses_its_workers_writes(store: Store) -> None:
         with pytest.raises(ClaimLostError, match=f"run {run_id} is lost"):
             write()
     run = store.get_run(run_id)
-    assert (run.status, run.epoch, run.device, run.best_test_rmse) == ("lost", 1, "cpu", 1.0)
+    assert (run.status, run.epoch, run.ran_on, run.best_test_rmse) == ("lost", 1, "cpu", 1.0)
     assert [e.epoch for e in store.epochs(run_id)] == [1]
 
 

@@ -39,7 +39,7 @@ def test_reopening_keeps_data(tmp_path: Path) -> None:
     store = open_store(path)
     run_id = store.enqueue(RunParams(model="deepmf"))
     store.close()
-    assert open_store(path).get_run(run_id).model == "deepmf"
+    assert open_store(path).get_run(run_id).params.model == "deepmf"
 
 
 def _open_and_enqueue(path: str, barrier: multiprocessing.synchronize.Barrier) -> None:

@@ -90,7 +90,7 @@ def test_runs_the_queue_reading_the_dataset_once(store, ratings, tmp_path, monke
     assert reads == [str(ratings)]
     for run_id in ids:
         run = store.get_run(run_id)
-        assert (run.status, run.epoch, run.device) == ("done", 3, "cpu")
+        assert (run.status, run.epoch, run.ran_on) == ("done", 3, "cpu")
         assert [e.epoch for e in store.epochs(run_id)] == [1, 2, 3]
         assert (tmp_path / "checkpoints" / f"run-{run_id}.pt").exists()
     assert [w.state for w in store.workers()] == ["stopped"]
@@ -100,7 +100,7 @@ def test_a_run_that_asked_for_the_cpu_is_recorded_on_the_cpu_by_a_gpu_slot(store
     run_id = store.enqueue(params(ratings, device="cpu"))
     assert Slot(store, "cuda:0", WorkerOptions(db=store.url, exit_when_empty=True)).serve() == 0
     run = store.get_run(run_id)
-    assert (run.status, run.device) == ("done", "cpu")
+    assert (run.status, run.ran_on) == ("done", "cpu")
 
 
 def test_progress_through_each_epoch_is_written_while_it_runs(store, ratings, monkeypatch):

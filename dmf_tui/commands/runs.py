@@ -58,7 +58,7 @@ def _count(text: str) -> int:
 def add_filter_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--status", metavar="S", help="only these statuses (comma-separated)")
     parser.add_argument("--model", metavar="M", help="only this model (mf, deepmf)")
-    parser.add_argument("--dataset", metavar="D", help="only this dataset")
+    parser.add_argument("--data", "--dataset", metavar="D", help="only this dataset (name or file)")
     parser.add_argument("--sweep", type=int, metavar="S", help="only this sweep id")
 
 
@@ -66,7 +66,7 @@ def filters(args: argparse.Namespace) -> dict[str, Any]:
     return {
         "status": args.status.split(",") if args.status else None,
         "model": args.model,
-        "dataset": args.dataset,
+        "data": args.data,
         "sweep_id": args.sweep,
     }
 

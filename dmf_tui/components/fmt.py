@@ -82,7 +82,7 @@ def device(run) -> str:
 
 def progress(run) -> str:
     """'3/20', and while the 4th epoch is under way '3/20 +45%'."""
-    done = f"{run.epoch}/{run.epochs}"
+    done = f"{run.epoch}/{run.params.epochs}"
     if run.status == RunStatus.RUNNING and run.epoch_progress > 0:
         return f"{done} +{run.epoch_progress:.0%}"
     return done
@@ -104,7 +104,7 @@ def eta(run, epoch_seconds: float | None) -> float | None:
     or while its speed is not known yet."""
     if run.status != RunStatus.RUNNING or epoch_seconds is None:
         return None
-    return epoch_seconds * max(run.epochs - run.epoch - run.epoch_progress, 0)
+    return epoch_seconds * max(run.params.epochs - run.epoch - run.epoch_progress, 0)
 
 
 def first_line(text: str | None, width: int = 60) -> str:

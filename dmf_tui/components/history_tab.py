@@ -28,13 +28,12 @@ PREFETCH = 40
 
 # (column key, header). Every key but "mark" is a column Store.leaderboard can sort by.
 HISTORY_COLUMNS = (
-    ("mark", " "), ("id", "id"), ("status", "status"), ("model", "model"), ("dataset", "data"),
-    ("k", "K"), ("hidden", "hidden"), ("lr", "lr"), ("weight_decay", "wd"), ("batch_size", "batch"),
+    ("mark", " "), ("id", "id"), ("status", "status"), *fmt.PARAM_HEADINGS,
     ("epoch", "epochs"), ("best_test_rmse", "best test"), ("best_epoch", "@"),
     ("last_train_rmse", "train"), ("sweep_id", "sweep"), ("finished_at", "finished (UTC)"),
 )
 SORT_KEYS = tuple(key for key, _ in HISTORY_COLUMNS if key != "mark")
-FILTER_HELP = "filter: model:deepmf dataset:ml-1m status:failed sweep:3 and free text (notes, errors)"
+FILTER_HELP = "filter: model:deepmf data:ml-1m status:failed sweep:3 and free text (notes, errors)"
 
 
 def parse_filter(text: str) -> dict:
@@ -54,7 +53,7 @@ def parse_filter(text: str) -> dict:
                 raise StoreError(f"sweep: {value!r} is not a sweep number")
             filters["sweep_id"] = int(value)
         else:
-            filters["dataset" if name == "data" else name] = value
+            filters["data" if name == "dataset" else name] = value
     if words:
         filters["text"] = " ".join(words)
     return filters
@@ -80,7 +79,7 @@ class HistoryTab(Vertical):
                 tooltip="sort by the cursor's column (again: by the next one); a click on a header sorts too"),
         Binding("S", "sort_reverse", "Reverse", id="history.reverse", tooltip="reverse the order"),
         Binding("slash", "focus_filter", "Filter", id="history.filter",
-                tooltip="filter: model:deepmf dataset:ml-1m status:failed sweep:3 and free text (notes, errors)"),
+                tooltip="filter: model:deepmf data:ml-1m status:failed sweep:3 and free text (notes, errors)"),
     ]
 
     def __init__(self, **kwargs) -> None:

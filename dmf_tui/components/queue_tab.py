@@ -15,8 +15,7 @@ from dmf_tui.messages import CancelRun, OpenRun, RetryRun, StoreChanged
 from dmf_tui.source import Snapshot
 
 QUEUE_COLUMNS = (
-    ("id", "id"), ("status", "status"), ("model", "model"), ("data", "data"), ("k", "K"),
-    ("hidden", "hidden"), ("lr", "lr"), ("wd", "wd"), ("batch", "batch"), ("epoch", "epoch"),
+    ("id", "id"), ("status", "status"), *fmt.PARAM_HEADINGS, ("epoch", "epoch"),
     ("test", "test RMSE"), ("eta", "ETA"), ("device", "device"),
 )
 PROBLEM_COLUMNS = (
@@ -34,7 +33,7 @@ def queue_cells(run, epoch_seconds: float | None) -> tuple:
 
 def problem_cells(run) -> tuple:
     return (
-        run.id, fmt.status_text(run), run.model, run.dataset,
+        run.id, fmt.status_text(run), run.params.model, run.params.data,
         fmt.when(run.finished_at), fmt.first_line(run.error, 80),
     )
 

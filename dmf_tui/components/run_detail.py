@@ -95,7 +95,7 @@ class RunDetailScreen(Screen):
         if run.status.is_finished:
             # A finished run changes no more: this read was the last one.
             self._timer.stop()
-        self.query_one("#detail-title", Static).update(f"Run {run.id}  ·  {run.params.label()}  ·  {run.dataset}")
+        self.query_one("#detail-title", Static).update(f"Run {run.id}  ·  {run.params.label()}  ·  {run.params.data}")
         self.query_one("#config", Static).update(config_table(run))
         error = self.query_one("#detail-error", Static)
         error.update(run.error or "")

@@ -34,6 +34,8 @@ class DmfCommands(Provider):
     async def search(self, query: str) -> Hits:
         matcher = self.matcher(query)
         for command, callback in self._hits():
-            score = matcher.match(command.title)
+            # The title is a footer's short word ("New"); what the key does ("open the New experiment
+            # form") is found too, ranked below a match of the title.
+            score = matcher.match(command.title) or matcher.match(command.help) / 2
             if score > 0:
                 yield Hit(score, matcher.highlight(command.title), callback, help=command.help)

@@ -132,6 +132,18 @@ async def palette_hits(app) -> dict[str, object]:
     return {str(hit.display): hit async for hit in DmfCommands(app.screen).discover()}
 
 
+async def test_the_palette_finds_a_key_by_what_it_does_too(store):
+    async with make_app(store).run_test() as pilot:
+        provider = DmfCommands(pilot.app.screen)
+
+        async def best(query: str) -> str:
+            hits = [hit async for hit in provider.search(query)]
+            return str(max(hits, key=lambda hit: hit.score).text)
+
+        assert await best("experiment") == "New"
+        assert await best("Quit") == "Quit"  # a title's match ranks above a match of what a key does
+
+
 def keys_that_work_on(app) -> list[Binding]:
     """Every key a person has on the screen shown, but the palette's own and a table's cursor keys:
     the app's and the screen's, or on the main screen its tabs'. (Found from the running app, not

@@ -20,11 +20,6 @@ from store.db import open_store
 LAB_LINE = re.compile(r"^\[\d+\.\d\d\] Epoch: {1,3}\d+, TrnRMSE: \d\.\d{4}, TestRMSE: \d\.\d{4}$")
 
 
-@pytest.fixture
-def db(tmp_path: Path) -> str:
-    return str(tmp_path / "runs.db")
-
-
 def test_prints_one_lab_line_per_epoch_and_records_the_run(ml100k_path, db, capsys):
     assert main(["run", "--db", db, "--data", str(ml100k_path), "--epochs", "3"]) == 0
     lines = capsys.readouterr().out.splitlines()
@@ -33,7 +28,7 @@ def test_prints_one_lab_line_per_epoch_and_records_the_run(ml100k_path, db, caps
 
     store = open_store(db)
     (run,) = store.leaderboard()
-    assert (run.status, run.model, run.epoch, run.params.data) == ("done", "mf", 3, str(ml100k_path.resolve()))
+    assert (run.status, run.params.model, run.epoch, run.params.data) == ("done", "mf", 3, str(ml100k_path.resolve()))
     printed_test = [float(line.rsplit(" ", 1)[1]) for line in lines]
     assert [round(e.test_rmse, 4) for e in store.epochs(run.id)] == printed_test
     assert store.workers(alive_only=True) == []  # the run's own registration is gone

@@ -13,11 +13,6 @@ from store.db import open_store
 from store.params import RunParams
 
 
-@pytest.fixture
-def db(tmp_path: Path) -> str:
-    return str(tmp_path / "runs.db")
-
-
 def test_add_queues_a_grid(db: str, capsys: pytest.CaptureFixture[str]) -> None:
     code = main(["--db", db, "add", "--model", "deepmf", "--lr", "1e-3,1e-2", "--hidden", "10,5/64,32",
                  "--name", "first"])

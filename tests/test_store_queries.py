@@ -7,16 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from store.db import Store, open_store
+from store.db import Store
 from store.errors import StoreError, UnknownRunError
 from store.params import RunParams
-
-
-@pytest.fixture
-def store(tmp_path: Path) -> Store:
-    s = open_store(str(tmp_path / "runs.db"))
-    yield s
-    s.close()
 
 
 def _finished(store: Store, params: RunParams, tests: list[float], status: str = "done") -> int:
@@ -47,7 +40,7 @@ def test_filters(store: Store, history: dict[str, int]) -> None:
     assert [r.id for r in store.leaderboard(status="done")] == [history["deepmf"], history["mf"]]
     assert {r.id for r in store.leaderboard(status=["failed", "queued"])} == {history["failed"], history["queued"]}
     assert {r.id for r in store.leaderboard(model="deepmf")} == {history["deepmf"], history["queued"]}
-    assert [r.id for r in store.leaderboard(dataset="ml-100k")] == [history["deepmf"]]
+    assert [r.id for r in store.leaderboard(data="ml-100k")] == [history["deepmf"]]
     assert store.count_runs(model="mf") == 2
     with pytest.raises(StoreError, match="unknown status"):
         store.leaderboard(status="finished")
@@ -66,7 +59,7 @@ def test_sort_by_column_or_parameter_with_limit_and_offset(store: Store, history
     by_lr = store.leaderboard(sort="lr", descending=True)
     assert by_lr[0].id == history["mf"]
     assert [r.id for r in store.leaderboard(sort="id", limit=2, offset=1)] == [history["deepmf"], history["failed"]]
-    assert [r.dataset for r in store.leaderboard(sort="data", limit=1)] == ["ml-100k"]
+    assert [r.params.data for r in store.leaderboard(sort="data", limit=1)] == ["ml-100k"]
     with pytest.raises(StoreError, match="cannot sort by 'colour'"):
         store.leaderboard(sort="colour")
 

@@ -1,42 +1,30 @@
-"""Fixtures for the TUI tests: a temporary store, filled through the Store API by a fake worker
-(claim, record_epoch, finish_run) exactly as the real worker would."""
+"""Helpers for the TUI tests: a fake worker that fills the test's store (tests/conftest.py) through
+the Store API (claim, record_epoch, finish_run) exactly as the real worker would, the app as the
+tests run it, `settle` to wait for it, and the one door to Textual's private attributes."""
 
 from __future__ import annotations
 
-import asyncio
-import inspect
+import importlib.metadata
+import io
 import math
 import os
 import socket
 
 import pytest
+from rich.console import Console
 from sqlalchemy import text
+from textual.app import App
+from textual.pilot import Pilot
+from textual.screen import Screen
 from textual.widgets import DataTable
+from textual.worker import WorkerCancelled
 
 from dmf_tui.app import DmfApp
-from store.db import open_store
 from store.params import RunParams
 
 # Snapshots must draw the same on every machine and day, so every stored time is set to this
 # (in the form SQLAlchemy stores UTC datetimes in SQLite).
 FROZEN = "2024-05-01 12:00:00.000000"
-
-
-@pytest.hookimpl(tryfirst=True)
-def pytest_pyfunc_call(pyfuncitem):
-    """Run `async def` tests in a fresh event loop (what pytest-asyncio would do, without it)."""
-    if not inspect.iscoroutinefunction(pyfuncitem.obj):
-        return None
-    args = {name: pyfuncitem.funcargs[name] for name in pyfuncitem._fixtureinfo.argnames}
-    asyncio.run(pyfuncitem.obj(**args))
-    return True
-
-
-@pytest.fixture
-def store(tmp_path):
-    store = open_store(str(tmp_path / "runs.db"))
-    yield store
-    store.close()
 
 
 class FakeWorker:
@@ -100,23 +88,90 @@ def make_app(store) -> DmfApp:
     return app
 
 
-async def settle(pilot) -> None:
-    """Let a poll, every worker the app started and the redraws they caused finish."""
-    await pilot.app.refresh_now()
-    await pilot.app.workers.wait_for_complete()
-    # pilot.pause() alone guesses idleness from CPU time, which a loaded CI machine fools: a
-    # table's new height (measured on its idle event) could still be pending at the screenshot.
-    for _ in range(100):
+async def settle(pilot: Pilot) -> None:
+    """Let a poll, every worker the app started and the redraws they caused finish.
+
+    pilot.pause() alone is not enough: it guesses idleness from CPU time, and what it processes
+    can ask for more (a table measures new rows on its idle turn, its new height asks for a
+    layout, and that one for another). So pause until one whole pause changes nothing on the
+    screen: each pause lets every widget on it work through its messages and its idle turn,
+    then lays out and paints what they changed."""
+    app = pilot.app
+    await app.refresh_now()
+    await _workers_finished(app)
+    await pilot.wait_for_scheduled_animations()
+    before = None
+    for _ in range(50):
+        await _workers_finished(app)
         await pilot.pause()
-        busy = _busy(pilot.app)
-        if not busy:
+        now = _geometry(app)
+        if now == before and not app.workers:
             return
-    raise AssertionError(f"the app never settled: {busy}")
+        before = now
+    raise AssertionError(f"the app never settled: still laying out {app.screen}")
 
 
-def _busy(app) -> list:
-    """What still waits to be processed: messages, a table measurement or a layout."""
-    screen = app.screen
-    waiting = [pump for pump in [app, screen, *screen.walk_children()] if not pump._message_queue.empty()]
-    waiting += [table for table in screen.query(DataTable) if table._require_update_dimensions or table._updated_cells]
-    return waiting + ["layout"] * screen._layout_required
+async def _workers_finished(app: App) -> None:
+    """Wait for every worker the app has now. One cancelled is finished too: a newer worker of
+    its exclusive group (a History reload) took its place, and the next round waits for that."""
+    for worker in list(app.workers):
+        try:
+            await worker.wait()
+        except WorkerCancelled:
+            pass
+
+
+def _geometry(app: App) -> list:
+    """Where each widget of the screen is, and how large its content and scroll position are:
+    what a pending measurement or layout would change."""
+    return [(widget, widget.region, widget.virtual_size, widget.scroll_offset)
+            for widget in app.screen.walk_children(with_self=True)]
+
+
+# The Textual release whose private attributes TextualPrivate was checked against (constraints.txt).
+TEXTUAL_CHECKED = "8.2.8"
+
+
+class TextualPrivate:
+    """Every use of Textual's private attributes in the tests, in one place, where Textual has no
+    public way to do it. They may change in any release: on a release other than TEXTUAL_CHECKED,
+    the tests that use them fail saying so, rather than pass or fail for a reason nobody checked.
+    To move to a new Textual, check each method against its source, then update TEXTUAL_CHECKED."""
+
+    @staticmethod
+    def _check_version() -> None:
+        version = importlib.metadata.version("textual")
+        if version != TEXTUAL_CHECKED:
+            pytest.fail(f"TextualPrivate (tests/tui/conftest.py) was checked against Textual {TEXTUAL_CHECKED}'s "
+                        f"private attributes and this is Textual {version}: check its methods against this "
+                        "release, then update TEXTUAL_CHECKED", pytrace=False)
+
+    @classmethod
+    def screen_lines(cls, app: App) -> list[str]:
+        """The text of the screen as drawn, one string per terminal line (what app.export_screenshot
+        draws as an SVG)."""
+        cls._check_version()
+        console = Console(width=app.size.width, height=app.size.height, file=io.StringIO(), record=True)
+        console.print(app.screen._compositor.render_update(full=True, screen_stack=app._background_screens))
+        return console.export_text().splitlines()
+
+    @classmethod
+    def notifications(cls, app: App) -> list[str]:
+        """The messages of the notifications the app has up."""
+        cls._check_version()
+        return [notification.message for notification in app._notifications]
+
+    @classmethod
+    def rearrange(cls, screen: Screen) -> None:
+        """Arrange the screen again now, as it does when a widget on it changes size."""
+        cls._check_version()
+        screen._clear_arrangement_cache()
+        screen._refresh_layout()
+
+    @classmethod
+    def measure_new_rows(cls, table: DataTable) -> None:
+        """Measure the rows added since the table last measured, now (what its idle turn does)."""
+        cls._check_version()
+        table._require_update_dimensions = False
+        table._update_dimensions(list(table._new_rows))
+        table._new_rows.clear()

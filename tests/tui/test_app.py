@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import subprocess
+import sys
 import threading
 import time
-import sys
 
 from sqlalchemy import update
 from sqlalchemy.exc import OperationalError
@@ -15,9 +15,9 @@ from dmf_tui.components.compare import CompareScreen
 from dmf_tui.components.new_run import NewRunScreen
 from dmf_tui.components.run_detail import RunDetailScreen
 from dmf_tui.messages import OpenRun, StoreChanged
-from store.tables import Run
 from store.params import RunParams
-from tests.tui.conftest import fill_lab, make_app, settle
+from store.tables import Run
+from tests.tui.conftest import TextualPrivate, fill_lab, make_app, settle
 
 
 def cells(table: DataTable, column: str) -> list:
@@ -42,7 +42,7 @@ async def test_form_queues_a_grid_as_one_sweep(store):
         assert table.row_count == 4
         queued = store.queue()
         assert len({run.sweep_id for run in queued}) == 1
-        assert [(r.model, r.params.lr) for r in queued] == [
+        assert [(r.params.model, r.params.lr) for r in queued] == [
             ("mf", 1e-3), ("mf", 1e-2), ("deepmf", 1e-3), ("deepmf", 1e-2)
         ]
 
@@ -372,7 +372,8 @@ def test_demo_queues_mf_and_deepmf_once(tmp_path, monkeypatch):
     assert main(["--db", db, "demo"]) == 0
     assert main(["--db", db, "demo"]) == 0
     store = open_store(db)
-    assert [(r.model, r.dataset) for r in store.queue()] == [("mf", "synthetic-100k"), ("deepmf", "synthetic-100k")]
+    queued = [(r.params.model, r.params.data) for r in store.queue()]
+    assert queued == [("mf", "synthetic-100k"), ("deepmf", "synthetic-100k")]
     store.close()
 
 
@@ -387,8 +388,8 @@ async def test_a_database_error_in_an_action_is_notified_and_the_app_stays(store
         await pilot.press("p")
         await settle(pilot)
         assert app.is_running
-        assert any("database error" in n.message and "database is locked" in n.message
-                   for n in app._notifications)
+        assert any("database error" in message and "database is locked" in message
+                   for message in TextualPrivate.notifications(app))
         assert not store.is_paused()
 
 

@@ -6,6 +6,7 @@ from textual.app import App, ComposeResult
 from textual.widgets import DataTable
 
 from dmf_tui.components.fitted_table import FittedTable
+from tests.tui.conftest import TextualPrivate
 
 
 class TwoTables(App):
@@ -28,13 +29,10 @@ async def test_rows_measured_while_a_layout_is_pending_reach_the_screen():
         # (a sibling changed); then the table measures two new rows.
         for table in (plain, fitted):
             table.refresh(layout=True)
-        app.screen._clear_arrangement_cache()
-        app.screen._refresh_layout()
+        TextualPrivate.rearrange(app.screen)
         for table in (plain, fitted):
             table.add_rows([("a",), ("b",)])
-            table._require_update_dimensions = False
-            table._update_dimensions(list(table._new_rows))
-            table._new_rows.clear()
+            TextualPrivate.measure_new_rows(table)
         for _ in range(3):
             await pilot.pause()
         assert fitted.region.height == 2
@@ -59,9 +57,7 @@ async def test_a_header_painted_before_new_rows_are_measured_is_redrawn_at_their
         for table in (plain, fitted):
             table.add_row(4, "synthetic-100k", "CUDA out of memory")
             table.render_line(0)  # the header painted before the table's idle turn measures the row
-            table._require_update_dimensions = False
-            table._update_dimensions(list(table._new_rows))
-            table._new_rows.clear()
+            TextualPrivate.measure_new_rows(table)
         for _ in range(3):
             await pilot.pause()
         assert fitted.render_line(0).text.startswith(" id  data            reason")

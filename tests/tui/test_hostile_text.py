@@ -6,11 +6,9 @@ test can find where on the screen the text begins, literal or not, and click exa
 
 from __future__ import annotations
 
-import io
 import os
 
 import pytest
-from rich.console import Console
 from textual.widgets import Input, Label
 
 from dmf_tui.components.compare import CompareScreen
@@ -19,46 +17,32 @@ from dmf_tui.components.run_detail import RunDetailScreen
 from dmf_tui.messages import OpenRun
 from store.errors import StoreError
 from store.params import RunParams
-from tests.tui.conftest import make_app, settle
+from tests.tui.conftest import TextualPrivate, make_app, settle
 
-# A closing tag with nothing open (a MarkupError), styling, a link that quits the app, an emoji code.
-HOSTILE = ("[/]", "[bold]x[/bold]", "[@click=app.quit]x[/]", ":fire:")
 SIZE = (200, 50)
 
 
-@pytest.fixture(params=HOSTILE)
-def text(request) -> str:
-    return request.param
-
-
 @pytest.fixture
-def lab(store, text) -> dict:
-    """One sweep named `text`: a failed run, two done, one running and one queued, whose dataset,
-    device, error, notes and tags, and whose worker, all hold `text`. Returns their ids."""
-    worker = store.register_worker(pid=os.getpid(), host=f"HOST={text}", devices=f"WKR={text}", slots=1)
-    base = RunParams(data=f"DS={text}", epochs=10)
+def lab(store, hostile) -> dict:
+    """One sweep named `hostile`: a failed run, two done, one running and one queued, whose dataset,
+    device, error, notes and tags, and whose worker, all hold `hostile`. Returns their ids."""
+    worker = store.register_worker(pid=os.getpid(), host=f"HOST={hostile}", devices=f"WKR={hostile}", slots=1)
+    base = RunParams(data=f"DS={hostile}", epochs=10)
     _, ids = store.enqueue_grid([
-        base.replace(lr=1e-3), base.replace(lr=1e-2), base.replace(data=f"DS2={text}"),
+        base.replace(lr=1e-3), base.replace(lr=1e-2), base.replace(data=f"DS2={hostile}"),
         base.replace(k=16), base.replace(k=32),
-    ], name=text)
+    ], name=hostile)
     failed, done, other, running, _queued = ids
     for run_id in (failed, done, other, running):
-        assert store.claim(worker, device=f"DEV={text}").id == run_id
+        assert store.claim(worker, device=f"DEV={hostile}").id == run_id
         for epoch in (1, 2):
             store.record_epoch(run_id, epoch, train_rmse=0.9, test_rmse=1.0 / epoch, seconds=1.0)
-    store.finish_run(failed, "failed", error=f"ERR={text} in line 3\n(traceback follows)")
+    store.finish_run(failed, "failed", error=f"ERR={hostile} in line 3\n(traceback follows)")
     store.finish_run(done, "done")
     store.finish_run(other, "done")
-    store.set_notes(failed, f"NOTE={text}")
-    store.set_tags(failed, [f"TAG={text}"])
+    store.set_notes(failed, f"NOTE={hostile}")
+    store.set_tags(failed, [f"TAG={hostile}"])
     return {"failed": failed, "done": done, "other": other, "running": running}
-
-
-def screen_lines(app) -> list[str]:
-    """The text of the screen as drawn, one string per terminal line."""
-    console = Console(width=app.size.width, height=app.size.height, file=io.StringIO(), record=True)
-    console.print(app.screen._compositor.render_update(full=True, screen_stack=app._background_screens))
-    return console.export_text().splitlines()
 
 
 async def shows_literally(pilot, text: str, *markers: str) -> None:
@@ -68,7 +52,7 @@ async def shows_literally(pilot, text: str, *markers: str) -> None:
     app, screen = pilot.app, pilot.app.screen
     for marker in markers:
         await settle(pilot)
-        lines = screen_lines(app)
+        lines = TextualPrivate.screen_lines(app)
         found = [(x + len(marker), y) for y, line in enumerate(lines) for x in occurrences(line, marker)]
         assert found, f"{marker} is not on the screen:\n" + "\n".join(lines)
         await pilot.click(offset=found[0])
@@ -91,80 +75,80 @@ def occurrences(line: str, marker: str) -> list[int]:
     return [x for x in range(len(line)) if line.startswith(marker, x)]
 
 
-async def test_queue_and_its_ended_badly_list_show_stored_text_as_typed(store, lab, text):
+async def test_queue_and_its_ended_badly_list_show_stored_text_as_typed(store, lab, hostile):
     app = make_app(store)
     async with app.run_test(size=SIZE) as pilot:
-        await shows_literally(pilot, text, "DS=", "DEV=", "ERR=", "WKR=")
+        await shows_literally(pilot, hostile, "DS=", "DEV=", "ERR=", "WKR=")
 
 
-async def test_live_shows_stored_text_as_typed(store, lab, text):
+async def test_live_shows_stored_text_as_typed(store, lab, hostile):
     app = make_app(store)
     async with app.run_test(size=SIZE) as pilot:
         await settle(pilot)
         await pilot.press("2")
-        await shows_literally(pilot, text, "DS=", "DEV=")
+        await shows_literally(pilot, hostile, "DS=", "DEV=")
 
 
-async def test_history_shows_stored_text_as_typed(store, lab, text):
+async def test_history_shows_stored_text_as_typed(store, lab, hostile):
     app = make_app(store)
     async with app.run_test(size=SIZE) as pilot:
         await settle(pilot)
         await pilot.press("3")
-        await shows_literally(pilot, text, "DS=", "DS2=")
+        await shows_literally(pilot, hostile, "DS=", "DS2=")
 
 
-async def test_run_detail_shows_stored_text_as_typed_and_clones_it(store, lab, text):
+async def test_run_detail_shows_stored_text_as_typed_and_clones_it(store, lab, hostile):
     app = make_app(store)
     async with app.run_test(size=SIZE) as pilot:
         app.post_message(OpenRun(lab["failed"]))
         await settle(pilot)
         assert isinstance(app.screen, RunDetailScreen)
-        await shows_literally(pilot, text, "DS=", "DEV=", "ERR=", "NOTE=")
+        await shows_literally(pilot, hostile, "DS=", "DEV=", "ERR=", "NOTE=")
         app.screen.set_focus(None)  # the notes have it after the click, and would take the l
         await pilot.press("l")
         await settle(pilot)
         assert isinstance(app.screen, NewRunScreen)
-        assert app.screen.values()["data"] == f"DS={text}"
-        await shows_literally(pilot, text, "DS=")
+        assert app.screen.values()["data"] == f"DS={hostile}"
+        await shows_literally(pilot, hostile, "DS=")
 
 
-async def test_compare_shows_stored_text_as_typed(store, lab, text):
+async def test_compare_shows_stored_text_as_typed(store, lab, hostile):
     app = make_app(store)
     async with app.run_test(size=SIZE) as pilot:
         await settle(pilot)
         # The same dataset: it is listed under "Same in all".
         app.push_screen(CompareScreen([lab["failed"], lab["done"]]))
-        await shows_literally(pilot, text, "DS=")
+        await shows_literally(pilot, hostile, "DS=")
         app.pop_screen()
         # Different datasets: they are a row of the table.
         app.push_screen(CompareScreen([lab["failed"], lab["other"]]))
-        await shows_literally(pilot, text, "DS=", "DS2=")
+        await shows_literally(pilot, hostile, "DS=", "DS2=")
 
 
-async def test_a_notification_quoting_stored_text_shows_it_as_typed(store, lab, text, monkeypatch):
+async def test_a_notification_quoting_stored_text_shows_it_as_typed(store, lab, hostile, monkeypatch):
     def refuse(run_ids):
-        raise StoreError(f"run {run_ids[0]}: NOTIFIED={text}")
+        raise StoreError(f"run {run_ids[0]}: NOTIFIED={hostile}")
 
     monkeypatch.setattr(store, "retry", refuse)
     app = make_app(store)
     async with app.run_test(size=SIZE, notifications=True) as pilot:
         await settle(pilot)
         await pilot.press("r")
-        await shows_literally(pilot, text, "NOTIFIED=")
+        await shows_literally(pilot, hostile, "NOTIFIED=")
 
 
-async def test_typed_markup_in_the_filter_and_the_form_is_shown_as_typed(store, text):
+async def test_typed_markup_in_the_filter_and_the_form_is_shown_as_typed(store, hostile):
     app = make_app(store)
     async with app.run_test(size=SIZE) as pilot:
         await settle(pilot)
         await pilot.press("3")
         await settle(pilot)
-        app.history_tab.query_one("#history-filter", Input).value = f"sweep:{text}"
+        app.history_tab.query_one("#history-filter", Input).value = f"sweep:{hostile}"
         await settle(pilot)
-        assert repr(text) in str(app.history_tab.query_one("#filter-error", Label).render())
+        assert repr(hostile) in str(app.history_tab.query_one("#filter-error", Label).render())
 
         await pilot.press("n")
         await settle(pilot)
-        app.screen.query_one("#field-k", Input).value = text
+        app.screen.query_one("#field-k", Input).value = hostile
         await settle(pilot)
-        assert f"k: {text!r} is not an integer" in str(app.screen.query_one("#message-k", Label).render())
+        assert f"k: {hostile!r} is not an integer" in str(app.screen.query_one("#message-k", Label).render())

@@ -429,7 +429,11 @@ async def test_run_detail_loads_when_the_database_is_slower_than_its_refresh(sto
         await settle(pilot)
         store.get_run = slow_get_run
         app.post_message(OpenRun(run.id))
-        await pilot.pause(3.5)
+        # The first read ends after 1.3 s, past the refresh that must not cancel it: wait for
+        # the screen to load, up to the 3.5 s it has (a few refreshes, and room for a busy machine).
+        deadline = time.monotonic() + 3.5
+        while time.monotonic() < deadline and not (isinstance(app.screen, RunDetailScreen) and app.screen.epochs):
+            await pilot.pause(0.1)
         detail = app.screen
         assert isinstance(detail, RunDetailScreen)
         assert detail.run is not None and [e.epoch for e in detail.epochs] == [1, 2]

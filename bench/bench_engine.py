@@ -30,8 +30,8 @@ from engine.synthetic import make_synthetic
 from engine.trainer import fit, resolve_device
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from lab_reference import train_lab  # noqa: E402
-from machine import cpu_model  # noqa: E402
+from lab_reference import train_lab
+from machine import cpu_model
 
 ML100K = Path(__file__).resolve().parents[2] / "shared" / "data" / "ml-100k" / "u.data"
 

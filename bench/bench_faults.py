@@ -30,9 +30,9 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -286,7 +286,8 @@ def soak(home: Path, seconds: float) -> Row:
     # A run claimed twice would write one epoch number twice (refused by the unique key, logged as
     # "already has epoch") or end with more epoch rows than it has epochs.
     twice = text.count("already has epoch") + query(
-        db, "SELECT COUNT(*) FROM runs r WHERE (SELECT COUNT(*) FROM epochs e WHERE e.run_id = r.id) > json_extract(r.params, '$.epochs')")[0][0]
+        db, "SELECT COUNT(*) FROM runs r WHERE (SELECT COUNT(*) FROM epochs e WHERE e.run_id = r.id)"
+            " > json_extract(r.params, '$.epochs')")[0][0]
     row.epochs_duplicated += twice
     row.survived = int(row.harm == 0 and all(r.returncode == 0 for r in readers))
     queued = sum(s == "queued" for s in statuses(db).values())

@@ -14,19 +14,19 @@ import statistics
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from sqlalchemy import insert  # noqa: E402
+from sqlalchemy import insert
 
-from store.db import Store, open_store  # noqa: E402
-from store.tables import Epoch, Run, param_columns, utcnow  # noqa: E402
-from store.params import RunParams  # noqa: E402
+from store.db import Store, open_store
+from store.params import RunParams
+from store.tables import Epoch, Run, param_columns, utcnow
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from machine import describe  # noqa: E402
+from machine import describe
 
 
 def median_ms(action: Callable[[], object], repeat: int) -> float:

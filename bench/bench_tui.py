@@ -28,13 +28,13 @@ from sqlalchemy import text
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from dmf_tui.app import DmfApp  # noqa: E402
-from dmf_tui.components.history_tab import PAGE  # noqa: E402
-from store.db import open_store  # noqa: E402
-from store.params import RunParams  # noqa: E402
+from dmf_tui.app import DmfApp
+from dmf_tui.components.history_tab import PAGE
+from store.db import open_store
+from store.params import RunParams
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from machine import describe  # noqa: E402
+from machine import describe
 
 SIZE = (140, 40)
 
@@ -105,7 +105,8 @@ async def history_open(store) -> dict[str, float]:
         await timed(f"History: first page ({PAGE} rows) of {store.count_runs()} runs drawn",
                     lambda: (app.action_show_tab("history"), history.reload()))
         await timed("History: sort by lr (re-query + redraw)", lambda: history.sort_by("lr", True))
-        await timed("History: filter model:deepmf", lambda: setattr(history.query_one("#history-filter"), "value", "model:deepmf"))
+        await timed("History: filter model:deepmf",
+                    lambda: setattr(history.query_one("#history-filter"), "value", "model:deepmf"))
         start, pages = time.perf_counter(), 0
         while len(history._runs) < history.total:
             history.load_more()
@@ -133,12 +134,12 @@ async def live_latency(store, samples: int) -> list[float]:
             written = threading.Event()
             stamp = {}
 
-            def record():
+            def record(epoch: int, stamp: dict, written: threading.Event) -> None:
                 store.record_epoch(run.id, epoch, train_rmse=1.0, test_rmse=1.0, seconds=1.0)
                 stamp["t"] = time.perf_counter()
                 written.set()
 
-            threading.Thread(target=record).start()
+            threading.Thread(target=record, args=(epoch, stamp, written)).start()
             while True:
                 await asyncio.sleep(0.005)
                 views = app.live_tab.query(f"#live-{run.id}")

@@ -28,8 +28,8 @@ from store.db import open_store
 from store.params import RunParams
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from machine import cpu_model  # noqa: E402
-from bench_load import write_ratings_dat  # noqa: E402
+from bench_load import write_ratings_dat
+from machine import cpu_model
 
 
 def first_batch_at(store, run_id: int) -> float:

@@ -12,8 +12,8 @@ palette when it opens, the help screen when it is drawn).
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Iterator
 
 from textual.binding import Binding
 from textual.dom import DOMNode

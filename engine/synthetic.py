@@ -9,7 +9,7 @@ histogram (so the mean is about 3.58). The data depend on nothing but a fixed se
 from __future__ import annotations
 
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import cache
 
 import numpy as np
 
@@ -37,7 +37,7 @@ SHAPES = {
 }
 
 
-@lru_cache(maxsize=None)
+@cache
 def make_synthetic(name: str) -> Dataset:
     """The synthetic dataset `name` (see SHAPES); the same read-only arrays on every call."""
     shape = SHAPES.get(name)

@@ -3,9 +3,9 @@ ways of touching run rows inside one, and the database's clock."""
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from datetime import datetime, timezone
-from typing import Iterable, Iterator
 
 from sqlalchemy import Engine, func, select, update
 from sqlalchemy.orm import Session

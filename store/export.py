@@ -3,20 +3,21 @@
 from __future__ import annotations
 
 import csv
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from datetime import datetime
 from os import PathLike
-from typing import IO, Any, Iterable, Iterator, Optional, Union
+from typing import IO, Any
 
 from sqlalchemy import select
 
 from store.base import StoreBase
 from store.errors import StoreError
-from store.tables import Epoch
 from store.params import FIELD_NAMES, format_value
 from store.records import RunRecord, epoch_record
+from store.tables import Epoch
 
-CsvTarget = Union[str, PathLike[str], IO[str]]
+CsvTarget = str | PathLike[str] | IO[str]
 
 RUN_COLUMNS = (
     "id", "sweep_id", "status", *FIELD_NAMES,
@@ -37,7 +38,7 @@ class ExportOps(StoreBase):
             writer.writerows(_run_row(run) for run in runs)
         return len(runs)
 
-    def export_epochs_csv(self, file: CsvTarget, run_ids: Optional[Iterable[int]] = None) -> int:
+    def export_epochs_csv(self, file: CsvTarget, run_ids: Iterable[int] | None = None) -> int:
         """Write the epochs of these runs (every run when None), by run then epoch; returns the count."""
         query = select(Epoch).order_by(Epoch.run_id, Epoch.epoch)
         if run_ids is not None:

@@ -10,9 +10,9 @@ fill, with the shape of the data it loaded.
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import cache
-from typing import Sequence
 
 GIB = 1 << 30
 FLOAT32 = 4

@@ -15,9 +15,10 @@ import dataclasses
 import itertools
 import math
 import stat
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Literal, Mapping
+from typing import Any, Literal
 
 from store.errors import ParamError
 from store.memory import KNOWN_SHAPES, physical_memory, shortfall, training_bytes

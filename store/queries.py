@@ -2,18 +2,19 @@
 
 from __future__ import annotations
 
-from typing import Any, Iterable, Optional, Sequence, Union
+from collections.abc import Iterable, Sequence
+from typing import Any
 
 from sqlalchemy import ColumnElement, Select, false, func, or_, select
 
 from store.base import StoreBase, load_runs
 from store.errors import StoreError
-from store.status import STATUSES, RunStatus
-from store.tables import Epoch, Run, Sweep, param_column
 from store.params import FIELD_NAMES, INT64_LIMIT
 from store.records import Comparison, EpochRecord, RunRecord, SweepRecord, epoch_record, run_record
+from store.status import STATUSES, RunStatus
+from store.tables import Epoch, Run, Sweep, param_column
 
-Statuses = Union[str, Sequence[str], None]
+Statuses = str | Sequence[str] | None
 
 # What a person may sort by: every column of runs but the JSON copy, and every parameter (those
 # without a column of their own by their value in the JSON copy).
@@ -45,10 +46,10 @@ class QueryOps(StoreBase):
             ).all()
             return [run_record(run) for run in [*running, *queued]]
 
-    def leaderboard(self, *, status: Statuses = None, model: Optional[str] = None,
-                    data: Optional[str] = None, sweep_id: Optional[int] = None,
-                    text: Optional[str] = None, sort: str = "best_test_rmse", descending: bool = False,
-                    limit: Optional[int] = None, offset: int = 0) -> list[RunRecord]:
+    def leaderboard(self, *, status: Statuses = None, model: str | None = None,
+                    data: str | None = None, sweep_id: int | None = None,
+                    text: str | None = None, sort: str = "best_test_rmse", descending: bool = False,
+                    limit: int | None = None, offset: int = 0) -> list[RunRecord]:
         """Runs ranked by `sort` (any run column or parameter name; best test RMSE by default),
         runs without a value last, ties by id. `text` matches model, data, notes, tags and error."""
         column = _sort_column(sort)
@@ -60,9 +61,9 @@ class QueryOps(StoreBase):
         with self._read() as session:
             return [run_record(run) for run in session.scalars(query)]
 
-    def count_runs(self, *, status: Statuses = None, model: Optional[str] = None,
-                   data: Optional[str] = None, sweep_id: Optional[int] = None,
-                   text: Optional[str] = None) -> int:
+    def count_runs(self, *, status: Statuses = None, model: str | None = None,
+                   data: str | None = None, sweep_id: int | None = None,
+                   text: str | None = None) -> int:
         query = _filter(select(func.count(Run.id)), status, model, data, sweep_id, text)
         with self._read() as session:
             return session.scalar(query) or 0
@@ -107,8 +108,8 @@ def _sort_column(name: str) -> ColumnElement[Any]:
     return param_column(name) if name in FIELD_NAMES else Run.__table__.c[name]
 
 
-def _filter(query: Select[Any], status: Statuses, model: Optional[str], data: Optional[str],
-            sweep_id: Optional[int], text: Optional[str]) -> Select[Any]:
+def _filter(query: Select[Any], status: Statuses, model: str | None, data: str | None,
+            sweep_id: int | None, text: str | None) -> Select[Any]:
     conditions: list[ColumnElement[bool]] = []
     if status:
         statuses = [status] if isinstance(status, str) else list(status)

@@ -14,7 +14,7 @@ wakes, and gets ClaimLostError instead of writing on into it.
 from __future__ import annotations
 
 import math
-from typing import Iterable, Optional, Sequence
+from collections.abc import Iterable, Sequence
 
 from sqlalchemy import case, func, or_, select, update
 from sqlalchemy.exc import IntegrityError
@@ -40,7 +40,7 @@ MAX_RETRIES = 1000
 class QueueOps(StoreBase):
     # --- adding runs -------------------------------------------------------------------------
 
-    def enqueue(self, params: RunParams, *, sweep_id: Optional[int] = None, retries: int = 0) -> int:
+    def enqueue(self, params: RunParams, *, sweep_id: int | None = None, retries: int = 0) -> int:
         """Queue one run at the end of the queue; returns its id. With `retries`, a run whose worker
         dies or is stopped is queued again by itself, up to that many times."""
         params.validate()
@@ -48,7 +48,7 @@ class QueueOps(StoreBase):
         with self._write() as session:
             return _insert_queued(session, [params], sweep_id, retries=retries)[0]
 
-    def enqueue_grid(self, runs: Sequence[RunParams], *, name: Optional[str] = None,
+    def enqueue_grid(self, runs: Sequence[RunParams], *, name: str | None = None,
                      retries: int = 0) -> tuple[int, list[int]]:
         """Queue runs (e.g. from params.expand_grid) as one new sweep; returns (sweep id, run ids).
         `retries` is as for enqueue, for each run."""
@@ -63,7 +63,7 @@ class QueueOps(StoreBase):
             session.flush()
             return sweep.id, _insert_queued(session, runs, sweep.id, retries=retries)
 
-    def start_run(self, params: RunParams, *, worker_id: Optional[int] = None, device: str) -> RunRecord:
+    def start_run(self, params: RunParams, *, worker_id: int | None = None, device: str) -> RunRecord:
         """Record a run that starts now without going through the queue (`dmf-tui run`)."""
         params.validate()
         now = utcnow()
@@ -82,7 +82,7 @@ class QueueOps(StoreBase):
 
     # --- the worker's side -------------------------------------------------------------------
 
-    def claim(self, worker_id: Optional[int], *, device: str) -> Optional[RunRecord]:
+    def claim(self, worker_id: int | None, *, device: str) -> RunRecord | None:
         """Take the first queued run and mark it running on `device`; None when the queue is
         empty or paused."""
         with self._write() as session:
@@ -105,20 +105,20 @@ class QueueOps(StoreBase):
     # The writes below take the id of the worker that claimed the run (None: any worker, as for a
     # run started without one) and raise ClaimLostError when the run is no longer running under it.
 
-    def set_device(self, run_id: int, device: str, *, worker_id: Optional[int] = None) -> None:
+    def set_device(self, run_id: int, device: str, *, worker_id: int | None = None) -> None:
         """Record the device a claimed run really trains on when it is not its slot's (a run that
         asked for the CPU, claimed by a GPU slot)."""
         with self._write() as session:
             _change_claimed(session, run_id, worker_id, ran_on=device, updated_at=utcnow())
 
-    def set_progress(self, run_id: int, fraction: float, *, worker_id: Optional[int] = None) -> None:
+    def set_progress(self, run_id: int, fraction: float, *, worker_id: int | None = None) -> None:
         """How far the running epoch has got (0..1); record_epoch sets it back to 0."""
         with self._write() as session:
             _change_claimed(session, run_id, worker_id, epoch_progress=min(max(fraction, 0.0), 1.0),
                             updated_at=utcnow())
 
     def record_epoch(self, run_id: int, epoch: int, *, train_rmse: float, test_rmse: float,
-                     seconds: float, val_rmse: Optional[float] = None, worker_id: Optional[int] = None) -> None:
+                     seconds: float, val_rmse: float | None = None, worker_id: int | None = None) -> None:
         """Store one finished epoch and update the run's current, last and best figures with it,
         in one transaction. An epoch number can be recorded once per run."""
         train, test, val = (_finite(x) for x in (train_rmse, test_rmse, val_rmse))
@@ -143,8 +143,8 @@ class QueueOps(StoreBase):
         except IntegrityError:
             raise StoreError(f"run {run_id} already has epoch {epoch}") from None
 
-    def finish_run(self, run_id: int, status: str, *, error: Optional[str] = None,
-                   worker_id: Optional[int] = None) -> Optional[int]:
+    def finish_run(self, run_id: int, status: str, *, error: str | None = None,
+                   worker_id: int | None = None) -> int | None:
         """End a running run: done, failed, cancelled, interrupted or lost (with the reason in
         `error`). A run that ends interrupted or lost with retries left is queued again as a new
         run; returns that run's id (else None). A run that is not running (still queued, or
@@ -221,7 +221,7 @@ class QueueOps(StoreBase):
             run.updated_at = utcnow()
 
 
-def queue_again(session: Session, run_id: int) -> Optional[int]:
+def queue_again(session: Session, run_id: int) -> int | None:
     """Queue a copy of a run that just ended lost or interrupted, if it has retries left (with one
     fewer); the run itself stays as it ended, with its epochs. Returns the copy's id, else None."""
     run = session.get_one(Run, run_id)
@@ -230,7 +230,7 @@ def queue_again(session: Session, run_id: int) -> Optional[int]:
     return _queue_copy(session, run, notes=f"automatic retry of #{run.id}", retries=run.retries - 1)
 
 
-def _change_claimed(session: Session, run_id: int, worker_id: Optional[int], **values: object) -> None:
+def _change_claimed(session: Session, run_id: int, worker_id: int | None, **values: object) -> None:
     """Update a run only while it is running under `worker_id` (under any worker when None).
     A new status in `values` must be one a running run may take (TransitionError)."""
     new_status = values.get("status")
@@ -265,7 +265,7 @@ def _queue_copy(session: Session, source: Run, *, notes: str, retries: int = 0) 
     return new_id
 
 
-def _insert_queued(session: Session, runs: Sequence[RunParams], sweep_id: Optional[int], *,
+def _insert_queued(session: Session, runs: Sequence[RunParams], sweep_id: int | None, *,
                    retries: int = 0) -> list[int]:
     # New runs go after every run ever queued, so positions only grow and never collide.
     last = session.scalar(select(func.max(Run.position))) or 0
@@ -286,5 +286,5 @@ def check_retries(retries: int) -> None:
         raise ParamError(f"retries must be a whole number from 0 to {MAX_RETRIES} (got {retries!r})")
 
 
-def _finite(value: Optional[float]) -> Optional[float]:
+def _finite(value: float | None) -> float | None:
     return None if value is None or not math.isfinite(value) else float(value)

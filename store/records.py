@@ -6,37 +6,36 @@ from __future__ import annotations
 import functools
 from dataclasses import dataclass, fields
 from datetime import datetime
-from typing import Optional
 
-from store.tables import Epoch, Run, Worker
 from store.params import RunParams
 from store.status import RunStatus, WorkerState
+from store.tables import Epoch, Run, Worker
 
 
 @dataclass(frozen=True)
 class RunRecord:
     id: int
-    sweep_id: Optional[int]
+    sweep_id: int | None
     status: RunStatus
     params: RunParams  # what was asked for: params.data, params.epochs (planned), params.device
     created_at: datetime
-    started_at: Optional[datetime]
-    finished_at: Optional[datetime]
-    worker_id: Optional[int]
-    ran_on: Optional[str]  # the device it ran on; params.device is what was asked for
+    started_at: datetime | None
+    finished_at: datetime | None
+    worker_id: int | None
+    ran_on: str | None  # the device it ran on; params.device is what was asked for
     epoch: int  # last finished epoch, 0 before the first
     epoch_progress: float  # fraction of the epoch under way (0 when none is)
-    best_test_rmse: Optional[float]
-    best_epoch: Optional[int]
-    best_val_rmse: Optional[float]  # set when the run has a validation split, which then picks best_epoch
-    last_train_rmse: Optional[float]
-    last_test_rmse: Optional[float]
-    error: Optional[str]
+    best_test_rmse: float | None
+    best_epoch: int | None
+    best_val_rmse: float | None  # set when the run has a validation split, which then picks best_epoch
+    last_train_rmse: float | None
+    last_test_rmse: float | None
+    error: str | None
     notes: str
     tags: tuple[str, ...]
     updated_at: datetime
     cancel_requested: bool
-    position: Optional[int]
+    position: int | None
     retries: int  # automatic retries left if it ends lost or interrupted
 
 
@@ -44,9 +43,9 @@ class RunRecord:
 class EpochRecord:
     run_id: int
     epoch: int
-    train_rmse: Optional[float]
-    test_rmse: Optional[float]
-    val_rmse: Optional[float]
+    train_rmse: float | None
+    test_rmse: float | None
+    val_rmse: float | None
     seconds: float
     created_at: datetime
 
@@ -60,14 +59,14 @@ class WorkerRecord:
     slots: int
     started_at: datetime
     heartbeat_at: datetime
-    stopped_at: Optional[datetime]
+    stopped_at: datetime | None
     state: WorkerState
 
 
 @dataclass(frozen=True)
 class SweepRecord:
     id: int
-    name: Optional[str]
+    name: str | None
     created_at: datetime
     runs: int
 

@@ -9,7 +9,7 @@ start or a second copy of the schema in revision files.
 from __future__ import annotations
 
 import sqlite3
-from typing import Callable
+from collections.abc import Callable
 
 from sqlalchemy import Connection, Engine, inspect, select
 

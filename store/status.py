@@ -10,9 +10,9 @@ A worker's state is not stored: store.workers derives it from the worker's row e
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from enum import Enum
 from types import MappingProxyType
-from typing import Mapping, Optional
 
 from store.errors import StoreError, TransitionError
 
@@ -89,7 +89,7 @@ def run_status(value: str) -> RunStatus:
         raise StoreError(f"unknown run status {value!r}; one of {', '.join(STATUSES)}") from None
 
 
-def check_transition(old: str, new: str, *, run_id: Optional[int] = None) -> None:
+def check_transition(old: str, new: str, *, run_id: int | None = None) -> None:
     """TransitionError, naming both states, unless TRANSITIONS lets a run go from `old` to `new`."""
     before, after = run_status(old), run_status(new)
     if before.can_become(after):

@@ -9,16 +9,27 @@ reads the epochs.
 from __future__ import annotations
 
 from datetime import datetime, timezone
-from typing import Any, Optional
+from typing import Any
 
-from sqlalchemy import (JSON, BigInteger, Boolean, ColumnElement, DateTime, Float, ForeignKey, Index, Integer, String,
-                        Text, UniqueConstraint)
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    ColumnElement,
+    DateTime,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+)
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from sqlalchemy.types import TypeDecorator
 
 from store.params import PARAMS, RunParams, format_value
-
 from store.status import RunStatus
 
 
@@ -33,14 +44,14 @@ class UTCDateTime(TypeDecorator[datetime]):
     impl = DateTime
     cache_ok = True
 
-    def process_bind_param(self, value: Optional[datetime], dialect: Dialect) -> Optional[datetime]:
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
         if value is None:
             return None
         if value.tzinfo is None:
             raise ValueError("naive datetime given to the store; use datetime.now(timezone.utc)")
         return value.astimezone(timezone.utc).replace(tzinfo=None)
 
-    def process_result_value(self, value: Optional[datetime], dialect: Dialect) -> Optional[datetime]:
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
         return None if value is None else value.replace(tzinfo=timezone.utc)
 
 
@@ -50,10 +61,10 @@ class StatusType(TypeDecorator[RunStatus]):
     impl = String(16)
     cache_ok = True
 
-    def process_bind_param(self, value: Optional[str], dialect: Dialect) -> Optional[str]:
+    def process_bind_param(self, value: str | None, dialect: Dialect) -> str | None:
         return None if value is None else str(value)
 
-    def process_result_value(self, value: Optional[str], dialect: Dialect) -> Optional[RunStatus]:
+    def process_result_value(self, value: str | None, dialect: Dialect) -> RunStatus | None:
         return None if value is None else RunStatus(value)
 
 
@@ -82,7 +93,7 @@ class Sweep(Base):
 
     __tablename__ = "sweeps"
     id: Mapped[int] = mapped_column(primary_key=True)
-    name: Mapped[Optional[str]] = mapped_column(String(200))
+    name: Mapped[str | None] = mapped_column(String(200))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
@@ -90,10 +101,10 @@ class Run(Base):
     __tablename__ = "runs"
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    sweep_id: Mapped[Optional[int]] = mapped_column(ForeignKey("sweeps.id"))
+    sweep_id: Mapped[int | None] = mapped_column(ForeignKey("sweeps.id"))
     status: Mapped[RunStatus] = mapped_column(StatusType())
     # Lower numbers are claimed first; only meaningful while queued.
-    position: Mapped[Optional[int]]
+    position: Mapped[int | None]
 
     # Every hyperparameter is in `params`, the exact RunParams as JSON (which survives new fields
     # being added later); those History shows as columns are also real columns, added below from
@@ -101,24 +112,24 @@ class Run(Base):
     params: Mapped[dict[str, Any]]
 
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
-    started_at: Mapped[Optional[datetime]]
-    finished_at: Mapped[Optional[datetime]]
+    started_at: Mapped[datetime | None]
+    finished_at: Mapped[datetime | None]
     updated_at: Mapped[datetime] = mapped_column(default=utcnow)
 
-    worker_id: Mapped[Optional[int]] = mapped_column(ForeignKey("workers.id"))
+    worker_id: Mapped[int | None] = mapped_column(ForeignKey("workers.id"))
     # The device it actually ran on (params["device"] is what was asked for, e.g. "auto").
-    ran_on: Mapped[Optional[str]] = mapped_column(String(32))
+    ran_on: Mapped[str | None] = mapped_column(String(32))
     epoch: Mapped[int] = mapped_column(default=0)  # last finished epoch
     # How far the epoch under way has got (0..1), so a long epoch is seen to move before it lands.
     epoch_progress: Mapped[float] = mapped_column(default=0.0)
-    best_test_rmse: Mapped[Optional[float]]
-    best_epoch: Mapped[Optional[int]]
+    best_test_rmse: Mapped[float | None]
+    best_epoch: Mapped[int | None]
     # With a validation split the best epoch is the one with the lowest validation RMSE (choosing it
     # by test RMSE would tune on the test set); best_test_rmse is then that epoch's test RMSE.
-    best_val_rmse: Mapped[Optional[float]]
-    last_train_rmse: Mapped[Optional[float]]
-    last_test_rmse: Mapped[Optional[float]]
-    error: Mapped[Optional[str]] = mapped_column(Text)
+    best_val_rmse: Mapped[float | None]
+    last_train_rmse: Mapped[float | None]
+    last_test_rmse: Mapped[float | None]
+    error: Mapped[str | None] = mapped_column(Text)
     notes: Mapped[str] = mapped_column(Text, default="")
     tags: Mapped[str] = mapped_column(Text, default="")  # comma-separated
     cancel_requested: Mapped[bool] = mapped_column(default=False)
@@ -147,9 +158,9 @@ class Epoch(Base):
     run_id: Mapped[int] = mapped_column(ForeignKey("runs.id", ondelete="CASCADE"))
     epoch: Mapped[int]
     # NULL only when the number was not finite (SQLite stores NaN as NULL).
-    train_rmse: Mapped[Optional[float]]
-    test_rmse: Mapped[Optional[float]]
-    val_rmse: Mapped[Optional[float]]
+    train_rmse: Mapped[float | None]
+    test_rmse: Mapped[float | None]
+    val_rmse: Mapped[float | None]
     seconds: Mapped[float]
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
@@ -167,7 +178,7 @@ class Worker(Base):
     slots: Mapped[int]
     started_at: Mapped[datetime] = mapped_column(default=utcnow)
     heartbeat_at: Mapped[datetime] = mapped_column(default=utcnow)
-    stopped_at: Mapped[Optional[datetime]]
+    stopped_at: Mapped[datetime | None]
 
 
 # The SQL type of a parameter's column, by the type of its value.

@@ -13,8 +13,8 @@ from __future__ import annotations
 
 import os
 import socket
+from collections.abc import Iterable
 from datetime import datetime
-from typing import Iterable, Optional
 
 from sqlalchemy import exc, select, update
 from sqlalchemy.orm import Session
@@ -114,7 +114,7 @@ def _dead_work(session: Session, now: datetime, grace_s: float) -> tuple[list[tu
     return runs, gone
 
 
-def _why_dead(worker: Worker, now: datetime, grace_s: float) -> Optional[str]:
+def _why_dead(worker: Worker, now: datetime, grace_s: float) -> str | None:
     """Why this worker can no longer be running its runs, or None if it may be. `now` is the
     database's clock, as the heartbeat is."""
     name = f"worker {worker.id} (pid {worker.pid} on {worker.host})"

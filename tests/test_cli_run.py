@@ -99,8 +99,8 @@ def test_a_model_too_big_for_the_device_fails_before_allocating(db, tmp_path, ca
     assert main(["run", "--db", db, "--data", _wide_ratings(tmp_path), "--k", "100000000"]) == 2
     err = capsys.readouterr().err
     last = err.strip().splitlines()[-1]
-    assert re.fullmatch(r"dmf-tui: error: needs about [\d,.]+ GiB .*, the device \(\w+(:\d+)?\) has [\d,.]+ GiB( free)?",
-                        last), err
+    assert re.fullmatch(
+        r"dmf-tui: error: needs about [\d,.]+ GiB .*, the device \(\w+(:\d+)?\) has [\d,.]+ GiB( free)?", last), err
     assert "Traceback" not in err
     (run,) = open_store(db).leaderboard()
     assert run.status == "failed" and run.error == last.removeprefix("dmf-tui: error: ")

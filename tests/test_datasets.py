@@ -17,7 +17,8 @@ def test_registry_urls_members_and_checksums():
         assert info.url == f"https://files.grouplens.org/datasets/movielens/{name}.zip"
         assert info.checksums, f"{name} has no checksum"
         for algo, value in info.checksums.items():
-            assert re.fullmatch("[0-9a-f]{%d}" % {"md5": 32, "sha256": 64}[algo], value)
+            digits = {"md5": 32, "sha256": 64}[algo]
+            assert re.fullmatch(f"[0-9a-f]{{{digits}}}", value)
     assert datasets.DATASETS["ml-10m"].member == "ml-10M100K/ratings.dat"
     assert datasets.dataset_path("ml-1m", "/d").as_posix() == "/d/ml-1m/ratings.dat"
 

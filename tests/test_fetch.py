@@ -66,7 +66,8 @@ def test_fetch_verifies_and_extracts_only_the_ratings(server, monkeypatch, tmp_p
     files["ml-100k.zip"] = archive = build_zip()
     pin(monkeypatch, archive)
     seen = []
-    path = datasets.fetch("ml-100k", data_dir=tmp_path, url=f"{base}/ml-100k.zip", progress=lambda d, t: seen.append((d, t)))
+    path = datasets.fetch("ml-100k", data_dir=tmp_path, url=f"{base}/ml-100k.zip",
+                          progress=lambda d, t: seen.append((d, t)))
     assert path == tmp_path / "ml-100k" / "u.data"
     assert path.read_bytes() == RATINGS
     assert sorted(p.name for p in tmp_path.rglob("*")) == ["ml-100k", "u.data"]  # no zip, no temp file

@@ -14,8 +14,16 @@ from store.base import change_run
 from store.db import Store, open_store
 from store.errors import StoreError, TransitionError
 from store.params import RunParams
-from store.status import (FINISHED_STATUSES, INITIAL_STATUSES, RETRIED_STATUSES, STATUSES, TRANSITIONS,
-                          RunStatus, WorkerState, check_transition)
+from store.status import (
+    FINISHED_STATUSES,
+    INITIAL_STATUSES,
+    RETRIED_STATUSES,
+    STATUSES,
+    TRANSITIONS,
+    RunStatus,
+    WorkerState,
+    check_transition,
+)
 from store.tables import Run
 
 PAIRS = list(itertools.product(RunStatus, repeat=2))
@@ -31,7 +39,8 @@ def store(tmp_path: Path) -> Store:
 @pytest.mark.parametrize("member", [*RunStatus, *WorkerState])
 def test_a_member_prints_as_its_plain_value(member) -> None:
     value = member.value
-    assert (str(member), f"{member}", f"{member:>12}", "%s" % member, "{}".format(member)) == (
+    assert (str(member), f"{member}", f"{member:>12}", "%s" % member,  # noqa: UP031  (the old formatting must print the value too)
+        f"{member}") == (
         value, value, f"{value:>12}", value, value)
     assert json.dumps({member: member}) == json.dumps({value: value})
     assert member == value and hash(member) == hash(value)  # a plain string finds it in a dict, and back
@@ -52,8 +61,8 @@ def test_every_status_is_reachable_and_every_run_can_end() -> None:
 
 
 def test_the_tuples_follow_the_enum() -> None:
-    assert STATUSES == tuple(RunStatus)
-    assert FINISHED_STATUSES == tuple(s for s in RunStatus if not TRANSITIONS[s])
+    assert tuple(RunStatus) == STATUSES
+    assert tuple(s for s in RunStatus if not TRANSITIONS[s]) == FINISHED_STATUSES
     assert set(RETRIED_STATUSES) == {RunStatus.LOST, RunStatus.INTERRUPTED}
     # A run is queued again only once it has ended, so a retried status must be a finished one.
     assert all(status.is_finished for status in RETRIED_STATUSES)

@@ -21,7 +21,8 @@ def _columns(path: Path, table: str) -> list[tuple]:
     upgraded one must agree on, whatever order ALTER TABLE left them in. Declared types may differ
     (VARCHAR(32) then, TEXT now) where SQLite treats them alike."""
     with sqlite3.connect(path) as con:
-        return sorted((name, _affinity(kind), *rest) for _, name, kind, *rest in con.execute(f"pragma table_info({table})"))
+        rows = con.execute(f"pragma table_info({table})")
+        return sorted((name, _affinity(kind), *rest) for _, name, kind, *rest in rows)
 
 
 def _affinity(declared: str) -> str:

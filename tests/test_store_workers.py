@@ -13,8 +13,8 @@ import pytest
 from sqlalchemy import update
 
 from store.db import Store, open_store
-from store.tables import Worker, utcnow
 from store.params import RunParams
+from store.tables import Worker, utcnow
 
 
 @pytest.fixture

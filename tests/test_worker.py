@@ -26,7 +26,7 @@ import engine.worker as worker_module
 from dmf_tui.cli import main
 from dmf_tui.commands.worker import _alive as alive
 from engine.errors import ConfigError, DeviceError, DivergedError
-from engine.worker import SplitCache, Slot, WorkerOptions, failure_reason, plan_slots, state_dir
+from engine.worker import Slot, SplitCache, WorkerOptions, failure_reason, plan_slots, state_dir
 from store.db import open_store
 from store.params import RunParams
 
@@ -328,7 +328,7 @@ def spawn(tmp_path: Path):
     env = {**os.environ, "XDG_DATA_HOME": str(tmp_path / "xdg"), "PYTHONUNBUFFERED": "1"}
 
     def start(*args: str, name: str = "worker") -> subprocess.Popen:
-        log = open(tmp_path / f"{name}.log", "ab")
+        log = open(tmp_path / f"{name}.log", "ab")  # noqa: SIM115  (the process writes it; closed at the end)
         process = subprocess.Popen(
             [sys.executable, "-m", "dmf_tui", "--db", str(tmp_path / "runs.db"), *args],
             stdout=log, stderr=subprocess.STDOUT, env=env,

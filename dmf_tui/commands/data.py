@@ -29,7 +29,6 @@ def list_datasets(args: argparse.Namespace) -> int:
     from rich.text import Text
 
     from dmf_tui.commands.output import Console
-
     from engine import datasets
 
     root = datasets.data_dir() if args.data_dir is None else args.data_dir
@@ -55,7 +54,6 @@ def fetch_dataset(args: argparse.Namespace) -> int:
     from rich.text import Text
 
     from dmf_tui.commands.output import Console
-
     from engine import datasets
 
     console = Console(stderr=True)

@@ -109,7 +109,8 @@ def _train(args: argparse.Namespace, params: RunParams, stop: threading.Event) -
         except ClaimLostError:  # stopped so long that its run was declared lost: leave it so
             raise
         except Exception as exc:
-            store.finish_run(record.id, RunStatus.FAILED, error=failure_reason(exc, device, params), worker_id=worker_id)
+            store.finish_run(record.id, RunStatus.FAILED, error=failure_reason(exc, device, params),
+                             worker_id=worker_id)
             raise
         if result.stopped == "cancelled" and output_closed.is_set():
             store.finish_run(record.id, RunStatus.INTERRUPTED, error="stopped: the reader of its output went away",

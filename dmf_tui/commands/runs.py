@@ -7,7 +7,7 @@ import dataclasses
 import json
 import sys
 from datetime import datetime
-from typing import Any, Optional
+from typing import Any
 
 from rich.table import Table
 from rich.text import Text
@@ -142,7 +142,7 @@ def show_run(args: argparse.Namespace) -> int:
     return 0
 
 
-def epochs_table(epochs: list[EpochRecord], best_epoch: Optional[int]) -> Table:
+def epochs_table(epochs: list[EpochRecord], best_epoch: int | None) -> Table:
     has_val = any(e.val_rmse is not None for e in epochs)
     table = Table(box=None, header_style="bold")
     for name in ("epoch", "train RMSE", "test RMSE", *(("val RMSE",) if has_val else ()), "seconds"):
@@ -194,11 +194,11 @@ def _best(run: RunRecord) -> str:
     return f"{run.best_test_rmse:.4f} @{run.best_epoch}"
 
 
-def _rmse(value: Optional[float]) -> str:
+def _rmse(value: float | None) -> str:
     return "" if value is None else f"{value:.4f}"
 
 
-def _time(value: Optional[datetime]) -> Optional[str]:
+def _time(value: datetime | None) -> str | None:
     if value is None:
         return None
     return value.astimezone().strftime("%Y-%m-%d %H:%M:%S")  # in the local time zone

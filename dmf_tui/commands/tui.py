@@ -28,7 +28,8 @@ def demo(args: argparse.Namespace) -> int:
         if not store.queue():
             # A larger lr than the lab's 1e-3: ML-100K-sized data has a tenth of ML-1M's steps per
             # epoch, and at 1e-3 MF is still far from converged after 30 epochs.
-            demo_runs = [RunParams(model=model, data="synthetic-100k", lr=5e-3, epochs=30) for model in ("mf", "deepmf")]
+            demo_runs = [RunParams(model=model, data="synthetic-100k", lr=5e-3, epochs=30)
+                         for model in ("mf", "deepmf")]
             store.enqueue_grid(demo_runs, name="demo")
     finally:
         store.close()

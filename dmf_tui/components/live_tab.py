@@ -31,7 +31,8 @@ class LiveRun(Vertical):
     def show(self, run, new_epochs: list, epoch_seconds: float | None) -> None:
         self.query_one("#live-title", Static).update(
             f"run {run.id} · {run.params.label()} · {run.params.data} · {fmt.device(run)} · "
-            f"epoch {fmt.progress(run)} · best {fmt.rmse(run.best_test_rmse)} · ETA {fmt.duration(fmt.eta(run, epoch_seconds))}"
+            f"epoch {fmt.progress(run)} · best {fmt.rmse(run.best_test_rmse)} · "
+            f"ETA {fmt.duration(fmt.eta(run, epoch_seconds))}"
         )
         if not new_epochs:
             return

@@ -89,18 +89,23 @@ def make_app(store) -> DmfApp:
 
 
 async def settle(pilot: Pilot) -> None:
-    """Let a poll, every worker the app started and the redraws they caused finish.
+    """Let a poll, every worker the app started, any animation and the redraws they caused finish.
 
     pilot.pause() alone is not enough: it guesses idleness from CPU time, and what it processes
     can ask for more (a table measures new rows on its idle turn, its new height asks for a
     layout, and that one for another). So pause until one whole pause changes nothing on the
     screen: each pause lets every widget on it work through its messages and its idle turn,
-    then lays out and paints what they changed."""
+    then lays out and paints what they changed.
+
+    Animations are off in these tests (make_app), so the animator wait returns at once. It is
+    the animator's own wait, not pilot.wait_for_scheduled_animations(), which adds its own
+    CPU-idleness guess: 80 ms a call, a quarter of the TUI tests' time, for what the pauses
+    below check anyway."""
     app = pilot.app
     await app.refresh_now()
     await _workers_finished(app)
-    await pilot.wait_for_scheduled_animations()
-    before = None
+    await app.animator.wait_until_complete()
+    before = _geometry(app)
     for _ in range(50):
         await _workers_finished(app)
         await pilot.pause()

@@ -6,14 +6,18 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from datetime import datetime, timezone
+from typing import TYPE_CHECKING, Any, cast
 
-from sqlalchemy import Engine, func, select, update
+from sqlalchemy import CursorResult, Engine, Update, func, select, update
 from sqlalchemy.orm import Session
 
 from store.errors import UnknownRunError
 from store.params import INT64_LIMIT
 from store.status import check_transition
 from store.tables import Run
+
+if TYPE_CHECKING:
+    from typing_extensions import Self  # in typing from Python 3.11
 
 
 class StoreBase:
@@ -49,10 +53,10 @@ class StoreBase:
     def close(self) -> None:
         self.engine.dispose()
 
-    def __enter__(self):
+    def __enter__(self) -> Self:
         return self
 
-    def __exit__(self, *exc_info) -> None:
+    def __exit__(self, *exc_info: object) -> None:
         self.close()
 
 
@@ -76,11 +80,15 @@ def change_run(session: Session, run_id: int, expected_status: str, **values: ob
     does not allow raises TransitionError before anything is written."""
     if "status" in values:
         check_transition(expected_status, str(values["status"]), run_id=run_id)
-    result = session.execute(
-        update(Run).where(Run.id == run_id, Run.status == expected_status).values(**values)
-        .execution_options(synchronize_session=False)
-    )
-    return result.rowcount == 1
+    return updated_rows(session, update(Run).where(Run.id == run_id, Run.status == expected_status)
+                        .values(**values).execution_options(synchronize_session=False)) == 1
+
+
+def updated_rows(session: Session, statement: Update) -> int:
+    """Run an UPDATE; how many rows it changed."""
+    # An UPDATE's result is a CursorResult, which has rowcount, but Session.execute is typed to
+    # return the plain Result of any statement.
+    return cast(CursorResult[Any], session.execute(statement)).rowcount
 
 
 def database_now(session: Session) -> datetime:
@@ -90,8 +98,10 @@ def database_now(session: Session) -> datetime:
     that asks, which is the one machine a SQLite file is used from.)"""
     if session.get_bind().dialect.name == "sqlite":
         # CURRENT_TIMESTAMP would drop the fraction of a second.
-        text = session.scalar(select(func.strftime("%Y-%m-%d %H:%M:%f", "now")))
+        text: str | None = session.scalar(select(func.strftime("%Y-%m-%d %H:%M:%f", "now")))
+        assert text is not None  # a SELECT without FROM returns its one row
         return datetime.fromisoformat(text).replace(tzinfo=timezone.utc)
     # PostgreSQL: the start of this transaction, a timestamp with its zone.
-    now = session.scalar(select(func.now()))
+    now: datetime | None = session.scalar(select(func.now()))
+    assert now is not None  # a SELECT without FROM returns its one row
     return now.astimezone(timezone.utc) if now.tzinfo else now.replace(tzinfo=timezone.utc)

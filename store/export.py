@@ -70,12 +70,12 @@ def _cell(value: Any) -> str:
 
 @contextmanager
 def _open(file: CsvTarget) -> Iterator[IO[str]]:
-    if hasattr(file, "write"):
-        yield file  # type: ignore[misc]  # an open text file: the caller closes it
+    if not isinstance(file, (str, PathLike)):
+        yield file  # an open text file: the caller closes it
         return
     # A directory, a missing folder or a full disk is the target's fault: one line, not a traceback.
     try:
-        with open(file, "w", newline="", encoding="utf-8") as out:  # type: ignore[arg-type]
+        with open(file, "w", newline="", encoding="utf-8") as out:
             yield out
     except OSError as exc:
         raise StoreError(f"cannot write {file}: {exc.strerror or exc}") from None

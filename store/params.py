@@ -237,7 +237,7 @@ class RunParams:
     def replace(self, **changes: Any) -> RunParams:
         return dataclasses.replace(self, **changes).validate()
 
-    def effective_key(self) -> tuple:
+    def effective_key(self) -> tuple[tuple[str, Any], ...]:
         """What decides the run's results: a model ignores the parameters of other models (MF has
         no hidden layers), so a grid that varies only those queues one run, not several identical ones."""
         return tuple((name, getattr(self, name)) for name, declared in PARAMS.items()
@@ -314,7 +314,7 @@ def expand_grid(values: Mapping[str, str], base: RunParams | None = None) -> lis
     for name in names:
         parsed = [parse_value(name, alt) for alt in split_alternatives(name, values[name])]
         choices.append(list(dict.fromkeys(parsed)))
-    runs: dict[tuple, RunParams] = {}
+    runs: dict[tuple[tuple[str, Any], ...], RunParams] = {}
     for combo in itertools.product(*choices):
         run = dataclasses.replace(base, **dict(zip(names, combo))).validate()
         runs.setdefault(run.effective_key(), run)

@@ -72,7 +72,7 @@ class QueryOps(StoreBase):
         """Runs per status, every status present (0 when none)."""
         with self._read() as session:
             rows = session.execute(select(Run.status, func.count(Run.id)).group_by(Run.status)).all()
-        counts = dict.fromkeys(STATUSES, 0)
+        counts: dict[str, int] = dict.fromkeys(STATUSES, 0)
         counts.update({status: n for status, n in rows})
         return counts
 

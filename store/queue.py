@@ -20,7 +20,7 @@ from sqlalchemy import case, func, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from store.base import StoreBase, change_run, load_runs
+from store.base import StoreBase, change_run, load_runs, updated_rows
 from store.errors import ParamError, StoreError, UnknownRunError
 from store.params import RunParams
 from store.records import RunRecord, run_record
@@ -239,9 +239,9 @@ def _change_claimed(session: Session, run_id: int, worker_id: int | None, **valu
     held = [Run.id == run_id, Run.status == RunStatus.RUNNING]
     if worker_id is not None:
         held.append(Run.worker_id == worker_id)
-    updated = session.execute(
-        update(Run).where(*held).values(**values).execution_options(synchronize_session=False)
-    ).rowcount
+    updated = updated_rows(
+        session, update(Run).where(*held).values(**values).execution_options(synchronize_session=False)
+    )
     if updated == 1:
         return
     found = session.execute(select(Run.status, Run.worker_id).where(Run.id == run_id)).one_or_none()

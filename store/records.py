@@ -6,10 +6,17 @@ from __future__ import annotations
 import functools
 from dataclasses import dataclass, fields
 from datetime import datetime
+from typing import TYPE_CHECKING, TypeVar
 
 from store.params import RunParams
 from store.status import RunStatus, WorkerState
 from store.tables import Epoch, Run, Worker
+
+if TYPE_CHECKING:
+    from _typeshed import DataclassInstance
+
+# The record type _copy builds: one of the dataclasses below.
+_Record = TypeVar("_Record", bound="DataclassInstance")
 
 
 @dataclass(frozen=True)
@@ -91,11 +98,11 @@ def epoch_record(row: Epoch) -> EpochRecord:
     return _copy(EpochRecord, row)
 
 
-def worker_record(row: Worker, state: str) -> WorkerRecord:
+def worker_record(row: Worker, state: WorkerState) -> WorkerRecord:
     return _copy(WorkerRecord, row, devices=split_list(row.devices), state=state)
 
 
-def _copy(record: type, row, **derived):
+def _copy(record: type[_Record], row: Run | Epoch | Worker, **derived: object) -> _Record:
     """A `record` whose fields are the row's columns of the same names, except those in `derived`."""
     return record(**{name: derived[name] if name in derived else getattr(row, name)
                      for name in _field_names(record)})

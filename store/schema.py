@@ -11,7 +11,7 @@ from __future__ import annotations
 import sqlite3
 from collections.abc import Callable
 
-from sqlalchemy import Connection, Engine, inspect, select
+from sqlalchemy import Connection, Engine, insert, inspect, select, update
 
 from store.errors import StoreError
 from store.tables import Base, QueueState, SchemaVersion
@@ -75,12 +75,12 @@ def prepare_schema(engine: Engine, writer: Engine, where: str, *, create: bool =
         version = _read_version(conn, where)
         if version is None:
             Base.metadata.create_all(conn)
-            conn.execute(SchemaVersion.__table__.insert().values(id=1, version=SCHEMA_VERSION))
-            conn.execute(QueueState.__table__.insert().values(id=1, paused=False))
+            conn.execute(insert(SchemaVersion).values(id=1, version=SCHEMA_VERSION))
+            conn.execute(insert(QueueState).values(id=1, paused=False))
             return
         for target in range(version + 1, SCHEMA_VERSION + 1):
             MIGRATIONS[target](conn)
-        conn.execute(SchemaVersion.__table__.update().values(version=SCHEMA_VERSION))
+        conn.execute(update(SchemaVersion).values(version=SCHEMA_VERSION))
 
 
 def _read_version(conn: Connection, where: str) -> int | None:

@@ -22,6 +22,8 @@ class _PlainEnum(str, Enum):
     two methods str() and f-strings of a (str, Enum) member say "RunStatus.DONE" on some Python
     versions and "done" on others (the rules changed in 3.11 and again in 3.12)."""
 
+    _value_: str  # every member's value is its text (tells the type checker what .value is)
+
     def __str__(self) -> str:
         return self.value
 

@@ -27,7 +27,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
-from sqlalchemy.types import TypeDecorator
+from sqlalchemy.types import TypeDecorator, TypeEngine
 
 from store.params import PARAMS, RunParams, format_value
 from store.status import RunStatus
@@ -182,7 +182,8 @@ class Worker(Base):
 
 
 # The SQL type of a parameter's column, by the type of its value.
-_COLUMN_TYPES = {str: Text, int: BigInteger, float: Float, bool: Boolean, tuple: String(100)}
+_COLUMN_TYPES: dict[type, type[TypeEngine[Any]] | TypeEngine[Any]] = {
+    str: Text, int: BigInteger, float: Float, bool: Boolean, tuple: String(100)}
 
 # The hyperparameters that are real columns of runs (History's), each under its own name. Declarative
 # classes take columns assigned after the class statement; the column's Python value is the
@@ -199,7 +200,9 @@ def param_column(name: str) -> ColumnElement[Any]:
     if name in PARAM_COLUMNS:
         return Run.__table__.c[name]
     json_type = {str: "as_string", int: "as_integer", float: "as_float", bool: "as_boolean"}
-    return getattr(Run.params[name], json_type[type(PARAMS[name].default)])()
+    # The JSON comparator's as_string() etc. are found by name, so the checker sees Any: say what it is.
+    value: ColumnElement[Any] = getattr(Run.params[name], json_type[type(PARAMS[name].default)])()
+    return value
 
 
 def param_columns(params: RunParams) -> dict[str, Any]:

@@ -50,4 +50,4 @@ def store(db: str) -> Iterator[Store]:
 @pytest.fixture(params=HOSTILE)
 def hostile(request: pytest.FixtureRequest) -> str:
     """Each HOSTILE text in turn."""
-    return request.param
+    return str(request.param)

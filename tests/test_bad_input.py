@@ -109,6 +109,7 @@ def test_output_into_a_closed_pipe_ends_quietly(db, command):
     always fails); exit 141 as `git log | head` does, and nothing on stderr."""
     proc = subprocess.Popen([sys.executable, "-m", "dmf_tui", "--db", db, *command],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    assert proc.stdout is not None and proc.stderr is not None  # both are pipes
     proc.stdout.close()
     err = proc.stderr.read().decode()
     assert proc.wait(timeout=60) == 141, err
@@ -123,6 +124,7 @@ def test_training_into_a_closed_pipe_stops_the_run_quietly(tmp_path):
     db = str(tmp_path / "runs.db")
     proc = subprocess.Popen([sys.executable, "-m", "dmf_tui", "--db", db, "run", "--data", str(data),
                              "--device", "cpu", "--epochs", "100000"], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    assert proc.stdout is not None and proc.stderr is not None  # both are pipes
     proc.stdout.close()
     err = proc.stderr.read().decode()
     assert proc.wait(timeout=120) == 141, err

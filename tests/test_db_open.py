@@ -155,7 +155,12 @@ def test_demo_ignores_dmf_db(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) ->
     import dmf_tui.commands.tui as tui
 
     opened: list[str | None] = []
-    monkeypatch.setattr(tui, "_run_app", lambda db: opened.append(db) or 0)
+
+    def run_app(db: str | None) -> int:
+        opened.append(db)
+        return 0
+
+    monkeypatch.setattr(tui, "_run_app", run_app)
     monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "xdg"))
     real = tmp_path / "real.db"
     monkeypatch.setenv("DMF_DB", str(real))
@@ -196,8 +201,6 @@ def umask_zero() -> Iterator[None]:
 
 
 def test_detached_worker_logs_to_its_own_private_file(tmp_path: Path, monkeypatch, capsys, umask_zero) -> None:
-    import dmf_tui.commands.worker as worker
-
     started: list[list[str]] = []
 
     class Started:
@@ -206,7 +209,7 @@ def test_detached_worker_logs_to_its_own_private_file(tmp_path: Path, monkeypatc
         def __init__(self, command: list[str], **_kwargs) -> None:
             started.append(command)
 
-    monkeypatch.setattr(worker.subprocess, "Popen", Started)
+    monkeypatch.setattr("dmf_tui.commands.worker.subprocess.Popen", Started)
     for name in ("runs.db", "demo.db"):
         assert main(["--db", str(tmp_path / name), "worker", "--detach", "--exit-when-empty"]) == 0
     assert len(started) == 2
@@ -220,13 +223,18 @@ def test_worker_checkpoints_go_to_a_private_folder_of_their_database(tmp_path: P
                                                                     umask_zero) -> None:
     import engine.worker
 
-    options = []
-    monkeypatch.setattr(engine.worker, "run_slots", lambda devices, opts: options.append(opts) or 0)
+    options: list[engine.worker.WorkerOptions] = []
+
+    def run_slots(devices: list[str], opts: engine.worker.WorkerOptions) -> int:
+        options.append(opts)
+        return 0
+
+    monkeypatch.setattr(engine.worker, "run_slots", run_slots)
     monkeypatch.setattr(engine.worker, "configure_logging", lambda: None)
     for name in ("runs.db", "demo.db"):
         assert main(["--db", str(tmp_path / name), "worker", "--exit-when-empty"]) == 0
     assert [o.checkpoint_dir for o in options] == [tmp_path / "runs.db.checkpoints", tmp_path / "demo.db.checkpoints"]
-    assert all(_mode(o.checkpoint_dir) == 0o700 for o in options)
+    assert all(o.checkpoint_dir is not None and _mode(o.checkpoint_dir) == 0o700 for o in options)
 
 
 def test_a_checkpoint_is_private(tmp_path: Path, umask_zero) -> None:
@@ -279,7 +287,8 @@ def read_only_db(db: Path, request: pytest.FixtureRequest) -> Iterator[Path]:
         dead = subprocess.Popen(["true"])
         dead.wait()
         worker_id = store.register_worker(pid=dead.pid, host=socket.gethostname(), devices="cpu", slots=1)
-        assert store.claim(worker_id, device="cpu").id == 2
+        claimed = store.claim(worker_id, device="cpu")
+        assert claimed is not None and claimed.id == 2
     folder = db.parent / "backup"
     folder.mkdir()
     copy = folder / "runs.db"

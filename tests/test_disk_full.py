@@ -104,7 +104,7 @@ def test_the_worker_fails_the_run_it_cannot_write_waits_and_goes_on(disk, tmp_pa
 
         wait_for(lambda: store.get_run(after).status == "done", "the worker to go on once there is room")
         failed = store.get_run(long)
-        assert failed.status == "failed" and "disk full" in failed.error
+        assert failed.status == "failed" and failed.error is not None and "disk full" in failed.error
         assert [e.epoch for e in store.epochs(long)] == list(range(1, failed.epoch + 1))
         worker.send_signal(signal.SIGTERM)
         assert finished(worker) == 0

@@ -53,11 +53,12 @@ def server():
     httpd.server_close()
 
 
-def pin(monkeypatch, archive: bytes, **override):
-    """Make the registry's ml-100k entry carry the checksums of `archive` (or `override`)."""
-    sums = {"md5": hashlib.md5(archive).hexdigest(), "sha256": hashlib.sha256(archive).hexdigest()}
+def pin(monkeypatch, archive: bytes, **override: str | None):
+    """Make the registry's ml-100k entry carry the checksums of `archive` (or `override`: md5, sha256)."""
+    sums: dict[str, str | None] = {"md5": hashlib.md5(archive).hexdigest(),
+                                   "sha256": hashlib.sha256(archive).hexdigest()}
     sums.update(override)
-    info = dataclasses.replace(datasets.DATASETS["ml-100k"], **sums)
+    info = dataclasses.replace(datasets.DATASETS["ml-100k"], md5=sums["md5"], sha256=sums["sha256"])
     monkeypatch.setitem(datasets.DATASETS, "ml-100k", info)
 
 

@@ -21,6 +21,7 @@ def db(tmp_path: Path, hostile: str) -> str:
         worker = store.register_worker(pid=1, host=f"HOST={hostile}", devices=f"WKR={hostile}", slots=1)
         store.enqueue_grid([RunParams(data=f"DS={hostile}")], name=hostile)
         run = store.claim(worker, device=f"DEV={hostile}")
+        assert run is not None, "nothing was claimed"
         store.record_epoch(run.id, 1, train_rmse=0.9, test_rmse=1.0, seconds=1.0)
         store.finish_run(run.id, "failed", error=f"ERR={hostile} in line 3\n(traceback follows)")
         store.set_notes(run.id, f"NOTE={hostile}")

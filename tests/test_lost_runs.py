@@ -44,6 +44,7 @@ def test_a_foreground_run_stopped_by_a_signal_ends_interrupted(db, tmp_path, sig
         if process.poll() is None:
             process.kill()
             process.wait()
+    assert process.stderr is not None  # a pipe
     err = process.stderr.read()
     (run,) = store.leaderboard()
     assert run.status == "interrupted" and len(store.epochs(run.id)) == run.epoch

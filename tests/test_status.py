@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import itertools
 import json
-from pathlib import Path
 
 import pytest
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from store.base import change_run
-from store.db import Store, open_store
+from store.db import Store
 from store.errors import StoreError, TransitionError
 from store.params import RunParams
 from store.status import (
@@ -27,13 +26,6 @@ from store.status import (
 from store.tables import Run
 
 PAIRS = list(itertools.product(RunStatus, repeat=2))
-
-
-@pytest.fixture
-def store(tmp_path: Path) -> Store:
-    s = open_store(str(tmp_path / "runs.db"))
-    yield s
-    s.close()
 
 
 @pytest.mark.parametrize("member", [*RunStatus, *WorkerState])
@@ -92,7 +84,8 @@ def _run_in(store: Store, status: RunStatus) -> int:
 
 def _stored(store: Store, run_id: int) -> tuple[str, str | None]:
     with Session(store.engine) as session:
-        return tuple(session.execute(select(Run.status, Run.error).where(Run.id == run_id)).one())
+        status, error = session.execute(select(Run.status, Run.error).where(Run.id == run_id)).one()
+    return status, error
 
 
 def test_change_run_makes_every_legal_change_and_refuses_every_other(store: Store) -> None:

@@ -6,6 +6,7 @@ import multiprocessing
 import os
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -13,13 +14,14 @@ from store.db import Store, open_store
 from store.errors import ParamError, StoreError, TransitionError, UnknownRunError
 from store.params import RunParams, expand_grid
 from store.queue import ClaimLostError
+from store.records import RunRecord
 
 
-@pytest.fixture
-def store(tmp_path: Path) -> Store:
-    s = open_store(str(tmp_path / "runs.db"))
-    yield s
-    s.close()
+def _claim(store: Store, worker_id: int | None = None, device: str = "cpu") -> RunRecord:
+    """The run a claim takes where the test has queued one."""
+    run = store.claim(worker_id, device=device)
+    assert run is not None, "nothing was claimed"
+    return run
 
 
 def test_enqueue_grid_makes_one_sweep_in_order(store: Store) -> None:
@@ -45,10 +47,10 @@ def test_claim_takes_runs_in_queue_order_and_respects_pause(store: Store) -> Non
     assert store.is_paused()
     assert store.claim(7, device="cpu") is None
     store.set_paused(False)
-    run = store.claim(None, device="cuda:0")
+    run = _claim(store, device="cuda:0")
     assert (run.id, run.status, run.ran_on) == (first, "running", "cuda:0")
     assert run.started_at is not None
-    assert store.claim(None, device="cpu").id == second
+    assert _claim(store).id == second
     assert store.claim(None, device="cpu") is None
 
 
@@ -131,14 +133,16 @@ def test_finish_refuses_a_run_that_has_not_started(store: Store) -> None:
     with pytest.raises(ClaimLostError, match=refused):
         store.finish_run(run_id, "done")
     assert store.get_run(run_id) == before
-    assert store.claim(None, device="cpu").id == run_id  # still in the queue
+    assert _claim(store).id == run_id  # still in the queue
 
 
 def test_retries_are_checked_and_kept(store: Store) -> None:
     assert store.get_run(store.enqueue(RunParams())).retries == 0
     _, ids = store.enqueue_grid([RunParams(), RunParams(k=3)], retries=2)
     assert [store.get_run(i).retries for i in ids] == [2, 2]
-    for bad in (-1, 1001, 2**70, 1.5, True):
+    # Not all ints, deliberately: what a caller that ignores the annotation might pass.
+    wrong: tuple[Any, ...] = (-1, 1001, 2**70, 1.5, True)
+    for bad in wrong:
         with pytest.raises(ParamError, match="retries must be a whole number from 0 to 1000"):
             store.enqueue(RunParams(), retries=bad)
     assert store.count_runs() == 3
@@ -151,6 +155,7 @@ def test_an_interrupted_run_with_retries_is_queued_again(store: Store) -> None:
     store.record_epoch(run_id, 1, train_rmse=1.0, test_rmse=1.0, seconds=0.1)
 
     again = store.finish_run(run_id, "interrupted")
+    assert again is not None
 
     old, copy = store.get_run(run_id), store.get_run(again)
     assert (old.status, old.retries, [e.epoch for e in store.epochs(run_id)]) == ("interrupted", 2, [1])
@@ -159,6 +164,7 @@ def test_an_interrupted_run_with_retries_is_queued_again(store: Store) -> None:
     # The copy's copy has no retries left, so its own end is final.
     store.claim(None, device="cpu")
     third = store.finish_run(again, "interrupted")
+    assert third is not None
     store.claim(None, device="cpu")
     assert store.get_run(third).retries == 0
     assert store.finish_run(third, "interrupted") is None
@@ -246,7 +252,7 @@ def test_move_reorders_the_queue(store: Store) -> None:
     assert [r.id for r in store.queue()] == [a, d, b, c]
     store.move(a, 10)  # clamped to the end
     assert [r.id for r in store.queue()] == [d, b, c, a]
-    assert store.claim(None, device="cpu").id == d
+    assert _claim(store).id == d
     store.cancel([b])
     with pytest.raises(StoreError, match="not queued"):
         store.move(b, 1)

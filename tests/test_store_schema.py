@@ -30,7 +30,8 @@ def test_connections_use_wal_foreign_keys_and_busy_timeout(tmp_path: Path) -> No
     with store.engine.connect() as conn:
         assert conn.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
         assert conn.exec_driver_sql("PRAGMA foreign_keys").scalar() == 1
-        assert conn.exec_driver_sql("PRAGMA busy_timeout").scalar() >= 10_000
+        busy_timeout_ms = conn.exec_driver_sql("PRAGMA busy_timeout").scalar()
+        assert busy_timeout_ms is not None and busy_timeout_ms >= 10_000
     store.close()
 
 

@@ -46,7 +46,7 @@ def test_a_v1_database_opens_intact_and_its_queued_runs_train(tmp_path: Path, ca
         1: "done", 2: "failed", 3: "cancelled", 4: "lost", 5: "interrupted", 6: "queued", 7: "queued"}
     assert (runs[1].notes, runs[1].tags, runs[1].best_test_rmse) == ("the v1 baseline", ("baseline", "v1"), 1.05)
     assert runs[2].error == "DataError: line 3 of u.data: [bad] rating"
-    assert "no longer running" in runs[4].error
+    assert runs[4].error is not None and "no longer running" in runs[4].error
     assert (runs[4].params.model, runs[4].params.hidden, runs[4].best_val_rmse) == ("deepmf", (10, 5), 1.2)
     assert [e.epoch for e in store.epochs(4)] == [1, 2]
     assert runs[6].notes == "still waiting"

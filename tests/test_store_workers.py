@@ -7,7 +7,6 @@ import socket
 import subprocess
 import sys
 from datetime import datetime, timedelta
-from pathlib import Path
 
 import pytest
 from sqlalchemy import update
@@ -17,11 +16,11 @@ from store.params import RunParams
 from store.tables import Worker, utcnow
 
 
-@pytest.fixture
-def store(tmp_path: Path) -> Store:
-    s = open_store(str(tmp_path / "runs.db"))
-    yield s
-    s.close()
+def _error(store: Store, run_id: int) -> str:
+    """The error the run ended with (the test expects one)."""
+    error = store.get_run(run_id).error
+    assert error is not None, f"run {run_id} has no error"
+    return error
 
 
 def _dead_pid() -> int:
@@ -50,6 +49,7 @@ def _skew_client_clock(monkeypatch: pytest.MonkeyPatch, minutes: float) -> None:
 def _running_run(store: Store, worker_id: int) -> int:
     store.enqueue(RunParams())
     run = store.claim(worker_id, device="cpu")
+    assert run is not None, "nothing was claimed"
     store.record_epoch(run.id, 1, train_rmse=1.0, test_rmse=1.1, seconds=1.0)
     return run.id
 
@@ -60,7 +60,7 @@ def test_dead_pid_on_this_host_makes_its_runs_lost(store: Store) -> None:
     assert store.reap_lost(grace_s=3600) == [run_id]
     run = store.get_run(run_id)
     assert run.status == "lost"
-    assert "no longer running" in run.error
+    assert "no longer running" in _error(store, run_id)
     assert len(store.epochs(run_id)) == 1  # kept
 
 
@@ -70,7 +70,7 @@ def test_a_dead_pid_on_another_host_waits_for_the_heartbeat(store: Store) -> Non
     assert store.reap_lost(grace_s=3600) == []
     _age_heartbeat(store, worker, 120)
     assert store.reap_lost(grace_s=30) == [run_id]
-    assert "no heartbeat for 120 s" in store.get_run(run_id).error
+    assert "no heartbeat for 120 s" in _error(store, run_id)
     assert len(store.epochs(run_id)) == 1
 
 
@@ -119,7 +119,7 @@ def test_heartbeats_are_judged_by_the_database_clock(store: Store, monkeypatch: 
         _skew_client_clock(monkeypatch, minutes)
         assert {w.id: w.state for w in store.workers()} == {alive: "running", silent: "stale"}, minutes
     assert store.reap_lost() == [lost]
-    assert "no heartbeat for 120 s" in store.get_run(lost).error
+    assert "no heartbeat for 120 s" in _error(store, lost)
     assert store.get_run(kept).status == "running"
 
 

@@ -17,6 +17,7 @@ import zipfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import BinaryIO
 
 from engine.errors import DataError
 from engine.formats import read_ratings
@@ -196,7 +197,7 @@ def fetch(
     return target
 
 
-def _download(url: str, out, progress) -> dict[str, str]:
+def _download(url: str, out: BinaryIO, progress: Callable[[int, int | None], None] | None) -> dict[str, str]:
     """Stream url into out, hashing as it goes; the md5 and sha256 of what arrived."""
     hashes = {"md5": hashlib.md5(), "sha256": hashlib.sha256()}
     try:

@@ -119,12 +119,14 @@ def _parse(path: Path, body: bytes, sep: bytes, first_line: int) -> tuple[np.nda
         # kind, drop the dots, read integers and divide those ratings by ten. Anything else
         # (say "3.25") is read as floats.
         tenths = _one_decimal_ratings(buf, tabs, ends, width) if b"." in body else np.zeros(n_lines, bool)
+        dtype: type[np.int64 | np.float64]
         if tenths is not None:
             text, dtype = text.translate(None, b"."), np.int64
         else:
             dtype = np.float64
         with warnings.catch_warnings():
             warnings.simplefilter("error")  # numpy warns, rather than fails, when it stops early
+            values: np.ndarray
             try:
                 values = np.fromstring(text, dtype=dtype, sep=" ")
             except (ValueError, DeprecationWarning):

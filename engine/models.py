@@ -15,6 +15,7 @@ against autograd for every option.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from typing import TypeGuard
 
 import torch
 from torch import nn
@@ -25,6 +26,10 @@ MODELS = ("mf", "deepmf")
 
 # (users, items, ratings) -> the batch's sum of squared errors, the gradients left in the buffers.
 HandGrads = Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]
+# A model's own part of them (`_hand_head`): (users, items) -> (prediction without biases, what the
+# backward needs), and (upstream, that) -> (d loss / d user rows, d loss / d item rows).
+_PredictRows = Callable[[torch.Tensor, torch.Tensor], tuple[torch.Tensor, Sequence[torch.Tensor]]]
+_BackwardRows = Callable[[torch.Tensor, Sequence[torch.Tensor]], tuple[torch.Tensor, torch.Tensor]]
 
 # ReLU's backward as autograd computes it: the gradient where the ReLU's output is > 0, else 0.
 _relu_backward = torch.ops.aten.threshold_backward.default
@@ -85,7 +90,7 @@ def parameter_views(net: nn.Module, flat: torch.Tensor) -> dict[str, torch.Tenso
     return {name: flat[offset:offset + p.numel()].view(p.shape) for (name, p), offset in zip(named, offsets)}
 
 
-def _layout(params: list[torch.Tensor]) -> tuple[list[int], int]:
+def _layout(params: Sequence[torch.Tensor]) -> tuple[list[int], int]:
     """Each parameter's offset in the flat buffer, and the buffer's size, in elements."""
     offsets, size = [], 0
     for p in params:
@@ -167,7 +172,7 @@ class _Embeddings(nn.Module):
 
         return mse_grads
 
-    def _hand_head(self, grads: dict[str, torch.Tensor]) -> tuple[Callable, Callable]:
+    def _hand_head(self, grads: dict[str, torch.Tensor]) -> tuple[_PredictRows, _BackwardRows]:
         """The model's own part of `hand_grads`, as two functions:
         `predict_rows(users, items) -> (prediction without biases, saved for the backward)`, which
         reads the batch's embedding rows, and
@@ -192,15 +197,17 @@ class MF(_Embeddings):
         prediction = product.sum(dim=1)
         return prediction + self.biases(users, items) if self.bias else prediction
 
-    def _hand_head(self, grads: dict[str, torch.Tensor]) -> tuple[Callable, Callable]:
+    def _hand_head(self, grads: dict[str, torch.Tensor]) -> tuple[_PredictRows, _BackwardRows]:
         user_table, item_table = self.user_emb.weight.detach(), self.item_emb.weight.detach()
 
-        def predict_rows(users: torch.Tensor, items: torch.Tensor) -> tuple[torch.Tensor, tuple]:
+        def predict_rows(
+            users: torch.Tensor, items: torch.Tensor
+        ) -> tuple[torch.Tensor, tuple[torch.Tensor, torch.Tensor]]:
             user, item = user_table.index_select(0, users), item_table.index_select(0, items)
             # forward's (user * item).sum(dim=1), the same sums in one call, one kernel fewer.
             return torch.linalg.vecdot(user, item), (user, item)
 
-        def backward_rows(upstream: torch.Tensor, saved: tuple) -> tuple[torch.Tensor, torch.Tensor]:
+        def backward_rows(upstream: torch.Tensor, saved: Sequence[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
             user, item = saved
             upstream = upstream.unsqueeze(1)
             return item * upstream, user * upstream
@@ -226,10 +233,10 @@ class DeepMF(_Embeddings):
 
     def forward(self, users: torch.Tensor, items: torch.Tensor) -> torch.Tensor:
         x = torch.cat(self.lookup(users, items), dim=1)
-        prediction = self.mlp(x).squeeze(-1)
+        prediction: torch.Tensor = self.mlp(x).squeeze(-1)  # nn.Module's __call__ is typed Any
         return prediction + self.biases(users, items) if self.bias else prediction
 
-    def _hand_head(self, grads: dict[str, torch.Tensor]) -> tuple[Callable, Callable]:
+    def _hand_head(self, grads: dict[str, torch.Tensor]) -> tuple[_PredictRows, _BackwardRows]:
         # Each Linear layer's weight and bias with their gradient buffers; a ReLU follows all but the last.
         layers = [(m.weight.detach(), m.bias.detach(), grads[f"mlp.{n}.weight"], grads[f"mlp.{n}.bias"])
                   for n, m in enumerate(self.mlp) if isinstance(m, nn.Linear)]
@@ -261,7 +268,7 @@ class DeepMF(_Embeddings):
                 inputs.append(torch.mm(inputs[-1], weight_t).add_(bias).relu_())
             return torch.addmv(last_bias, inputs[-1], last_weight), inputs
 
-        def backward_rows(upstream: torch.Tensor, inputs: list[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+        def backward_rows(upstream: torch.Tensor, inputs: Sequence[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
             grad = upstream.unsqueeze(1)  # d loss / d (output of layer n), batch x width
             for n in range(len(layers) - 1, -1, -1):
                 weight, _, weight_grad, bias_grad = layers[n]
@@ -275,7 +282,7 @@ class DeepMF(_Embeddings):
         return predict_rows, backward_rows
 
 
-def has_hand_grads(net: nn.Module) -> bool:
+def has_hand_grads(net: nn.Module) -> TypeGuard[MF | DeepMF]:
     """Whether `net.hand_grads` gives `net`'s true gradients. It does only for the structures it was
     written for and is tested against autograd for: MF or DeepMF as `build_model` makes them without
     dropout, with or without biases; that is the two embedding tables (and the biases), then for
@@ -287,14 +294,15 @@ def has_hand_grads(net: nn.Module) -> bool:
     n_users, k = net.user_emb.weight.shape
     n_items = net.item_emb.weight.shape[0]
     modules: dict[str, type] = {"": type(net), "user_emb": nn.Embedding, "item_emb": nn.Embedding}
-    shapes: dict[str, tuple] = {"user_emb.weight": (n_users, k), "item_emb.weight": (n_items, k)}
+    # A layer without out_features puts None in its shapes, which then match no parameter's.
+    shapes: dict[str, tuple[int | None, ...]] = {"user_emb.weight": (n_users, k), "item_emb.weight": (n_items, k)}
     if net.bias:
         shapes |= {"user_bias": (n_users,), "item_bias": (n_items,), "global_bias": ()}
     if type(net) is DeepMF:
         if len(net.mlp) % 2 == 0:  # (Linear, ReLU) pairs and one more Linear make an odd count
             return False
         modules["mlp"] = nn.Sequential
-        width = 2 * k  # each layer's input: the embeddings side by side, then the previous layer's output
+        width: int | None = 2 * k  # each layer's input: the embeddings side by side, then the previous layer's output
         for n in range(0, len(net.mlp), 2):
             last = n == len(net.mlp) - 1
             out = 1 if last else getattr(net.mlp[n], "out_features", None)
@@ -312,7 +320,7 @@ def has_hand_grads(net: nn.Module) -> bool:
 
 
 def build_model(name: str, n_users: int, n_items: int, *, k: int = 10, hidden: Sequence[int] = (10, 5),
-                bias: bool = False, dropout: float = 0.0, init_std: float = 0.0) -> nn.Module:
+                bias: bool = False, dropout: float = 0.0, init_std: float = 0.0) -> MF | DeepMF:
     """The model called `name` ("mf" or "deepmf"); `hidden` only applies to DeepMF."""
     if k <= 0:
         raise ConfigError(f"k must be > 0 (got {k})")

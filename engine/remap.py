@@ -3,7 +3,9 @@ does, with the raw ids kept so that results can name real users and movies."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import overload
 
 import numpy as np
 
@@ -34,11 +36,19 @@ class Dataset:
     def n_ratings(self) -> int:
         return len(self.ratings)
 
-    def user_index(self, raw):
+    @overload
+    def user_index(self, raw: int) -> int: ...
+    @overload
+    def user_index(self, raw: Sequence[int] | np.ndarray) -> np.ndarray: ...
+    def user_index(self, raw: int | Sequence[int] | np.ndarray) -> int | np.ndarray:
         """Index of a raw user id (or an array of them); DataError for an id not in the data."""
         return _lookup(self.user_ids, raw, "user")
 
-    def item_index(self, raw):
+    @overload
+    def item_index(self, raw: int) -> int: ...
+    @overload
+    def item_index(self, raw: Sequence[int] | np.ndarray) -> np.ndarray: ...
+    def item_index(self, raw: int | Sequence[int] | np.ndarray) -> int | np.ndarray:
         """Index of a raw item id (or an array of them); DataError for an id not in the data."""
         return _lookup(self.item_ids, raw, "item")
 
@@ -63,7 +73,7 @@ def unique_inverse(raw: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return ids.astype(np.int64), inverse.reshape(-1).astype(np.int64)
 
 
-def _lookup(ids: np.ndarray, raw, kind: str):
+def _lookup(ids: np.ndarray, raw: int | Sequence[int] | np.ndarray, kind: str) -> int | np.ndarray:
     wanted = np.asarray(raw, dtype=np.int64)
     where = np.searchsorted(ids, wanted).clip(max=len(ids) - 1)
     found = ids[where] == wanted

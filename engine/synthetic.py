@@ -76,7 +76,7 @@ def _ratings_per_user(rng: np.random.Generator, shape: Shape) -> np.ndarray:
         extra[over] = cap
         free = extra < cap
         extra[free] += surplus * weight[free] / weight[free].sum()
-    whole = np.floor(extra).astype(np.int64)
+    whole: np.ndarray = np.floor(extra).astype(np.int64)  # numpy's stubs give Any here
     # Round so the total is exact: the largest remainders get one more.
     short = spare - whole.sum()
     remainder = np.where(whole < cap, extra - whole, -1.0)
@@ -119,7 +119,9 @@ def _distinct_items(rng: np.random.Generator, users: np.ndarray, popularity: np.
     return items
 
 
-def _ratings(rng: np.random.Generator, users, items, popularity, shape: Shape) -> np.ndarray:
+def _ratings(
+    rng: np.random.Generator, users: np.ndarray, items: np.ndarray, popularity: np.ndarray, shape: Shape
+) -> np.ndarray:
     """Low-rank scores plus biases and noise, cut into 1..5 at ML-1M's rating shares."""
     user_bias = rng.normal(0.0, 0.45, shape.n_users)
     log_pop = np.log(popularity)
@@ -128,7 +130,7 @@ def _ratings(rng: np.random.Generator, users, items, popularity, shape: Shape) -
     scale = (0.6**2 / RANK) ** 0.25  # makes the factor term's standard deviation about 0.6
     user_factors = rng.normal(0.0, scale, (shape.n_users, RANK))
     item_factors = rng.normal(0.0, scale, (shape.n_items, RANK))
-    score = (
+    score: np.ndarray = (
         user_bias[users]
         + item_bias[items]
         + np.einsum("ij,ij->i", user_factors[users], item_factors[items])

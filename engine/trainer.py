@@ -21,16 +21,19 @@ import functools
 import math
 import os
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, TypedDict
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from engine.errors import ConfigError, DeviceError, DivergedError
-from engine.models import build_model, flatten_parameters, has_hand_grads, parameter_views
+from engine.models import MF, DeepMF, build_model, flatten_parameters, has_hand_grads, parameter_views
+from engine.split import Split
 
 # The optimizers fit() takes: the lab's Adam (weight decay as an L2 term added to the gradient) and
 # AdamW (weight decay applied to the weights apart from the gradient's moments).
@@ -63,6 +66,18 @@ class TrainResult:
     checkpoint: Path | None
 
 
+class _ModelConfig(TypedDict):
+    """What build_model takes besides the model's name: saved in the checkpoint, to make the model again."""
+
+    k: int
+    hidden: list[int]
+    bias: bool
+    dropout: float
+    init_std: float
+    n_users: int
+    n_items: int
+
+
 def resolve_device(spec: str = "auto") -> torch.device:
     """The torch device for "auto" (CUDA, then MPS, then CPU), "cpu", "cuda", "cuda:N" or "mps"."""
     mps_ok = torch.backends.mps.is_available()
@@ -88,14 +103,14 @@ def resolve_device(spec: str = "auto") -> torch.device:
     raise DeviceError(f"unknown device {spec!r}: use auto, cpu, cuda, cuda:N or mps")
 
 
-def fit(split, *, model: str = "mf", k: int = 10, hidden: Sequence[int] = (10, 5), bias: bool = False,
+def fit(split: Split, *, model: str = "mf", k: int = 10, hidden: Sequence[int] = (10, 5), bias: bool = False,
         dropout: float = 0.0, init_std: float = 0.0, lr: float = 1e-3, weight_decay: float = 1e-5,
         batch_size: int = 512, epochs: int = 20, seed: int = 0, device: str = "auto", patience: int = 0,
         optimizer: str = "adam", capture: bool | None = None,
         on_epoch: Callable[[EpochStats], None] | None = None,
         on_progress: Callable[[int, int], None] | None = None,
         should_stop: Callable[[], bool] | None = None,
-        checkpoint_path: str | Path | None = None, checkpoint_meta: dict | None = None) -> TrainResult:
+        checkpoint_path: str | Path | None = None, checkpoint_meta: dict[str, Any] | None = None) -> TrainResult:
     """Train `model` on `split.part("train")` and evaluate every epoch on test (and val, if not empty).
 
     The best epoch is the one with the lowest val RMSE when the split has a validation part, else the
@@ -126,15 +141,15 @@ def fit(split, *, model: str = "mf", k: int = 10, hidden: Sequence[int] = (10, 5
 
         torch.manual_seed(seed)  # initial weights and dropout
         shuffle = torch.Generator(device=dev).manual_seed(seed)  # batch order
-        shape = {"n_users": split.dataset.n_users, "n_items": split.dataset.n_items}
-        model_args = {"k": k, "hidden": list(hidden), "bias": bias, "dropout": dropout, "init_std": init_std}
-        net = build_model(model, **shape, **model_args).to(dev)
+        model_config = _ModelConfig(k=k, hidden=list(hidden), bias=bias, dropout=dropout, init_std=init_std,
+                                    n_users=split.dataset.n_users, n_items=split.dataset.n_items)
+        net = build_model(model, **model_config).to(dev)
         # Sum of squared training errors over the epoch, kept on the device so no batch waits for the host.
         sse = torch.zeros((), device=dev)
         step = _make_step(net, sse, optimizer=optimizer, lr=lr, weight_decay=weight_decay, batch_size=batch_size,
                           capture=capture)
 
-        config = {**(checkpoint_meta or {}), "model": model, **model_args, **shape}
+        config = {**(checkpoint_meta or {}), "model": model, **model_config}
         checkpoint = Path(checkpoint_path) if checkpoint_path is not None else None
         history: list[EpochStats] = []
         best: EpochStats | None = None
@@ -151,7 +166,7 @@ def fit(split, *, model: str = "mf", k: int = 10, hidden: Sequence[int] = (10, 5
             order = torch.randperm(n_train, generator=shuffle, device=dev)
             # index_select rather than t[order]: the same rows, faster on CPU. The batches are views
             # into the shuffled copy; the last one is simply shorter.
-            batches = zip(*(t.index_select(0, order).split(batch_size) for t in train))
+            batches = zip(*(torch.split(t.index_select(0, order), batch_size) for t in train))
             cancelled = False
             # The hand-written step needs no autograd, so inference mode is entered once an epoch rather
             # than once a step. The other steps run with autograd on, as usual.
@@ -195,7 +210,7 @@ def fit(split, *, model: str = "mf", k: int = 10, hidden: Sequence[int] = (10, 5
 
 
 @contextlib.contextmanager
-def _intra_op_threads(n: int | None):
+def _intra_op_threads(n: int | None) -> Iterator[None]:
     """Run the block with `n` torch intra-op threads (None: leave the setting alone), then restore it."""
     if n is None:
         yield
@@ -208,7 +223,8 @@ def _intra_op_threads(n: int | None):
         torch.set_num_threads(before)
 
 
-def _on_device(part, dev: torch.device) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+def _on_device(part: tuple[np.ndarray, np.ndarray, np.ndarray],
+               dev: torch.device) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     users, items, ratings = part
     return (torch.as_tensor(users, dtype=torch.long).to(dev),
             torch.as_tensor(items, dtype=torch.long).to(dev),
@@ -232,7 +248,8 @@ def _make_step(net: nn.Module, sse: torch.Tensor, *, optimizer: str, lr: float, 
 
 def _optimizer(name: str, net: nn.Module, dev: torch.device, *, lr: float, weight_decay: float,
                capturable: bool) -> torch.optim.Optimizer:
-    kind = {"adam": torch.optim.Adam, "adamw": torch.optim.AdamW}[name]
+    kinds: dict[str, type[torch.optim.Adam]] = {"adam": torch.optim.Adam, "adamw": torch.optim.AdamW}
+    kind = kinds[name]
     # The fused kernel updates every parameter in one call, about half the time of the default
     # per-tensor loop on CPU (bench/RESULTS.md); on CUDA it is also graph-capturable.
     if dev.type in ("cpu", "cuda"):
@@ -244,7 +261,7 @@ def _train_step(net: nn.Module, optimizer: torch.optim.Optimizer, sse: torch.Ten
                 users: torch.Tensor, items: torch.Tensor, ratings: torch.Tensor) -> None:
     loss = F.mse_loss(net(users, items), ratings)
     optimizer.zero_grad(set_to_none=True)
-    loss.backward()
+    torch.autograd.backward(loss)  # loss.backward(), which torch leaves unannotated
     optimizer.step()
     # Weighting by the batch's size makes the epoch's RMSE exact over all rows, short last batch too.
     sse.add_(loss.detach(), alpha=len(ratings))
@@ -265,7 +282,7 @@ class _HandStep:
     backward() + torch.optim.Adam step.
     """
 
-    def __init__(self, net: nn.Module, sse: torch.Tensor, *, lr: float, weight_decay: float) -> None:
+    def __init__(self, net: MF | DeepMF, sse: torch.Tensor, *, lr: float, weight_decay: float) -> None:
         self.sse = sse
         # Every parameter becomes a view of one buffer, and every gradient a view of another laid out
         # alike, so that Adam's kernel runs once, over one tensor (see flatten_parameters). The buffer
@@ -309,7 +326,9 @@ _FUSED_ADAM_ARGUMENTS = (
 )
 
 
-def _fused_adam_if_it_fits(kernel: Callable | None, schema) -> Callable | None:
+def _fused_adam_if_it_fits(
+    kernel: Callable[..., None] | None, schema: torch._C.FunctionSchema | None
+) -> Callable[..., None] | None:
     """`kernel` if `schema`, its signature (a torch FunctionSchema), takes exactly the arguments
     `_FusedAdam.step` passes, in that order, and no other argument without a default; else None."""
     if kernel is None or schema is None:
@@ -323,7 +342,7 @@ def _fused_adam_if_it_fits(kernel: Callable | None, schema) -> Callable | None:
     return None
 
 
-def _find_fused_adam() -> Callable | None:
+def _find_fused_adam() -> Callable[..., None] | None:
     try:
         return _fused_adam_if_it_fits(getattr(torch, "_fused_adam_", None),
                                       torch.ops.aten._fused_adam_.default._schema)
@@ -406,7 +425,7 @@ class _GraphStep:
         if self.eager_only or len(ratings) != self.batch_size:
             return self._eager(users, items, ratings)
         if self.graph is None and self.warmed < self.WARMUP:
-            side = torch.cuda.Stream()
+            side = torch.cuda.Stream()  # type: ignore[no-untyped-call]  # torch leaves its __new__ unannotated
             side.wait_stream(torch.cuda.current_stream())
             with torch.cuda.stream(side):
                 self._eager(users, items, ratings)
@@ -456,7 +475,7 @@ def _watched(stats: EpochStats) -> float:
     return stats.val_rmse if stats.val_rmse is not None else stats.test_rmse
 
 
-def _save(path: Path, net: nn.Module, config: dict, stats: EpochStats) -> None:
+def _save(path: Path, net: nn.Module, config: dict[str, Any], stats: EpochStats) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     state = {name: tensor.detach().cpu() for name, tensor in net.state_dict().items()}
     # Written beside and renamed, so a crash mid-save never leaves a truncated checkpoint.

@@ -53,6 +53,7 @@ from sqlalchemy.exc import DBAPIError
 
 from engine.datasets import load_dataset
 from engine.errors import ConfigError, DeviceError, EngineError
+from engine.remap import Dataset
 from engine.split import Split, split_dataset
 from engine.trainer import EpochStats, TrainResult, fit, resolve_device
 from store.db import Store, app_data_dir, open_store, sqlite_file
@@ -191,7 +192,7 @@ class SplitCache:
 
     def __init__(self, keep: int = 2) -> None:
         self.keep = keep
-        self._datasets: OrderedDict[Hashable, Any] = OrderedDict()
+        self._datasets: OrderedDict[Hashable, Dataset] = OrderedDict()
         self._splits: OrderedDict[Hashable, Split] = OrderedDict()
         # A load that a cancel left behind (unless_stopped) finishes in its thread while the next
         # run's load waits here, rather than both filling memory at once.
@@ -215,12 +216,12 @@ class SplitCache:
             self._remember(self._splits, split_key, split)
         return split
 
-    def _recall(self, cache: OrderedDict, key: Hashable) -> Any:
+    def _recall(self, cache: OrderedDict[Hashable, T], key: Hashable) -> T | None:
         if key in cache:
             cache.move_to_end(key)
         return cache.get(key)
 
-    def _remember(self, cache: OrderedDict, key: Hashable, value: Any) -> None:
+    def _remember(self, cache: OrderedDict[Hashable, T], key: Hashable, value: T) -> None:
         cache[key] = value
         while len(cache) > self.keep:
             cache.popitem(last=False)
@@ -385,6 +386,7 @@ def check_room(split: Split, params: RunParams, device: str) -> None:
     need = training_bytes(Shape(dataset.n_users, dataset.n_items, dataset.n_ratings), model=params.model,
                           k=params.k, hidden=params.hidden, bias=params.bias, batch_size=params.batch_size)
     dev = resolve_device(device)
+    have: int | None  # None where the system does not say
     if dev.type == "cuda":
         have, _ = torch.cuda.mem_get_info(dev)  # what is free: other slots may share the GPU
     else:
@@ -481,13 +483,15 @@ def unless_stopped(work: Callable[[], T], should_stop: Callable[[], bool]) -> T 
     """work() (loading a dataset), or None if should_stop() turns true first: asked every
     CANCEL_CHECK_S while work runs in a helper thread, so a cancel or the first SIGTERM does not wait
     for a large file to be read. Work left behind finishes (or fails) on its own in that thread."""
-    outcome: dict[str, Any] = {}
+    # What the helper thread leaves: work's value, or what it raised.
+    values: list[T] = []
+    errors: list[BaseException] = []
 
     def target() -> None:
         try:
-            outcome["value"] = work()
+            values.append(work())
         except BaseException as exc:  # handed to the caller below
-            outcome["error"] = exc
+            errors.append(exc)
 
     helper = threading.Thread(target=target, name="load", daemon=True)
     helper.start()
@@ -497,9 +501,9 @@ def unless_stopped(work: Callable[[], T], should_stop: Callable[[], bool]) -> T 
             break
         if should_stop():
             return None
-    if "error" in outcome:
-        raise outcome["error"]
-    return outcome["value"]
+    if errors:
+        raise errors[0]
+    return values[0]
 
 
 def reap_lost(store: Store) -> None:

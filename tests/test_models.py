@@ -43,10 +43,13 @@ def test_default_initialisation_is_pytorchs():
     torch.manual_seed(3)
     model = build_model("deepmf", N_USERS, N_ITEMS)
     torch.manual_seed(3)
-    plain = [torch.nn.Embedding(N_USERS, K), torch.nn.Embedding(N_ITEMS, K), torch.nn.Linear(2 * K, 10)]
+    plain = (torch.nn.Embedding(N_USERS, K), torch.nn.Embedding(N_ITEMS, K), torch.nn.Linear(2 * K, 10))
+    assert isinstance(model, DeepMF)
+    first_layer = model.mlp[0]
+    assert isinstance(first_layer, torch.nn.Linear)
     assert torch.equal(model.user_emb.weight, plain[0].weight)
     assert torch.equal(model.item_emb.weight, plain[1].weight)
-    assert torch.equal(model.mlp[0].weight, plain[2].weight)
+    assert torch.equal(first_layer.weight, plain[2].weight)
 
 
 @pytest.mark.parametrize("name", ["mf", "deepmf"])
@@ -65,6 +68,7 @@ def test_bias_adds_user_item_and_global_terms_starting_at_zero(name):
 
 def test_hidden_list_and_dropout():
     model = build_model("deepmf", N_USERS, N_ITEMS, k=4, hidden=(16, 8, 4), dropout=0.5)
+    assert isinstance(model, DeepMF)
     shapes = [tuple(m.weight.shape) for m in model.mlp if isinstance(m, torch.nn.Linear)]
     assert shapes == [(16, 8), (8, 16), (4, 8), (1, 4)]
     assert sum(isinstance(m, torch.nn.Dropout) for m in model.mlp) == 3
@@ -111,6 +115,7 @@ def test_hand_grads_are_autograds(name, options):
     sse = model.hand_grads(grads)(users, items, ratings)
     assert sse.item() == pytest.approx(loss.item() * 64, rel=1e-6)
     for n, p in model.named_parameters():
+        assert p.grad is not None, n
         assert torch.allclose(grads[n], p.grad, rtol=1e-5, atol=1e-6), n
 
 

@@ -146,7 +146,8 @@ def test_every_training_row_is_used_once_per_epoch_short_last_batch_included(spl
 
 def test_progress_reports_and_epoch_callback(split, monkeypatch):
     monkeypatch.setattr(trainer, "CHECK_EVERY", 1)  # report after every batch
-    progress, epochs = [], []
+    progress: list[tuple[int, int]] = []
+    epochs: list[EpochStats] = []
     quick(split, on_progress=lambda done, total: progress.append((done, total)), on_epoch=epochs.append)
     assert progress == [(1, 3), (2, 3), (3, 3)] * 3
     assert [e.epoch for e in epochs] == [1, 2, 3]
@@ -168,7 +169,7 @@ def test_early_stopping_on_val(split_with_val):
 
 
 def test_cancelled_between_epochs(split):
-    epochs = []
+    epochs: list[EpochStats] = []
     result = quick(split, epochs=5, on_epoch=epochs.append, should_stop=lambda: len(epochs) == 2)
     assert result.stopped == "cancelled"
     assert [e.epoch for e in result.epochs] == [1, 2]

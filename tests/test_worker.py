@@ -16,18 +16,21 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 
+import engine.datasets as datasets_module
+import engine.trainer as trainer_module
 import engine.worker as worker_module
 from dmf_tui.cli import main
 from dmf_tui.commands.worker import _alive as alive
 from engine.errors import ConfigError, DeviceError, DivergedError
 from engine.worker import Slot, SplitCache, WorkerOptions, failure_reason, plan_slots, state_dir
-from store.db import open_store
+from store.db import Store, open_store
 from store.params import RunParams
 
 LONG = 1_000_000  # epochs of a run that only ends when stopped
@@ -65,7 +68,7 @@ def ratings(tmp_path: Path) -> Path:
 
 
 @pytest.fixture
-def store(tmp_path: Path):
+def store(tmp_path: Path) -> Iterator[Store]:
     s = open_store(str(tmp_path / "runs.db"))
     yield s
     s.close()
@@ -79,8 +82,13 @@ def params(data: Path | str, **changes) -> RunParams:
 
 def test_runs_the_queue_reading_the_dataset_once(store, ratings, tmp_path, monkeypatch):
     reads = []
-    real_load = worker_module.load_dataset
-    monkeypatch.setattr(worker_module, "load_dataset", lambda spec: reads.append(spec) or real_load(spec))
+    real_load = datasets_module.load_dataset
+
+    def counting_load(spec):
+        reads.append(spec)
+        return real_load(spec)
+
+    monkeypatch.setattr(worker_module, "load_dataset", counting_load)
     ids = [store.enqueue(params(ratings, lr=lr)) for lr in (1e-3, 1e-2)]
     ids.append(store.enqueue(params(ratings, split_seed=7)))
     options = WorkerOptions(db=store.url, exit_when_empty=True, checkpoint_dir=tmp_path / "checkpoints")
@@ -104,14 +112,16 @@ def test_a_run_that_asked_for_the_cpu_is_recorded_on_the_cpu_by_a_gpu_slot(store
 
 
 def test_progress_through_each_epoch_is_written_while_it_runs(store, ratings, monkeypatch):
-    import engine.trainer as trainer_module
-
     monkeypatch.setattr(trainer_module, "CHECK_EVERY", 1)  # report after every batch
     monkeypatch.setattr(worker_module, "PROGRESS_EVERY_S", 0.0)  # and write every report
     written = []
     real_set_progress = store.set_progress
-    monkeypatch.setattr(store, "set_progress",
-                        lambda run_id, f, **kw: written.append(f) or real_set_progress(run_id, f, **kw))
+
+    def recording_set_progress(run_id, f, **kw):
+        written.append(f)
+        return real_set_progress(run_id, f, **kw)
+
+    monkeypatch.setattr(store, "set_progress", recording_set_progress)
     run_id = store.enqueue(params(ratings))  # 720 training rows: 6 batches of 128 an epoch
     assert Slot(store, "cpu", WorkerOptions(db=store.url, exit_when_empty=True)).serve() == 0
     assert written == [b / 6 for b in range(1, 6)] * 3  # the last batch of an epoch is the epoch itself
@@ -133,7 +143,7 @@ def test_split_cache_reads_an_edited_file_again(ratings):
     (ValueError("bad shape"), "ValueError: bad shape\nTraceback"),
 ])
 def test_a_failed_run_records_why_and_the_queue_goes_on(store, ratings, monkeypatch, error, expected):
-    real_fit = worker_module.fit
+    real_fit = trainer_module.fit
     calls = []
 
     def fit(split, **kwargs):
@@ -231,7 +241,12 @@ def test_loading_a_dataset_gives_way_to_a_cancel(store, ratings, monkeypatch):
 
 def test_loading_a_dataset_gives_way_to_a_stop(store, ratings, monkeypatch):
     loading, never = threading.Event(), threading.Event()
-    monkeypatch.setattr(worker_module, "load_dataset", lambda spec: loading.set() or never.wait(DEADLINE_S))
+
+    def endless_load(spec):
+        loading.set()
+        return never.wait(DEADLINE_S)
+
+    monkeypatch.setattr(worker_module, "load_dataset", endless_load)
     slow = store.enqueue(params(ratings))
     stop = threading.Event()
     worker = threading.Thread(target=Slot(store, "cpu", WorkerOptions(db=store.url), stop).serve)
@@ -320,16 +335,22 @@ def test_state_dir_is_beside_a_database_file(tmp_path, monkeypatch):
 
 # --- real processes -----------------------------------------------------------------------------
 
+class Spawned(subprocess.Popen[bytes]):
+    """A process `spawn` started, with the file its output goes to."""
+
+    log: Path
+
+
 @pytest.fixture
 def spawn(tmp_path: Path):
     """Starts `dmf-tui --db <tmp>/runs.db ARGS...` with its output in a log file; kills whatever is
     left of the processes it started when the test ends."""
-    started: list[subprocess.Popen] = []
+    started: list[Spawned] = []
     env = {**os.environ, "XDG_DATA_HOME": str(tmp_path / "xdg"), "PYTHONUNBUFFERED": "1"}
 
-    def start(*args: str, name: str = "worker") -> subprocess.Popen:
+    def start(*args: str, name: str = "worker") -> Spawned:
         log = open(tmp_path / f"{name}.log", "ab")  # noqa: SIM115  (the process writes it; closed at the end)
-        process = subprocess.Popen(
+        process = Spawned(
             [sys.executable, "-m", "dmf_tui", "--db", str(tmp_path / "runs.db"), *args],
             stdout=log, stderr=subprocess.STDOUT, env=env,
         )
@@ -345,7 +366,7 @@ def spawn(tmp_path: Path):
             process.wait()
 
 
-def finished(process: subprocess.Popen, timeout: float = DEADLINE_S) -> int:
+def finished(process: Spawned, timeout: float = DEADLINE_S) -> int:
     try:
         return process.wait(timeout)
     except subprocess.TimeoutExpired:
@@ -435,7 +456,7 @@ def test_a_worker_stopped_past_the_grace_finds_its_run_lost_and_writes_nothing_t
     assert finished(process) == 0
 
 
-def test_two_workers_run_each_of_20_runs_once_while_a_reader_polls(store, ratings, spawn):
+def test_two_workers_run_each_of_20_runs_once_while_a_reader_polls(store: Store, ratings, spawn):
     workers = [spawn("worker", "--poll", "0.1", name=f"worker{i}") for i in range(2)]
     wait_for(lambda: len(store.workers(alive_only=True)) == 2, "both workers to register")
     worker_ids = {w.id for w in store.workers()}
@@ -498,7 +519,7 @@ def test_slots_stop_when_their_supervisor_is_killed(store, ratings, spawn):
     assert {w.state for w in store.workers()} == {"stopped"}
 
 
-def test_detach_status_stop(store, ratings, tmp_path, capsys):
+def test_detach_status_stop(store, ratings, tmp_path, capsys: pytest.CaptureFixture[str]):
     db = str(tmp_path / "runs.db")
     env = {**os.environ, "XDG_DATA_HOME": str(tmp_path / "xdg")}
     # A separate process, as from a terminal: the worker it starts outlives it.

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+from rich.text import TextType
 from textual.widgets import DataTable
-from textual.widgets.data_table import RowKey
+from textual.widgets.data_table import ColumnKey, RowKey
 
 from dmf_tui.components import fmt
 
 
-class FittedTable(DataTable):
+class FittedTable(DataTable[fmt.Cell]):
     """A DataTable of data whose new rows never leave a stale header or a stale height behind.
 
     Its cells are data: a str cell is drawn as it is (`fmt.literal`), where a plain DataTable
@@ -22,11 +23,15 @@ class FittedTable(DataTable):
     the measured size changes, this drops the painted lines and, for an auto-height table, asks
     for the layout again after the next refresh, when nothing is pending."""
 
-    def add_row(self, *cells, **kwargs) -> RowKey:
-        return super().add_row(*map(fmt.literal, cells), **kwargs)
+    def add_row(
+        self, *cells: fmt.Cell, height: int | None = 1, key: str | None = None, label: TextType | None = None,
+    ) -> RowKey:
+        return super().add_row(*(fmt.literal(cell) for cell in cells), height=height, key=key, label=label)
 
-    def update_cell(self, row_key, column_key, value, **kwargs) -> None:
-        super().update_cell(row_key, column_key, fmt.literal(value), **kwargs)
+    def update_cell(
+        self, row_key: RowKey | str, column_key: ColumnKey | str, value: fmt.Cell, *, update_width: bool = False,
+    ) -> None:
+        super().update_cell(row_key, column_key, fmt.literal(value), update_width=update_width)
 
     def watch_virtual_size(self) -> None:
         self._clear_caches()

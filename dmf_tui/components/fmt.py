@@ -10,11 +10,17 @@ from __future__ import annotations
 
 import math
 from datetime import datetime
+from typing import overload
 
 from rich.text import Text
 
 from store.params import PARAMS, RunParams, format_value
+from store.records import RunRecord
 from store.status import RunStatus
+
+# What a table cell of the TUI holds: text (plain, or styled as a rich Text) or a whole number,
+# which a table aligns on the right.
+Cell = Text | str | int
 
 STATUS_STYLE = {
     RunStatus.QUEUED: "dim",
@@ -27,7 +33,11 @@ STATUS_STYLE = {
 }
 
 
-def literal(value):
+@overload
+def literal(value: str | Text) -> Text: ...
+@overload
+def literal(value: int) -> int: ...
+def literal(value: Cell) -> Text | int:
     """A str as Rich draws it unchanged (no markup, no :emoji: codes); any other value as is."""
     return Text(value) if isinstance(value, str) else value
 
@@ -61,12 +71,12 @@ def when(moment: datetime | None) -> str:
 PARAM_HEADINGS = tuple((name, declared.heading) for name, declared in PARAMS.items() if declared.heading)
 
 
-def param_cells(run) -> tuple:
+def param_cells(run: RunRecord) -> tuple[int | str, ...]:
     """The cells of PARAM_HEADINGS for this run."""
     return tuple(param_cell(run.params, name) for name, _ in PARAM_HEADINGS)
 
 
-def param_cell(params: RunParams, name: str):
+def param_cell(params: RunParams, name: str) -> int | str:
     """A parameter as a table shows it: "-" where the run's model has no use for it (MF's hidden
     layers); integers as numbers, so they line up on the right."""
     value = getattr(params, name)
@@ -75,12 +85,12 @@ def param_cell(params: RunParams, name: str):
     return value if isinstance(value, int) and not isinstance(value, bool) else format_value(value)
 
 
-def device(run) -> str:
+def device(run: RunRecord) -> str:
     """Where it ran, or before it has run, what it asked for."""
     return run.ran_on or run.params.device
 
 
-def progress(run) -> str:
+def progress(run: RunRecord) -> str:
     """'3/20', and while the 4th epoch is under way '3/20 +45%'."""
     done = f"{run.epoch}/{run.params.epochs}"
     if run.status == RunStatus.RUNNING and run.epoch_progress > 0:
@@ -88,18 +98,18 @@ def progress(run) -> str:
     return done
 
 
-def status(run) -> str:
+def status(run: RunRecord) -> str:
     if run.status == RunStatus.RUNNING and run.cancel_requested:
         return "cancelling"
     return run.status
 
 
-def status_text(run) -> Text:
+def status_text(run: RunRecord) -> Text:
     """`status(run)` in the colour of the run's status."""
     return Text(status(run), STATUS_STYLE.get(run.status, ""))
 
 
-def eta(run, epoch_seconds: float | None) -> float | None:
+def eta(run: RunRecord, epoch_seconds: float | None) -> float | None:
     """Seconds a running run still needs at `epoch_seconds` per epoch; None for any other run,
     or while its speed is not known yet."""
     if run.status != RunStatus.RUNNING or epoch_seconds is None:

@@ -3,11 +3,23 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from typing import Any
 
 from textual.binding import Binding
-from textual.widgets.data_table import RowDoesNotExist
+from textual.widgets.data_table import RowDoesNotExist, RowKey
 
 from dmf_tui.components.fitted_table import FittedTable
+from dmf_tui.components.fmt import Cell
+
+# A row of a RunTable: (run id, its cells).
+Row = tuple[int, tuple[Cell, ...]]
+
+
+def run_id_of(key: RowKey) -> int:
+    """The run id a row key of a RunTable holds."""
+    # Every row is added with its run id as key, so a key has a value.
+    assert key.value is not None
+    return int(key.value)
 
 
 class RunTable(FittedTable):
@@ -24,24 +36,24 @@ class RunTable(FittedTable):
                 tooltip="open Run detail on the run under the cursor: config, epochs, curves, error, notes"),
     ]
 
-    def __init__(self, columns: Sequence[tuple[str, str]], **kwargs) -> None:
+    def __init__(self, columns: Sequence[tuple[str, str]], **kwargs: Any) -> None:
         super().__init__(cursor_type="row", zebra_stripes=True, **kwargs)
         self._columns = columns
-        self._cells: dict[int, tuple] = {}
+        self._cells: dict[int, tuple[Cell, ...]] = {}
         for key, label in columns:
             self.add_column(label, key=key)
 
     @property
     def run_ids(self) -> list[int]:
-        return [int(row.key.value) for row in self.ordered_rows]
+        return [run_id_of(row.key) for row in self.ordered_rows]
 
     @property
     def current_run_id(self) -> int | None:
         if not self.row_count:
             return None
-        return int(self.coordinate_to_cell_key(self.cursor_coordinate).row_key.value)
+        return run_id_of(self.coordinate_to_cell_key(self.cursor_coordinate).row_key)
 
-    def sync(self, rows: Iterable[tuple[int, tuple]]) -> None:
+    def sync(self, rows: Iterable[Row]) -> None:
         """Make the table show exactly `rows` (run id, cells) in that order, touching only
         rows and cells that differ; the cursor stays on the run it was on."""
         rows = list(rows)
@@ -63,7 +75,7 @@ class RunTable(FittedTable):
         if keep is not None:
             self.select_run(keep)
 
-    def update_run(self, run_id: int, cells: tuple) -> None:
+    def update_run(self, run_id: int, cells: tuple[Cell, ...]) -> None:
         """Redraw the cells of one shown run that differ from what it shows."""
         old = self._cells[run_id]
         for (key, _), before, after in zip(self._columns, old, cells):
@@ -72,7 +84,7 @@ class RunTable(FittedTable):
                 self.update_cell(str(run_id), key, after, update_width=True)
         self._cells[run_id] = cells
 
-    def append(self, rows: Iterable[tuple[int, tuple]]) -> None:
+    def append(self, rows: Iterable[Row]) -> None:
         """Add rows after the last one: a further page costs its own rows, not the table's."""
         for run_id, cells in rows:
             if run_id not in self._cells:

@@ -6,6 +6,7 @@ from textual.app import App, ComposeResult
 from textual.widgets import DataTable
 
 from dmf_tui.components.fitted_table import FittedTable
+from dmf_tui.components.fmt import Cell
 from tests.tui.conftest import TextualPrivate
 
 
@@ -14,7 +15,10 @@ class TwoTables(App):
 
     def compose(self) -> ComposeResult:
         # Headerless, so an empty table is 0 lines tall, as an unmeasured one is.
-        for table in (DataTable(id="plain", show_header=False), FittedTable(id="fitted", show_header=False)):
+        tables: tuple[DataTable[Cell], ...] = (
+            DataTable(id="plain", show_header=False), FittedTable(id="fitted", show_header=False),
+        )
+        for table in tables:
             table.add_column("run")
             yield table
 
@@ -44,7 +48,8 @@ class TwoFullTables(App):
     CSS = "DataTable { height: 1fr; }"
 
     def compose(self) -> ComposeResult:
-        for table in (DataTable(id="plain"), FittedTable(id="fitted")):
+        tables: tuple[DataTable[Cell], ...] = (DataTable(id="plain"), FittedTable(id="fitted"))
+        for table in tables:
             table.add_columns("id", "data", "reason")
             yield table
 

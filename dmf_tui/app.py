@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
-from typing import Any
+from typing import ParamSpec, TypeVar
 
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import SQLAlchemyError
@@ -50,11 +50,16 @@ def _palette_commands() -> type[Provider]:
     return DmfCommands
 
 
+# The parameters and result of a store call, which `db`, `write` and `_call` keep: a caller gets
+# the call's own result type, and its arguments are checked against the call's.
+P = ParamSpec("P")
+T = TypeVar("T")
+
 # What has the keys on each tab.
 MAIN_WIDGET = {"queue": "#queue-table", "live": "#live-tab", "history": "#history-table"}
 
 
-class DmfApp(App):
+class DmfApp(App[None]):
     CSS_PATH = "app.tcss"
     TITLE = "dmf-tui"
     COMMANDS = App.COMMANDS | {_palette_commands}
@@ -120,16 +125,16 @@ class DmfApp(App):
 
     # --- talking to the store -------------------------------------------------------------
 
-    async def db(self, call: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+    async def db(self, call: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T | None:
         """Run one store call in a thread; its result, or None after a notification if it failed."""
         return (await self._call(call, *args, **kwargs))[1]
 
-    async def write(self, call: Callable[..., Any], *args: Any, **kwargs: Any) -> bool:
+    async def write(self, call: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> bool:
         """Run one store call that changes the store in a thread: whether it went through (unlike
         `db`, a call that returns None still succeeded)."""
         return (await self._call(call, *args, **kwargs))[0]
 
-    async def _call(self, call: Callable[..., Any], *args: Any, **kwargs: Any) -> tuple[bool, Any]:
+    async def _call(self, call: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> tuple[bool, T | None]:
         """A StoreError (the input's fault, e.g. moving a run that already started) or a database
         error (locked, unreachable, full disk) is shown as a notification, never closes the app."""
         try:

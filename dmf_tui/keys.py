@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import Any
 
 from textual.binding import Binding
 from textual.dom import DOMNode
@@ -98,7 +99,7 @@ class Command:
     place: Place
 
 
-def palette_commands(screen: Screen) -> Iterator[Command]:
+def palette_commands(screen: Screen[Any]) -> Iterator[Command]:
     """What the palette lists when opened on `screen`: the keys that work there, but its own and
     a table's cursor keys. That is the app's keys, and the keys of the screen, or on the main screen
     those of its tabs (which the palette runs in their tab, whichever is shown)."""

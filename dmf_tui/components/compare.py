@@ -13,13 +13,15 @@ from textual.widgets import DataTable, Footer, Static
 from dmf_tui.components import fmt
 from dmf_tui.components.curves import RmseCurves
 from dmf_tui.components.fitted_table import FittedTable
+from dmf_tui.host import dmf_app
 from store.params import PARAMS, format_value
+from store.records import Comparison
 
 # The parameters "Same in all" names when no run differs in them: those the tables or labels show.
 COMPARED = tuple(name for name, declared in PARAMS.items() if declared.heading or declared.summary != "never")
 
 
-class CompareScreen(Screen):
+class CompareScreen(Screen[None]):
     BINDINGS = [
         Binding("escape", "app.pop_screen", "Back", id="compare.back", tooltip="back to History"),
         Binding("t", "toggle_train", "Train curves", id="compare.train", tooltip="show or hide the train curves"),
@@ -28,7 +30,7 @@ class CompareScreen(Screen):
     def __init__(self, run_ids: list[int]) -> None:
         super().__init__()
         self.run_ids = run_ids
-        self.comparison = None
+        self.comparison: Comparison | None = None
         self.show_train = False
 
     def compose(self) -> ComposeResult:
@@ -45,7 +47,8 @@ class CompareScreen(Screen):
 
     @work(exclusive=True)
     async def load(self) -> None:
-        comparison = await self.app.db(self.app.store.compare, self.run_ids)
+        app = dmf_app(self.app)
+        comparison = await app.db(app.store.compare, self.run_ids)
         if comparison is None:
             return
         self.comparison = comparison

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from textual_plotext import PlotextPlot
+
+from store.records import EpochRecord
 
 # plotext colour names, one per curve, cycled; train and test of one run share a colour.
 COLOURS = ("cyan", "orange", "green", "magenta", "blue", "red", "yellow", "white")
@@ -13,11 +17,11 @@ class RmseCurves(PlotextPlot):
     RmseCurves { min-height: 8; }
     """
 
-    def __init__(self, title: str = "RMSE per epoch", **kwargs) -> None:
+    def __init__(self, title: str = "RMSE per epoch", **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.title = title
 
-    def set_runs(self, runs: dict[str, list], *, train: bool = True) -> None:
+    def set_runs(self, runs: dict[str, list[EpochRecord]], *, train: bool = True) -> None:
         """Draw the test RMSE (solid) and optionally the train RMSE (dotted) of each labelled run,
         where each run is given as its list of EpochRecords."""
         plt = self.plt
@@ -32,7 +36,9 @@ class RmseCurves(PlotextPlot):
             if train:
                 points = [(e.epoch, e.train_rmse) for e in epochs if e.train_rmse is not None]
                 last = max(last, self._add_curve(f"{label} train", points, colour, "dot"))
-        plt.xticks(epoch_ticks(last))
+        # textual-plotext's types ask for a list[float], which a list[int] is not (lists are invariant).
+        ticks: list[float] = [*epoch_ticks(last)]
+        plt.xticks(ticks)
         self.refresh()
 
     def _add_curve(self, label: str, points: list[tuple[int, float]], colour: str, marker: str) -> int:

@@ -17,7 +17,7 @@ so it can be closed and reopened at any time.
 """
 
 
-class HelpScreen(ModalScreen):
+class HelpScreen(ModalScreen[None]):
     # One line a key where it fits (Markdown tables rule off every row), so a 24-line terminal
     # shows a screenful of keys.
     DEFAULT_CSS = """

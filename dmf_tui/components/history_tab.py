@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import Any, TypedDict
 
 from rich.text import Text
 from textual import on, work
@@ -17,9 +18,12 @@ from textual.containers import Horizontal, Vertical
 from textual.widgets import DataTable, Input, Label
 
 from dmf_tui.components import fmt
-from dmf_tui.components.run_table import RunTable
+from dmf_tui.components.fmt import Cell
+from dmf_tui.components.run_table import RunTable, run_id_of
+from dmf_tui.host import dmf_app
 from dmf_tui.messages import CompareRuns, OpenRun
 from store.errors import StoreError
+from store.records import RunRecord
 from store.status import FINISHED_STATUSES
 
 PAGE = 100
@@ -36,9 +40,19 @@ SORT_KEYS = tuple(key for key, _ in HISTORY_COLUMNS if key != "mark")
 FILTER_HELP = "filter: model:deepmf data:ml-1m status:failed sweep:3 and free text (notes, errors)"
 
 
-def parse_filter(text: str) -> dict:
+class Filters(TypedDict, total=False):
+    """The filters of Store.leaderboard, count_runs and export_runs_csv a filter line can set."""
+
+    status: list[str]
+    model: str
+    data: str
+    sweep_id: int
+    text: str
+
+
+def parse_filter(text: str) -> Filters:
     """The leaderboard filters a filter line asks for; StoreError names a malformed term."""
-    filters: dict = {"status": list(FINISHED_STATUSES)}
+    filters: Filters = {"status": list(FINISHED_STATUSES)}
     words = []
     for term in text.split():
         name, sep, value = term.partition(":")
@@ -52,14 +66,16 @@ def parse_filter(text: str) -> dict:
             if not (value.isascii() and value.isdigit()):  # str.isdigit also takes '²', which int() refuses
                 raise StoreError(f"sweep: {value!r} is not a sweep number")
             filters["sweep_id"] = int(value)
-        else:
-            filters["data" if name == "dataset" else name] = value
+        elif name == "model":
+            filters["model"] = value
+        else:  # data, or its other name dataset
+            filters["data"] = value
     if words:
         filters["text"] = " ".join(words)
     return filters
 
 
-def history_cells(run, marked: bool) -> tuple:
+def history_cells(run: RunRecord, marked: bool) -> tuple[Cell, ...]:
     return (
         Text("●", "bold yellow") if marked else "", run.id, fmt.status_text(run), *fmt.param_cells(run),
         fmt.progress(run),
@@ -82,14 +98,14 @@ class HistoryTab(Vertical):
                 tooltip="filter: model:deepmf data:ml-1m status:failed sweep:3 and free text (notes, errors)"),
     ]
 
-    def __init__(self, **kwargs) -> None:
+    def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)
-        self.filters: dict = parse_filter("")
+        self.filters = parse_filter("")
         self.sort = "best_test_rmse"
         self.descending = False
         self.total = 0
         self.marked: dict[int, None] = {}  # the marked run ids, in the order they were marked
-        self._runs: list = []
+        self._runs: list[RunRecord] = []
         self._loading = False
         # Bumped by every reload, so a page requested before it is not appended after it.
         self._generation = 0
@@ -133,16 +149,17 @@ class HistoryTab(Vertical):
             self.table.append((run.id, history_cells(run, run.id in self.marked)) for run in page)
             self._show_info()
 
-    async def _fetch(self, offset: int, limit: int) -> list | None:
-        store, filters = self.app.store, dict(self.filters)
-        page = await self.app.db(
+    async def _fetch(self, offset: int, limit: int) -> list[RunRecord] | None:
+        app, filters = dmf_app(self.app), self.filters.copy()
+        store = app.store
+        page = await app.db(
             store.leaderboard, **filters, sort=self.sort, descending=self.descending, limit=limit, offset=offset,
         )
         if page is None:
             return None
         if offset == 0:
             # Further pages keep the first page's count rather than count every run again.
-            total = await self.app.db(store.count_runs, **filters)
+            total = await app.db(store.count_runs, **filters)
             if total is None:
                 return None
             self.total = total
@@ -234,12 +251,13 @@ class HistoryTab(Vertical):
     async def action_export(self) -> None:
         stamp = datetime.now(timezone.utc).strftime("%Y%m%d-%H%M%S")
         path = Path.cwd() / f"dmf-runs-{stamp}.csv"
-        count = await self.app.db(
-            self.app.store.export_runs_csv, path, **self.filters, sort=self.sort, descending=self.descending,
+        app = dmf_app(self.app)
+        count = await app.db(
+            app.store.export_runs_csv, path, **self.filters, sort=self.sort, descending=self.descending,
         )
         if count is not None:
             self.notify(f"exported {count} runs to {path}")
 
     @on(DataTable.RowSelected, "#history-table")
     def open_run(self, event: DataTable.RowSelected) -> None:
-        self.post_message(OpenRun(int(event.row_key.value)))
+        self.post_message(OpenRun(run_id_of(event.row_key)))

@@ -12,6 +12,7 @@ from dmf_tui.components.curves import RmseCurves
 from dmf_tui.components.epoch_table import EpochTable
 from dmf_tui.messages import OpenRun
 from dmf_tui.source import Snapshot
+from store.records import EpochRecord, RunRecord
 
 
 class LiveRun(Vertical):
@@ -20,7 +21,7 @@ class LiveRun(Vertical):
     def __init__(self, run_id: int) -> None:
         super().__init__(id=f"live-{run_id}", classes="live-run")
         self.run_id = run_id
-        self.epochs: list = []
+        self.epochs: list[EpochRecord] = []
 
     def compose(self) -> ComposeResult:
         yield Static(id="live-title", classes="section-title", markup=False)
@@ -28,7 +29,7 @@ class LiveRun(Vertical):
             yield EpochTable()
             yield RmseCurves(title=f"run {self.run_id}")
 
-    def show(self, run, new_epochs: list, epoch_seconds: float | None) -> None:
+    def show(self, run: RunRecord, new_epochs: list[EpochRecord], epoch_seconds: float | None) -> None:
         self.query_one("#live-title", Static).update(
             f"run {run.id} · {run.params.label()} · {run.params.data} · {fmt.device(run)} · "
             f"epoch {fmt.progress(run)} · best {fmt.rmse(run.best_test_rmse)} · "

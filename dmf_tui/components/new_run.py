@@ -14,6 +14,7 @@ from textual.containers import Horizontal, VerticalScroll
 from textual.screen import Screen
 from textual.widgets import Button, Collapsible, Footer, Input, Label, Static
 
+from dmf_tui.host import dmf_app
 from store.errors import ParamError
 from store.params import PARAMS, RunParams, expand_grid, format_value
 from store.queue import check_retries
@@ -130,7 +131,9 @@ class NewRunScreen(Screen[tuple[int, list[int]] | None]):
 
     @on(Input.Changed)
     def field_changed(self, event: Input.Changed) -> None:
-        self._check(event.input.id.removeprefix("field-"))
+        field = event.input.id
+        assert field is not None  # every input of the form is made by _field, with an id
+        self._check(field.removeprefix("field-"))
         self._preview()
 
     @on(Input.Submitted)
@@ -149,6 +152,7 @@ class NewRunScreen(Screen[tuple[int, list[int]] | None]):
             self.notify("Nothing queued: fix the fields in red", severity="error")
             return
         name = self.query_one("#field-name", Input).value.strip() or None
-        queued = await self.app.db(self.app.store.enqueue_grid, runs, name=name, retries=self._retries())
+        app = dmf_app(self.app)
+        queued = await app.db(app.store.enqueue_grid, runs, name=name, retries=self._retries())
         if queued is not None:
             self.dismiss(queued)

@@ -5,15 +5,17 @@ main tab or to a screen is in the palette with its description and tooltip, and 
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable, Iterator
 from functools import partial
 
 from textual.command import DiscoveryHit, Hit, Hits, Provider
 
+from dmf_tui.host import dmf_app
 from dmf_tui.keys import Command, palette_commands
 
 
 class DmfCommands(Provider):
-    def _hits(self):
+    def _hits(self) -> Iterator[tuple[Command, Callable[[], Awaitable[None]]]]:
         for command in palette_commands(self.screen):
             yield command, partial(self._run, command)
 
@@ -21,7 +23,7 @@ class DmfCommands(Provider):
         """Run a key's action where the key would: on its tab, on the app, or on this screen."""
         place = command.place
         if place.tab is not None:
-            await self.app.run_in_tab(place.tab, command.action)
+            await dmf_app(self.app).run_in_tab(place.tab, command.action)
         elif isinstance(self.app, place.owner):
             await self.app.run_action(command.action)
         else:

@@ -10,9 +10,12 @@ from textual.containers import Vertical
 from textual.widgets import DataTable, Label
 
 from dmf_tui.components import fmt
-from dmf_tui.components.run_table import RunTable
+from dmf_tui.components.fmt import Cell
+from dmf_tui.components.run_table import RunTable, run_id_of
+from dmf_tui.host import dmf_app
 from dmf_tui.messages import CancelRun, OpenRun, RetryRun, StoreChanged
 from dmf_tui.source import Snapshot
+from store.records import RunRecord
 
 QUEUE_COLUMNS = (
     ("id", "id"), ("status", "status"), *fmt.PARAM_HEADINGS, ("epoch", "epoch"),
@@ -24,14 +27,14 @@ PROBLEM_COLUMNS = (
 )
 
 
-def queue_cells(run, epoch_seconds: float | None) -> tuple:
+def queue_cells(run: RunRecord, epoch_seconds: float | None) -> tuple[Cell, ...]:
     return (
         run.id, fmt.status_text(run), *fmt.param_cells(run), fmt.progress(run), fmt.rmse(run.last_test_rmse),
         fmt.duration(fmt.eta(run, epoch_seconds)), fmt.device(run),
     )
 
 
-def problem_cells(run) -> tuple:
+def problem_cells(run: RunRecord) -> tuple[Cell, ...]:
     return (
         run.id, fmt.status_text(run), run.params.model, run.params.data,
         fmt.when(run.finished_at), fmt.first_line(run.error, 80),
@@ -73,7 +76,7 @@ class QueueTab(Vertical):
 
     @on(DataTable.RowSelected)
     def open_run(self, event: DataTable.RowSelected) -> None:
-        self.post_message(OpenRun(int(event.row_key.value)))
+        self.post_message(OpenRun(run_id_of(event.row_key)))
 
     def action_cancel(self) -> None:
         run_id = self._selected()
@@ -91,5 +94,6 @@ class QueueTab(Vertical):
         run_id = table.current_run_id
         if run_id is None:
             return
-        if await self.app.write(self.app.store.move, run_id, offset):
+        app = dmf_app(self.app)
+        if await app.write(app.store.move, run_id, offset):
             self.post_message(StoreChanged())

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 
 from rich.table import Table
+from rich.text import Text
 from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding
@@ -16,15 +17,17 @@ from textual.widgets import Footer, Label, Static, TextArea
 from dmf_tui.components import fmt
 from dmf_tui.components.curves import RmseCurves
 from dmf_tui.components.epoch_table import EpochTable
+from dmf_tui.host import dmf_app
 from dmf_tui.messages import CancelRun, NewExperiment, RetryRun, StoreChanged
 from store.params import FIELD_NAMES, format_value
+from store.records import EpochRecord, RunRecord
 
 
-def config_table(run) -> Table:
+def config_table(run: RunRecord) -> Table:
     table = Table.grid(padding=(0, 2))
     table.add_column(style="bold")
     table.add_column()
-    rows = [
+    rows: list[tuple[str, str | Text]] = [
         ("status", fmt.status_text(run)),
         ("sweep", str(run.sweep_id or "-")),
         ("ran on", run.ran_on or "-"),
@@ -41,7 +44,7 @@ def config_table(run) -> Table:
     return table
 
 
-class RunDetailScreen(Screen):
+class RunDetailScreen(Screen[None]):
     BINDINGS = [
         Binding("escape", "app.pop_screen", "Back", id="detail.back", tooltip="back to where the run was opened"),
         Binding("l", "clone", "Clone into form", id="detail.clone",
@@ -54,8 +57,8 @@ class RunDetailScreen(Screen):
     def __init__(self, run_id: int) -> None:
         super().__init__()
         self.run_id = run_id
-        self.run = None
-        self.epochs: list = []
+        self.run: RunRecord | None = None
+        self.epochs: list[EpochRecord] = []
         self._reading = asyncio.Lock()
 
     def compose(self) -> ComposeResult:
@@ -84,10 +87,10 @@ class RunDetailScreen(Screen):
         if self._reading.locked():
             return
         async with self._reading:
-            store = self.app.store
-            run = await self.app.db(store.get_run, self.run_id)
+            app = dmf_app(self.app)
+            run = await app.db(app.store.get_run, self.run_id)
             last = self.epochs[-1].epoch if self.epochs else 0
-            new = await self.app.db(store.epochs, self.run_id, after=last)
+            new = await app.db(app.store.epochs, self.run_id, after=last)
         if run is None or new is None:
             return
         first = self.run is None
@@ -114,7 +117,8 @@ class RunDetailScreen(Screen):
     @work(group="detail-write")
     async def action_save_notes(self) -> None:
         text = self.query_one("#notes", TextArea).text
-        if await self.app.write(self.app.store.set_notes, self.run_id, text):
+        app = dmf_app(self.app)
+        if await app.write(app.store.set_notes, self.run_id, text):
             self.notify("notes saved")
             self.post_message(StoreChanged())
 

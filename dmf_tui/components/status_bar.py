@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from typing import Any
+
+from rich.style import StyleType
 from rich.text import Text
 from textual.widgets import Static
 
 from dmf_tui.source import Snapshot
+from store.records import WorkerRecord
 from store.status import FINISHED_STATUSES, WorkerState
 
 
-def worker_text(workers) -> Text:
+def worker_text(workers: Sequence[WorkerRecord]) -> Text:
     running = [w for w in workers if w.state == WorkerState.RUNNING]
     stale = [w for w in workers if w.state == WorkerState.STALE]
     if running:
@@ -39,7 +44,7 @@ class StatusBar(Static):
     StatusBar { height: 1; background: $panel; padding: 0 1; }
     """
 
-    def __init__(self, db_name: str, **kwargs) -> None:
+    def __init__(self, db_name: str, **kwargs: Any) -> None:
         self.db_name = db_name
         self._shown = self._line("loading…")
         super().__init__(self._shown, **kwargs)
@@ -50,7 +55,7 @@ class StatusBar(Static):
     def show_error(self, message: str) -> None:
         self._show(self._line((message, "bold red")))
 
-    def _line(self, *parts) -> Text:
+    def _line(self, *parts: str | Text | tuple[str, StyleType]) -> Text:
         return Text.assemble(("dmf-tui", "bold"), f"  {self.db_name}  │  ", *parts)
 
     def _show(self, line: Text) -> None:

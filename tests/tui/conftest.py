@@ -16,6 +16,7 @@ from sqlalchemy import text
 from textual.app import App
 from textual.pilot import Pilot
 from textual.screen import Screen
+from textual.widget import Widget
 from textual.widgets import DataTable
 from textual.worker import WorkerCancelled
 
@@ -102,6 +103,7 @@ async def settle(pilot: Pilot) -> None:
     CPU-idleness guess: 80 ms a call, a quarter of the TUI tests' time, for what the pauses
     below check anyway."""
     app = pilot.app
+    assert isinstance(app, DmfApp), "settle polls the app as make_app makes it"
     await app.refresh_now()
     await _workers_finished(app)
     await app.animator.wait_until_complete()
@@ -130,7 +132,7 @@ def _geometry(app: App) -> list:
     """Where each widget of the screen is, and how large its content and scroll position are:
     what a pending measurement or layout would change."""
     return [(widget, widget.region, widget.virtual_size, widget.scroll_offset)
-            for widget in app.screen.walk_children(with_self=True)]
+            for widget in app.screen.walk_children(Widget, with_self=True)]
 
 
 # The Textual release whose private attributes TextualPrivate was checked against (constraints.txt).

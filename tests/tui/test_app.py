@@ -9,11 +9,13 @@ import time
 
 from sqlalchemy import update
 from sqlalchemy.exc import OperationalError
-from textual.widgets import DataTable, Input, Label, TabbedContent, Tabs
+from textual.widgets import DataTable, Input, Label, Tab, TabbedContent, Tabs, TextArea
+from textual.widgets.data_table import ColumnKey
 
 from dmf_tui.components.compare import CompareScreen
 from dmf_tui.components.new_run import NewRunScreen
 from dmf_tui.components.run_detail import RunDetailScreen
+from dmf_tui.components.run_table import RunTable
 from dmf_tui.messages import OpenRun, StoreChanged
 from store.params import RunParams
 from store.tables import Run
@@ -126,7 +128,7 @@ async def test_a_run_that_starts_widens_its_status_cell(store, worker):
         worker.start()
         await settle(pilot)
         assert cells(table, "status") == ["running"]
-        assert table.columns["status"].content_width >= len("running")
+        assert table.columns[ColumnKey("status")].content_width >= len("running")
 
 
 async def test_a_long_epoch_shows_its_progress(store, worker):
@@ -145,7 +147,7 @@ async def test_queue_keys_move_and_cancel(store, worker):
     app = make_app(store)
     async with app.run_test(size=(160, 40)) as pilot:
         await settle(pilot)
-        table = app.queue_tab.query_one("#queue-table", DataTable)
+        table = app.queue_tab.query_one("#queue-table", RunTable)
         table.focus()
         table.move_cursor(row=2)
         await pilot.press("K")
@@ -185,7 +187,7 @@ async def test_a_tab_chosen_by_key_survives_the_tab_bars_late_first_activation(s
         await settle(pilot)
         await pilot.press("3")
         bar = app.query_one("#tabs", TabbedContent).query_one(Tabs)
-        bar.post_message(Tabs.TabActivated(bar, bar.query_one("#--content-tab-queue")))
+        bar.post_message(Tabs.TabActivated(bar, bar.query_one("#--content-tab-queue", Tab)))
         await settle(pilot)
         assert app.query_one("#tabs", TabbedContent).active == "history"
         assert app.focused is app.history_tab.table
@@ -303,7 +305,7 @@ async def test_run_detail_shows_the_error_saves_notes_and_clones(store, worker):
         assert isinstance(detail, RunDetailScreen)
         assert "CUDA out of memory" in str(detail.query_one("#detail-error").render())
         assert detail.query_one(DataTable).row_count == 4
-        detail.query_one("#notes").text = "too big for this card"
+        detail.query_one("#notes", TextArea).text = "too big for this card"
         await pilot.press("ctrl+s")
         await settle(pilot)
         assert store.get_run(failed.id).notes == "too big for this card"
@@ -393,7 +395,7 @@ async def test_a_database_error_in_an_action_is_notified_and_the_app_stays(store
         assert not store.is_paused()
 
 
-async def test_keys_are_handled_while_a_slow_database_answers_after_a_write(store):
+async def test_keys_are_handled_while_a_slow_database_answers_after_a_write(store, monkeypatch):
     app = make_app(store)
     async with app.run_test(size=(120, 40)) as pilot:
         await settle(pilot)
@@ -405,7 +407,7 @@ async def test_keys_are_handled_while_a_slow_database_answers_after_a_write(stor
             answered_in_time.append(answer.wait(5))
             return poll()
 
-        app.source.poll = slow_poll
+        monkeypatch.setattr(app.source, "poll", slow_poll)
         app.post_message(StoreChanged())
         await pilot.pause()
         await pilot.press("3")

@@ -36,7 +36,8 @@ async def test_the_form_and_the_cli_take_the_same_parameters_as_run_params(store
         await pilot.press("n")
         form = pilot.app.screen
         assert isinstance(form, NewRunScreen)
-        fields = {i.id.removeprefix("field-") for i in form.query(Input)}
+        # An input without an id would read "None" here, which no comparison below accepts.
+        fields = {str(i.id).removeprefix("field-") for i in form.query(Input)}
     # The queue options beyond the parameters are the same in both too: the sweep's name, retries.
     assert fields == set(PARAMS) | {"name", "retries"}
     assert _add_flags() == set(PARAMS) | {"name", "retries", "like", "dry_run"}

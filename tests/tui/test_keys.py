@@ -12,6 +12,7 @@ from pathlib import Path
 
 from textual.actions import parse
 from textual.binding import Binding
+from textual.command import DiscoveryHit, Hit
 from textual.dom import DOMNode
 from textual.widgets import Input, Markdown, TabbedContent
 
@@ -127,9 +128,9 @@ async def test_the_help_lists_every_key_where_it_works_and_scrolls_to_the_last_a
 # --- the palette ------------------------------------------------------------------------------
 
 
-async def palette_hits(app) -> dict[str, object]:
+async def palette_hits(app) -> dict[str, DiscoveryHit | Hit]:
     """The palette's entries (title: hit) on the screen shown, as ctrl+p would list them."""
-    return {str(hit.display): hit async for hit in DmfCommands(app.screen).discover()}
+    return {str(hit.prompt): hit async for hit in DmfCommands(app.screen).discover()}
 
 
 async def test_the_palette_finds_a_key_by_what_it_does_too(store):

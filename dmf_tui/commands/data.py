@@ -8,7 +8,7 @@ import argparse
 import warnings
 
 
-def register(sub) -> None:
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser = sub.add_parser("data", help="list and download datasets")
     actions = parser.add_subparsers(dest="data_command", metavar="ACTION", required=True)
 
@@ -29,7 +29,7 @@ def list_datasets(args: argparse.Namespace) -> int:
     from rich.text import Text
 
     from dmf_tui.commands.output import Console
-    from engine import datasets
+    from engine import datasets, synthetic
 
     root = datasets.data_dir() if args.data_dir is None else args.data_dir
     table = Table(title=f"Datasets in {root}")
@@ -43,7 +43,7 @@ def list_datasets(args: argparse.Namespace) -> int:
         here = Text("yes", "green") if path.exists() else "no"
         checksum = ", ".join(info.checksums) or Text("none known", "yellow")
         table.add_row(info.name, f"{info.ratings:,}", here, str(path), checksum)
-    for name, shape in datasets.SHAPES.items():
+    for name, shape in synthetic.SHAPES.items():
         table.add_row(name, f"{shape.n_ratings:,}", "generated", "(in memory)", "-")
     Console().print(table)
     return 0

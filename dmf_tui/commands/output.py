@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from rich import console
 
 
@@ -11,7 +13,7 @@ class Console(console.Console):
     as it is, never as markup or :emoji: codes: run texts (a dataset path, an error quoting a file,
     notes) are data; styled text is a `rich.text.Text` or a `style=`."""
 
-    def __init__(self, **kwargs) -> None:
+    def __init__(self, **kwargs: Any) -> None:
         super().__init__(**{"markup": False, "emoji": False, **kwargs})
 
     def on_broken_pipe(self) -> None:

@@ -11,7 +11,7 @@ from store.queue import check_retries
 from store.status import RunStatus
 
 
-def register(sub: argparse._SubParsersAction) -> None:
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     add = sub.add_parser(
         "add", help="queue runs; comma lists expand to a grid",
         description="Queue runs for a worker. Comma lists expand to every combination: "

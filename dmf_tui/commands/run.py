@@ -9,17 +9,21 @@ import json
 import sys
 import threading
 from contextlib import nullcontext
+from typing import TYPE_CHECKING
 
 from dmf_tui.commands.params_args import add_param_arguments, grid_from_args
 from store.errors import ParamError
 from store.params import RunParams
 from store.status import RunStatus
 
+if TYPE_CHECKING:
+    from rich.progress import Progress, TaskID
+
 # The exit status of a run stopped by a signal, as the shell reports Ctrl-C (128 + SIGINT).
 INTERRUPTED = 130
 
 
-def register(sub: argparse._SubParsersAction) -> None:
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser = sub.add_parser(
         "run",
         help="train one model in the foreground",
@@ -53,7 +57,7 @@ def run_command(args: argparse.Namespace) -> int:
 
 def _train(args: argparse.Namespace, params: RunParams, stop: threading.Event) -> int:
     from engine.datasets import load_split
-    from engine.trainer import resolve_device
+    from engine.trainer import EpochStats, resolve_device
     from engine.worker import failure_reason, fit_run, record_epoch, registered, unless_stopped
     from store.db import open_store
     from store.queue import ClaimLostError
@@ -74,9 +78,10 @@ def _train(args: argparse.Namespace, params: RunParams, stop: threading.Event) -
     output_closed = threading.Event()
 
     def on_progress(done: int, total: int) -> None:
+        assert progress is not None and task is not None  # the trainer is given this only with a bar
         progress.update(task, completed=done, total=total)
 
-    def on_epoch(stats) -> None:
+    def on_epoch(stats: EpochStats) -> None:
         record_epoch(store, record.id, stats, worker_id=worker_id)
         if args.json:
             line = json.dumps({"epoch": stats.epoch, "train_rmse": stats.train_rmse,
@@ -92,7 +97,7 @@ def _train(args: argparse.Namespace, params: RunParams, stop: threading.Event) -
             # would, rather than fail the run with a traceback.
             output_closed.set()
             stop.set()
-        if progress:
+        if progress is not None and task is not None:
             progress.reset(task)
 
     # Registered like a worker, so that if this process is killed its run is marked lost.
@@ -128,7 +133,7 @@ def _train(args: argparse.Namespace, params: RunParams, stop: threading.Event) -
     return 0
 
 
-def _progress_bar(*, enabled: bool):
+def _progress_bar(*, enabled: bool) -> tuple[Progress, TaskID] | tuple[None, None]:
     """A transient per-epoch progress bar on stderr, or (None, None) when stderr is not a terminal."""
     if not enabled:
         return None, None

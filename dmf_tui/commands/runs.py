@@ -20,7 +20,7 @@ from store.records import EpochRecord, RunRecord
 DEFAULT_TOP = 50
 
 
-def register(sub: argparse._SubParsersAction) -> None:
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     runs = sub.add_parser("runs", help="list runs, best test RMSE first")
     runs.add_argument("--top", type=_count, default=DEFAULT_TOP, metavar="N",
                       help=f"show the first N (default {DEFAULT_TOP}; 0 for all)")

@@ -48,7 +48,7 @@ def _run_app(db: str | None) -> int:
     return 0
 
 
-def register(sub: argparse._SubParsersAction) -> None:
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser = sub.add_parser(
         "demo",
         help="open the TUI on a demo database with MF and DeepMF queued on synthetic-100k (offline)",

@@ -31,7 +31,7 @@ LOG_SUFFIX = ".worker.log"
 CHECKPOINTS_SUFFIX = ".checkpoints"
 
 
-def register(sub: argparse._SubParsersAction) -> None:
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser = sub.add_parser("worker", help="train queued runs until stopped; `worker status`, `worker stop`",
                             description="Train queued runs until stopped (SIGTERM or Ctrl-C ends the "
                             "current run as interrupted).")

@@ -22,16 +22,16 @@ from pathlib import Path
 
 import torch
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repository root, for bench.*
+
+from bench.lab_reference import train_lab
+from bench.machine import cpu_model
 from dmf_tui.commands.run import lab_line
 from engine.formats import read_ratings
 from engine.remap import remap
 from engine.split import split_dataset
 from engine.synthetic import make_synthetic
 from engine.trainer import fit, resolve_device
-
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from lab_reference import train_lab
-from machine import cpu_model
 
 ML100K = Path(__file__).resolve().parents[2] / "shared" / "data" / "ml-100k" / "u.data"
 

@@ -33,10 +33,11 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TypeVar
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from machine import describe  # noqa: E402
+sys.path.insert(0, str(ROOT))  # for bench.*
+from bench.machine import describe  # noqa: E402
 
 PY = sys.executable
 LONG = 100_000  # epochs of a run that only ends when something stops it
@@ -112,7 +113,10 @@ def duplicated_epochs(db: Path) -> int:
     return sum(n - 1 for (n,) in query(db, "SELECT COUNT(*) FROM epochs GROUP BY run_id, epoch HAVING COUNT(*) > 1"))
 
 
-def wait_for(condition: Callable[[], object], timeout: float = DEADLINE_S) -> object:
+T = TypeVar("T")
+
+
+def wait_for(condition: Callable[[], T | None], timeout: float = DEADLINE_S) -> T | None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         value = condition()
@@ -336,7 +340,8 @@ def disk_full(home: Path) -> Row:
         ok = query(db, "PRAGMA integrity_check")[0][0] == "ok"
         one_line = add.returncode != 0 and len(add.stderr.strip().splitlines()) == 1
         row.survived = int(run_id is not None and alive_while_full and ok and one_line)
-        row.notes.append(f"run {run_id} ended {statuses(db).get(run_id)}; add on the full disk said: "
+        ended = statuses(db).get(run_id) if run_id is not None else None
+        row.notes.append(f"run {run_id} ended {ended}; add on the full disk said: "
                          f"{add.stderr.strip()[:100]!r}; integrity_check {'ok' if ok else 'FAILED'}")
     finally:
         subprocess.run(["umount", "-l", str(mount)], capture_output=True)

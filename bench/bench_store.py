@@ -21,12 +21,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from sqlalchemy import insert
 
+from bench.machine import describe
 from store.db import Store, open_store
 from store.params import RunParams
 from store.tables import Epoch, Run, param_columns, utcnow
-
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from machine import describe
 
 
 def median_ms(action: Callable[[], object], repeat: int) -> float:

@@ -25,16 +25,15 @@ import time
 from pathlib import Path
 
 from sqlalchemy import text
+from textual.widgets import DataTable
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from bench.machine import describe
 from dmf_tui.app import DmfApp
 from dmf_tui.components.history_tab import PAGE
 from store.db import open_store
 from store.params import RunParams
-
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from machine import describe
 
 SIZE = (140, 40)
 
@@ -102,8 +101,11 @@ async def history_open(store) -> dict[str, float]:
             await pilot.pause()
             timings[name] = time.perf_counter() - start
 
-        await timed(f"History: first page ({PAGE} rows) of {store.count_runs()} runs drawn",
-                    lambda: (app.action_show_tab("history"), history.reload()))
+        def show_history() -> None:
+            app.action_show_tab("history")
+            history.reload()
+
+        await timed(f"History: first page ({PAGE} rows) of {store.count_runs()} runs drawn", show_history)
         await timed("History: sort by lr (re-query + redraw)", lambda: history.sort_by("lr", True))
         await timed("History: filter model:deepmf",
                     lambda: setattr(history.query_one("#history-filter"), "value", "model:deepmf"))
@@ -132,7 +134,7 @@ async def live_latency(store, samples: int) -> list[float]:
             # Land the epoch at a random phase of the poll cycle, as a real worker would.
             await asyncio.sleep(0.37 * epoch % 1.0)
             written = threading.Event()
-            stamp = {}
+            stamp: dict[str, float] = {}
 
             def record(epoch: int, stamp: dict, written: threading.Event) -> None:
                 store.record_epoch(run.id, epoch, train_rmse=1.0, test_rmse=1.0, seconds=1.0)
@@ -143,7 +145,7 @@ async def live_latency(store, samples: int) -> list[float]:
             while True:
                 await asyncio.sleep(0.005)
                 views = app.live_tab.query(f"#live-{run.id}")
-                if written.is_set() and views and views.first().query_one("DataTable").row_count >= epoch:
+                if written.is_set() and views and views.first().query_one(DataTable).row_count >= epoch:
                     latencies.append(time.perf_counter() - stamp["t"])
                     break
     return latencies

@@ -19,22 +19,29 @@ import platform
 import statistics
 import sys
 import tempfile
+from datetime import datetime
 from pathlib import Path
 
 import torch
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repository root, for bench.*
+
+from bench.bench_load import write_ratings_dat
+from bench.machine import cpu_model
 from engine.worker import Slot, WorkerOptions, plan_slots
-from store.db import open_store
+from store.db import Store, open_store
 from store.params import RunParams
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_load import write_ratings_dat
-from machine import cpu_model
 
-
-def first_batch_at(store, run_id: int) -> float:
+def first_batch_at(store: Store, run_id: int) -> float:
     first = store.epochs(run_id)[0]
     return first.created_at.timestamp() - first.seconds
+
+
+def timestamp(moment: datetime | None) -> float:
+    """A done run's start or finish time, in seconds since the epoch."""
+    assert moment is not None, "a done run has started and finished"
+    return moment.timestamp()
 
 
 def main() -> int:
@@ -64,8 +71,8 @@ def main() -> int:
         print(f"runs did not all finish: {[(run.id, run.status, run.error) for run in runs]}")
         return 1
 
-    load = starts[0] - runs[0].started_at.timestamp()
-    gaps = [start - before.finished_at.timestamp() for before, start in zip(runs, starts[1:])]
+    load = starts[0] - timestamp(runs[0].started_at)
+    gaps = [start - timestamp(before.finished_at) for before, start in zip(runs, starts[1:])]
     print(f"first run, claim to first batch: {load:.3f} s")
     print("gaps between runs: " + ", ".join(f"{g * 1000:.0f} ms" for g in gaps))
 

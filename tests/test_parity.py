@@ -19,16 +19,21 @@ from __future__ import annotations
 
 import importlib.util
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 import torch
-from conftest import ML100K
 
 from engine.formats import read_ratings
 from engine.remap import remap
 from engine.split import split_dataset
 from engine.synthetic import make_synthetic
 from engine.trainer import fit
+
+if TYPE_CHECKING:  # mypy, run from the repository root, names tests/conftest.py tests.conftest
+    from tests.conftest import ML100K
+else:  # pytest imports it as conftest, with tests/ on sys.path
+    from conftest import ML100K
 
 LAB = Path(__file__).resolve().parents[1] / "bench" / "lab_reference.py"
 EPOCHS = 2
@@ -37,6 +42,7 @@ TOLERANCE = 0.005
 
 def lab_module():
     spec = importlib.util.spec_from_file_location("lab_reference", LAB)
+    assert spec is not None and spec.loader is not None, LAB
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module

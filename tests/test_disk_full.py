@@ -19,7 +19,7 @@ import pytest
 
 from dmf_tui.cli import main
 from store.db import open_store
-from tests.test_worker import LONG, epochs_done, finished, params, wait_for, write_ratings
+from tests.test_worker import LONG, Spawned, epochs_done, finished, params, wait_for, write_ratings
 
 
 class Disk:
@@ -88,7 +88,7 @@ def test_the_worker_fails_the_run_it_cannot_write_waits_and_goes_on(disk, tmp_pa
     after = store.enqueue(params(ratings))
     log = tmp_path / "worker.log"
     with open(log, "ab") as out:
-        worker = subprocess.Popen(
+        worker = Spawned(
             [sys.executable, "-m", "dmf_tui", "--db", str(db), "worker", "--poll", "0.1",
              "--checkpoint-dir", "none"],
             stdout=out, stderr=subprocess.STDOUT, env={**os.environ, "PYTHONUNBUFFERED": "1"})

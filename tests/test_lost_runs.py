@@ -17,7 +17,7 @@ from sqlalchemy.exc import OperationalError
 from dmf_tui.cli import main
 from store.db import Store, open_store
 from store.params import RunParams
-from tests.test_worker import LONG, finished, wait_for, write_ratings
+from tests.test_worker import DEADLINE_S, LONG, wait_for, write_ratings
 
 
 @pytest.fixture
@@ -32,14 +32,13 @@ def test_a_foreground_run_stopped_by_a_signal_ends_interrupted(db, tmp_path, sig
         [sys.executable, "-m", "dmf_tui", "run", "--db", db, "--data", str(ratings), "--epochs", str(LONG),
          "--batch-size", "128", "--device", "cpu"],
         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-    process.log = tmp_path / "unused"
     try:
         store = open_store(db)
         wait_for(lambda: any(run.epoch >= 1 for run in store.leaderboard()), "an epoch of the run")
 
         process.send_signal(signum)
 
-        assert finished(process) == 130
+        assert process.wait(DEADLINE_S) == 130
     finally:
         if process.poll() is None:
             process.kill()

@@ -18,6 +18,7 @@ import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -366,10 +367,14 @@ def spawn(tmp_path: Path):
             process.wait()
 
 
-def finished(process: Spawned, timeout: float = DEADLINE_S) -> int:
+def finished(process: subprocess.Popen[Any], timeout: float = DEADLINE_S) -> int:
+    """The exit code of `process`; an AssertionError if it does not exit in time, with the end of its log
+    when `spawn` started it."""
     try:
         return process.wait(timeout)
     except subprocess.TimeoutExpired:
+        if not isinstance(process, Spawned):
+            raise AssertionError("process did not exit") from None
         raise AssertionError(f"process did not exit; its log:\n{process.log.read_text()[-3000:]}") from None
 
 

@@ -100,7 +100,7 @@ async def settle(pilot: Pilot) -> None:
 
     Animations are off in these tests (make_app), so the animator wait returns at once. It is
     the animator's own wait, not pilot.wait_for_scheduled_animations(), which adds its own
-    CPU-idleness guess: 80 ms a call, a quarter of the TUI tests' time, for what the pauses
+    CPU-idleness guess: 80 ms a call, about a fifth of the TUI tests' time, for what the pauses
     below check anyway."""
     app = pilot.app
     assert isinstance(app, DmfApp), "settle polls the app as make_app makes it"

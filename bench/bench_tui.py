@@ -74,7 +74,8 @@ def fill_history(store, runs: int) -> None:
     store.enqueue_grid(grid, name="bench")
     with store.engine.begin() as conn:
         conn.execute(text(
-            "UPDATE runs SET status = 'done', epoch = epochs, best_epoch = epochs, "
+            "UPDATE runs SET status = 'done', epoch = json_extract(params, '$.epochs'), "
+            "best_epoch = json_extract(params, '$.epochs'), "
             "best_test_rmse = 0.85 + (id * 7919 % 10000) / 100000.0, "
             "last_test_rmse = 0.86 + (id * 7919 % 10000) / 100000.0, "
             "last_train_rmse = 0.80 + (id * 7919 % 10000) / 100000.0, "

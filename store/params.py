@@ -36,7 +36,7 @@ class Param:
 
     name: str
     default: Any
-    help: str  # the CLI's --help and the form's hint
+    help: str  # the CLI's --help
     label: str  # the form's label
     hint: str  # shown beside the form's field: short (80 columns), an example where one helps
     check: Check | None  # the reason a value is refused, or None

@@ -19,7 +19,7 @@ import pytest
 
 from dmf_tui.cli import main
 from store.db import open_store
-from tests.test_worker import LONG, Spawned, epochs_done, finished, params, wait_for, write_ratings
+from tests.processes import LONG, Spawned, epochs_done, finished, params, wait_for, write_ratings
 
 
 class Disk:

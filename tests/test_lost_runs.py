@@ -9,7 +9,6 @@ import socket
 import sqlite3
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 from sqlalchemy.exc import OperationalError
@@ -17,12 +16,7 @@ from sqlalchemy.exc import OperationalError
 from dmf_tui.cli import main
 from store.db import Store, open_store
 from store.params import RunParams
-from tests.test_worker import DEADLINE_S, LONG, wait_for, write_ratings
-
-
-@pytest.fixture
-def db(tmp_path: Path) -> str:
-    return str(tmp_path / "runs.db")
+from tests.processes import DEADLINE_S, LONG, dead_pid, wait_for, write_ratings
 
 
 @pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGHUP])
@@ -52,15 +46,9 @@ def test_a_foreground_run_stopped_by_a_signal_ends_interrupted(db, tmp_path, sig
     assert [w.state for w in store.workers()] == ["stopped"]
 
 
-def _dead_pid() -> int:
-    child = subprocess.Popen([sys.executable, "-c", "pass"])
-    child.wait()
-    return child.pid
-
-
 def _run_of_a_dead_worker(db: str) -> int:
     with open_store(db) as store:
-        worker = store.register_worker(pid=_dead_pid(), host=socket.gethostname(), devices="cpu", slots=1)
+        worker = store.register_worker(pid=dead_pid(), host=socket.gethostname(), devices="cpu", slots=1)
         run_id = store.enqueue(RunParams(), retries=1)
         store.claim(worker, device="cpu")
     return run_id
@@ -97,7 +85,7 @@ def test_a_database_that_cannot_be_written_lists_a_dead_workers_run_as_it_is(db,
 def test_add_retries_queues_a_lost_run_again_and_show_says_so(db, capsys):
     assert main(["--db", db, "add", "--data", "synthetic-100k", "--retries", "2"]) == 0
     with open_store(db) as store:
-        worker = store.register_worker(pid=_dead_pid(), host=socket.gethostname(), devices="cpu", slots=1)
+        worker = store.register_worker(pid=dead_pid(), host=socket.gethostname(), devices="cpu", slots=1)
         (first,) = [run.id for run in store.queue()]
         store.claim(worker, device="cpu")
         assert store.get_run(first).retries == 2

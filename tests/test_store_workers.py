@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import socket
-import subprocess
 import sys
 from datetime import datetime, timedelta
 
@@ -14,6 +13,7 @@ from sqlalchemy import update
 from store.db import Store, open_store
 from store.params import RunParams
 from store.tables import Worker, utcnow
+from tests.processes import dead_pid
 
 
 def _error(store: Store, run_id: int) -> str:
@@ -21,12 +21,6 @@ def _error(store: Store, run_id: int) -> str:
     error = store.get_run(run_id).error
     assert error is not None, f"run {run_id} has no error"
     return error
-
-
-def _dead_pid() -> int:
-    child = subprocess.Popen([sys.executable, "-c", "pass"])
-    child.wait()
-    return child.pid
 
 
 def _age_heartbeat(store: Store, worker_id: int, seconds: float) -> None:
@@ -55,7 +49,7 @@ def _running_run(store: Store, worker_id: int) -> int:
 
 
 def test_dead_pid_on_this_host_makes_its_runs_lost(store: Store) -> None:
-    worker = store.register_worker(pid=_dead_pid(), host=socket.gethostname(), devices=["cpu"], slots=1)
+    worker = store.register_worker(pid=dead_pid(), host=socket.gethostname(), devices=["cpu"], slots=1)
     run_id = _running_run(store, worker)
     assert store.reap_lost(grace_s=3600) == [run_id]
     run = store.get_run(run_id)
@@ -65,7 +59,7 @@ def test_dead_pid_on_this_host_makes_its_runs_lost(store: Store) -> None:
 
 
 def test_a_dead_pid_on_another_host_waits_for_the_heartbeat(store: Store) -> None:
-    worker = store.register_worker(pid=_dead_pid(), host="elsewhere", devices="cuda:0", slots=1)
+    worker = store.register_worker(pid=dead_pid(), host="elsewhere", devices="cuda:0", slots=1)
     run_id = _running_run(store, worker)
     assert store.reap_lost(grace_s=3600) == []
     _age_heartbeat(store, worker, 120)
@@ -85,7 +79,7 @@ def test_live_workers_keep_their_runs(store: Store) -> None:
 def test_worker_states(store: Store) -> None:
     here = socket.gethostname()
     alive = store.register_worker(pid=os.getpid(), host=here, devices=["cuda:0", "cuda:1"], slots=2)
-    dead = store.register_worker(pid=_dead_pid(), host=here, devices=["cpu"], slots=1)
+    dead = store.register_worker(pid=dead_pid(), host=here, devices=["cpu"], slots=1)
     silent = store.register_worker(pid=os.getpid(), host="elsewhere", devices=["cpu"], slots=1)
     stopped = store.register_worker(pid=os.getpid(), host=here, devices=["cpu"], slots=1)
     _age_heartbeat(store, silent, 300)
@@ -124,7 +118,7 @@ def test_heartbeats_are_judged_by_the_database_clock(store: Store, monkeypatch: 
 
 
 def test_a_lost_run_with_retries_is_queued_again_and_keeps_its_epochs(store: Store) -> None:
-    worker = store.register_worker(pid=_dead_pid(), host=socket.gethostname(), devices=["cpu"], slots=1)
+    worker = store.register_worker(pid=dead_pid(), host=socket.gethostname(), devices=["cpu"], slots=1)
     sweep_id, (run_id,) = store.enqueue_grid([RunParams(k=7)], retries=1)
     store.claim(worker, device="cpu")
     store.record_epoch(run_id, 1, train_rmse=1.0, test_rmse=1.1, seconds=1.0)
@@ -142,7 +136,7 @@ def _read_only(store: Store) -> Store:
 
 def test_a_read_only_database_is_reaped_when_possible_and_listed_anyway(store: Store) -> None:
     read_only = _read_only(store)
-    dead = store.register_worker(pid=_dead_pid(), host=socket.gethostname(), devices=["cpu"], slots=1)
+    dead = store.register_worker(pid=dead_pid(), host=socket.gethostname(), devices=["cpu"], slots=1)
     run_id = _running_run(store, dead)
     assert read_only.reap_lost_if_writable() == []
     assert read_only.get_run(run_id).status == "running"

@@ -16,11 +16,8 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
-import numpy as np
 import pytest
 import torch
 
@@ -31,52 +28,14 @@ from dmf_tui.cli import main
 from dmf_tui.commands.worker import _alive as alive
 from engine.errors import ConfigError, DeviceError, DivergedError
 from engine.worker import Slot, SplitCache, WorkerOptions, failure_reason, plan_slots, state_dir
-from store.db import Store, open_store
+from store.db import Store
 from store.params import RunParams
-
-LONG = 1_000_000  # epochs of a run that only ends when stopped
-DEADLINE_S = 90.0
-
-
-def write_ratings(path: Path, n_users: int = 60, n_items: int = 30, n: int = 900, seed: int = 0) -> Path:
-    """A small u.data-style file (tab-separated user, item, rating, timestamp)."""
-    rng = np.random.default_rng(seed)
-    pairs = rng.choice(n_users * n_items, size=n, replace=False)
-    lines = [f"{p // n_items + 1}\t{p % n_items + 1}\t{rng.integers(1, 6)}\t{880000000 + i}"
-             for i, p in enumerate(pairs)]
-    path.write_text("\n".join(lines) + "\n")
-    return path
-
-
-def wait_for(condition, what: str, timeout: float = DEADLINE_S):
-    deadline = time.monotonic() + timeout
-    while True:
-        value = condition()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"gave up waiting for {what}")
-        time.sleep(0.05)
-
-
-def epochs_done(store, run_id: int, at_least: int):
-    return lambda: store.get_run(run_id).epoch >= at_least
+from tests.processes import DEADLINE_S, LONG, Spawned, epochs_done, finished, params, wait_for, write_ratings
 
 
 @pytest.fixture
 def ratings(tmp_path: Path) -> Path:
     return write_ratings(tmp_path / "u.data")
-
-
-@pytest.fixture
-def store(tmp_path: Path) -> Iterator[Store]:
-    s = open_store(str(tmp_path / "runs.db"))
-    yield s
-    s.close()
-
-
-def params(data: Path | str, **changes) -> RunParams:
-    return RunParams(data=str(data), epochs=3, batch_size=128, device="cpu").replace(**changes)
 
 
 # --- in-process ------------------------------------------------------------------------------------
@@ -336,12 +295,6 @@ def test_state_dir_is_beside_a_database_file(tmp_path, monkeypatch):
 
 # --- real processes -----------------------------------------------------------------------------
 
-class Spawned(subprocess.Popen[bytes]):
-    """A process `spawn` started, with the file its output goes to."""
-
-    log: Path
-
-
 @pytest.fixture
 def spawn(tmp_path: Path):
     """Starts `dmf-tui --db <tmp>/runs.db ARGS...` with its output in a log file; kills whatever is
@@ -365,17 +318,6 @@ def spawn(tmp_path: Path):
         if process.poll() is None:
             process.kill()
             process.wait()
-
-
-def finished(process: subprocess.Popen[Any], timeout: float = DEADLINE_S) -> int:
-    """The exit code of `process`; an AssertionError if it does not exit in time, with the end of its log
-    when `spawn` started it."""
-    try:
-        return process.wait(timeout)
-    except subprocess.TimeoutExpired:
-        if not isinstance(process, Spawned):
-            raise AssertionError("process did not exit") from None
-        raise AssertionError(f"process did not exit; its log:\n{process.log.read_text()[-3000:]}") from None
 
 
 def test_kill_9_leaves_the_run_lost_and_the_next_worker_goes_on(store, ratings, spawn):

@@ -1,0 +1,72 @@
+"""What the tests that run real worker processes share: a tiny ratings file, runs on it, waiting
+for a condition with a deadline, and processes whose exit and log a test can read."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from store.db import Store
+from store.params import RunParams
+
+LONG = 1_000_000  # epochs of a run that only ends when stopped
+DEADLINE_S = 90.0
+
+
+def write_ratings(path: Path, n_users: int = 60, n_items: int = 30, n: int = 900, seed: int = 0) -> Path:
+    """A small u.data-style file (tab-separated user, item, rating, timestamp)."""
+    rng = np.random.default_rng(seed)
+    pairs = rng.choice(n_users * n_items, size=n, replace=False)
+    lines = [f"{p // n_items + 1}\t{p % n_items + 1}\t{rng.integers(1, 6)}\t{880000000 + i}"
+             for i, p in enumerate(pairs)]
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def wait_for(condition: Callable[[], Any], what: str, timeout: float = DEADLINE_S) -> Any:
+    deadline = time.monotonic() + timeout
+    while True:
+        value = condition()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"gave up waiting for {what}")
+        time.sleep(0.05)
+
+
+def epochs_done(store: Store, run_id: int, at_least: int) -> Callable[[], bool]:
+    return lambda: store.get_run(run_id).epoch >= at_least
+
+
+def params(data: Path | str, **changes) -> RunParams:
+    return RunParams(data=str(data), epochs=3, batch_size=128, device="cpu").replace(**changes)
+
+
+def dead_pid() -> int:
+    """The pid of a process that has exited (and been reaped): what a worker killed with -9 leaves."""
+    child = subprocess.Popen([sys.executable, "-c", "pass"])
+    child.wait()
+    return child.pid
+
+
+class Spawned(subprocess.Popen[bytes]):
+    """A process `spawn` started, with the file its output goes to."""
+
+    log: Path
+
+
+def finished(process: subprocess.Popen[Any], timeout: float = DEADLINE_S) -> int:
+    """The exit code of `process`; an AssertionError if it does not exit in time, with the end of its log
+    when `spawn` started it."""
+    try:
+        return process.wait(timeout)
+    except subprocess.TimeoutExpired:
+        if not isinstance(process, Spawned):
+            raise AssertionError("process did not exit") from None
+        raise AssertionError(f"process did not exit; its log:\n{process.log.read_text()[-3000:]}") from None

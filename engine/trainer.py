@@ -35,9 +35,10 @@ from engine.errors import ConfigError, DeviceError, DivergedError
 from engine.models import MF, DeepMF, build_model, flatten_parameters, has_hand_grads, parameter_views
 from engine.split import Split
 
-# The optimizers fit() takes: the lab's Adam (weight decay as an L2 term added to the gradient) and
-# AdamW (weight decay applied to the weights apart from the gradient's moments).
-OPTIMIZERS = ("adam", "adamw")
+# The optimizers fit() takes, by name: the lab's Adam (weight decay as an L2 term added to the
+# gradient) and AdamW (weight decay applied to the weights apart from the gradient's moments).
+_OPTIMIZER_KINDS: dict[str, type[torch.optim.Adam]] = {"adam": torch.optim.Adam, "adamw": torch.optim.AdamW}
+OPTIMIZERS = tuple(_OPTIMIZER_KINDS)
 
 # How often (in batches) to report progress and ask whether to stop: often enough to cancel a large
 # epoch within a second or so, rarely enough to cost nothing.
@@ -248,8 +249,7 @@ def _make_step(net: nn.Module, sse: torch.Tensor, *, optimizer: str, lr: float, 
 
 def _optimizer(name: str, net: nn.Module, dev: torch.device, *, lr: float, weight_decay: float,
                capturable: bool) -> torch.optim.Optimizer:
-    kinds: dict[str, type[torch.optim.Adam]] = {"adam": torch.optim.Adam, "adamw": torch.optim.AdamW}
-    kind = kinds[name]
+    kind = _OPTIMIZER_KINDS[name]
     # The fused kernel updates every parameter in one call, about half the time of the default
     # per-tensor loop on CPU (bench/RESULTS.md); on CUDA it is also graph-capturable.
     if dev.type in ("cpu", "cuda"):

@@ -225,7 +225,7 @@ def queue_again(session: Session, run_id: int) -> int | None:
     """Queue a copy of a run that just ended lost or interrupted, if it has retries left (with one
     fewer); the run itself stays as it ended, with its epochs. Returns the copy's id, else None."""
     run = session.get_one(Run, run_id)
-    if not RunStatus(run.status).is_retried or run.retries <= 0:
+    if not run.status.is_retried or run.retries <= 0:
         return None
     return _queue_copy(session, run, notes=f"automatic retry of #{run.id}", retries=run.retries - 1)
 

@@ -80,7 +80,6 @@ INITIAL_STATUSES = (RunStatus.QUEUED, RunStatus.RUNNING)
 # Tuples of members (each equal to its plain string) in the order above, for listings and filters.
 STATUSES = tuple(RunStatus)
 FINISHED_STATUSES = tuple(s for s in RunStatus if s.is_finished)
-RETRIED_STATUSES = tuple(s for s in RunStatus if s.is_retried)
 
 
 def run_status(value: str) -> RunStatus:

@@ -181,18 +181,16 @@ class Worker(Base):
     stopped_at: Mapped[datetime | None]
 
 
-# The SQL type of a parameter's column, by the type of its value.
-_COLUMN_TYPES: dict[type, type[TypeEngine[Any]] | TypeEngine[Any]] = {
-    str: Text, int: BigInteger, float: Float, bool: Boolean, tuple: String(100)}
+# The SQL type of a parameter's column, by the type of its value (a tuple is stored as its text).
+_COLUMN_TYPES: dict[type, TypeEngine[Any]] = {
+    str: Text(), int: BigInteger(), float: Float(), bool: Boolean(), tuple: String(100)}
 
 # The hyperparameters that are real columns of runs (History's), each under its own name. Declarative
 # classes take columns assigned after the class statement; the column's Python value is the
 # parameter's, but for a tuple (hidden layers), which is the text a person types: "10,5".
 PARAM_COLUMNS: tuple[str, ...] = tuple(name for name, declared in PARAMS.items() if declared.heading)
 for _name in PARAM_COLUMNS:
-    _column_type = _COLUMN_TYPES[type(PARAMS[_name].default)]
-    setattr(Run, _name, mapped_column(_name, _column_type() if isinstance(_column_type, type) else _column_type,
-                                      nullable=False))
+    setattr(Run, _name, mapped_column(_name, _COLUMN_TYPES[type(PARAMS[_name].default)], nullable=False))
 
 
 def param_column(name: str) -> ColumnElement[Any]:
@@ -207,8 +205,8 @@ def param_column(name: str) -> ColumnElement[Any]:
 
 def param_columns(params: RunParams) -> dict[str, Any]:
     """The column values of a run with these parameters, the JSON copy included."""
-    values: dict[str, Any] = {name: getattr(params, name) for name in PARAM_COLUMNS}
-    if "hidden" in values:
-        values["hidden"] = format_value(params.hidden)
-    values["params"] = params.to_dict()
-    return values
+    values: dict[str, Any] = {}
+    for name in PARAM_COLUMNS:
+        value = getattr(params, name)
+        values[name] = format_value(value) if isinstance(value, tuple) else value
+    return values | {"params": params.to_dict()}

@@ -16,7 +16,6 @@ from store.params import RunParams
 from store.status import (
     FINISHED_STATUSES,
     INITIAL_STATUSES,
-    RETRIED_STATUSES,
     STATUSES,
     TRANSITIONS,
     RunStatus,
@@ -55,9 +54,10 @@ def test_every_status_is_reachable_and_every_run_can_end() -> None:
 def test_the_tuples_follow_the_enum() -> None:
     assert tuple(RunStatus) == STATUSES
     assert tuple(s for s in RunStatus if not TRANSITIONS[s]) == FINISHED_STATUSES
-    assert set(RETRIED_STATUSES) == {RunStatus.LOST, RunStatus.INTERRUPTED}
+    retried = {status for status in RunStatus if status.is_retried}
+    assert retried == {RunStatus.LOST, RunStatus.INTERRUPTED}
     # A run is queued again only once it has ended, so a retried status must be a finished one.
-    assert all(status.is_finished for status in RETRIED_STATUSES)
+    assert all(status.is_finished for status in retried)
     assert not RunStatus.QUEUED.is_finished and not RunStatus.RUNNING.is_finished
 
 

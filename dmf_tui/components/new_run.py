@@ -19,12 +19,9 @@ from store.errors import ParamError
 from store.params import PARAMS, RunParams, expand_grid, format_value
 from store.queue import check_retries
 
-# The fields that are not hyperparameters: (name, label, hint).
-SWEEP_FIELDS = (
-    ("name", "Sweep name", "optional"),
-    ("retries", "Retries", "requeues if its worker dies"),
-)
-HINTS = {name: declared.hint for name, declared in PARAMS.items()} | {n: hint for n, _, hint in SWEEP_FIELDS}
+# Beside each field: its hint, the parameters' from their declarations, then the sweep's two fields'.
+HINTS = {name: declared.hint for name, declared in PARAMS.items()} | {
+    "name": "optional", "retries": "requeues if its worker dies"}
 
 
 class NewRunScreen(Screen[tuple[int, list[int]] | None]):

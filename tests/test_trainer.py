@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 import torch
 
+from engine import models as engine_models
 from engine import trainer
 from engine.errors import ConfigError, DeviceError, DivergedError
 from engine.models import MF, build_model
@@ -47,7 +48,11 @@ def test_every_parameter_declared_for_fit_is_one_fit_takes():
     fit_args = RunParams(epochs=1, device="cpu").engine_args("fit")
     assert {"model", "lr", "optimizer", "patience"} <= set(fit_args)
     assert len(fit(split_dataset(tiny_dataset()), **fit_args).epochs) == 1
-    assert OPTIMIZERS == params.OPTIMIZERS
+
+
+def test_the_store_accepts_exactly_the_models_and_optimizers_the_engine_trains():
+    # The store may not import the engine, so each keeps its own list; this keeps them equal.
+    assert (engine_models.MODELS, OPTIMIZERS) == (params.MODELS, params.OPTIMIZERS)
 
 
 def test_adamw_takes_the_autograd_step_and_trains_otherwise_than_adam(split):

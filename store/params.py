@@ -23,7 +23,7 @@ from typing import Any, Literal
 from store.errors import ParamError
 from store.memory import KNOWN_SHAPES, physical_memory, shortfall, training_bytes
 
-MODELS = ("mf", "deepmf")
+MODELS = ("mf", "deepmf")  # engine.models.MODELS; tests/test_trainer.py keeps them equal
 OPTIMIZERS = ("adam", "adamw")  # engine.trainer.OPTIMIZERS; tests/test_trainer.py keeps them equal
 INT64_LIMIT = 2**63
 

@@ -12,8 +12,11 @@ palette when it opens, the help screen when it is drawn).
 
 from __future__ import annotations
 
+import re
+import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from textual.binding import Binding
@@ -23,6 +26,7 @@ from textual.screen import Screen
 
 from dmf_tui.app import DmfApp
 from dmf_tui.components.compare import CompareScreen
+from dmf_tui.components.confirm import Confirm
 from dmf_tui.components.epoch_table import EpochTable
 from dmf_tui.components.help import HelpScreen
 from dmf_tui.components.history_tab import HistoryTab
@@ -57,6 +61,7 @@ PLACES = (
     Place("Compare", CompareScreen),
     Place("Form", NewRunScreen),
     Place("Help", HelpScreen),
+    Place("Confirm", Confirm),
 )
 
 
@@ -114,6 +119,19 @@ def palette_commands(screen: Screen[Any]) -> Iterator[Command]:
             yield Command(title, f"{key_display(binding)}  {binding.tooltip}", binding.action, place)
 
 
+def write_readme_table(readme: Path) -> None:
+    """Put the key table into the README, between its `<!-- keys: ... -->` and `<!-- /keys -->` lines."""
+    text = readme.read_text(encoding="utf-8")
+    start = re.search(r"<!-- keys:.*?-->\n", text)
+    end = text.find("<!-- /keys -->")
+    if start is None or end < 0:
+        raise SystemExit(f"{readme} has no <!-- keys: --> ... <!-- /keys --> markers")
+    readme.write_text(text[: start.end()] + help_markdown() + text[end:], encoding="utf-8")
+
+
 if __name__ == "__main__":
-    # The README's key table: `python -m dmf_tui.keys`.
-    print(help_markdown(), end="")
+    # The README's key table: `python -m dmf_tui.keys` prints it, `--readme` writes it into README.md.
+    if sys.argv[1:] == ["--readme"]:
+        write_readme_table(Path(__file__).resolve().parents[1] / "README.md")
+    else:
+        print(help_markdown(), end="")

@@ -36,6 +36,15 @@ def ml100k_path() -> Path:
     return ML100K
 
 
+@pytest.fixture(autouse=True)
+def user_config(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """The user's config folder (where the TUI keeps its theme) inside the test's own folder, so no
+    test reads or writes the real ~/.config/dmf-tui."""
+    folder = tmp_path / "config"
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(folder))
+    return folder
+
+
 @pytest.fixture
 def db(tmp_path: Path) -> str:
     """Where a test's database goes (not created yet): what the command line's --db takes."""

@@ -1,5 +1,6 @@
-"""Named datasets: where each MovieLens release comes from, where it lives on disk, how to fetch it
-and how to load any dataset spec (a registered name, a synthetic name or a file path).
+"""Fetching the registered MovieLens releases and loading any dataset spec (a registered name, a
+synthetic name or a file path). The registry itself, where each dataset lives and what a spec names
+are store/catalog.py's, imported here under their old names.
 
 No torch here: the `dmf-tui data` commands import this module.
 """
@@ -15,7 +16,6 @@ import urllib.request
 import warnings
 import zipfile
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 
@@ -23,114 +23,27 @@ from engine.errors import DataError
 from engine.formats import read_ratings
 from engine.remap import Dataset, remap
 from engine.split import Split, split_dataset
-from engine.synthetic import SHAPES, make_synthetic
+from engine.synthetic import make_synthetic
+from store.catalog import (
+    CHUNK,
+    DATASETS,
+    SYNTHETIC,
+    DatasetInfo,
+    data_dir,
+    dataset_path,
+    known_names,
+    looks_like_path,
+    not_downloaded,
+    unknown_name,
+)
 
-BASE_URL = "https://files.grouplens.org/datasets/movielens"
-CHUNK = 1 << 20
-
-
-@dataclass(frozen=True)
-class DatasetInfo:
-    name: str
-    member: str  # the ratings file's path inside the zip
-    ratings: int  # how many ratings it holds
-    md5: str | None = None  # as GroupLens publishes beside the zip
-    sha256: str | None = None  # as pinned by several independent projects
-
-    @property
-    def url(self) -> str:
-        return f"{BASE_URL}/{self.name}.zip"
-
-    @property
-    def filename(self) -> str:
-        return self.member.rsplit("/", 1)[-1]
-
-    @property
-    def checksums(self) -> dict[str, str]:
-        """The known digests by hashlib name; empty when none is known."""
-        return {algo: value for algo, value in (("md5", self.md5), ("sha256", self.sha256)) if value}
-
-
-# Every checksum below was found, identical, in the code or docs of several unrelated public
-# projects (TensorFlow and Keras examples, dataset loaders, papers' pipelines); a value nobody
-# published is left out, never guessed.
-DATASETS: dict[str, DatasetInfo] = {
-    info.name: info
-    for info in (
-        DatasetInfo(
-            "ml-100k",
-            "ml-100k/u.data",
-            100_000,
-            md5="0e33842e24a9c977be4e0107933c0723",
-            sha256="50d2a982c66986937beb9ffb3aa76efe955bf3d5c6b761f4e3a7cd717c6a3229",
-        ),
-        DatasetInfo(
-            "ml-1m",
-            "ml-1m/ratings.dat",
-            1_000_209,
-            md5="c4d9eecfca2ab87c1945afe126590906",
-            sha256="a6898adb50b9ca05aa231689da44c217cb524e7ebd39d264c56e2832f2c54e20",
-        ),
-        DatasetInfo(
-            "ml-10m",
-            "ml-10M100K/ratings.dat",
-            10_000_054,
-            md5="ce571fd55effeba0271552578f2648bd",
-            sha256="813c411ccb6122564edfe752e7f80c4dcc5aa25fa94c93622f6877a7ba252862",
-        ),
-        DatasetInfo(
-            "ml-20m",
-            "ml-20m/ratings.csv",
-            20_000_263,
-            md5="cd245b17a1ae2cc31bb14903e1204af3",
-            sha256="96f243c338a8665f6bcc89c53edf6ee39162a846940de6b7c8c48aeada765ff3",
-        ),
-        DatasetInfo(
-            "ml-25m",
-            "ml-25m/ratings.csv",
-            25_000_095,
-            md5="6b51fb2759a8657d3bfcbfc42b592ada",
-            sha256="8b21cfb7eb1706b4ec0aac894368d90acf26ebdfb6aced3ebd4ad5bd1eb9c6aa",
-        ),
-        DatasetInfo(
-            "ml-32m",
-            "ml-32m/ratings.csv",
-            32_000_204,
-            sha256="e4a68655d7386b8f95f2f2424b2ff975dfdd15ffd59e0d864a14dca43e99d6ee",
-        ),
-        DatasetInfo(
-            "ml-latest-small",
-            "ml-latest-small/ratings.csv",
-            100_836,
-            sha256="696d65a3dfceac7c45750ad32df2c259311949efec81f0f144fdfb91ebc9e436",
-        ),
-    )
-}
-SYNTHETIC = tuple(SHAPES)
+# Public here as before the registry moved to store/catalog.py.
+__all__ = ["DATASETS", "SYNTHETIC", "DatasetInfo", "UncheckedDownloadWarning", "data_dir", "dataset_path", "fetch",
+           "known_names", "load_dataset", "load_split"]
 
 
 class UncheckedDownloadWarning(UserWarning):
     """A download that could not be verified because no checksum of it is known."""
-
-
-def known_names() -> list[str]:
-    return [*DATASETS, *SYNTHETIC]
-
-
-def data_dir() -> Path:
-    """$DMF_DATA_DIR, else the checkout's data/ when running from one, else the user data dir."""
-    if os.environ.get("DMF_DATA_DIR"):
-        return Path(os.environ["DMF_DATA_DIR"]).expanduser()
-    checkout = Path(__file__).resolve().parents[1]
-    if (checkout / "pyproject.toml").is_file() and (checkout / "data").is_dir():
-        return checkout / "data"
-    xdg = os.environ.get("XDG_DATA_HOME") or Path.home() / ".local" / "share"
-    return Path(xdg) / "dmf-tui" / "data"
-
-
-def dataset_path(name: str, data_dir: Path | str | None = None) -> Path:
-    """Where the ratings file of a registered dataset lives (whether or not it is there yet)."""
-    return _root(data_dir) / name / _info(name).filename
 
 
 def load_dataset(spec: str, data_dir: Path | str | None = None) -> Dataset:
@@ -140,15 +53,12 @@ def load_dataset(spec: str, data_dir: Path | str | None = None) -> Dataset:
     if spec in DATASETS:
         path = dataset_path(spec, data_dir)
         if not path.exists():
-            raise DataError(
-                f"dataset {spec} is not in {path.parent.parent} yet: run `dmf-tui data fetch {spec}`, "
-                "or use --data synthetic-1m to train offline"
-            )
+            raise DataError(not_downloaded(spec, path))
         return remap(read_ratings(path), spec)
     path = Path(spec).expanduser()
-    if path.exists() or os.sep in spec or "." in spec:
+    if path.exists() or looks_like_path(spec):
         return remap(read_ratings(path), spec)
-    raise DataError(f"unknown dataset {spec!r} (and no such file): known names are {', '.join(known_names())}")
+    raise DataError(unknown_name(spec))
 
 
 def load_split(
@@ -262,7 +172,3 @@ def _info(name: str) -> DatasetInfo:
     if info is None:
         raise DataError(f"unknown dataset {name!r}: known downloadable names are {', '.join(DATASETS)}")
     return info
-
-
-def _root(where: Path | str | None) -> Path:
-    return Path(where).expanduser() if where is not None else data_dir()

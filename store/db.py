@@ -26,6 +26,7 @@ from store.export import ExportOps
 from store.queries import QueryOps
 from store.queue import QueueOps
 from store.schema import prepare_schema
+from store.snapshot import SnapshotOps
 from store.workers import WorkerOps
 
 # How long a writer waits for another process's write lock before giving up. Epoch writes are tiny,
@@ -36,8 +37,8 @@ BUSY_TIMEOUT_S = 30.0
 DRIVER_EXTRAS = {"postgresql": "postgres"}
 
 
-class Store(QueueOps, WorkerOps, QueryOps, ExportOps):
-    """All store operations; see store/queue.py, workers.py, queries.py and export.py."""
+class Store(QueueOps, WorkerOps, QueryOps, ExportOps, SnapshotOps):
+    """All store operations; see store/queue.py, workers.py, queries.py, export.py and snapshot.py."""
 
 
 def app_data_dir() -> Path:

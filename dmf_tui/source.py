@@ -1,8 +1,11 @@
 """What the TUI reads from the store once a second, gathered in one call that runs in a thread.
 
-`StoreSource.poll` remembers the last epoch it has seen of each running run, so each poll asks the
-database only for epochs that are new, which the Live tab appends to its tables. (The Queue and
-History tables are not redrawn either: `RunTable.sync` updates only the cells that changed.)
+`StoreSource.poll` reads one snapshot of the store (Store.poll_snapshot, one transaction). It
+remembers what it has: the last epoch it has seen of each running run, so each poll asks the
+database only for epochs that are new, which the Live tab appends to its tables; the queue's
+records, so only runs that changed are read again; the recent problems, read again only when a run
+joins or leaves them. (The Queue and History tables are not redrawn either: `RunTable.sync`
+updates only the cells that changed.)
 """
 
 from __future__ import annotations
@@ -13,11 +16,11 @@ from dataclasses import dataclass
 
 from store.db import Store
 from store.records import EpochRecord, RunRecord, WorkerRecord
+from store.snapshot import PollSnapshot
 from store.status import FINISHED_STATUSES, RunStatus, WorkerState
 
 # Runs that ended badly are listed under the queue, with their reason, this many at a time.
 RECENT_PROBLEMS = 5
-PROBLEM_STATUSES = (RunStatus.FAILED, RunStatus.LOST, RunStatus.INTERRUPTED)
 
 
 @dataclass(frozen=True)
@@ -42,53 +45,52 @@ class Snapshot:
 class StoreSource:
     def __init__(self, store: Store) -> None:
         self.store = store
+        self._queue: list[RunRecord] = []
         self._last_epoch: dict[int, int] = {}
         self._seconds: dict[int, tuple[float, int]] = {}
-        # The recent problems and the counts of finished runs they were read at: a run only joins
-        # or leaves them when one of those counts changes, so until then they are not read again.
+        # The recent problems and the key they were read at (see store/snapshot.py): until a run
+        # joins or leaves them, the store does not read them again.
         self._problems: list[RunRecord] = []
+        self._problems_key: tuple[object, ...] | None = None
         self._finished: tuple[int, ...] | None = None
 
     def poll(self) -> Snapshot:
-        store = self.store
-        workers = store.workers(include_stopped=False)
-        queue = store.queue()
-        alive = {w.id for w in workers if w.state == WorkerState.RUNNING}
-        if any(run.worker_id not in alive for run in queue if run.status == RunStatus.RUNNING):
+        polled = self._read()
+        alive = {w.id for w in polled.workers if w.state == WorkerState.RUNNING}
+        if any(run.worker_id not in alive for run in polled.queue if run.status == RunStatus.RUNNING):
             # A worker that died (or stopped) holding runs: until another worker starts, nobody
             # else notices. reap_lost decides which of them really are lost.
-            store.reap_lost()
-            queue = store.queue()
-        running = [run.id for run in queue if run.status == RunStatus.RUNNING]
+            self.store.reap_lost()
+            polled = self._read()
+        self._queue = polled.queue
+        running = [run.id for run in polled.queue if run.status == RunStatus.RUNNING]
         # A run that stopped running is forgotten: if it is retried its epochs start over.
         self._last_epoch = {run_id: self._last_epoch.get(run_id, 0) for run_id in running}
         self._seconds = {run_id: self._seconds.get(run_id, (0.0, 0)) for run_id in running}
-        new_epochs = {}
-        for run_id in running:
-            rows = store.epochs(run_id, after=self._last_epoch[run_id])
-            if rows:
-                new_epochs[run_id] = rows
-                self._last_epoch[run_id] = rows[-1].epoch
-                total, count = self._seconds[run_id]
-                self._seconds[run_id] = (total + sum(r.seconds for r in rows), count + len(rows))
-        counts = store.status_counts()
-        finished = tuple(counts[status] for status in FINISHED_STATUSES)
+        for run_id, rows in polled.new_epochs.items():
+            self._last_epoch[run_id] = rows[-1].epoch
+            total, count = self._seconds[run_id]
+            self._seconds[run_id] = (total + sum(r.seconds for r in rows), count + len(rows))
+        if polled.problems is not None:
+            self._problems, self._problems_key = polled.problems, polled.problems_key
+        finished = tuple(polled.counts[status] for status in FINISHED_STATUSES)
         finished_changed = self._finished is not None and finished != self._finished
-        if finished != self._finished:
-            self._problems = store.leaderboard(
-                status=list(PROBLEM_STATUSES), sort="finished_at", descending=True, limit=RECENT_PROBLEMS,
-            )
-            self._finished = finished
+        self._finished = finished
         return Snapshot(
-            queue=queue,
-            counts=counts,
-            workers=workers,
-            paused=store.is_paused(),
+            queue=polled.queue,
+            counts=polled.counts,
+            workers=polled.workers,
+            paused=polled.paused,
             problems=self._problems,
-            new_epochs=new_epochs,
+            new_epochs=polled.new_epochs,
             epoch_seconds={run_id: total / count for run_id, (total, count) in self._seconds.items() if count},
             finished_changed=finished_changed,
         )
+
+    def _read(self) -> PollSnapshot:
+        """One snapshot of the store, reading again only what changed since the last."""
+        return self.store.poll_snapshot(self._last_epoch, known=self._queue, problems_key=self._problems_key,
+                                        problems_limit=RECENT_PROBLEMS)
 
 
 def worker_command(db_url: str, *args: str) -> tuple[int, str]:

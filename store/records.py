@@ -8,9 +8,10 @@ from dataclasses import dataclass, fields
 from datetime import datetime
 from typing import TYPE_CHECKING, TypeVar
 
+from store import catalog
 from store.params import RunParams
 from store.status import RunStatus, WorkerState
-from store.tables import Epoch, Run, Worker
+from store.tables import Epoch, Run, RunLog, Worker
 
 if TYPE_CHECKING:
     from _typeshed import DataclassInstance
@@ -44,6 +45,15 @@ class RunRecord:
     cancel_requested: bool
     position: int | None
     retries: int  # automatic retries left if it ends lost or interrupted
+    data_key: str  # its dataset's identity (store/catalog.py): runs with one key rank together
+    archived: bool  # hidden from the history unless asked for
+    dismissed: bool  # cleared from the Queue's "Ended badly"
+    sweep_name: str | None  # the name of its sweep, if it has one with a name
+
+    @property
+    def data_label(self) -> str:
+        """Its dataset, short: the name, or a file's folder/name (params.data is the full path)."""
+        return catalog.data_label(self.params.data)
 
 
 @dataclass(frozen=True)
@@ -55,6 +65,17 @@ class EpochRecord:
     val_rmse: float | None
     seconds: float
     created_at: datetime
+
+
+@dataclass(frozen=True)
+class LogRecord:
+    """One line of a run's log."""
+
+    id: int  # increasing: run_log(run_id, after=id) gives the lines written since
+    run_id: int
+    created_at: datetime
+    level: str  # info, warning or error
+    text: str
 
 
 @dataclass(frozen=True)
@@ -91,18 +112,22 @@ def split_list(text: str) -> tuple[str, ...]:
 
 def run_record(row: Run) -> RunRecord:
     return _copy(RunRecord, row, params=RunParams.from_dict(row.params, validate=False),
-                 tags=split_list(row.tags))
+                 tags=split_list(row.tags), sweep_name=row.sweep.name if row.sweep is not None else None)
 
 
 def epoch_record(row: Epoch) -> EpochRecord:
     return _copy(EpochRecord, row)
 
 
+def log_record(row: RunLog) -> LogRecord:
+    return _copy(LogRecord, row)
+
+
 def worker_record(row: Worker, state: WorkerState) -> WorkerRecord:
     return _copy(WorkerRecord, row, devices=split_list(row.devices), state=state)
 
 
-def _copy(record: type[_Record], row: Run | Epoch | Worker, **derived: object) -> _Record:
+def _copy(record: type[_Record], row: Run | Epoch | RunLog | Worker, **derived: object) -> _Record:
     """A `record` whose fields are the row's columns of the same names, except those in `derived`."""
     return record(**{name: derived[name] if name in derived else getattr(row, name)
                      for name in _field_names(record)})

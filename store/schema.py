@@ -8,15 +8,20 @@ start or a second copy of the schema in revision files.
 
 from __future__ import annotations
 
+import logging
 import sqlite3
 from collections.abc import Callable
 
 from sqlalchemy import Connection, Engine, insert, inspect, select, update
+from sqlalchemy.schema import CreateColumn
 
+from store import catalog
 from store.errors import StoreError
-from store.tables import Base, QueueState, SchemaVersion
+from store.tables import Base, QueueState, Run, RunLog, SchemaVersion
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
+
+log = logging.getLogger("dmf.store")
 
 
 def _add_run_retries(conn: Connection) -> None:
@@ -42,6 +47,29 @@ def _columns_from_declarations(conn: Connection) -> None:
         conn.exec_driver_sql(f"ALTER TABLE runs DROP COLUMN {column}")
 
 
+def _identities_archive_and_logs(conn: Connection) -> None:
+    """Version 4: each run's dataset identity (filled in from its dataset spec), whether it is
+    archived or dismissed, the leaderboard's index by dataset, and the table of run logs."""
+    runs = Base.metadata.tables[Run.__tablename__]
+    for name in ("data_key", "archived", "dismissed"):
+        # Spelt by SQLAlchemy from the model, so an upgraded table is the same as a fresh one.
+        conn.exec_driver_sql(f"ALTER TABLE runs ADD COLUMN {CreateColumn(runs.c[name]).compile(dialect=conn.dialect)}")
+    for spec in conn.scalars(select(runs.c.data).distinct()).all():
+        conn.execute(update(runs).where(runs.c.data == spec).values(data_key=_data_key(spec)))
+    next(index for index in runs.indexes if index.name == "ix_runs_leaderboard_data").create(conn)
+    Base.metadata.tables[RunLog.__tablename__].create(conn)
+
+
+def _data_key(spec: str) -> str:
+    """The identity of an old run's dataset; the spec itself where it cannot be worked out (a file
+    this user may not read): an upgrade never fails over it."""
+    try:
+        return catalog.resolve(spec).key
+    except Exception as error:  # any reason at all: the spec is a fair identity
+        log.warning("dataset %r of an old run: identity not found (%s); using the spec", spec, error)
+        return spec
+
+
 # The version of the first schema: MIGRATIONS lead from it to SCHEMA_VERSION.
 OLDEST_VERSION = 1
 
@@ -50,6 +78,7 @@ OLDEST_VERSION = 1
 MIGRATIONS: dict[int, Callable[[Connection], None]] = {
     2: _add_run_retries,
     3: _columns_from_declarations,
+    4: _identities_archive_and_logs,
 }
 
 

@@ -3,7 +3,8 @@
 A run keeps every hyperparameter as JSON (the exact RunParams, which survives new fields being added
 later) and those History shows also as columns, so the leaderboard can filter and sort on them in SQL.
 It also keeps its best and last RMSE, updated with each epoch, so ranking thousands of runs never
-reads the epochs.
+reads the epochs, and its dataset's identity (store/catalog.py), so runs on one dataset rank together
+however the dataset was named.
 """
 
 from __future__ import annotations
@@ -24,11 +25,13 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    false,
 )
 from sqlalchemy.engine import Dialect
-from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 from sqlalchemy.types import TypeDecorator, TypeEngine
 
+from store import catalog
 from store.params import PARAMS, RunParams, format_value
 from store.status import RunStatus
 
@@ -136,6 +139,18 @@ class Run(Base):
     # How many more times the run is queued again by itself when it ends lost or interrupted (its
     # worker died or was stopped); each automatic copy has one fewer. Added in schema version 2.
     retries: Mapped[int] = mapped_column(default=0, server_default="0")
+    # Added in schema version 4. The dataset's identity (store/catalog.py resolve().key): a registered
+    # or synthetic name, "sha256:..." for another file. Every insert sets it; the server default is
+    # only there because SQLite adds a NOT NULL column to an old table only with one.
+    data_key: Mapped[str] = mapped_column(Text, server_default="")
+    # Hidden from the history unless asked for; kept, with its epochs, until deleted.
+    archived: Mapped[bool] = mapped_column(default=False, server_default=false())
+    # An "Ended badly" entry a person has seen and cleared from the Queue; the run itself stays.
+    dismissed: Mapped[bool] = mapped_column(default=False, server_default=false())
+
+    # Loaded with the run in the same query (a join), so listing runs with their sweep's name costs
+    # no query per run.
+    sweep: Mapped[Sweep | None] = relationship(lazy="joined")
 
     __table_args__ = (
         Index("ix_runs_queue", "status", "position"),
@@ -149,6 +164,8 @@ class Run(Base):
 LEADERBOARD_ORDER = (Run.best_test_rmse.is_(None), Run.best_test_rmse, Run.id)
 Index("ix_runs_leaderboard", *LEADERBOARD_ORDER)
 Index("ix_runs_leaderboard_status", Run.status, *LEADERBOARD_ORDER)
+# The default ranking: the done runs of one dataset. Added in schema version 4.
+Index("ix_runs_leaderboard_data", Run.status, Run.data_key, *LEADERBOARD_ORDER)
 
 
 class Epoch(Base):
@@ -166,6 +183,22 @@ class Epoch(Base):
 
     # The unique index also serves "epochs of run R after N" lookups.
     __table_args__ = (UniqueConstraint("run_id", "epoch", name="uq_epochs_run_epoch"),)
+
+
+class RunLog(Base):
+    """One line of a run's log, written by its worker: the start, the device, each epoch, warnings,
+    the traceback of a failure, why it was found lost. Added in schema version 4."""
+
+    __tablename__ = "run_logs"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    run_id: Mapped[int] = mapped_column(ForeignKey("runs.id", ondelete="CASCADE"))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    level: Mapped[str] = mapped_column(String(16))  # info, warning, error
+    text: Mapped[str] = mapped_column(Text)
+
+    # "The log of run R after line N", in order.
+    __table_args__ = (Index("ix_run_logs_run", "run_id", "id"),)
 
 
 class Worker(Base):
@@ -204,8 +237,9 @@ def param_column(name: str) -> ColumnElement[Any]:
 
 
 def param_columns(params: RunParams) -> dict[str, Any]:
-    """The column values of a run with these parameters, the JSON copy included."""
-    values: dict[str, Any] = {}
+    """The column values of a run with these parameters: the JSON copy included, and its dataset's
+    identity (a file's content is hashed once per process and version of the file)."""
+    values: dict[str, Any] = {"data_key": catalog.resolve(params.data).key}
     for name in PARAM_COLUMNS:
         value = getattr(params, name)
         values[name] = format_value(value) if isinstance(value, tuple) else value

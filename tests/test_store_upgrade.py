@@ -1,6 +1,8 @@
 """A database written by an older release opens in this one with everything in it intact, and its
 queued runs still train. tests/fixtures/v1.db was written by schema version 1 (make_v1_db.py), v2.db
-by schema version 2, the last release that kept every hyperparameter as a column (make_v2_db.py)."""
+by schema version 2, the last release that kept every hyperparameter as a column (make_v2_db.py),
+v3.db by schema version 3, the last before runs had a dataset identity, archiving and logs
+(make_v3_db.py)."""
 
 from __future__ import annotations
 
@@ -8,21 +10,50 @@ import shutil
 import sqlite3
 from pathlib import Path
 
+import pytest
+
 from dmf_tui.cli import main
+from store import catalog
 from store.db import open_store
 from store.schema import SCHEMA_VERSION
 
 V1 = Path(__file__).parent / "fixtures" / "v1.db"
 V2 = Path(__file__).parent / "fixtures" / "v2.db"
+V3 = Path(__file__).parent / "fixtures" / "v3.db"
+TABLES = ("runs", "epochs", "workers", "sweeps", "run_logs")
 
 
 def _columns(path: Path, table: str) -> list[tuple]:
     """(name, type affinity, notnull, default, pk) of each column: what a fresh database and an
-    upgraded one must agree on, whatever order ALTER TABLE left them in. Declared types may differ
-    (VARCHAR(32) then, TEXT now) where SQLite treats them alike."""
+    upgraded one must agree on, whatever order ALTER TABLE left them in. Declared types and defaults
+    may be spelt differently (VARCHAR(32) then, TEXT now) where SQLite treats them alike."""
     with sqlite3.connect(path) as con:
         rows = con.execute(f"pragma table_info({table})")
-        return sorted((name, _affinity(kind), *rest) for _, name, kind, *rest in rows)
+        return sorted((name, _affinity(kind), notnull, _unquoted(default), pk)
+                      for _, name, kind, notnull, default, pk in rows)
+
+
+def _unquoted(default: str | None) -> str | None:
+    """A column default as SQLite applies it: version 2 added `retries` with DEFAULT 0, a fresh
+    schema says DEFAULT '0', and an INTEGER column stores both as 0."""
+    return default if default in (None, "''") else default.strip("'")
+
+
+def _indexes(path: Path) -> set[tuple[str, str, tuple[str | None, ...]]]:
+    """(table, index name, the columns or expressions indexed) of each index dmf-tui made."""
+    with sqlite3.connect(path) as con:
+        found = con.execute("select tbl_name, name from sqlite_master where type = 'index' and sql is not null")
+        return {(table, name, tuple(row[2] for row in con.execute(f"pragma index_xinfo({name})") if row[5]))
+                for table, name in found.fetchall()}
+
+
+def _same_schema_as_a_fresh_database(path: Path, tmp_path: Path) -> None:
+    fresh = tmp_path / "fresh.db"
+    open_store(str(fresh)).close()
+    for table in TABLES:
+        assert _columns(path, table) == _columns(fresh, table), table
+    assert _indexes(path) == _indexes(fresh)
+    fresh.unlink()
 
 
 def _affinity(declared: str) -> str:
@@ -53,7 +84,11 @@ def test_a_v1_database_opens_intact_and_its_queued_runs_train(tmp_path: Path, ca
     assert all(run.retries == 0 for run in runs.values())
     assert [(s.id, s.name, s.runs) for s in store.sweeps()] == [(1, "v1 sweep", 3)]
     assert [(w.id, w.host, w.state) for w in store.workers()] == [(1, "v1-host", "stopped")]
+    assert {r.data_key for r in runs.values()} == {r.params.data for r in runs.values()} == {"synthetic-100k"}
+    assert not any(r.archived or r.dismissed for r in runs.values())
+    assert [runs[i].sweep_name for i in (1, 4)] == ["v1 sweep", None]
     store.close()
+    _same_schema_as_a_fresh_database(path, tmp_path)
     with sqlite3.connect(path) as con:
         assert con.execute("select version from schema_version").fetchall() == [(SCHEMA_VERSION,)]
         assert con.execute("pragma integrity_check").fetchall() == [("ok",)]
@@ -87,15 +122,83 @@ def test_a_v2_database_keeps_every_parameter_and_matches_a_fresh_schema(tmp_path
     # What was a column and is now in the JSON copy only still sorts and filters.
     assert [r.id for r in store.leaderboard(sort="seed", descending=True)][:2] == [8, 7]
     assert [r.id for r in store.leaderboard(model="deepmf")] == [4, 6]
+    assert {r.data_key for r in runs.values()} == {"synthetic-100k"}
     store.close()
-
-    fresh = tmp_path / "fresh.db"
-    open_store(str(fresh)).close()
-    for table in ("runs", "epochs", "workers", "sweeps"):
-        assert _columns(path, table) == _columns(fresh, table)
+    _same_schema_as_a_fresh_database(path, tmp_path)
 
     assert main(["--db", str(path), "worker", "--exit-when-empty", "--poll", "0.1",
                  "--checkpoint-dir", "none"]) == 0
     with open_store(str(path)) as store:
         assert [store.get_run(i).status for i in (6, 7, 8)] == ["done", "done", "done"]
         assert store.get_run(6).params == lost
+
+
+def test_a_v3_database_gains_dataset_identities_sweep_names_and_logs(tmp_path: Path,
+                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("DMF_DATA_DIR", str(tmp_path / "data"))
+    path = tmp_path / "runs.db"
+    shutil.copyfile(V3, path)
+
+    store = open_store(str(path))
+
+    runs = {run.id: run for run in store.leaderboard()}
+    assert {i: r.status for i, r in runs.items()} == {
+        1: "done", 2: "failed", 3: "cancelled", 4: "done", 5: "lost", 6: "queued", 7: "queued"}
+    assert {i: r.data_key for i, r in runs.items()} == {
+        1: "ml-100k", 2: "ml-100k", 3: "ml-100k", 4: "/nonexistent/v3-data/ratings.csv",
+        5: "synthetic-100k", 6: "synthetic-100k", 7: "synthetic-100k"}
+    assert {i: r.sweep_name for i, r in runs.items()} == {
+        1: "lr-grid", 2: "lr-grid", 3: "lr-grid", 4: "files", 5: None, 6: None, 7: None}
+    assert (runs[4].data_label, runs[1].data_label) == ("v3-data/ratings.csv", "ml-100k")
+    assert not any(r.archived or r.dismissed for r in runs.values())
+    assert (runs[1].notes, runs[1].tags, runs[1].best_test_rmse, runs[1].best_epoch) == (
+        "the v3 baseline", ("baseline", "v3"), 0.99, 2)
+    assert runs[2].error == "DataError: line 3 of u.data: [bad] rating"
+    assert (runs[5].params.val_size, runs[5].retries, runs[6].retries) == (0.1, 1, 0)
+    assert [e.test_rmse for e in store.epochs(1)] == [1.05, 0.99]
+    assert [e.val_rmse for e in store.epochs(5)] == [1.3]
+    store.close()
+    _same_schema_as_a_fresh_database(path, tmp_path)
+    with sqlite3.connect(path) as con:
+        assert con.execute("select version from schema_version").fetchall() == [(SCHEMA_VERSION,)]
+        assert con.execute("pragma integrity_check").fetchall() == [("ok",)]
+
+
+def _v3_with_data(tmp_path: Path, specs: dict[int, str]) -> Path:
+    """A copy of v3.db whose runs name other datasets (as the release itself would have stored them)."""
+    path = tmp_path / "runs.db"
+    shutil.copyfile(V3, path)
+    with sqlite3.connect(path) as con:
+        for run_id, spec in specs.items():
+            con.execute("update runs set data = ?, params = json_set(params, '$.data', ?) where id = ?",
+                        (spec, spec, run_id))
+    return path
+
+
+def test_the_upgrade_knows_a_file_by_its_content(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    data = tmp_path / "data"
+    (data / "ml-100k").mkdir(parents=True)
+    (data / "ml-100k" / "u.data").write_text("1\t1\t3\t0\n")
+    monkeypatch.setenv("DMF_DATA_DIR", str(data))
+    copy = tmp_path / "elsewhere.data"
+    shutil.copyfile(data / "ml-100k" / "u.data", copy)
+    mine = tmp_path / "mine.data"
+    mine.write_text("1\t2\t5\t0\n2\t2\t4\t0\n")
+    path = _v3_with_data(tmp_path, {1: str(data / "ml-100k" / "u.data"), 2: str(copy), 3: str(mine)})
+
+    with open_store(str(path)) as store:
+        keys = [store.get_run(i).data_key for i in (1, 2, 3)]
+    assert keys == ["ml-100k", "ml-100k", catalog.resolve(str(mine)).key]
+    assert keys[2].startswith("sha256:")
+
+
+def test_a_dataset_whose_identity_cannot_be_found_does_not_stop_the_upgrade(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    def unreadable(spec: str) -> catalog.DataRef:
+        raise PermissionError(13, "Permission denied", spec)
+
+    monkeypatch.setattr(catalog, "resolve", unreadable)
+    path = _v3_with_data(tmp_path, {4: "/private/ratings.csv"})
+
+    with open_store(str(path)) as store:
+        assert [store.get_run(i).data_key for i in (1, 4)] == ["ml-100k", "/private/ratings.csv"]

@@ -1,8 +1,8 @@
 """Time the TUI where a person waits for it: the first paint, the History tab on 10,000 runs,
-and an epoch written by a worker until it shows in the Live tab.
+the poll with 2,000 queued runs, and an epoch written by a worker until it shows in the Live tab.
 
-    .venv/bin/python bench/bench_tui.py                # 10,000 runs, 10 epoch latencies
-    .venv/bin/python bench/bench_tui.py --runs 50000
+    .venv/bin/python bench/bench_tui.py                # 10,000 runs, 2,000 queued, 10 epoch latencies
+    .venv/bin/python bench/bench_tui.py --runs 50000 --queued 5000
 
 The app runs headless (Textual's run_test) at 140x40; drawing to a real terminal adds the
 terminal's own time. The 10,000 runs are queued with Store.enqueue_grid and then marked done with
@@ -32,6 +32,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from bench.machine import describe
 from dmf_tui.app import DmfApp
 from dmf_tui.components.history_tab import PAGE
+from dmf_tui.source import StoreSource
 from store.db import open_store
 from store.params import RunParams
 
@@ -121,6 +122,54 @@ async def history_open(store) -> dict[str, float]:
     return timings
 
 
+def fill_queue(store, queued: int) -> None:
+    """`queued` runs waiting, and two running under a live worker with a few epochs each, as a busy
+    lab's queue looks while its slots train."""
+    store.enqueue_grid([RunParams(data="synthetic-100k", k=8 + i % 57, seed=i) for i in range(queued + 2)],
+                       name="bench")
+    worker = store.register_worker(pid=os.getpid(), host=socket.gethostname(), devices="cpu", slots=1)
+    for _ in range(2):
+        run = store.claim(worker, device="cpu")
+        for epoch in range(1, 4):
+            store.record_epoch(run.id, epoch, train_rmse=1.0, test_rmse=1.0, seconds=1.0)
+
+
+def poll_times(store, repeats: int) -> dict[str, float]:
+    """Seconds of StoreSource.poll (the read, in the poll's thread): the first, which reads every
+    run, and the median of the next `repeats`, with nothing changed in between; then the median of
+    the whole refresh in the app (the read and the redraw of the Queue tab, at 80x24)."""
+    source = StoreSource(store)
+    start = time.perf_counter()
+    source.poll()
+    first = time.perf_counter() - start
+    later = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        source.poll()
+        later.append(time.perf_counter() - start)
+    queued = store.count_runs(status="queued")
+    return {
+        f"StoreSource.poll, {queued} queued runs: first poll": first,
+        f"StoreSource.poll, {queued} queued runs: each next poll (median of {repeats})": statistics.median(later),
+        f"Poll and Queue redraw in the app, {queued} queued (median of {repeats})":
+            asyncio.run(app_refresh(store, repeats)),
+    }
+
+
+async def app_refresh(store, repeats: int) -> float:
+    app = DmfApp(store, poll_interval=3600)
+    app.animation_level = "none"
+    async with app.run_test(size=(80, 24)) as pilot:
+        await app.refresh_now()
+        await pilot.pause()
+        times = []
+        for _ in range(repeats):
+            start = time.perf_counter()
+            await app.refresh_now()
+            times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
 async def live_latency(store, samples: int) -> list[float]:
     """Seconds from record_epoch (in another thread, as a worker process would) to its row in Live,
     with the app's own one-second poll."""
@@ -155,6 +204,8 @@ async def live_latency(store, samples: int) -> list[float]:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=10_000, help="finished runs in History (default 10000)")
+    parser.add_argument("--queued", type=int, default=2_000, help="queued runs polled (default 2000)")
+    parser.add_argument("--polls", type=int, default=20, help="polls timed (default 20)")
     parser.add_argument("--samples", type=int, default=10, help="epochs timed into Live (default 10)")
     parser.add_argument("--starts", type=int, default=3, help="cold starts timed (default 3)")
     args = parser.parse_args()
@@ -175,6 +226,11 @@ def main() -> int:
         history = asyncio.run(history_open(store))
         store.close()
 
+        store = open_store(str(Path(tmp) / "queue.db"))
+        fill_queue(store, args.queued)
+        polls = poll_times(store, args.polls)
+        store.close()
+
         store = open_store(str(Path(tmp) / "live.db"))
         latencies = asyncio.run(live_latency(store, args.samples))
         store.close()
@@ -185,6 +241,7 @@ def main() -> int:
         (f"Store.leaderboard, first {PAGE} of {args.runs} runs", page),
         (f"Store.leaderboard, all {args.runs} runs at once", everything),
         *history.items(),
+        *polls.items(),
         (f"record_epoch -> row in Live, median of {len(latencies)} (1 s poll)", statistics.median(latencies)),
         (f"record_epoch -> row in Live, worst of {len(latencies)}", max(latencies)),
     ]

@@ -27,9 +27,10 @@ from textual.screen import Screen
 from dmf_tui.app import DmfApp
 from dmf_tui.components.compare import CompareScreen
 from dmf_tui.components.confirm import Confirm
-from dmf_tui.components.epoch_table import EpochTable
+from dmf_tui.components.fitted_table import FittedTable
 from dmf_tui.components.help import HelpScreen
 from dmf_tui.components.history_tab import HistoryTab
+from dmf_tui.components.live_tab import LiveTab
 from dmf_tui.components.new_run import NewRunScreen
 from dmf_tui.components.queue_tab import QueueTab
 from dmf_tui.components.run_detail import RunDetailScreen
@@ -52,9 +53,10 @@ class Place:
 
 PLACES = (
     Place("anywhere", DmfApp),
+    Place("any table", FittedTable),
     Place("Queue", QueueTab, tab="queue"),
     Place("Queue", RunTable),
-    Place("Live", EpochTable),
+    Place("Live", LiveTab, tab="live"),
     Place("History", HistoryTab, tab="history"),
     Place("History", RunTable),
     Place("Run detail", RunDetailScreen),

@@ -2,17 +2,35 @@
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Callable
+from typing import Any, Literal
 
 from textual_plotext import PlotextPlot
 
 from store.records import EpochRecord
 
-# plotext colour names, one per curve, cycled; train and test of one run share a colour.
-COLOURS = ("cyan", "orange", "green", "magenta", "blue", "red", "yellow", "white")
+RGB = tuple[int, int, int]
+Kind = Literal["test", "val", "train"]
+
+# One run: a colour per curve, far apart, each readable on dark and light themes.
+KIND_COLOURS: dict[Kind, RGB] = {"test": (0, 175, 255), "val": (220, 80, 220), "train": (255, 140, 0)}
+# Several runs (Compare): a colour per run, cycled, and within a run its test curve in that colour,
+# drawn as a line, its validation and train curves in a darker shade of it (train dotted).
+RUN_COLOURS: tuple[RGB, ...] = (
+    (0, 175, 255), (255, 140, 0), (80, 200, 80), (220, 80, 220), (240, 200, 0), (255, 80, 80), (130, 130, 255),
+    (0, 200, 170),
+)
+SHADE: dict[Kind, float] = {"test": 1.0, "val": 0.7, "train": 0.55}
+MARKER: dict[Kind, str] = {"test": "braille", "val": "braille", "train": "dot"}
+VALUE: dict[Kind, Callable[[EpochRecord], float | None]] = {
+    "test": lambda e: e.test_rmse, "val": lambda e: e.val_rmse, "train": lambda e: e.train_rmse,
+}
 
 
 class RmseCurves(PlotextPlot):
+    """The test RMSE of each run, its validation RMSE where it has one, and its train RMSE on
+    request; on a linear or (`set_log_scale`) logarithmic RMSE axis."""
+
     DEFAULT_CSS = """
     RmseCurves { min-height: 8; }
     """
@@ -20,34 +38,55 @@ class RmseCurves(PlotextPlot):
     def __init__(self, title: str = "RMSE per epoch", **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.title = title
+        self.log_scale = False
+        self._runs: dict[str, list[EpochRecord]] = {}
+        self._train = True
 
     def set_runs(self, runs: dict[str, list[EpochRecord]], *, train: bool = True) -> None:
-        """Draw the test RMSE (solid) and optionally the train RMSE (dotted) of each labelled run,
-        where each run is given as its list of EpochRecords."""
+        """Draw the curves of each labelled run, given as its list of EpochRecords (train ones
+        only if `train`)."""
+        self._runs = runs
+        self._train = train
+        self._draw()
+
+    def set_log_scale(self, on: bool) -> None:
+        """Draw the RMSE axis logarithmic (or linear again): the late epochs' small gains show."""
+        self.log_scale = on
+        self._draw()
+
+    def _draw(self) -> None:
         plt = self.plt
         plt.clear_figure()
-        plt.title(self.title)
+        plt.title(self.title + (" (log)" if self.log_scale else ""))
         plt.xlabel("epoch")
-        last = 1
-        for i, (label, epochs) in enumerate(runs.items()):
-            colour = COLOURS[i % len(COLOURS)]
-            test = [(e.epoch, e.test_rmse) for e in epochs if e.test_rmse is not None]
-            last = max(last, self._add_curve(f"{label} test", test, colour, "braille"))
-            if train:
-                points = [(e.epoch, e.train_rmse) for e in epochs if e.train_rmse is not None]
-                last = max(last, self._add_curve(f"{label} train", points, colour, "dot"))
+        kinds: list[Kind] = ["test", "val", "train"] if self._train else ["test", "val"]
+        last, drawn = 1, False
+        for i, (label, epochs) in enumerate(self._runs.items()):
+            for kind in kinds:
+                colour = curve_colour(kind, i, len(self._runs))
+                points = [(e.epoch, y) for e in epochs if (y := VALUE[kind](e)) is not None]
+                if self.log_scale:
+                    points = [(x, y) for x, y in points if y > 0]  # a log axis has no place for 0
+                if points:
+                    xs, ys = [x for x, _ in points], [y for _, y in points]
+                    plt.plot(xs, ys, label=f"{label} {kind}", color=colour, marker=MARKER[kind])
+                    last, drawn = max(last, xs[-1]), True
+        # plotext fails to draw an empty log axis: the scale waits for a point.
+        if self.log_scale and drawn:
+            plt.yscale("log")
         # textual-plotext's types ask for a list[float], which a list[int] is not (lists are invariant).
         ticks: list[float] = [*epoch_ticks(last)]
         plt.xticks(ticks)
         self.refresh()
 
-    def _add_curve(self, label: str, points: list[tuple[int, float]], colour: str, marker: str) -> int:
-        """Plot one curve; its last epoch (0 for no points)."""
-        if not points:
-            return 0
-        xs, ys = [x for x, _ in points], [y for _, y in points]
-        self.plt.plot(xs, ys, label=label, color=colour, marker=marker)
-        return xs[-1]
+
+def curve_colour(kind: Kind, run: int, runs: int) -> RGB:
+    """The colour of one curve: by kind when there is one run, by run (shaded by kind) when several."""
+    if runs == 1:
+        return KIND_COLOURS[kind]
+    red, green, blue = RUN_COLOURS[run % len(RUN_COLOURS)]
+    shade = SHADE[kind]
+    return round(red * shade), round(green * shade), round(blue * shade)
 
 
 def epoch_ticks(last: int, most: int = 6) -> list[int]:
@@ -56,4 +95,3 @@ def epoch_ticks(last: int, most: int = 6) -> list[int]:
     if last <= most:
         return list(range(1, last + 1))
     return sorted({round(1 + i * (last - 1) / (most - 1)) for i in range(most)})
-

@@ -1,8 +1,10 @@
-"""A DataTable whose measured size always reaches the screen."""
+"""A DataTable whose measured size always reaches the screen, and which takes the keys terminal
+users expect of a list (j/k, g/G, Home/End)."""
 
 from __future__ import annotations
 
 from rich.text import TextType
+from textual.binding import Binding
 from textual.widgets import DataTable
 from textual.widgets.data_table import ColumnKey, RowKey
 
@@ -22,6 +24,15 @@ class FittedTable(DataTable[fmt.Cell]):
     a counter only such a request advances), so an auto-height table can stay 0 rows tall. When
     the measured size changes, this drops the painted lines and, for an auto-height table, asks
     for the layout again after the next refresh, when nothing is pending."""
+
+    # Every table of the TUI is a list of rows: Home and End go to the first and last row (a plain
+    # DataTable scrolls sideways with them), and j/k/g/G do what they do in less and vi.
+    BINDINGS = [
+        Binding("j", "cursor_down", "Down", show=False, id="table.down", tooltip="cursor down a row (as ↓)"),
+        Binding("k", "cursor_up", "Up", show=False, id="table.up", tooltip="cursor up a row (as ↑)"),
+        Binding("g,home", "scroll_top", "First row", show=False, id="table.first", tooltip="cursor to the first row"),
+        Binding("G,end", "scroll_bottom", "Last row", show=False, id="table.last", tooltip="cursor to the last row"),
+    ]
 
     def add_row(
         self, *cells: fmt.Cell, height: int | None = 1, key: str | None = None, label: TextType | None = None,

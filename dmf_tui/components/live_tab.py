@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from textual import on
 from textual.app import ComposeResult
+from textual.binding import Binding
 from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.widgets import DataTable, Label, Static
 
@@ -18,8 +21,15 @@ from store.records import EpochRecord, RunRecord
 class LiveRun(Vertical):
     """One running run. It keeps the epochs it was given, since the source sends only new ones."""
 
+    # 16 lines: at 80x24 a whole panel fits under the tabs, with 13 for the epochs and the curves.
+    DEFAULT_CSS = """
+    LiveRun { height: 16; border-bottom: solid $primary-background; }
+    LiveRun #live-title { height: auto; }
+    LiveRun Horizontal { height: 1fr; }
+    """
+
     def __init__(self, run_id: int) -> None:
-        super().__init__(id=f"live-{run_id}", classes="live-run")
+        super().__init__(id=f"live-{run_id}")
         self.run_id = run_id
         self.epochs: list[EpochRecord] = []
 
@@ -30,8 +40,9 @@ class LiveRun(Vertical):
             yield RmseCurves(title=f"run {self.run_id}")
 
     def show(self, run: RunRecord, new_epochs: list[EpochRecord], epoch_seconds: float | None) -> None:
+        # Two lines, so 80 columns show all of it: what the run is, then how far it got.
         self.query_one("#live-title", Static).update(
-            f"run {run.id} · {run.params.label()} · {run.params.data} · {fmt.device(run)} · "
+            f"run {run.id} · {run.params.label()} · {run.params.data} · {fmt.device(run)}\n"
             f"epoch {fmt.progress(run)} · best {fmt.rmse(run.best_test_rmse)} · "
             f"ETA {fmt.duration(fmt.eta(run, epoch_seconds))}"
         )
@@ -49,6 +60,18 @@ class LiveRun(Vertical):
 
 
 class LiveTab(VerticalScroll):
+    BINDINGS = [
+        Binding("enter", "open_run", "Open run", id="live.open",
+                tooltip="open Run detail on the run whose epochs have the focus, else on the first running run"),
+        Binding("o", "toggle_log_scale", "Log scale", id="live.log",
+                tooltip="draw the RMSE axis of the curves logarithmic, or linear again"),
+    ]
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        # Kept here, so the panels of runs that start later draw the same way.
+        self.log_scale = False
+
     def compose(self) -> ComposeResult:
         yield Label("No run is running. Queue one with n and start a worker with w.", id="live-empty")
 
@@ -64,5 +87,20 @@ class LiveTab(VerticalScroll):
             else:
                 view = LiveRun(run.id)
                 await self.mount(view)
+                view.query_one(RmseCurves).log_scale = self.log_scale
             view.show(run, snapshot.new_epochs.get(run.id, []), snapshot.epoch_seconds.get(run.id))
         self.query_one("#live-empty").display = not running
+
+    def action_open_run(self) -> None:
+        panels = list(self.query(LiveRun))
+        if not panels:
+            self.notify("No run is running.")
+            return
+        focused = self.screen.focused
+        chosen = next((panel for panel in panels if focused is not None and panel in focused.ancestors), panels[0])
+        self.post_message(OpenRun(chosen.run_id))
+
+    def action_toggle_log_scale(self) -> None:
+        self.log_scale = not self.log_scale
+        for panel in self.query(LiveRun):
+            panel.query_one(RmseCurves).set_log_scale(self.log_scale)

@@ -36,8 +36,10 @@ class RunTable(FittedTable):
                 tooltip="open Run detail on the run under the cursor: config, epochs, curves, error, notes"),
     ]
 
-    def __init__(self, columns: Sequence[tuple[str, str]], **kwargs: Any) -> None:
-        super().__init__(cursor_type="row", zebra_stripes=True, **kwargs)
+    def __init__(self, columns: Sequence[tuple[str, str]], *, fixed_columns: int = 0, **kwargs: Any) -> None:
+        """`fixed_columns`: how many of the first columns stay on the left when the table scrolls
+        sideways (the run's id and status, so a narrow terminal still says which run a row is)."""
+        super().__init__(cursor_type="row", zebra_stripes=True, fixed_columns=fixed_columns, **kwargs)
         self._columns = columns
         self._cells: dict[int, tuple[Cell, ...]] = {}
         for key, label in columns:

@@ -8,7 +8,7 @@ from contextlib import contextmanager
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any, cast
 
-from sqlalchemy import CursorResult, Engine, Update, func, select, update
+from sqlalchemy import CursorResult, Delete, Engine, Update, func, select, update
 from sqlalchemy.orm import Session
 
 from store.errors import UnknownRunError
@@ -84,10 +84,10 @@ def change_run(session: Session, run_id: int, expected_status: str, **values: ob
                         .values(**values).execution_options(synchronize_session=False)) == 1
 
 
-def updated_rows(session: Session, statement: Update) -> int:
-    """Run an UPDATE; how many rows it changed."""
-    # An UPDATE's result is a CursorResult, which has rowcount, but Session.execute is typed to
-    # return the plain Result of any statement.
+def updated_rows(session: Session, statement: Update | Delete) -> int:
+    """Run an UPDATE or DELETE; how many rows it changed."""
+    # Their result is a CursorResult, which has rowcount, but Session.execute is typed to return
+    # the plain Result of any statement.
     return cast(CursorResult[Any], session.execute(statement)).rowcount
 
 

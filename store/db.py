@@ -21,8 +21,10 @@ from urllib.parse import quote
 from sqlalchemy import Engine, create_engine, event, exc
 from sqlalchemy.engine import URL, make_url
 
+from store.cleanup import CleanupOps
 from store.errors import StoreError
 from store.export import ExportOps
+from store.logs import LogOps
 from store.queries import QueryOps
 from store.queue import QueueOps
 from store.schema import prepare_schema
@@ -37,8 +39,9 @@ BUSY_TIMEOUT_S = 30.0
 DRIVER_EXTRAS = {"postgresql": "postgres"}
 
 
-class Store(QueueOps, WorkerOps, QueryOps, ExportOps, SnapshotOps):
-    """All store operations; see store/queue.py, workers.py, queries.py, export.py and snapshot.py."""
+class Store(QueueOps, WorkerOps, QueryOps, ExportOps, SnapshotOps, CleanupOps, LogOps):
+    """All store operations; see store/queue.py, workers.py, queries.py, export.py, snapshot.py,
+    cleanup.py and logs.py."""
 
 
 def app_data_dir() -> Path:

@@ -23,7 +23,7 @@ from store.base import StoreBase, change_run, database_now
 from store.queue import queue_again
 from store.records import WorkerRecord, worker_record
 from store.status import RunStatus, WorkerState
-from store.tables import Run, Worker
+from store.tables import Run, RunLog, Worker
 
 # A worker beats every few seconds; after this long without a beat it counts as stale.
 DEFAULT_GRACE_S = 30.0
@@ -67,9 +67,9 @@ class WorkerOps(StoreBase):
 
     def reap_lost(self, grace_s: float = DEFAULT_GRACE_S) -> list[int]:
         """Mark as lost every running run whose worker is dead (see the module docstring) or was
-        stopped; returns their ids. Their epochs are kept; the reason goes in the run's error, and a
-        run with retries left is queued again. Workers whose process is certainly gone are marked
-        stopped, so they stop showing as stale."""
+        stopped; returns their ids. Their epochs are kept; the reason goes in the run's error and in
+        its log, and a run with retries left is queued again. Workers whose process is certainly
+        gone are marked stopped, so they stop showing as stale."""
         # Looked for in a read first: in the usual case, nobody died, no write lock is taken by the
         # TUI and the listing commands that call this on every look.
         with self._read() as session:
@@ -84,6 +84,7 @@ class WorkerOps(StoreBase):
                 if change_run(session, run_id, RunStatus.RUNNING, status=RunStatus.LOST, error=reason,
                               finished_at=now, updated_at=now):
                     lost.append(run_id)
+                    session.add(RunLog(run_id=run_id, level="error", text=f"marked {reason}"))
                     queue_again(session, run_id)
             for worker in gone:
                 worker.stopped_at = now

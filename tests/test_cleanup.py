@@ -1,0 +1,106 @@
+"""Deleting, archiving and dismissing runs, a sweep's runs by id or name, and the last dataset used."""
+
+from __future__ import annotations
+
+import sqlite3
+
+import pytest
+
+from store.cleanup import ENDED_BADLY
+from store.db import Store
+from store.errors import StoreError, UnknownRunError
+from store.params import RunParams
+
+PARAMS = RunParams(data="synthetic-100k")
+
+
+def _finished(store: Store, status: str, **changes: object) -> int:
+    """A run that ran one epoch and ended with `status`."""
+    run = store.start_run(PARAMS.replace(**changes), device="cpu")
+    store.record_epoch(run.id, 1, train_rmse=1.0, test_rmse=1.1, seconds=1)
+    store.append_log(run.id, "epoch 1")
+    store.finish_run(run.id, status)
+    return run.id
+
+
+def _rows(db: str, table: str) -> int:
+    with sqlite3.connect(db) as con:
+        count: int = con.execute(f"select count(*) from {table}").fetchone()[0]
+        return count
+
+
+def test_deleting_runs_takes_their_epochs_and_logs(store: Store, db: str) -> None:
+    gone, kept = _finished(store, "done"), _finished(store, "failed")
+    queued = store.enqueue(PARAMS)
+    assert store.delete_runs([gone, queued, gone]) == 2
+    assert [run.id for run in store.leaderboard()] == [kept]
+    assert store.epochs(gone) == [] and [e.epoch for e in store.epochs(kept)] == [1]
+    assert (_rows(db, "epochs"), _rows(db, "run_logs")) == (1, 1)
+
+
+def test_a_running_run_or_an_unknown_id_is_not_deleted(store: Store) -> None:
+    done = _finished(store, "done")
+    running = store.start_run(PARAMS, device="cpu").id
+    with pytest.raises(StoreError, match=rf"^cannot delete: run {running} is running \(cancel it first"):
+        store.delete_runs([done, running])
+    with pytest.raises(UnknownRunError, match="^no run with id 99$"):
+        store.delete_runs([done, 99])
+    assert {run.id for run in store.leaderboard()} == {done, running}
+    assert [e.epoch for e in store.epochs(done)] == [1]
+
+
+def test_a_sweep_goes_with_its_last_run(store: Store) -> None:
+    sweep, (first, second) = store.enqueue_grid([PARAMS.replace(k=1), PARAMS.replace(k=2)], name="pair")
+    store.delete_runs([first])
+    assert [(s.id, s.runs) for s in store.sweeps()] == [(sweep, 1)]
+    store.delete_runs([second])
+    assert store.sweeps() == []
+
+
+def test_archive_and_unarchive(store: Store) -> None:
+    a, b = _finished(store, "done"), _finished(store, "done")
+    before = store.get_run(a).updated_at
+    assert store.archive([a, b]) == 2
+    assert store.archive([a]) == 0  # already archived
+    assert [store.get_run(i).archived for i in (a, b)] == [True, True]
+    assert store.get_run(a).updated_at > before  # what tells the TUI's poll the run changed
+    assert store.archive([b], archived=False) == 1
+    assert [store.get_run(i).archived for i in (a, b)] == [True, False]
+    with pytest.raises(UnknownRunError, match="^no run with id 7$"):
+        store.archive([a, 7])
+
+
+def test_dismiss(store: Store) -> None:
+    failed = _finished(store, "failed")
+    assert store.dismiss([failed]) == 1
+    assert store.dismiss([failed]) == 0
+    assert store.get_run(failed).dismissed
+    with pytest.raises(UnknownRunError):
+        store.dismiss([42])
+
+
+def test_a_sweeps_runs_by_id_or_name(store: Store) -> None:
+    sweep, ids = store.enqueue_grid([PARAMS.replace(k=k) for k in (1, 2, 3)], name="lr-grid")
+    store.enqueue_grid([PARAMS.replace(k=4)], name="other")
+    store.cancel([ids[1]])
+    assert store.sweep_run_ids(sweep) == ids
+    assert store.sweep_run_ids("lr-grid") == ids
+    assert store.sweep_run_ids(str(sweep)) == ids  # digits no sweep is named: its id
+    assert store.sweep_run_ids("lr-grid", statuses=["queued"]) == [ids[0], ids[2]]
+    assert store.sweep_run_ids("lr-grid", statuses=ENDED_BADLY) == []
+    with pytest.raises(StoreError, match="^no sweep named 'nosuch'$"):
+        store.sweep_run_ids("nosuch")
+    with pytest.raises(StoreError, match="^no sweep with id 9$"):
+        store.sweep_run_ids(9)
+    with pytest.raises(StoreError, match="^unknown status 'gone'"):
+        store.sweep_run_ids(sweep, statuses=["gone"])
+    store.enqueue_grid([PARAMS.replace(k=5)], name="lr-grid")
+    with pytest.raises(StoreError, match=r"^2 sweeps are named 'lr-grid' \(ids 1, 3\): give the id$"):
+        store.sweep_run_ids("lr-grid")
+
+
+def test_last_data(store: Store) -> None:
+    assert store.last_data() is None
+    store.enqueue(PARAMS.replace(data="synthetic-1m"))
+    store.enqueue(PARAMS.replace(data="ml-100k"))
+    assert store.last_data() == "ml-100k"

@@ -23,13 +23,14 @@ from sqlalchemy import and_, case, func, or_, select
 from sqlalchemy.orm import Session
 
 from store.base import StoreBase, database_now
+from store.cleanup import ENDED_BADLY
 from store.records import EpochRecord, RunRecord, WorkerRecord, epoch_record, run_record, worker_record
 from store.status import STATUSES, RunStatus
 from store.tables import Epoch, QueueState, Run, Worker
 from store.workers import DEFAULT_GRACE_S, _state
 
-# The runs that ended badly, listed under the queue with their reason.
-PROBLEM_STATUSES = (RunStatus.FAILED, RunStatus.LOST, RunStatus.INTERRUPTED)
+# Which of the runs that ended badly (store.cleanup.ENDED_BADLY) the Queue lists under the queue.
+_LISTED = and_(Run.dismissed.is_(False), Run.archived.is_(False))
 # How many ids go in one IN (...) list: old SQLite releases take at most 999 parameters a statement.
 _IDS_PER_QUERY = 500
 
@@ -51,8 +52,8 @@ class PollSnapshot:
     paused: bool
     # What the list of problems was read at: it changes when a run joins or leaves that list.
     problems_key: tuple[Any, ...]
-    # The runs that ended badly, the most recently finished first; None when problems_key is the
-    # one the caller gave (the list it has is still true), so it was not read.
+    # The runs that ended badly and are neither dismissed nor archived, the most recently finished
+    # first; None when problems_key is the one the caller gave (its list is still true): not read.
     problems: list[RunRecord] | None
 
 
@@ -127,24 +128,25 @@ def _new_epochs(session: Session, after: dict[int, int]) -> dict[int, list[Epoch
 
 
 def _counts(session: Session) -> tuple[dict[str, int], tuple[Any, ...]]:
-    """Runs per status, and the key of the list of problems: per problem status, how many runs
-    and when the last of them finished. A run that ends badly changes the last finish; one that
-    is deleted changes the count."""
+    """Runs per status, and the key of the list of problems: per problem status, how many runs are
+    listed and when the last of them finished. A run that ends badly changes the last finish; one
+    that is dismissed, archived or deleted changes the count."""
     rows = session.execute(
-        select(Run.status, func.count(Run.id), func.max(Run.finished_at)).group_by(Run.status)
+        select(Run.status, func.count(Run.id), func.count(case((_LISTED, Run.id))),
+               func.max(case((_LISTED, Run.finished_at))))
+        .group_by(Run.status)
     ).all()
     counts: dict[str, int] = dict.fromkeys(STATUSES, 0)
-    last_finished: dict[str, datetime | None] = {}
-    for status, count, finished in rows:
+    problems: dict[str, tuple[int, datetime | None]] = {}
+    for status, count, shown, last_finished in rows:
         counts[status] = count
-        last_finished[status] = finished
-    key = tuple((counts[status], last_finished.get(status)) for status in PROBLEM_STATUSES)
-    return counts, key
+        problems[status] = (shown, last_finished)
+    return counts, tuple(problems.get(status) for status in ENDED_BADLY)
 
 
 def _problems(session: Session, limit: int) -> list[RunRecord]:
     rows = session.scalars(
-        select(Run).where(Run.status.in_(PROBLEM_STATUSES))
+        select(Run).where(Run.status.in_(ENDED_BADLY), _LISTED)
         .order_by(Run.finished_at.is_(None), Run.finished_at.desc(), Run.id).limit(limit)
     )
     return [run_record(row) for row in rows]

@@ -133,3 +133,20 @@ def test_problems_are_the_latest_runs_that_ended_badly(store, worker_id):
 
     assert snapshot.problems is not None
     assert [ended[r.id] for r in snapshot.problems] == ["failed", "interrupted", "lost"]
+
+
+@pytest.mark.parametrize("hide", ["dismiss", "archive", "delete_runs"])
+def test_a_run_dismissed_archived_or_deleted_leaves_the_problems(store, worker_id, hide):
+    failed = []
+    for _ in range(2):
+        store.enqueue(BASE)
+        run = store.claim(worker_id, device="cpu")
+        assert run is not None
+        store.finish_run(run.id, "failed", error="boom")
+        failed.append(run.id)
+    before = store.poll_snapshot({})
+
+    getattr(store, hide)([failed[1]])
+    after = store.poll_snapshot({}, problems_key=before.problems_key)
+
+    assert after.problems is not None and [r.id for r in after.problems] == [failed[0]]

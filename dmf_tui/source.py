@@ -14,6 +14,7 @@ import subprocess
 import sys
 from dataclasses import dataclass
 
+from dmf_tui.load import LoadSampler, SlotLoad
 from store.db import Store
 from store.records import EpochRecord, RunRecord, WorkerRecord
 from store.snapshot import PollSnapshot
@@ -36,6 +37,8 @@ class Snapshot:
     epoch_seconds: dict[int, float]
     # Whether runs finished (or ended badly) since the previous poll: History then has news.
     finished_changed: bool
+    # The system load of each worker slot on this host, by worker id (dmf_tui/load.py).
+    load: dict[int, SlotLoad]
 
     @property
     def running(self) -> list[RunRecord]:
@@ -43,8 +46,9 @@ class Snapshot:
 
 
 class StoreSource:
-    def __init__(self, store: Store) -> None:
+    def __init__(self, store: Store, load: LoadSampler | None = None) -> None:
         self.store = store
+        self.load = load if load is not None else LoadSampler()
         self._queue: list[RunRecord] = []
         self._last_epoch: dict[int, int] = {}
         self._seconds: dict[int, tuple[float, int]] = {}
@@ -85,6 +89,7 @@ class StoreSource:
             new_epochs=polled.new_epochs,
             epoch_seconds={run_id: total / count for run_id, (total, count) in self._seconds.items() if count},
             finished_changed=finished_changed,
+            load=self.load.sample(polled.workers),
         )
 
     def _read(self) -> PollSnapshot:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from typing import Any, Literal
 
@@ -60,24 +61,39 @@ class RmseCurves(PlotextPlot):
         plt.title(self.title + (" (log)" if self.log_scale else ""))
         plt.xlabel("epoch")
         kinds: list[Kind] = ["test", "val", "train"] if self._train else ["test", "val"]
-        last, drawn = 1, False
+        last, drawn = 1, []
         for i, (label, epochs) in enumerate(self._runs.items()):
             for kind in kinds:
-                colour = curve_colour(kind, i, len(self._runs))
                 points = [(e.epoch, y) for e in epochs if (y := VALUE[kind](e)) is not None]
                 if self.log_scale:
                     points = [(x, y) for x, y in points if y > 0]  # a log axis has no place for 0
-                if points:
-                    xs, ys = [x for x, _ in points], [y for _, y in points]
-                    plt.plot(xs, ys, label=f"{label} {kind}", color=colour, marker=MARKER[kind])
-                    last, drawn = max(last, xs[-1]), True
-        # plotext fails to draw an empty log axis: the scale waits for a point.
+                if not points:
+                    continue
+                xs, ys = [x for x, _ in points], [y for _, y in points]
+                drawn += ys
+                if self.log_scale:
+                    # plotext 5's own log scale takes the logarithm of the data in place each time
+                    # the plot is drawn, so a second draw (any repaint) fails; log10 is plotted here
+                    # on a linear axis instead, whose ticks name the RMSEs.
+                    ys = [math.log10(y) for y in ys]
+                plt.plot(xs, ys, label=f"{label} {kind}", color=curve_colour(kind, i, len(self._runs)),
+                         marker=MARKER[kind])
+                last = max(last, xs[-1])
         if self.log_scale and drawn:
-            plt.yscale("log")
+            positions, labels = log_ticks(min(drawn), max(drawn))
+            plt.yticks(positions, labels)
         # textual-plotext's types ask for a list[float], which a list[int] is not (lists are invariant).
         ticks: list[float] = [*epoch_ticks(last)]
         plt.xticks(ticks)
         self.refresh()
+
+
+def log_ticks(low: float, high: float, count: int = 5) -> tuple[list[float], list[str]]:
+    """Ticks of a logarithmic axis drawn as log10 on a linear one: `count` positions evenly spread
+    between log10(low) and log10(high), each labelled with its value."""
+    first, span = math.log10(low), math.log10(high) - math.log10(low)
+    positions = [first + span * i / (count - 1) for i in range(count)] if span > 0 else [first]
+    return positions, [f"{10 ** p:.3f}" for p in positions]
 
 
 def curve_colour(kind: Kind, run: int, runs: int) -> RGB:

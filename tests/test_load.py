@@ -6,15 +6,15 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from types import SimpleNamespace
 
 import pytest
 
-from dmf_tui.load import GpuLoad, LoadSampler, NvmlGpus, ProcessLoad, PsutilProcesses, cuda_index
+from dmf_tui.load import GpuLoad, LoadSampler, NvmlGpus, PsutilProcesses, cuda_index
 from store.records import WorkerRecord
 from store.status import WorkerState
+from tests.fake_load import GIB, FakeGpus, FakeProcesses
 from tests.processes import dead_pid
 
 HOST = "here"
@@ -26,40 +26,21 @@ def slot(worker_id: int, device: str, *, pid: int = 100, host: str = HOST) -> Wo
                         heartbeat_at=NOW, stopped_at=None, state=WorkerState.RUNNING)
 
 
-@dataclass
-class FakeProcesses:
-    asked: list[int] = field(default_factory=list)
-
-    def sample(self, pid: int) -> ProcessLoad | None:
-        self.asked.append(pid)
-        return ProcessLoad(cpu_percent=float(pid % 100), memory_bytes=pid * 2**20)
-
-
-@dataclass
-class FakeGpus:
-    present: bool = True
-    asked: list[int] = field(default_factory=list)
-
-    def sample(self, index: int) -> GpuLoad | None:
-        self.asked.append(index)
-        return GpuLoad(percent=40 + index, memory_used=2**30, memory_total=80 * 2**30) if self.present else None
-
-
 def test_each_slot_on_this_host_gets_its_process_and_its_gpu():
-    processes, gpus = FakeProcesses(), FakeGpus()
+    processes, gpus = FakeProcesses(), FakeGpus(count=2)
     sampler = LoadSampler(processes, gpus, host=HOST)
 
     loads = sampler.sample([slot(1, "cuda:1", pid=101), slot(2, "cpu", pid=102), slot(3, "cuda:0", pid=103)])
 
     assert processes.asked == [101, 102, 103]
     assert gpus.asked == [1, 0]  # the CPU slot has no GPU to ask about
-    assert loads[1].gpu == GpuLoad(percent=41, memory_used=2**30, memory_total=80 * 2**30)
+    assert loads[1].gpu == GpuLoad(percent=41, memory_used=2 * GIB, memory_total=80 * GIB)
     assert loads[2].gpu is None
-    assert loads[2].process == ProcessLoad(cpu_percent=2.0, memory_bytes=102 * 2**20)
+    assert loads[2].process == processes.load
 
 
 def test_without_a_gpu_a_cuda_slot_shows_only_its_process():
-    sampler = LoadSampler(FakeProcesses(), FakeGpus(present=False), host=HOST)
+    sampler = LoadSampler(FakeProcesses(), FakeGpus(count=0), host=HOST)
 
     loads = sampler.sample([slot(1, "cuda:0", pid=101)])
 

@@ -22,6 +22,7 @@ from textual.worker import WorkerCancelled
 
 from dmf_tui.app import DmfApp
 from store.params import RunParams
+from tests.fake_load import fake_sampler
 
 # Snapshots must draw the same on every machine and day, so every stored time is set to this
 # (in the form SQLAlchemy stores UTC datetimes in SQLite).
@@ -86,6 +87,8 @@ def make_app(store) -> DmfApp:
     # without animations pilot key presses do not wait for tab underlines to slide.
     app = DmfApp(store, poll_interval=3600)
     app.animation_level = "none"
+    # The system load of the tests' workers (this process) is a fixed fake: snapshots draw the same.
+    app.source.load = fake_sampler()
     return app
 
 

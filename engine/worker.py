@@ -40,6 +40,7 @@ import sys
 import threading
 import time
 import traceback
+import warnings
 from collections import OrderedDict
 from collections.abc import Callable, Hashable, Iterator
 from contextlib import contextmanager
@@ -270,17 +271,43 @@ class Slot:
 
     def train(self, run: RunRecord) -> str:
         """Train one claimed run to its end and record how it ended; returns the final status, or
-        "dropped" when the run stopped being this worker's meanwhile (see store/queue.py)."""
+        "dropped" when the run stopped being this worker's meanwhile (see store/queue.py). What
+        happens goes in the run's log too, with every Python warning raised meanwhile."""
+        with warnings.catch_warnings():
+            # Each warning once per place it is raised from, for this run (the filters' reset makes
+            # warnings that an earlier run already showed count again).
+            warnings.simplefilter("default")
+            warnings.showwarning = self._warning_logger(run.id)
+            try:
+                return self._train(run)
+            except ClaimLostError as exc:
+                log.warning("run %d: dropped, it is no longer this worker's: %s", run.id, exc)
+                self.note(run.id, f"dropped by worker {self.worker_id}: {exc}", level="warning")
+                return "dropped"
+
+    def note(self, run_id: int, text: str, *, level: str = "info") -> None:
+        """Add a line to the run's log. A line that cannot be written (a full disk) is given up:
+        the log is never worth the run."""
         try:
-            return self._train(run)
-        except ClaimLostError as exc:
-            log.warning("run %d: dropped, it is no longer this worker's: %s", run.id, exc)
-            return "dropped"
+            self.store.append_log(run_id, text, level=level)
+        except Exception as exc:  # whatever it was, the run goes on
+            log.warning("run %d: cannot write its log: %s", run_id, exc)
+
+    def _warning_logger(self, run_id: int) -> Callable[..., None]:
+        """A warnings.showwarning that writes the warning to the run's log (and the worker's)."""
+        def show(message: Warning | str, category: type[Warning], filename: str, lineno: int,
+                 file: Any = None, line: str | None = None) -> None:
+            text = f"{category.__name__}: {message} ({filename}:{lineno})"
+            log.warning("run %d: %s", run_id, text)
+            self.note(run_id, text, level="warning")
+        return show
 
     def _train(self, run: RunRecord) -> RunStatus:
         params = run.params
         device = self.device_for(params)
         log.info("run %d: %s on %s", run.id, params.label(), device)
+        self.note(run.id, f"started by worker {self.worker_id} on {socket.gethostname()} (pid {os.getpid()}): "
+                          f"{params.label()}, device {params.device} asked, {device} used")
         cancelled = _Throttled(lambda: self.store.is_cancel_requested(run.id), CANCEL_CHECK_S)
 
         def should_stop() -> bool:
@@ -290,6 +317,7 @@ class Slot:
             record_epoch(self.store, run.id, stats, worker_id=self.worker_id)
             log.info("run %d: epoch %d test RMSE %.4f (%.1f s)", run.id, stats.epoch, stats.test_rmse,
                      stats.seconds)
+            self.note(run.id, epoch_line(stats))
 
         last_progress = time.monotonic()
 
@@ -304,6 +332,8 @@ class Slot:
             if device != self.device:
                 self.store.set_device(run.id, device, worker_id=self.worker_id)
             split = unless_stopped(lambda: self.cache.get(params), should_stop)
+            if split is not None:
+                self.note(run.id, split_line(params.data, split))
             result = None if split is None else fit_run(
                 split,
                 params,
@@ -314,12 +344,16 @@ class Slot:
                 checkpoint_path=self.checkpoint_path(run.id),
             )
         except KeyboardInterrupt:
+            self.note(run.id, "interrupted: stopped at once by a second signal", level="warning")
             self.finish(run.id, RunStatus.INTERRUPTED, error="stopped at once by a second signal")
             raise
         except ClaimLostError:
             raise
         except Exception as exc:  # a run's failure is recorded on the run; the queue goes on
             status, error = RunStatus.FAILED, failure_reason(exc, device, params)
+            # The error column keeps the reason; the log keeps the whole traceback.
+            self.note(run.id, "".join(traceback.format_exception(type(exc), exc, exc.__traceback__)).rstrip(),
+                      level="error")
         else:
             if result is not None and result.stopped != "cancelled":
                 status = RunStatus.DONE
@@ -327,8 +361,10 @@ class Slot:
                 status = RunStatus.CANCELLED
             else:
                 status = RunStatus.INTERRUPTED
+        ended = f"{status}{f': {error.splitlines()[0]}' if error else ''}"
+        self.note(run.id, f"ended {ended}", level="info" if status == RunStatus.DONE else "warning")
         self.finish(run.id, status, error=error)
-        log.info("run %d: %s%s", run.id, status, f": {error.splitlines()[0]}" if error else "")
+        log.info("run %d: %s", run.id, ended)
         if status == RunStatus.FAILED and device.startswith("cuda"):
             # Out of the except block, so the traceback no longer holds the failed run's tensors.
             torch.cuda.empty_cache()
@@ -472,6 +508,22 @@ def registered(store: Store, device: str) -> Iterator[int]:
             store.unregister_worker(worker_id)
         except DBAPIError as exc:  # a full disk, say: once this process is gone the row is closed anyway
             log.error("worker %d: cannot record that it stopped: %s", worker_id, database_error(exc))
+
+
+def epoch_line(stats: EpochStats) -> str:
+    """An epoch as the run's log shows it: the numbers of its row in the epochs table."""
+    val = "" if stats.val_rmse is None else f", val RMSE {stats.val_rmse:.4f}"
+    return (f"epoch {stats.epoch}: train RMSE {stats.train_rmse:.4f}, test RMSE {stats.test_rmse:.4f}{val} "
+            f"({stats.seconds:.1f} s)")
+
+
+def split_line(spec: str, split: Split) -> str:
+    """The dataset a run trains on, as the run's log shows it: its shape and the split's."""
+    data = split.dataset
+    parts = [f"{len(split.train):,} train", *([f"{len(split.val):,} validation"] if len(split.val) else []),
+             f"{len(split.test):,} test"]
+    return (f"dataset {spec}: {data.n_ratings:,} ratings of {data.n_users:,} users and {data.n_items:,} items; "
+            f"split {', '.join(parts)}")
 
 
 def record_epoch(store: Store, run_id: int, stats: EpochStats, *, worker_id: int | None = None) -> None:

@@ -13,6 +13,7 @@ from sqlalchemy import select
 
 from store.base import StoreBase
 from store.errors import StoreError
+from store.filters import RunFilter
 from store.params import FIELD_NAMES, format_value
 from store.records import RunRecord, epoch_record
 from store.tables import Epoch
@@ -20,18 +21,18 @@ from store.tables import Epoch
 CsvTarget = str | PathLike[str] | IO[str]
 
 RUN_COLUMNS = (
-    "id", "sweep_id", "status", *FIELD_NAMES,
+    "id", "sweep_id", "sweep_name", "status", *FIELD_NAMES, "data_key",
     "best_test_rmse", "best_epoch", "best_val_rmse", "epoch", "last_train_rmse", "last_test_rmse",
     # "device" is the requested device (a parameter); ran_on is where it actually ran.
-    "ran_on", "worker_id", "created_at", "started_at", "finished_at", "notes", "tags", "error",
+    "ran_on", "worker_id", "created_at", "started_at", "finished_at", "notes", "tags", "error", "archived",
 )
 EPOCH_COLUMNS = ("run_id", "epoch", "train_rmse", "test_rmse", "val_rmse", "seconds", "created_at")
 
 
 class ExportOps(StoreBase):
-    def export_runs_csv(self, file: CsvTarget, **filters: Any) -> int:
-        """Write the runs that `leaderboard(**filters)` returns, in its order; returns the count."""
-        runs = self.leaderboard(**filters)  # type: ignore[attr-defined]  # QueryOps, in Store
+    def export_runs_csv(self, file: CsvTarget, where: RunFilter | None = None, **filters: Any) -> int:
+        """Write the runs that `leaderboard(where, **filters)` returns, in its order; returns the count."""
+        runs = self.leaderboard(where, **filters)  # type: ignore[attr-defined]  # QueryOps, in Store
         with _open(file) as out:
             writer = csv.writer(out)
             writer.writerow(RUN_COLUMNS)
@@ -65,6 +66,8 @@ def _cell(value: Any) -> str:
         return ""
     if isinstance(value, datetime):
         return value.isoformat(timespec="seconds")
+    if isinstance(value, bool):
+        return format_value(value)  # true or false, as parameters are written
     return str(value)
 
 

@@ -22,6 +22,8 @@ COMMAND_MODULES = (
     "dmf_tui.commands.data",
     "dmf_tui.commands.queue",
     "dmf_tui.commands.runs",
+    "dmf_tui.commands.cleanup",
+    "dmf_tui.commands.logs",
     "dmf_tui.commands.worker",
     "dmf_tui.commands.tui",
 )

@@ -362,6 +362,8 @@ class Slot:
             else:
                 status = RunStatus.INTERRUPTED
         ended = f"{status}{f': {error.splitlines()[0]}' if error else ''}"
+        # Before the end is recorded: whoever follows the log (`logs --follow`, Run detail) stops
+        # reading once it sees the run ended, and then has this line.
         self.note(run.id, f"ended {ended}", level="info" if status == RunStatus.DONE else "warning")
         self.finish(run.id, status, error=error)
         log.info("run %d: %s", run.id, ended)

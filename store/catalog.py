@@ -217,6 +217,14 @@ def present_names() -> list[str]:
     return [name for name in DATASETS if dataset_path(name).is_file()] + list(SYNTHETIC)
 
 
+def default_data(last: str | None) -> str:
+    """The dataset a new run takes when none is named: `last` (the one used last) while it can still
+    be used, else the first one present (a downloaded registered dataset, else a synthetic one)."""
+    if last is not None and check_available(last) is None:
+        return last
+    return present_names()[0]
+
+
 def _file_key(real: Path, found: os.stat_result) -> str:
     for name in DATASETS:
         registered = dataset_path(name)

@@ -136,3 +136,12 @@ def test_present_names(data_dir: Path) -> None:
     assert catalog.present_names() == ["ml-100k", "synthetic-100k", "synthetic-1m"]
     shutil.rmtree(data_dir / "ml-100k")
     assert catalog.present_names() == ["synthetic-100k", "synthetic-1m"]
+
+
+def test_a_new_runs_default_dataset(data_dir: Path, tmp_path: Path) -> None:
+    assert catalog.default_data(None) == "ml-100k"
+    assert catalog.default_data("synthetic-1m") == "synthetic-1m"
+    assert catalog.default_data(str(tmp_path / "gone.data")) == "ml-100k"
+    assert catalog.default_data("ml-1m") == "ml-100k"  # not downloaded
+    shutil.rmtree(data_dir / "ml-100k")
+    assert catalog.default_data(None) == "synthetic-100k"

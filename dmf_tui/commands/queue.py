@@ -5,8 +5,11 @@ from __future__ import annotations
 import argparse
 
 from dmf_tui.commands.params_args import add_param_arguments, given_values, grid_from_args
-from store.db import open_store, open_to_list
-from store.params import format_value
+from store import catalog
+from store.cleanup import ENDED_BADLY
+from store.db import Store, open_store, open_to_list
+from store.errors import StoreError
+from store.params import RunParams, format_value
 from store.queue import check_retries
 from store.status import RunStatus
 
@@ -19,6 +22,9 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         "is RUN's: --like 12 --lr 1e-2 queues run 12 again with another learning rate.",
     )
     add_param_arguments(add, grid=True)
+    add._option_string_actions["--data"].help = (
+        "a dataset name (ml-100k, ml-1m, synthetic-1m, ...) or a ratings file; alternatives separated by commas "
+        "(default: the dataset of the run queued last, else the first one present)")
     add.add_argument("--like", type=int, metavar="RUN",
                      help="start from RUN's parameters (and retries) instead of the defaults")
     add.add_argument("--name", help="a name for the sweep")
@@ -29,11 +35,14 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     add.set_defaults(func=add_runs)
 
     cancel = sub.add_parser("cancel", help="cancel queued runs; ask running ones to stop")
-    cancel.add_argument("run_ids", type=int, nargs="+", metavar="ID")
+    cancel.add_argument("run_ids", type=int, nargs="*", metavar="ID")
+    cancel.add_argument("--sweep", metavar="NAME|ID", help="every queued or running run of this sweep")
     cancel.set_defaults(func=cancel_runs)
 
     retry = sub.add_parser("retry", help="queue a fresh copy of runs")
-    retry.add_argument("run_ids", type=int, nargs="+", metavar="ID")
+    retry.add_argument("run_ids", type=int, nargs="*", metavar="ID")
+    retry.add_argument("--sweep", metavar="NAME|ID", help="every run of this sweep that ended badly "
+                       "(failed, lost or interrupted)")
     retry.set_defaults(func=retry_runs)
 
     move = sub.add_parser("move", help="move a queued run up or down the queue")
@@ -53,10 +62,18 @@ def add_runs(args: argparse.Namespace) -> int:
         with open_to_list(args.db) as store:
             like = store.get_run(args.like)  # UnknownRunError: one line, exit 2
         base, retries = like.params, like.retries
+    elif args.data is None:
+        base = RunParams(data=catalog.default_data(_last_data(args.db)))
     if args.retries is not None:
         retries = args.retries
     runs = grid_from_args(args, base)  # ParamError (one line, exit 2) before anything is written
     check_retries(retries)
+    # Checked here, not when a worker claims the run: a typo or a dataset not downloaded is told at
+    # once, in this terminal. (Not by the store, as workers may one day read data another box has.)
+    for data in dict.fromkeys(params.data for params in runs):
+        reason = catalog.check_available(data)
+        if reason is not None:
+            raise StoreError(reason)
     if args.dry_run:
         shown = list(dict.fromkeys(["model", "data", *given_values(args)]))
         print(f"Would queue {_runs(len(runs))}:")
@@ -69,9 +86,32 @@ def add_runs(args: argparse.Namespace) -> int:
     return 0
 
 
+def _last_data(db: str | None) -> str | None:
+    """The dataset of the run queued last in `db`; None when there is no database yet (nothing is
+    created to find out: `add --dry-run` writes nothing)."""
+    try:
+        store = open_store(db, create=False)
+    except StoreError:
+        return None
+    with store:
+        return store.last_data()
+
+
+def _chosen_runs(store: Store, args: argparse.Namespace, statuses: tuple[str, ...]) -> list[int]:
+    """The run ids given, or those of the sweep given (with one of `statuses`)."""
+    if bool(args.run_ids) == (args.sweep is not None):
+        raise StoreError(f"{args.command}: give run ids or --sweep NAME|ID, not both or neither")
+    if args.sweep is None:
+        return list(args.run_ids)
+    ids = store.sweep_run_ids(args.sweep, statuses)
+    if not ids:
+        print(f"sweep {args.sweep}: no {' or '.join(statuses)} runs")
+    return ids
+
+
 def cancel_runs(args: argparse.Namespace) -> int:
     with open_store(args.db) as store:
-        outcome = store.cancel(args.run_ids)
+        outcome = store.cancel(_chosen_runs(store, args, (RunStatus.QUEUED, RunStatus.RUNNING)))
     for run_id, result in outcome.items():
         if result == "cancelling":
             print(f"run {run_id}: cancelling (its worker stops it within an epoch)")
@@ -84,8 +124,9 @@ def cancel_runs(args: argparse.Namespace) -> int:
 
 def retry_runs(args: argparse.Namespace) -> int:
     with open_store(args.db) as store:
-        new_ids = store.retry(args.run_ids)
-    for old, new in zip(dict.fromkeys(args.run_ids), new_ids):
+        old_ids = _chosen_runs(store, args, ENDED_BADLY)
+        new_ids = store.retry(old_ids)
+    for old, new in zip(dict.fromkeys(old_ids), new_ids):
         print(f"run {old}: queued again as run {new}")
     return 0
 

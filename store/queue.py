@@ -20,6 +20,7 @@ from sqlalchemy import case, func, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from store import catalog
 from store.base import StoreBase, change_run, load_runs, updated_rows
 from store.errors import ParamError, StoreError, UnknownRunError
 from store.params import RunParams
@@ -270,9 +271,10 @@ def _insert_queued(session: Session, runs: Sequence[RunParams], sweep_id: int | 
     # New runs go after every run ever queued, so positions only grow and never collide.
     last = session.scalar(select(func.max(Run.position))) or 0
     now = utcnow()
+    keys = {data: catalog.resolve(data).key for data in {params.data for params in runs}}
     rows = [
         Run(status=RunStatus.QUEUED, sweep_id=sweep_id, position=last + i, retries=retries, created_at=now,
-            updated_at=now, **param_columns(params))
+            updated_at=now, **param_columns(params, keys[params.data]))
         for i, params in enumerate(runs, start=1)
     ]
     session.add_all(rows)

@@ -236,10 +236,10 @@ def param_column(name: str) -> ColumnElement[Any]:
     return value
 
 
-def param_columns(params: RunParams) -> dict[str, Any]:
+def param_columns(params: RunParams, data_key: str | None = None) -> dict[str, Any]:
     """The column values of a run with these parameters: the JSON copy included, and its dataset's
-    identity (a file's content is hashed once per process and version of the file)."""
-    values: dict[str, Any] = {"data_key": catalog.resolve(params.data).key}
+    identity, `data_key` when the caller has it (a grid of runs on one file looks it up once)."""
+    values: dict[str, Any] = {"data_key": data_key if data_key is not None else catalog.resolve(params.data).key}
     for name in PARAM_COLUMNS:
         value = getattr(params, name)
         values[name] = format_value(value) if isinstance(value, tuple) else value

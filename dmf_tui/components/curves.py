@@ -6,6 +6,7 @@ import math
 from collections.abc import Callable
 from typing import Any, Literal
 
+from rich.text import Text
 from textual_plotext import PlotextPlot
 
 from store.records import EpochRecord
@@ -23,6 +24,9 @@ RUN_COLOURS: tuple[RGB, ...] = (
 )
 SHADE: dict[Kind, float] = {"test": 1.0, "val": 0.7, "train": 0.55}
 MARKER: dict[Kind, str] = {"test": "braille", "val": "braille", "train": "dot"}
+# How the key shows and names each kind of curve.
+SAMPLE: dict[Kind, str] = {"test": "⣿⣿", "val": "⣿⣿", "train": "••"}
+KIND_WORDS: dict[Kind, str] = {"val": "darker", "train": "dots"}
 VALUE: dict[Kind, Callable[[EpochRecord], float | None]] = {
     "test": lambda e: e.test_rmse, "val": lambda e: e.val_rmse, "train": lambda e: e.train_rmse,
 }
@@ -36,12 +40,16 @@ class RmseCurves(PlotextPlot):
     RmseCurves { min-height: 8; }
     """
 
-    def __init__(self, title: str = "RMSE per epoch", **kwargs: Any) -> None:
+    def __init__(self, title: str = "RMSE per epoch", *, legend: bool = True, **kwargs: Any) -> None:
+        """`legend`: label the curves inside the plot, over its top left corner. Where several runs
+        would cover much of the plot with it, a screen shows `key()` beside the plot instead."""
         super().__init__(**kwargs)
         self.title = title
+        self.legend = legend
         self.log_scale = False
         self._runs: dict[str, list[EpochRecord]] = {}
         self._train = True
+        self._kinds_drawn: set[Kind] = set()
 
     def set_runs(self, runs: dict[str, list[EpochRecord]], *, train: bool = True) -> None:
         """Draw the curves of each labelled run, given as its list of EpochRecords (train ones
@@ -58,10 +66,12 @@ class RmseCurves(PlotextPlot):
     def _draw(self) -> None:
         plt = self.plt
         plt.clear_figure()
-        plt.title(self.title + (" (log)" if self.log_scale else ""))
+        if self.title:  # a screen that names the plot itself leaves the title out: a line more for curves
+            plt.title(self.title + (" (log)" if self.log_scale else ""))
         plt.xlabel("epoch")
         kinds: list[Kind] = ["test", "val", "train"] if self._train else ["test", "val"]
         last, drawn = 1, []
+        self._kinds_drawn = set()
         for i, (label, epochs) in enumerate(self._runs.items()):
             for kind in kinds:
                 points = [(e.epoch, y) for e in epochs if (y := VALUE[kind](e)) is not None]
@@ -76,9 +86,10 @@ class RmseCurves(PlotextPlot):
                     # the plot is drawn, so a second draw (any repaint) fails; log10 is plotted here
                     # on a linear axis instead, whose ticks name the RMSEs.
                     ys = [math.log10(y) for y in ys]
-                plt.plot(xs, ys, label=f"{label} {kind}", color=curve_colour(kind, i, len(self._runs)),
-                         marker=MARKER[kind])
+                plt.plot(xs, ys, label=f"{label} {kind}" if self.legend else None,
+                         color=curve_colour(kind, i, len(self._runs)), marker=MARKER[kind])
                 last = max(last, xs[-1])
+                self._kinds_drawn.add(kind)
         if self.log_scale and drawn:
             positions, labels = log_ticks(min(drawn), max(drawn))
             plt.yticks(positions, labels)
@@ -87,6 +98,22 @@ class RmseCurves(PlotextPlot):
         plt.xticks(ticks)
         self.refresh()
 
+    def key(self) -> Text:
+        """One line that tells the curves drawn apart: for one run the colour of each curve; for
+        several, each run's colour (its test curve's), then how its other curves are drawn."""
+        runs, key = len(self._runs), Text()
+        kinds: list[Kind] = [kind for kind in ("test", "val", "train") if kind in self._kinds_drawn]
+        if runs == 1:
+            for kind in kinds:
+                key.append(SAMPLE[kind], style=rgb(KIND_COLOURS[kind])).append(f" {kind}  ")
+            return key
+        for i, label in enumerate(self._runs):
+            key.append(SAMPLE["test"], style=rgb(curve_colour("test", i, runs))).append(f" {label}  ")
+        others = [f"{KIND_WORDS[kind]}: {kind}" for kind in kinds if kind != "test"]
+        if others:  # the test curve is the plain line in the run's colour
+            key.append("(" + ", ".join(others) + ")", style="dim")
+        return key
+
 
 def log_ticks(low: float, high: float, count: int = 5) -> tuple[list[float], list[str]]:
     """Ticks of a logarithmic axis drawn as log10 on a linear one: `count` positions evenly spread
@@ -94,6 +121,11 @@ def log_ticks(low: float, high: float, count: int = 5) -> tuple[list[float], lis
     first, span = math.log10(low), math.log10(high) - math.log10(low)
     positions = [first + span * i / (count - 1) for i in range(count)] if span > 0 else [first]
     return positions, [f"{10 ** p:.3f}" for p in positions]
+
+
+def rgb(colour: RGB) -> str:
+    """A colour as a Rich style."""
+    return "rgb({},{},{})".format(*colour)
 
 
 def curve_colour(kind: Kind, run: int, runs: int) -> RGB:

@@ -42,7 +42,7 @@ class LiveRun(Vertical):
     def show(self, run: RunRecord, new_epochs: list[EpochRecord], epoch_seconds: float | None) -> None:
         # Two lines, so 80 columns show all of it: what the run is, then how far it got.
         self.query_one("#live-title", Static).update(
-            f"run {run.id} · {run.params.label()} · {run.params.data} · {fmt.device(run)}\n"
+            f"run {run.id} · {run.params.label()} · {run.data_label} · {fmt.device(run)}\n"
             f"epoch {fmt.progress(run)} · best {fmt.rmse(run.best_test_rmse)} · "
             f"ETA {fmt.duration(fmt.eta(run, epoch_seconds))}"
         )

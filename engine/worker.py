@@ -516,7 +516,7 @@ def epoch_line(stats: EpochStats) -> str:
     """An epoch as the run's log shows it: the numbers of its row in the epochs table."""
     val = "" if stats.val_rmse is None else f", val RMSE {stats.val_rmse:.4f}"
     return (f"epoch {stats.epoch}: train RMSE {stats.train_rmse:.4f}, test RMSE {stats.test_rmse:.4f}{val} "
-            f"({stats.seconds:.1f} s)")
+            f"({stats.seconds:.2f} s)")
 
 
 def split_line(spec: str, split: Split) -> str:

@@ -44,7 +44,7 @@ def test_a_runs_log_tells_its_start_data_epochs_and_end(store: Store, ratings: P
                          "split 648 train, 72 validation, 180 test")
     assert [line.text for line in epochs] == [
         f"epoch {e.epoch}: train RMSE {e.train_rmse:.4f}, test RMSE {e.test_rmse:.4f}, val RMSE {e.val_rmse:.4f} "
-        f"({e.seconds:.1f} s)" for e in store.epochs(run_id)]
+        f"({e.seconds:.2f} s)" for e in store.epochs(run_id)]
     assert len(epochs) == 3
     assert (end.text, end.level) == ("ended done", "info")
 

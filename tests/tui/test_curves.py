@@ -9,6 +9,7 @@ from dataclasses import replace
 from datetime import datetime, timezone
 from itertools import pairwise
 
+from rich.style import Style
 from rich.text import Text
 from textual.app import App, ComposeResult
 
@@ -39,14 +40,21 @@ def drawn(curves: RmseCurves) -> Text:
     return text
 
 
-def legend_colours(curves: RmseCurves) -> dict[str, str]:
+def colour_of(style: str | Style) -> tuple[int, int, int] | None:
+    """The foreground of a style as red, green, blue (None: no true colour)."""
+    colour = (style if isinstance(style, Style) else Style.parse(style)).color
+    triplet = colour.triplet if colour is not None else None
+    return (triplet.red, triplet.green, triplet.blue) if triplet is not None else None
+
+
+def legend_colours(curves: RmseCurves) -> dict[str, tuple[int, int, int]]:
     """Each curve's label in the legend, and the colour of the marker drawn before it."""
     colours = {}
     for line in drawn(curves).split("\n"):
         for span in line.spans:
             label = re.match(r" (#\d+ \w+)", line.plain[span.end:])
-            if label and not isinstance(span.style, str) and span.style.color is not None:
-                colours[label.group(1)] = span.style.color.name
+            if label and (colour := colour_of(span.style)) is not None:
+                colours[label.group(1)] = colour
     return colours
 
 
@@ -122,3 +130,21 @@ async def test_a_log_axis_leaves_out_an_rmse_of_zero_and_draws_without_points():
         curves.set_runs({"#1": run})
         await pilot.pause()
         assert set(legend_colours(curves)) == {"#1 test", "#1 train"}
+
+
+async def test_the_key_tells_the_curves_apart_as_the_plot_draws_them():
+    app = Curves()
+    async with app.run_test(size=(80, 24)) as pilot:
+        curves = app.query_one(RmseCurves)
+        curves.set_runs({"#1": epochs(1, val=True)})
+        await pilot.pause()
+        legend = legend_colours(curves)
+        key = curves.key()
+        assert key.plain == "⣿⣿ test  ⣿⣿ val  •• train  "
+        in_plot = [legend[f"#1 {kind}"] for kind in ("test", "val", "train")]
+        assert [colour_of(span.style) for span in key.spans] == in_plot
+
+        # Several runs: each in its colour, then how the other curves are drawn.
+        curves.set_runs({"#1": epochs(1, val=True), "#2": epochs(2)}, train=False)
+        await pilot.pause()
+        assert curves.key().plain == "⣿⣿ #1  ⣿⣿ #2  (darker: val)"

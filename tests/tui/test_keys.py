@@ -117,6 +117,9 @@ async def test_the_help_lists_every_key_where_it_works_and_scrolls_to_the_last_a
         # Not every key fits on 24 lines: the help scrolls, and its last key can be reached.
         scroll, table = app.screen.query_one("#help"), shown.children[-1]
         assert table.region.bottom > scroll.content_region.bottom
+        # Across, it fits: no key's words are cut at the right edge.
+        assert scroll.region.right <= 80 and table.region.right <= scroll.content_region.right
+        assert scroll.max_scroll_x == 0
         await pilot.press("end")
         await settle(pilot)
         assert table.region.bottom <= scroll.content_region.bottom

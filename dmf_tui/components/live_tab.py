@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from rich.text import Text
 from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding
@@ -37,22 +38,24 @@ class LiveRun(Vertical):
         yield Static(id="live-title", classes="section-title", markup=False)
         with Horizontal():
             yield EpochTable()
-            yield RmseCurves(title=f"run {self.run_id}")
+            # The title's key names the curves: a legend would cover the plot's first epochs.
+            yield RmseCurves(title=f"run {self.run_id}", legend=False)
 
     def show(self, run: RunRecord, new_epochs: list[EpochRecord], epoch_seconds: float | None) -> None:
-        # Two lines, so 80 columns show all of it: what the run is, then how far it got.
-        self.query_one("#live-title", Static).update(
+        curves = self.query_one(RmseCurves)
+        if new_epochs:
+            table = self.query_one(EpochTable)
+            table.add_epochs(new_epochs)
+            table.move_cursor(row=table.row_count - 1)
+            self.epochs.extend(new_epochs)
+            curves.set_runs({f"#{self.run_id}": self.epochs})
+        # Two lines, so 80 columns show all of it: what the run is, then how far it got and the key.
+        self.query_one("#live-title", Static).update(Text.assemble(
             f"run {run.id} · {run.params.label()} · {run.data_label} · {fmt.device(run)}\n"
             f"epoch {fmt.progress(run)} · best {fmt.rmse(run.best_test_rmse)} · "
-            f"ETA {fmt.duration(fmt.eta(run, epoch_seconds))}"
-        )
-        if not new_epochs:
-            return
-        table = self.query_one(EpochTable)
-        table.add_epochs(new_epochs)
-        table.move_cursor(row=table.row_count - 1)
-        self.epochs.extend(new_epochs)
-        self.query_one(RmseCurves).set_runs({f"#{self.run_id}": self.epochs})
+            f"ETA {fmt.duration(fmt.eta(run, epoch_seconds))}   ",
+            curves.key(),
+        ))
 
     @on(DataTable.RowSelected)
     def open_run(self) -> None:

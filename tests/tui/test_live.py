@@ -95,5 +95,8 @@ async def test_a_whole_panel_fits_at_80x24(store, worker):
         what, progress = (line.strip() for line in lines[title.region.y:title.region.bottom])
         assert what == f"run {first} · {store.get_run(first).params.label()} · synthetic-100k · cpu"
         assert progress.startswith("epoch 2/10 · best ") and "· ETA " in progress
+        # It also names the curves, which no legend covers.
+        assert progress.endswith("⣿⣿ test  •• train")
         curves = panel.query_one(RmseCurves)
+        assert not any("test" in line[curves.region.x:] for line in lines[curves.region.y:curves.region.bottom])
         assert curves.region.width >= 40 and curves.region.height >= 10

@@ -1,5 +1,9 @@
 """Run detail: a run's configuration, epochs, curves, the error of a failed run, and its notes.
-While the run is still going the screen keeps fetching the epochs that land."""
+While the run is still going the screen keeps fetching the epochs that land.
+
+Letters are this screen's keys (clone, retry, cancel...) except inside the notes, where they are
+text. So the notes are entered on purpose (`i`, or Tab from the epochs the screen opens on), esc
+leaves them, and ctrl+s saves them wherever the focus is: typing a note never fires a key."""
 
 from __future__ import annotations
 
@@ -12,21 +16,25 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.screen import Screen
-from textual.widgets import Footer, Label, Static, TextArea
+from textual.widgets import Footer, Static, TextArea
 
 from dmf_tui.components import fmt
+from dmf_tui.components.confirm import Confirm
 from dmf_tui.components.curves import RmseCurves
 from dmf_tui.components.epoch_table import EpochTable
 from dmf_tui.host import dmf_app
 from dmf_tui.messages import CancelRun, NewExperiment, RetryRun, StoreChanged
-from store.params import FIELD_NAMES, format_value
+from store.params import FIELD_NAMES, PARAMS, format_value
 from store.records import EpochRecord, RunRecord
+from store.status import RunStatus
 
 
 def config_table(run: RunRecord) -> Table:
-    table = Table.grid(padding=(0, 2))
-    table.add_column(style="bold")
-    table.add_column()
+    """The run's state and its parameters, in two columns narrow enough for an 80-column terminal:
+    short names, one value a row, long values (a dataset's path) folded onto the next lines."""
+    table = Table.grid(padding=(0, 1))
+    table.add_column(style="bold", no_wrap=True)
+    table.add_column(overflow="fold")
     rows: list[tuple[str, str | Text]] = [
         ("status", fmt.status_text(run)),
         ("sweep", str(run.sweep_id or "-")),
@@ -34,11 +42,18 @@ def config_table(run: RunRecord) -> Table:
         ("created", fmt.when(run.created_at)),
         ("started", fmt.when(run.started_at)),
         ("finished", fmt.when(run.finished_at)),
-        ("epochs", fmt.progress(run)),
-        ("best test", f"{fmt.rmse(run.best_test_rmse)} at epoch {run.best_epoch or '-'}"),
-        ("last train/test", f"{fmt.rmse(run.last_train_rmse)} / {fmt.rmse(run.last_test_rmse)}"),
+        ("epochs", fmt.progress(run)),  # done/planned: the epochs parameter is not listed again
+        ("best test", fmt.rmse(run.best_test_rmse)),
     ]
-    rows += [(name, format_value(getattr(run.params, name))) for name in FIELD_NAMES]
+    if run.best_val_rmse is not None:  # a run with a validation split picks its best epoch by it
+        rows.append(("best val", fmt.rmse(run.best_val_rmse)))
+    rows += [
+        ("best epoch", str(run.best_epoch or "-")),
+        ("last train", fmt.rmse(run.last_train_rmse)),
+        ("last test", fmt.rmse(run.last_test_rmse)),
+    ]
+    rows += [(name, format_value(getattr(run.params, name))) for name in FIELD_NAMES
+             if name != "epochs" and PARAMS[name].applies_to(run.params.model)]
     for name, value in rows:
         table.add_row(name, fmt.literal(value))
     return table
@@ -46,12 +61,17 @@ def config_table(run: RunRecord) -> Table:
 
 class RunDetailScreen(Screen[None]):
     BINDINGS = [
-        Binding("escape", "app.pop_screen", "Back", id="detail.back", tooltip="back to where the run was opened"),
-        Binding("l", "clone", "Clone into form", id="detail.clone",
+        Binding("escape", "back", "Back", id="detail.back",
+                tooltip="leave the notes; else back to where the run was opened (asks first if the notes are unsaved)"),
+        Binding("i", "edit_notes", "Notes", id="detail.notes",
+                tooltip="write in the run's notes (letters are text there; esc leaves them, ctrl+s saves)"),
+        # priority: saved from the notes as from anywhere else on the screen, before any widget sees it.
+        Binding("ctrl+s", "save_notes", "Save notes", id="detail.save", priority=True,
+                tooltip="save the notes, wherever the focus is on this screen"),
+        Binding("l", "clone", "Clone", id="detail.clone",
                 tooltip="open the New experiment form filled with this run's parameters"),
-        Binding("ctrl+s", "save_notes", "Save notes", id="detail.save", tooltip="save the notes"),
-        Binding("c", "cancel", "Cancel run", id="detail.cancel", tooltip="cancel this run"),
-        Binding("r", "retry", "Retry", id="detail.retry", tooltip="queue this run again if it ended badly"),
+        Binding("c", "cancel", "Cancel run", id="detail.cancel", tooltip="cancel this run (asks if it is running)"),
+        Binding("r", "retry", "Retry", id="detail.retry", tooltip="queue a fresh copy of this run"),
     ]
 
     def __init__(self, run_id: int) -> None:
@@ -60,25 +80,38 @@ class RunDetailScreen(Screen[None]):
         self.run: RunRecord | None = None
         self.epochs: list[EpochRecord] = []
         self._reading = asyncio.Lock()
+        # The notes as stored, once read: what the notes field is compared with to know it has edits.
+        self._saved_notes: str | None = None
 
     def compose(self) -> ComposeResult:
         yield Static(f"Run {self.run_id}", id="detail-title", classes="screen-title", markup=False)
+        yield Static(id="detail-error", classes="error", markup=False)
         with Horizontal(id="detail-top"):
             with VerticalScroll(id="detail-config"):
                 yield Static(id="config")
             with Vertical(id="detail-right"):
-                yield Static(id="detail-error", classes="error", markup=False)
                 yield RmseCurves(title=f"run {self.run_id}")
-                with Horizontal(id="detail-bottom"):
-                    yield EpochTable()
-                    with Vertical(id="detail-notes"):
-                        yield Label("Notes (ctrl+s saves)", classes="section-title")
-                        yield TextArea(id="notes")
+                yield EpochTable(id="detail-epochs")
+        # After the epochs: Tab from them (where the screen opens) goes to the notes.
+        notes = TextArea(id="notes")
+        notes.border_title = "Notes (i to edit, ctrl+s saves)"
+        yield notes
         yield Footer()
 
     def on_mount(self) -> None:
+        # The epochs have the focus: a visible cursor, and letters are the keys the footer shows.
+        self.query_one(EpochTable).focus()
+        self.query_one("#detail-error").display = False
         self._timer = self.set_interval(1.0, self.refresh_run)
         self.refresh_run()
+
+    @property
+    def notes(self) -> TextArea:
+        return self.query_one("#notes", TextArea)
+
+    @property
+    def notes_changed(self) -> bool:
+        return self._saved_notes is not None and self.notes.text != self._saved_notes
 
     @work(group="detail")
     async def refresh_run(self) -> None:
@@ -98,17 +131,42 @@ class RunDetailScreen(Screen[None]):
         if run.status.is_finished:
             # A finished run changes no more: this read was the last one.
             self._timer.stop()
-        self.query_one("#detail-title", Static).update(f"Run {run.id}  ·  {run.params.label()}  ·  {run.params.data}")
+        self.query_one("#detail-title", Static).update(f"Run {run.id}  ·  {run.params.data}  ·  {run.params.label()}")
         self.query_one("#config", Static).update(config_table(run))
         error = self.query_one("#detail-error", Static)
         error.update(run.error or "")
         error.display = bool(run.error)
         if first:
-            self.query_one("#notes", TextArea).text = run.notes
+            self.notes.text = self._saved_notes = run.notes
         if new:
             self.query_one(EpochTable).add_epochs(new)
             self.epochs.extend(new)
             self.query_one(RmseCurves).set_runs({f"#{run.id}": self.epochs})
+        self.refresh_bindings()
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        # Cancel only what can still be cancelled (the footer drops the key otherwise).
+        if action == "cancel":
+            return self.run is None or self.run.status in (RunStatus.QUEUED, RunStatus.RUNNING)
+        return True
+
+    def action_edit_notes(self) -> None:
+        self.notes.focus()
+        self.notes.move_cursor(self.notes.document.end)
+
+    def action_back(self) -> None:
+        """Esc in the notes leaves them, as it leaves a text field anywhere: the edits stay, unsaved.
+        Outside them it goes back, after asking if the notes have edits that were not saved."""
+        if self.notes.has_focus:
+            self.query_one(EpochTable).focus()
+        elif not self.notes_changed:
+            self.dismiss()
+        else:
+            self.app.push_screen(Confirm("discard unsaved notes?", yes="Discard"), self._discard)
+
+    def _discard(self, discard: bool | None) -> None:
+        if discard:
+            self.dismiss()
 
     def action_clone(self) -> None:
         if self.run is not None:
@@ -116,13 +174,17 @@ class RunDetailScreen(Screen[None]):
 
     @work(group="detail-write")
     async def action_save_notes(self) -> None:
-        text = self.query_one("#notes", TextArea).text
+        if self._saved_notes is None:  # not read yet: an empty field would overwrite the stored notes
+            return
+        text = self.notes.text
         app = dmf_app(self.app)
         if await app.write(app.store.set_notes, self.run_id, text):
+            self._saved_notes = text
             self.notify("notes saved")
             self.post_message(StoreChanged())
 
     def action_cancel(self) -> None:
+        # The app asks before stopping a running run.
         self.post_message(CancelRun(self.run_id))
 
     def action_retry(self) -> None:

@@ -22,11 +22,11 @@ from dmf_tui.components import fmt
 from dmf_tui.components.confirm import Confirm
 from dmf_tui.components.curves import RmseCurves
 from dmf_tui.components.epoch_table import EpochTable
+from dmf_tui.components.run_log import RunLogScreen
 from dmf_tui.host import dmf_app
 from dmf_tui.messages import CancelRun, NewExperiment, RetryRun, StoreChanged
 from store.params import FIELD_NAMES, PARAMS, format_value
 from store.records import EpochRecord, RunRecord
-from store.status import RunStatus
 
 
 def config_table(run: RunRecord) -> Table:
@@ -37,7 +37,7 @@ def config_table(run: RunRecord) -> Table:
     table.add_column(overflow="fold")
     rows: list[tuple[str, str | Text]] = [
         ("status", fmt.status_text(run)),
-        ("sweep", str(run.sweep_id or "-")),
+        ("sweep", _sweep(run)),
         ("ran on", run.ran_on or "-"),
         ("created", fmt.when(run.created_at)),
         ("started", fmt.when(run.started_at)),
@@ -59,6 +59,12 @@ def config_table(run: RunRecord) -> Table:
     return table
 
 
+def _sweep(run: RunRecord) -> str:
+    if run.sweep_id is None:
+        return "-"
+    return f"{run.sweep_name} (#{run.sweep_id})" if run.sweep_name else f"#{run.sweep_id}"
+
+
 class RunDetailScreen(Screen[None]):
     BINDINGS = [
         Binding("escape", "back", "Back", id="detail.back",
@@ -66,12 +72,17 @@ class RunDetailScreen(Screen[None]):
         Binding("i", "edit_notes", "Notes", id="detail.notes",
                 tooltip="write in the run's notes (letters are text there; esc leaves them, ctrl+s saves)"),
         # priority: saved from the notes as from anywhere else on the screen, before any widget sees it.
-        Binding("ctrl+s", "save_notes", "Save notes", id="detail.save", priority=True,
+        Binding("ctrl+s", "save_notes", "Save", id="detail.save", priority=True,
                 tooltip="save the notes, wherever the focus is on this screen"),
         Binding("l", "clone", "Clone", id="detail.clone",
                 tooltip="open the New experiment form filled with this run's parameters"),
-        Binding("c", "cancel", "Cancel run", id="detail.cancel", tooltip="cancel this run (asks if it is running)"),
-        Binding("r", "retry", "Retry", id="detail.retry", tooltip="queue a fresh copy of this run"),
+        Binding("c", "cancel", "Cancel", id="detail.cancel",
+                tooltip="cancel this queued or running run (asks if it is running)"),
+        Binding("r", "retry", "Retry", id="detail.retry", tooltip="queue a fresh copy of this finished run"),
+        Binding("L", "log", "Log", id="detail.log",
+                tooltip="the run's log: start, device, each epoch, warnings, the traceback of a failure"),
+        Binding("o", "toggle_log_scale", "Log scale", id="detail.log_scale",
+                tooltip="draw the curves on a logarithmic RMSE axis, or a linear one again"),
     ]
 
     def __init__(self, run_id: int) -> None:
@@ -90,7 +101,9 @@ class RunDetailScreen(Screen[None]):
             with VerticalScroll(id="detail-config"):
                 yield Static(id="config")
             with Vertical(id="detail-right"):
-                yield RmseCurves(title=f"run {self.run_id}")
+                # The key line names the curves: a legend would cover the plot's first epochs.
+                yield Static(id="detail-key")
+                yield RmseCurves(title="", legend=False)
                 yield EpochTable(id="detail-epochs")
         # After the epochs: Tab from them (where the screen opens) goes to the notes.
         notes = TextArea(id="notes")
@@ -131,7 +144,8 @@ class RunDetailScreen(Screen[None]):
         if run.status.is_finished:
             # A finished run changes no more: this read was the last one.
             self._timer.stop()
-        self.query_one("#detail-title", Static).update(f"Run {run.id}  ·  {run.params.data}  ·  {run.params.label()}")
+        # The dataset's short label: its full path is in the config.
+        self.query_one("#detail-title", Static).update(f"Run {run.id}  ·  {run.data_label}  ·  {run.params.label()}")
         self.query_one("#config", Static).update(config_table(run))
         error = self.query_one("#detail-error", Static)
         error.update(run.error or "")
@@ -142,12 +156,19 @@ class RunDetailScreen(Screen[None]):
             self.query_one(EpochTable).add_epochs(new)
             self.epochs.extend(new)
             self.query_one(RmseCurves).set_runs({f"#{run.id}": self.epochs})
+            self._show_key()
         self.refresh_bindings()
 
+    def _show_key(self) -> None:
+        curves = self.query_one(RmseCurves)
+        name = "RMSE per epoch (log): " if curves.log_scale else "RMSE per epoch: "
+        self.query_one("#detail-key", Static).update(Text.assemble((name, "bold"), curves.key()))
+
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
-        # Cancel only what can still be cancelled (the footer drops the key otherwise).
-        if action == "cancel":
-            return self.run is None or self.run.status in (RunStatus.QUEUED, RunStatus.RUNNING)
+        # Cancel only what has not ended, retry only what has: the footer shows the one that applies.
+        if action in ("cancel", "retry"):
+            finished = self.run is not None and self.run.status.is_finished
+            return finished == (action == "retry")
         return True
 
     def action_edit_notes(self) -> None:
@@ -189,3 +210,11 @@ class RunDetailScreen(Screen[None]):
 
     def action_retry(self) -> None:
         self.post_message(RetryRun(self.run_id))
+
+    def action_log(self) -> None:
+        self.app.push_screen(RunLogScreen(self.run_id))
+
+    def action_toggle_log_scale(self) -> None:
+        curves = self.query_one(RmseCurves)
+        curves.set_log_scale(not curves.log_scale)
+        self._show_key()

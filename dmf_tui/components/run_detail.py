@@ -72,11 +72,12 @@ class RunDetailScreen(Screen[None]):
         Binding("i", "edit_notes", "Notes", id="detail.notes",
                 tooltip="write in the run's notes (letters are text there; esc leaves them, ctrl+s saves)"),
         # priority: saved from the notes as from anywhere else on the screen, before any widget sees it.
-        Binding("ctrl+s", "save_notes", "Save", id="detail.save", priority=True,
+        # Not in the footer, which has no room for it at 80 columns: the notes' title says it.
+        Binding("ctrl+s", "save_notes", "Save notes", id="detail.save", priority=True, show=False,
                 tooltip="save the notes, wherever the focus is on this screen"),
         Binding("l", "clone", "Clone", id="detail.clone",
                 tooltip="open the New experiment form filled with this run's parameters"),
-        Binding("c", "cancel", "Cancel", id="detail.cancel",
+        Binding("c", "cancel", "Cancel run", id="detail.cancel",
                 tooltip="cancel this queued or running run (asks if it is running)"),
         Binding("r", "retry", "Retry", id="detail.retry", tooltip="queue a fresh copy of this finished run"),
         Binding("L", "log", "Log", id="detail.log",

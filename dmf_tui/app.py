@@ -8,6 +8,7 @@ separate processes started with `dmf-tui worker --detach`.
 from __future__ import annotations
 
 import asyncio
+import socket
 from collections.abc import Callable
 from typing import ParamSpec, TypeVar
 
@@ -18,9 +19,12 @@ from textual.app import App, ComposeResult
 from textual.binding import Binding
 from textual.command import Provider
 from textual.notifications import SeverityLevel
+from textual.theme import Theme
 from textual.widgets import Footer, TabbedContent, TabPane
 
+from dmf_tui import config
 from dmf_tui.components.compare import CompareScreen
+from dmf_tui.components.confirm import Confirm
 from dmf_tui.components.help import HelpScreen
 from dmf_tui.components.history_tab import HistoryTab
 from dmf_tui.components.live_tab import LiveTab
@@ -34,6 +38,7 @@ from dmf_tui.source import StoreSource, worker_command
 from store.db import Store, sqlite_file
 from store.errors import StoreError
 from store.params import RunParams
+from store.status import RunStatus
 
 
 def db_name(url: str) -> str:
@@ -64,14 +69,16 @@ class DmfApp(App[None]):
     TITLE = "dmf-tui"
     COMMANDS = App.COMMANDS | {_palette_commands}
     BINDINGS = [
-        Binding("question_mark", "help", "Help", id="app.help", tooltip="the help: every key, by where it works"),
+        Binding("question_mark", "help", "Help", id="app.help",
+                tooltip="the help: every key, by where it works (ctrl+p opens the palette: the keys by name)"),
         Binding("n", "new_experiment", "New", id="app.new",
                 tooltip="open the New experiment form to queue a grid of runs"),
-        Binding("p", "toggle_pause", "Pause/resume", id="app.pause",
+        Binding("p", "toggle_pause", "Pause", id="app.pause",
                 tooltip="pause or resume the queue: paused, workers take no new runs (running ones go on)"),
-        Binding("w", "start_worker", "Start worker", id="app.worker_start",
-                tooltip="start a detached worker on this database"),
-        Binding("W", "stop_worker", "Stop worker", id="app.worker_stop", tooltip="stop the workers of this database"),
+        Binding("w", "start_worker", "Worker", id="app.worker_start",
+                tooltip="start a detached worker on this database (asks when one already runs)"),
+        Binding("W", "stop_worker", "Stop", id="app.worker_stop",
+                tooltip="stop the workers of this database on this host (asks; their runs end as interrupted)"),
         Binding("1", "show_tab('queue')", "Show Queue", show=False, id="app.tab_queue",
                 tooltip="the Queue tab: running and queued runs, and those that ended badly"),
         Binding("2", "show_tab('live')", "Show Live", show=False, id="app.tab_live",
@@ -95,6 +102,8 @@ class DmfApp(App[None]):
         self.queue_tab = QueueTab(id="queue-tab")
         self.live_tab = LiveTab(id="live-tab")
         self.history_tab = HistoryTab(id="history-tab")
+        self._config_problem = self._apply_settings()
+        self._saving_settings = asyncio.Lock()
 
     def compose(self) -> ComposeResult:
         yield self.status_bar
@@ -105,7 +114,10 @@ class DmfApp(App[None]):
                 yield self.live_tab
             with TabPane("History", id="history"):
                 yield self.history_tab
-        yield Footer()
+        # At 80 columns the app's own keys take 44 columns of the footer, after the tab's keys,
+        # which have the other 36 (each shown key: its key, a space, its word, a space). So the
+        # palette's key (ctrl+p), which would take 11 on the right, is left to the help.
+        yield Footer(compact=True, show_command_palette=False)
 
     def on_mount(self) -> None:
         self.focus_active_tab()
@@ -114,6 +126,9 @@ class DmfApp(App[None]):
         # The first read waits for the first paint, so the window appears before the database answers.
         # (Started as a worker instead, it put first paint 0.1-0.2 s later in bench/bench_tui.py.)
         self.call_after_refresh(self.poll)
+        self.theme_changed_signal.subscribe(self, self.save_settings)
+        if self._config_problem:
+            self.notify(self._config_problem, severity="warning", timeout=10)
 
     def notify(
         self, message: str, *, title: str = "", severity: SeverityLevel = "information",
@@ -122,6 +137,31 @@ class DmfApp(App[None]):
         """Notifications quote store errors, paths and worker output: never markup, even when a
         widget's `notify` asks for it (it always passes `markup`)."""
         super().notify(message, title=title, severity=severity, timeout=timeout, markup=False)
+
+    # --- the user's settings (dmf_tui/config.py) ------------------------------------------
+
+    def _apply_settings(self) -> str | None:
+        """Take the settings the user's config file holds: what is wrong with it, if anything.
+        Read before the first paint, so the screen never flashes the default theme first."""
+        try:
+            settings = config.load()
+        except config.ConfigError as exc:
+            return f"settings not read, defaults used: {exc}"
+        if settings.theme is not None:
+            if settings.theme not in self.available_themes:
+                return f"{config.config_path()}: no theme named {settings.theme!r}; the default is used"
+            self.theme = settings.theme
+        return None
+
+    @work(group="settings")
+    async def save_settings(self, _theme: Theme | None = None) -> None:
+        """Write the settings (after a theme change). The lock keeps writes in order, and each
+        writes the theme of the moment, so the last one to run leaves the latest theme."""
+        async with self._saving_settings:
+            try:
+                await asyncio.to_thread(config.save, config.Settings(theme=self.theme))
+            except OSError as exc:
+                self.notify(f"the theme is not remembered: {exc}", severity="warning")
 
     # --- talking to the store -------------------------------------------------------------
 
@@ -194,6 +234,16 @@ class DmfApp(App[None]):
     @on(CancelRun)
     @work(group="run-writes")
     async def cancel_run(self, message: CancelRun) -> None:
+        """Cancel a run: a queued one at once, a running one once confirmed, as its training stops
+        for good. (The Queue and Run detail post CancelRun and leave the asking to this.)"""
+        run = await self.db(self.store.get_run, message.run_id)
+        if run is None:
+            return
+        if run.status == RunStatus.RUNNING:
+            question = (f"Run {run.id} is running (epoch {run.epoch} of {run.params.epochs}): cancel it? "
+                        "It stops within the epoch and ends as cancelled.")
+            if not await self.push_screen_wait(Confirm(question, yes="Cancel run")):
+                return
         result = await self.db(self.store.cancel, [message.run_id])
         if result:
             self.notify(f"run {message.run_id} {result[message.run_id]}")
@@ -258,17 +308,42 @@ class DmfApp(App[None]):
 
     @work(group="app-actions")
     async def action_start_worker(self) -> None:
+        workers = await self.db(self.store.workers, alive_only=True)
+        if workers is None:
+            return
+        if workers:
+            question = ("A worker is already running on this database: start another? Each worker "
+                        "trains its own runs at the same time, on the same device unless told otherwise.")
+            if not await self.push_screen_wait(Confirm(question, yes="Start another")):
+                return
         self.notify("starting a worker…")
         await self._worker_command("--detach")
 
     @work(group="app-actions")
     async def action_stop_worker(self) -> None:
+        alive = await self.db(self.store.workers, alive_only=True)
+        queue = await self.db(self.store.queue)
+        if alive is None or queue is None:
+            return
+        # `worker stop` signals the workers of this host only (it names the others).
+        here = {worker.id for worker in alive if worker.host == socket.gethostname()}
+        if here:
+            running = sum(run.status == RunStatus.RUNNING and run.worker_id in here for run in queue)
+            question = (f"Stop {_count(len(here), 'worker')} of this database, running {_count(running, 'run')}? "
+                        "Their runs end as interrupted.")
+            if not await self.push_screen_wait(Confirm(question, yes="Stop")):
+                return
         await self._worker_command("stop")
 
     async def _worker_command(self, *args: str) -> None:
         code, line = await asyncio.to_thread(worker_command, self.store.url, *args)
         self.notify(line, severity="information" if code == 0 else "error")
         await self.refresh_now()
+
+
+def _count(number: int, noun: str) -> str:
+    """'1 worker', '2 workers', 'no runs'."""
+    return f"{number or 'no'} {noun}{'' if number == 1 else 's'}"
 
 
 def _first_line(exc: Exception) -> str:

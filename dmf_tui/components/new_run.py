@@ -2,8 +2,13 @@
 (the common ones first, the rest in an Advanced section folded by default), then the sweep's name
 and the retries. Every parameter field takes a comma list of alternatives (hidden layers take
 '/'-separated alternatives such as 10,5/64,32), the grid is their cartesian product, and it is
-queued as one sweep. Each field is checked as it is typed, with the reason beside it. Retries is
-not a grid: every queued run gets that many automatic retries."""
+queued as one sweep. Each field is checked as it is typed, with the reason beside it, and the
+datasets once more when queued: a name not downloaded or a file gone is refused there, not on the
+worker. Retries is not a grid: every queued run gets that many automatic retries.
+
+A new form starts on the dataset last queued, else the first one present, never on one that is not
+there. Queueing more than CONFIRM_ABOVE runs asks first, and so does closing a form that was
+changed. The Queue button stays below the fields, on screen at 80x24 however far they scroll."""
 
 from __future__ import annotations
 
@@ -14,7 +19,10 @@ from textual.containers import Horizontal, VerticalScroll
 from textual.screen import Screen
 from textual.widgets import Button, Collapsible, Footer, Input, Label, Static
 
+from dmf_tui.components.confirm import Confirm
 from dmf_tui.host import dmf_app
+from store import catalog
+from store.db import Store
 from store.errors import ParamError
 from store.params import PARAMS, RunParams, expand_grid, format_value
 from store.queue import check_retries
@@ -23,6 +31,19 @@ from store.queue import check_retries
 HINTS = {name: declared.hint for name, declared in PARAMS.items()} | {
     "name": "optional", "retries": "requeues if its worker dies"}
 
+# A grid larger than this is confirmed before it is queued: a typo in a comma list (1,2,3,4,5 in the
+# wrong field) can multiply a sweep by hours of work.
+CONFIRM_ABOVE = 100
+
+
+def default_data(store: Store) -> str | None:
+    """The dataset a new form starts on: the one last queued if it is still there, else the first
+    one present (downloaded, or synthetic). Reads the database and the disk: call it in a thread."""
+    last = store.last_data()
+    if last is not None and catalog.check_available(last) is None:
+        return last
+    return next(iter(catalog.present_names()), None)
+
 
 class NewRunScreen(Screen[tuple[int, list[int]] | None]):
     """Dismissed with (sweep id, run ids) once queued, or None when closed. Opened with a run's
@@ -30,16 +51,22 @@ class NewRunScreen(Screen[tuple[int, list[int]] | None]):
 
     BINDINGS = [
         Binding("ctrl+s", "submit", "Queue runs", id="form.submit",
-                tooltip="queue the grid (enter in a field too); fields take comma lists, hidden sizes split by / "
-                        "(10,5/64,32)"),
-        Binding("escape", "close", "Close", id="form.close", tooltip="close without queuing"),
+                tooltip=f"queue the grid (enter in a field too; asks above {CONFIRM_ABOVE} runs); fields take "
+                        "comma lists, hidden sizes split by / (10,5/64,32)"),
+        Binding("escape", "close", "Close", id="form.close",
+                tooltip="close without queuing (asks when a field was changed)"),
     ]
 
     def __init__(self, params: RunParams | None = None, retries: int = 0) -> None:
         super().__init__()
+        # A new form looks its dataset up as it opens (default_data); a clone keeps its run's.
+        self.finding_data = params is None
         self.params = params or RunParams()
         self.retries = retries
         self.errors: dict[str, str] = {}
+        # Every field's text as the form opened: closing it asks first when any differs.
+        self.opened: dict[str, str] = {}
+        self._submitting = False
 
     def compose(self) -> ComposeResult:
         with VerticalScroll(id="form"):
@@ -53,14 +80,16 @@ class NewRunScreen(Screen[tuple[int, list[int]] | None]):
                         yield from self._param_field(name)
             yield from self._field("name", "Sweep name", "")
             yield from self._field("retries", "Retries", str(self.retries))
-            with Horizontal(id="form-buttons"):
-                yield Label("", id="preview", markup=False)
-                yield Button("Queue", variant="primary", id="submit")
-                yield Button("Cancel", id="close")
+        # Outside the scrolling fields, so the count and the Queue button never fall below the fold.
+        with Horizontal(id="form-buttons"):
+            yield Label("", id="preview", markup=False)
+            yield Button("Queue", variant="primary", id="submit", compact=True)
+            yield Button("Cancel", id="close", compact=True)
         yield Footer()
 
     def _param_field(self, name: str) -> ComposeResult:
-        return self._field(name, PARAMS[name].label, format_value(getattr(self.params, name)))
+        value = "" if name == "data" and self.finding_data else format_value(getattr(self.params, name))
+        return self._field(name, PARAMS[name].label, value)
 
     def _field(self, name: str, label: str, value: str) -> ComposeResult:
         with Horizontal(classes="field"):
@@ -72,18 +101,37 @@ class NewRunScreen(Screen[tuple[int, list[int]] | None]):
         for name in HINTS:
             self._check(name)
         self._preview()
+        self.opened = self.texts()
         self.query_one("#field-model", Input).focus()
+        if self.finding_data:
+            self._find_data()
+
+    def texts(self) -> dict[str, str]:
+        """The text of every field, by name."""
+        return {name: self.query_one(f"#field-{name}", Input).value for name in HINTS}
 
     def values(self) -> dict[str, str]:
         """The text of every hyperparameter field, by name."""
         return {name: self.query_one(f"#field-{name}", Input).value for name in PARAMS}
 
+    @work(group="form-data")
+    async def _find_data(self) -> None:
+        app = dmf_app(self.app)
+        data = await app.db(default_data, app.store)
+        self.finding_data = False
+        field = self.query_one("#field-data", Input)
+        if data is not None and not field.value:  # unless one was typed meanwhile
+            field.value = data
+            self.opened["data"] = data
+        self._check("data")
+        self._preview()
+
     def _check(self, name: str) -> None:
         """Validate one field alone against the defaults, so its error names this field only."""
         text = self.query_one(f"#field-{name}", Input).value
         try:
-            if name == "name":
-                pass  # any name, or none
+            if name == "name" or (name == "data" and self.finding_data):
+                pass  # any name, or none; the dataset is being filled in
             elif not text.strip():
                 raise ParamError(f"{name}: needs a value")
             elif name == "retries":
@@ -94,9 +142,13 @@ class NewRunScreen(Screen[tuple[int, list[int]] | None]):
             self.errors[name] = str(exc)
         else:
             self.errors.pop(name, None)
-        # Beside the field: the reason it is wrong, else a hint of what it takes.
+        self._show_message(name)
+
+    def _show_message(self, name: str) -> None:
+        """Beside the field: the reason it is wrong, else a hint of what it takes."""
+        hint = "finding the dataset last used…" if name == "data" and self.finding_data else HINTS[name]
         message = self.query_one(f"#message-{name}", Label)
-        message.update(self.errors.get(name) or HINTS[name])
+        message.update(self.errors.get(name) or hint)
         message.set_class(name in self.errors, "error")
         self.query_one(f"#field-{name}", Input).set_class(name in self.errors, "-invalid")
         if name in self.errors and name in PARAMS and PARAMS[name].advanced:
@@ -116,6 +168,8 @@ class NewRunScreen(Screen[tuple[int, list[int]] | None]):
         runs: list[RunParams] = []
         if self.errors:
             preview.update(f"Fix {len(self.errors)} field{'s' if len(self.errors) > 1 else ''} in red")
+        elif self.finding_data:
+            preview.update("Finding the dataset…")
         else:
             try:
                 runs = expand_grid(self.values())
@@ -123,7 +177,7 @@ class NewRunScreen(Screen[tuple[int, list[int]] | None]):
                 preview.update(str(exc))
             else:
                 preview.update(f"{len(runs)} run{'s' if len(runs) != 1 else ''} will be queued")
-        preview.set_class(not runs, "error")
+        preview.set_class(not runs and not self.finding_data, "error")
         return runs
 
     @on(Input.Changed)
@@ -139,17 +193,64 @@ class NewRunScreen(Screen[tuple[int, list[int]] | None]):
         self.action_submit()
 
     @on(Button.Pressed, "#close")
-    def action_close(self) -> None:
+    @work(group="form-close")
+    async def action_close(self) -> None:
+        if self.texts() != self.opened:
+            question = "Discard this form? Its fields were changed and nothing has been queued."
+            if not await self.app.push_screen_wait(Confirm(question, yes="Discard")):
+                return
         self.dismiss(None)
 
-    @work(exclusive=True, group="form-submit")
+    @work(group="form-submit")
     async def action_submit(self) -> None:
+        # One submission at a time: a second ctrl+s while the first is being checked or queued
+        # would queue the grid twice.
+        if self._submitting:
+            return
+        self._submitting = True
+        try:
+            await self._submit()
+        finally:
+            self._submitting = False
+
+    async def _submit(self) -> None:
+        self._check("data")  # clears the last submission's verdict on the dataset: it is checked again
         runs = self._preview()
         if not runs:
-            self.notify("Nothing queued: fix the fields in red", severity="error")
+            if not self.finding_data:
+                self._focus_first_error()
+                self.notify("Nothing queued: fix the fields in red", severity="error")
             return
-        name = self.query_one("#field-name", Input).value.strip() or None
         app = dmf_app(self.app)
+        # Checked now rather than as typed: a file's check may read all of it (see catalog.resolve).
+        reasons = await app.db(unavailable, [run.data for run in runs])
+        if reasons is None:
+            return
+        if reasons:
+            self.errors["data"] = "; ".join(reasons)
+            self._show_message("data")
+            self._preview()
+            self._focus_first_error()
+            self.notify("Nothing queued: the dataset cannot be used", severity="error")
+            return
+        if len(runs) > CONFIRM_ABOVE:
+            question = f"Queue {len(runs)} runs? That is more than {CONFIRM_ABOVE}: check the comma lists."
+            if not await self.app.push_screen_wait(Confirm(question, yes="Queue")):
+                return
+        name = self.query_one("#field-name", Input).value.strip() or None
         queued = await app.db(app.store.enqueue_grid, runs, name=name, retries=self._retries())
         if queued is not None:
             self.dismiss(queued)
+
+    def _focus_first_error(self) -> None:
+        """Put the cursor in the first field in red, which scrolls it into view."""
+        for field in self.query(Input):
+            if field.has_class("-invalid"):
+                field.focus()
+                return
+
+
+def unavailable(datasets: list[str]) -> list[str]:
+    """Why each of these datasets cannot be trained on now, once each (none: all can).
+    Reads the disk: call it in a thread."""
+    return [reason for data in dict.fromkeys(datasets) if (reason := catalog.check_available(data))]

@@ -7,11 +7,13 @@ import sys
 import threading
 import time
 
+import pytest
 from sqlalchemy import update
 from sqlalchemy.exc import OperationalError
 from textual.widgets import DataTable, Input, Label, Tab, TabbedContent, Tabs, TextArea
 from textual.widgets.data_table import ColumnKey
 
+from dmf_tui import config
 from dmf_tui.components.compare import CompareScreen
 from dmf_tui.components.new_run import NewRunScreen
 from dmf_tui.components.run_detail import RunDetailScreen
@@ -19,6 +21,7 @@ from dmf_tui.components.run_table import RunTable
 from dmf_tui.messages import OpenRun, StoreChanged
 from store.params import RunParams
 from store.tables import Run
+from tests.tui.confirming import answer, asks
 from tests.tui.conftest import TextualPrivate, fill_lab, make_app, settle
 
 
@@ -283,8 +286,8 @@ async def test_run_detail_retries_and_cancels(store, worker):
         await pilot.press("escape")
         app.post_message(OpenRun(running.id))
         await settle(pilot)
-        await pilot.press("c")
-        await settle(pilot)
+        assert (await asks(pilot, "c")).startswith(f"Run {running.id} is running")
+        await answer(pilot, "y")
         assert store.is_cancel_requested(running.id)
 
 
@@ -439,3 +442,42 @@ async def test_run_detail_loads_when_the_database_is_slower_than_its_refresh(sto
         detail = app.screen
         assert isinstance(detail, RunDetailScreen)
         assert detail.run is not None and [e.epoch for e in detail.epochs] == [1, 2]
+
+
+async def test_the_chosen_theme_is_remembered(store, user_config):
+    app = make_app(store)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await settle(pilot)
+        assert app.theme == "textual-dark"
+        app.theme = "gruvbox"
+        await settle(pilot)
+    assert config.load() == config.Settings(theme="gruvbox")
+    again = make_app(store)
+    async with again.run_test(size=(80, 24)) as pilot:
+        await settle(pilot)
+        assert again.theme == "gruvbox"
+
+
+@pytest.mark.parametrize("content", ["{theme: nord", '{"theme": "no-such-theme"}'])
+async def test_a_config_file_that_cannot_be_used_is_noted_and_the_app_starts(store, content):
+    path = config.config_path()
+    path.parent.mkdir(parents=True)
+    path.write_text(content)
+    app = make_app(store)
+    async with app.run_test(size=(80, 24), notifications=True) as pilot:
+        await settle(pilot)
+        assert app.is_running and app.theme == "textual-dark"
+        assert any(str(path) in message for message in TextualPrivate.notifications(app))
+    assert path.read_text() == content  # left as it is until the theme is changed
+
+
+async def test_a_theme_that_cannot_be_saved_is_noted(store, user_config):
+    user_config.mkdir()
+    user_config.joinpath("dmf-tui").write_text("a file where the folder should be")
+    app = make_app(store)
+    async with app.run_test(size=(80, 24), notifications=True) as pilot:
+        await settle(pilot)
+        app.theme = "nord"
+        await settle(pilot)
+        assert app.is_running
+        assert any("the theme is not remembered" in message for message in TextualPrivate.notifications(app))

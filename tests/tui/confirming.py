@@ -1,0 +1,44 @@
+"""Driving a key that may ask first (components/confirm.py) in a pilot test.
+
+settle() cannot wait for such a key: it waits for every worker of the app, and the worker that
+asks waits for the answer. `asks` waits for the question instead, `does_not_ask` for the key's
+work to end without one, failing (not hanging) when the other happens."""
+
+from __future__ import annotations
+
+from textual.pilot import Pilot
+
+from dmf_tui.components.confirm import Confirm
+from tests.tui.conftest import settle
+
+
+async def asks(pilot: Pilot, keys: str = "") -> str:
+    """Press `keys` (words, as pilot.press takes them) and return the question they asked."""
+    await pilot.press(*keys.split())
+    for _ in range(500):
+        screen = pilot.app.screen
+        if isinstance(screen, Confirm):
+            await pilot.pause()  # let it draw and take the focus
+            return screen.question
+        await pilot.pause(0.01)
+    raise AssertionError(f"{keys or 'that'} did not ask")
+
+
+async def does_not_ask(pilot: Pilot, keys: str = "") -> None:
+    """Press `keys` and wait for what they started to finish, failing if it asks instead."""
+    await pilot.press(*keys.split())
+    for _ in range(500):
+        screen = pilot.app.screen
+        assert not isinstance(screen, Confirm), f"{keys or 'that'} asked: {screen.question}"
+        if not pilot.app.workers:
+            await settle(pilot)
+            return
+        await pilot.pause(0.01)
+    raise AssertionError(f"{keys or 'that'} never finished")
+
+
+async def answer(pilot: Pilot, key: str) -> None:
+    """Answer the question on screen with `key` (y, n, escape) and let what follows finish."""
+    assert isinstance(pilot.app.screen, Confirm), "no question to answer"
+    await pilot.press(key)
+    await settle(pilot)

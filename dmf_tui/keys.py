@@ -35,6 +35,7 @@ from dmf_tui.components.new_run import NewRunScreen
 from dmf_tui.components.param_plot import ParamPlotScreen
 from dmf_tui.components.queue_tab import QueueTab
 from dmf_tui.components.run_detail import RunDetailScreen
+from dmf_tui.components.run_log import RunLogScreen
 from dmf_tui.components.run_table import RunTable
 
 
@@ -61,6 +62,7 @@ PLACES = (
     Place("History", HistoryTab, tab="history"),
     Place("History", RunTable),
     Place("Run detail", RunDetailScreen),
+    Place("Run log", RunLogScreen),
     Place("Compare", CompareScreen),
     Place("Parameter plot", ParamPlotScreen),
     Place("Form", NewRunScreen),

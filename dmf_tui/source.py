@@ -13,12 +13,15 @@ from __future__ import annotations
 import subprocess
 import sys
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-from dmf_tui.load import LoadSampler, SlotLoad
 from store.db import Store
 from store.records import EpochRecord, RunRecord, WorkerRecord
 from store.snapshot import PollSnapshot
 from store.status import FINISHED_STATUSES, RunStatus, WorkerState
+
+if TYPE_CHECKING:
+    from dmf_tui.load import LoadSampler, SlotLoad
 
 # Runs that ended badly are listed under the queue, with their reason, this many at a time.
 RECENT_PROBLEMS = 5
@@ -48,7 +51,9 @@ class Snapshot:
 class StoreSource:
     def __init__(self, store: Store, load: LoadSampler | None = None) -> None:
         self.store = store
-        self.load = load if load is not None else LoadSampler()
+        # The system load's sampler (dmf_tui/load.py) is made by the first poll, in the poll's
+        # thread: nothing of it is needed for the first paint.
+        self.load = load
         self._queue: list[RunRecord] = []
         self._last_epoch: dict[int, int] = {}
         self._seconds: dict[int, tuple[float, int]] = {}
@@ -89,8 +94,15 @@ class StoreSource:
             new_epochs=polled.new_epochs,
             epoch_seconds={run_id: total / count for run_id, (total, count) in self._seconds.items() if count},
             finished_changed=finished_changed,
-            load=self.load.sample(polled.workers),
+            load=self._sample_load(polled.workers),
         )
+
+    def _sample_load(self, workers: list[WorkerRecord]) -> dict[int, SlotLoad]:
+        if self.load is None:
+            from dmf_tui.load import LoadSampler
+
+            self.load = LoadSampler()
+        return self.load.sample(workers)
 
     def _read(self) -> PollSnapshot:
         """One snapshot of the store, reading again only what changed since the last."""

@@ -164,9 +164,9 @@ def test_without_pynvml_there_is_no_gpu_load(monkeypatch):
     assert NvmlGpus().sample(0) is None
 
 
-def test_the_tui_starts_without_importing_psutil_or_pynvml():
-    # A fresh interpreter: this one has imported them above.
-    code = "import sys, dmf_tui.app; print(sorted({'psutil', 'pynvml'} & set(sys.modules)))"
+def test_the_tui_starts_without_importing_the_load_sampler_psutil_or_pynvml():
+    # A fresh interpreter: this one has imported them above. The first poll imports them.
+    code = "import sys, dmf_tui.app; print(sorted({'dmf_tui.load', 'psutil', 'pynvml'} & set(sys.modules)))"
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
 
     assert done.stdout.strip() == "[]"

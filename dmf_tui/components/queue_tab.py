@@ -6,7 +6,7 @@ sideways, and what a person watches (epoch, test RMSE, ETA) comes before the par
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rich.text import Text
 from textual import on, work
@@ -21,11 +21,13 @@ from dmf_tui.components.fmt import Cell
 from dmf_tui.components.run_table import RunTable, run_id_of
 from dmf_tui.components.whole_cells import WholeCells
 from dmf_tui.host import dmf_app
-from dmf_tui.load import SlotLoad
 from dmf_tui.messages import CancelRun, OpenRun, RetryRun, StoreChanged
 from dmf_tui.source import Snapshot
 from store.records import RunRecord, WorkerRecord
 from store.status import RunStatus, WorkerState
+
+if TYPE_CHECKING:
+    from dmf_tui.load import SlotLoad
 
 # The id and status of a row stay on the left when its table scrolls sideways.
 FIXED = 2

@@ -123,6 +123,8 @@ class QueueTab(Vertical):
         super().__init__(**kwargs)
         # The runs shown in either table, by id: what the keys act on.
         self._runs: dict[int, RunRecord] = {}
+        # The cells of each queued or running run, with the record and the epoch time they show.
+        self._cells: dict[int, tuple[RunRecord, float | None, tuple[Cell, ...]]] = {}
 
     def compose(self) -> ComposeResult:
         yield QueueTable(QUEUE_COLUMNS, fixed_columns=FIXED, id="queue-table")
@@ -134,7 +136,8 @@ class QueueTab(Vertical):
     def show_snapshot(self, snapshot: Snapshot) -> None:
         self._runs = {run.id: run for run in [*snapshot.queue, *snapshot.problems]}
         table = self.query_one("#queue-table", RunTable)
-        table.sync((run.id, queue_cells(run, snapshot.epoch_seconds.get(run.id))) for run in snapshot.queue)
+        table.sync((run.id, self._queue_cells(run, snapshot.epoch_seconds.get(run.id))) for run in snapshot.queue)
+        self._cells = {run.id: self._cells[run.id] for run in snapshot.queue}
         self.query_one("#queue-empty").display = not snapshot.queue
         load = self.query_one("#slot-load", Static)
         workers = sorted(snapshot.workers, key=lambda worker: worker.id)
@@ -144,6 +147,16 @@ class QueueTab(Vertical):
         reason_width = max(REASON_MIN, self.size.width - REASON_ROOM)
         problems.sync((run.id, problem_cells(run, reason_width)) for run in snapshot.problems)
         problems.display = self.query_one("#problems-title").display = bool(snapshot.problems)
+
+    def _queue_cells(self, run: RunRecord, epoch_seconds: float | None) -> tuple[Cell, ...]:
+        """queue_cells, kept while the poll hands back the same record (store/snapshot.py): with
+        thousands of queued runs, making their cells again each second was most of a redraw."""
+        kept = self._cells.get(run.id)
+        if kept is not None and kept[0] is run and kept[1] == epoch_seconds:
+            return kept[2]
+        cells = queue_cells(run, epoch_seconds)
+        self._cells[run.id] = (run, epoch_seconds, cells)
+        return cells
 
     def _selected(self) -> RunRecord | None:
         """The run under the cursor of this tab's table that has focus (the queue or the failures);

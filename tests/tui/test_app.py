@@ -481,3 +481,17 @@ async def test_a_theme_that_cannot_be_saved_is_noted(store, user_config):
         await settle(pilot)
         assert app.is_running
         assert any("the theme is not remembered" in message for message in TextualPrivate.notifications(app))
+
+
+@pytest.mark.parametrize("tab", ["queue", "live", "history"])
+async def test_at_80_columns_the_footer_shows_the_apps_keys_on_every_tab(store, worker, tab):
+    """The app's keys come after the tab's in the footer, so a tab showing more than its 36
+    columns of keys pushes w, W and q off the screen (issue 10)."""
+    fill_lab(store, worker)
+    app = make_app(store)
+    async with app.run_test(size=(80, 24)) as pilot:
+        app.action_show_tab(tab)
+        await settle(pilot)
+        footer = TextualPrivate.screen_lines(app)[-1]
+        for key in ("? Help", "n New", "p Pause", "w Worker", "W Stop", "q Quit"):
+            assert key in footer, f"{key!r} is not in the {tab} footer: {footer!r}"

@@ -83,7 +83,7 @@ async def test_clone_queues_exactly_the_run_it_came_from(store):
 
 
 @pytest.fixture
-def data_dir(tmp_path, monkeypatch) -> Path:
+def data_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """An empty data folder: no registered dataset is downloaded until a test puts its file there."""
     folder = tmp_path / "data"
     monkeypatch.setenv("DMF_DATA_DIR", str(folder))

@@ -300,6 +300,9 @@ async def test_run_detail_shows_the_error_saves_notes_and_clones(store, worker):
     async with app.run_test(size=(160, 40)) as pilot:
         await pilot.press("3")
         await settle(pilot)
+        # History lists done runs unless asked for others.
+        app.history_tab.query_one("#history-filter", Input).value = "status:failed"
+        await settle(pilot)
         app.history_tab.table.focus()
         app.history_tab.table.select_run(failed.id)
         await pilot.press("enter")

@@ -14,9 +14,6 @@ from store.params import INT64_LIMIT
 from store.status import STATUSES, RunStatus
 from store.tables import Epoch, Run, RunLog, Sweep, param_column, utcnow
 
-# The runs that ended badly: those the Queue lists with their reason and `retry --sweep` queues again.
-ENDED_BADLY = (RunStatus.FAILED, RunStatus.LOST, RunStatus.INTERRUPTED)
-
 
 class CleanupOps(StoreBase):
     def delete_runs(self, run_ids: Iterable[int]) -> int:

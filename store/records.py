@@ -77,6 +77,12 @@ class LogRecord:
     level: str  # info, warning or error
     text: str
 
+    def line(self) -> str:
+        """As `dmf-tui logs` prints it and Run detail's log shows it: UTC time (as every time the
+        TUI shows, so a log reads the same on every machine), level, text (a traceback keeps its
+        own lines after the first)."""
+        return f"{self.created_at:%Y-%m-%d %H:%M:%S} {self.level:<7} {self.text}"
+
 
 @dataclass(frozen=True)
 class WorkerRecord:

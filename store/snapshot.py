@@ -23,11 +23,10 @@ from sqlalchemy import and_, case, func, or_, select
 from sqlalchemy.orm import Session
 
 from store.base import StoreBase, database_now
-from store.cleanup import ENDED_BADLY
 from store.records import EpochRecord, RunRecord, WorkerRecord, epoch_record, run_record, worker_record
-from store.status import STATUSES, RunStatus
+from store.status import ENDED_BADLY, STATUSES, RunStatus
 from store.tables import Epoch, QueueState, Run, Worker
-from store.workers import DEFAULT_GRACE_S, _state
+from store.workers import DEFAULT_GRACE_S, worker_state
 
 # Which of the runs that ended badly (store.cleanup.ENDED_BADLY) the Queue lists under the queue.
 _LISTED = and_(Run.dismissed.is_(False), Run.archived.is_(False))
@@ -80,7 +79,7 @@ class SnapshotOps(StoreBase):
 def _workers(session: Session, grace_s: float) -> list[WorkerRecord]:
     now = database_now(session)
     rows = session.scalars(select(Worker).where(Worker.stopped_at.is_(None)).order_by(Worker.id.desc()))
-    return [worker_record(row, _state(row, now, grace_s)) for row in rows]
+    return [worker_record(row, worker_state(row, now, grace_s)) for row in rows]
 
 
 def _queue(session: Session, known: dict[int, RunRecord]) -> list[RunRecord]:

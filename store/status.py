@@ -80,6 +80,9 @@ INITIAL_STATUSES = (RunStatus.QUEUED, RunStatus.RUNNING)
 # Tuples of members (each equal to its plain string) in the order above, for listings and filters.
 STATUSES = tuple(RunStatus)
 FINISHED_STATUSES = tuple(s for s in RunStatus if s.is_finished)
+# The runs that ended badly (a cancel was asked for): those the Queue lists with their reason and
+# `retry --sweep` queues again.
+ENDED_BADLY = (RunStatus.FAILED, RunStatus.LOST, RunStatus.INTERRUPTED)
 
 
 def run_status(value: str) -> RunStatus:

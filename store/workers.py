@@ -62,7 +62,7 @@ class WorkerOps(StoreBase):
         with self._read() as session:
             now = database_now(session)
             rows = session.scalars(query)
-            records = [worker_record(row, _state(row, now, grace_s)) for row in rows]
+            records = [worker_record(row, worker_state(row, now, grace_s)) for row in rows]
         return [r for r in records if r.state == WorkerState.RUNNING] if alive_only else records
 
     def reap_lost(self, grace_s: float = DEFAULT_GRACE_S) -> list[int]:
@@ -129,7 +129,7 @@ def _why_dead(worker: Worker, now: datetime, grace_s: float) -> str | None:
     return None
 
 
-def _state(worker: Worker, now: datetime, grace_s: float) -> WorkerState:
+def worker_state(worker: Worker, now: datetime, grace_s: float) -> WorkerState:
     if worker.stopped_at is not None:
         return WorkerState.STOPPED
     return WorkerState.RUNNING if _why_dead(worker, now, grace_s) is None else WorkerState.STALE

@@ -6,10 +6,10 @@ import sqlite3
 
 import pytest
 
-from store.cleanup import ENDED_BADLY
 from store.db import Store
 from store.errors import StoreError, UnknownRunError
 from store.params import RunParams
+from store.status import ENDED_BADLY
 
 PARAMS = RunParams(data="synthetic-100k")
 

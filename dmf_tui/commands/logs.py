@@ -45,4 +45,4 @@ def print_log(args: argparse.Namespace) -> int:
 
 def _print(lines: list[LogRecord]) -> None:
     for line in lines:
-        print(f"{line.created_at.astimezone():%Y-%m-%d %H:%M:%S} {line.level:<7} {line.text}", flush=True)
+        print(line.line(), flush=True)

@@ -6,12 +6,11 @@ import argparse
 
 from dmf_tui.commands.params_args import add_param_arguments, given_values, grid_from_args
 from store import catalog
-from store.cleanup import ENDED_BADLY
 from store.db import Store, open_store, open_to_list
 from store.errors import StoreError
 from store.params import RunParams, format_value
 from store.queue import check_retries
-from store.status import RunStatus
+from store.status import ENDED_BADLY, RunStatus
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:

@@ -16,13 +16,7 @@ from textual.screen import Screen
 from textual.widgets import Footer, Log, Static
 
 from dmf_tui.host import dmf_app
-from store.records import LogRecord, RunRecord
-
-
-def log_text(line: LogRecord) -> str:
-    """One log line as `dmf-tui logs` prints it: local time, level, text (a traceback keeps its
-    own lines, after the first)."""
-    return f"{line.created_at.astimezone():%Y-%m-%d %H:%M:%S} {line.level:<7} {line.text}"
+from store.records import RunRecord
 
 
 class RunLogScreen(Screen[None]):
@@ -70,12 +64,12 @@ class RunLogScreen(Screen[None]):
         if run.status.is_finished:
             self._timer.stop()
         if new:
-            self.query_one(Log).write_lines(log_text(line) for line in new)
+            self.query_one(Log).write_lines(line.line() for line in new)
             self.last_id = new[-1].id
         self._show_state(run)
 
     def _show_state(self, run: RunRecord) -> None:
-        self.query_one("#log-title", Static).update(f"Run {run.id}: log  ·  {run.status}  ·  {run.data_label}")
+        self.query_one("#log-title", Static).update(f"Run {run.id}: log (UTC)  ·  {run.status}  ·  {run.data_label}")
         empty = self.query_one("#log-empty", Static)
         empty.display = self.last_id == 0
         if self.last_id == 0:

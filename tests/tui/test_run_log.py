@@ -8,7 +8,7 @@ import sys
 
 from textual.widgets import Log
 
-from dmf_tui.components.run_log import RunLogScreen, log_text
+from dmf_tui.components.run_log import RunLogScreen
 from store.params import RunParams
 from tests.tui.conftest import TextualPrivate, make_app, settle
 
@@ -32,7 +32,7 @@ async def test_a_failed_runs_log_shows_its_traceback_with_time_and_level(store, 
         screen = await open_log(app, pilot, failed)
         records = store.run_log(failed)
         shown = list(screen.query_one(Log).lines)
-        assert shown == [line for record in records for line in log_text(record).splitlines()]
+        assert shown == [line for record in records for line in record.line().splitlines()]
         assert " info    started on cpu" in shown[0]
         assert " error   Traceback (most recent call last):" in shown[1]
         assert shown[-1] == "RuntimeError: CUDA out of memory"
@@ -56,7 +56,7 @@ def test_the_cli_prints_the_same_lines(store, worker, db):
     store.append_log(failed, TRACEBACK, level="error")
     printed = subprocess.run([sys.executable, "-m", "dmf_tui", "--db", db, "logs", str(failed)],
                              capture_output=True, text=True, check=True).stdout
-    assert printed.splitlines() == [line for record in store.run_log(failed) for line in log_text(record).splitlines()]
+    assert printed.splitlines() == [line for record in store.run_log(failed) for line in record.line().splitlines()]
 
 
 async def test_a_running_runs_new_lines_are_appended_once(store, worker):

@@ -10,7 +10,8 @@ A filter is words separated by spaces, all of which a run must match:
   status:failed,lost  status:all      statuses (done only, unless a filter names one)
   sweep:3  sweep:lr-grid              a sweep by id or by name ("quoted" when it has spaces)
   data:ml-100k  dataset:u.data        a dataset, however its runs named it; data:all for every one
-  archived:yes|no|all                 archived runs (hidden unless a filter asks)
+  archived:yes|no|all                 archived runs (hidden unless a filter asks; archived:yes
+                                      lists the whole archive, of every dataset)
   id:12  id:>100  #12                 run ids (which lists runs of any status, archived or not)
   12                                  a run id, or the number in a run's text
   oom  "out of memory"                text in the notes, error, tags, dataset, model or sweep name
@@ -85,9 +86,11 @@ class RunFilter:
 
     @property
     def names_data(self) -> bool:
-        """Whether it chooses the datasets itself (a data: term, data:all, or runs by id or sweep),
-        so a listing's current dataset does not apply."""
-        return self.all_data or self.says("data") or self.says("sweep") or self.names_runs
+        """Whether it chooses the datasets itself, so a listing's current dataset does not apply:
+        a data: term or data:all, runs by id or sweep, or the archive (archived:yes, which is
+        browsed whole rather than ranked: an archived dataset is no listing's current one)."""
+        browses_archive = Term("archived", "=", (True,)) in self.terms
+        return self.all_data or self.says("data") or self.says("sweep") or self.names_runs or browses_archive
 
     def on_data(self, key: str | None) -> RunFilter:
         """This filter limited to the dataset `key` (a catalog key) unless it chooses its datasets
@@ -224,7 +227,8 @@ def _comparable(value: Any) -> str | None:
 
 
 def _example(name: str) -> str:
-    examples = {"id": "id:12", "status": "status:failed", "sweep": "sweep:3", "data": "data:ml-100k"}
+    examples = {"id": "id:12", "status": "status:failed", "sweep": "sweep:3", "data": "data:ml-100k",
+                "archived": "archived:yes"}
     if name in examples:
         return examples[name]
     return f"{name}:{format_value(PARAMS[name].default)}"

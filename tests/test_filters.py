@@ -87,6 +87,8 @@ def test_unicode_digits_are_text_not_ids() -> None:
     ("model:fm", r"'model:fm': 'fm' must be one of mf, deepmf"),
     ("k:", r"^'k:': k needs a value after the colon, e.g. k:10$"),
     ("status:", r"status needs a value"),
+    ("archived:", r"archived needs a value after the colon, e.g. archived:yes"),
+    ("sweep:", r"sweep needs a value after the colon, e.g. sweep:3"),
     ("model:mf,", r"'model:mf,': model needs a value"),
     ("lr:<1e-3,1e-2", r"< compares with one value, not a list"),
     ("model:<mf", r"< compares numbers, and model is not a number"),
@@ -125,9 +127,10 @@ def test_hostile_text_is_a_word_or_an_error_never_anything_else() -> None:
 def test_says_and_names_data() -> None:
     assert parse_filter("status:failed").says("status")
     assert not parse_filter("failed").says("status")
-    for text in ("data:ml-1m", "data:all", "sweep:3", "id:4", "#4"):
+    for text in ("data:ml-1m", "data:all", "sweep:3", "id:4", "#4", "archived:yes"):
         assert parse_filter(text).names_data, text
-    assert not parse_filter("lr:<1 12").names_data
+    for text in ("lr:<1 12", "archived:all", "archived:no", "status:all"):
+        assert not parse_filter(text).names_data, text
     assert parse_filter("#4").names_runs and not parse_filter("4").names_runs
 
 

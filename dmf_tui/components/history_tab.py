@@ -1,121 +1,192 @@
-"""The History tab: every finished run ranked by best test RMSE, sortable, filterable, markable.
+"""The History tab: finished runs ranked by best test RMSE, filtered, sorted, grouped by sweep,
+marked, compared, exported, archived and deleted.
 
-Rows come from Store.leaderboard a page at a time: the first page draws at once, the next one is
-fetched when the cursor or the scroll gets near the end, so 10,000 runs open as fast as 200.
+By default it ranks what can be compared: done runs that are not archived, of one dataset (the
+dataset of the run that finished last; `d` moves to the next dataset, then to all of them). The
+filter line (store/filters.py) asks for anything else: `status:failed`, `data:all`, `lr:<1e-2`, ...
+
+Rows come from the store a page at a time: the first page draws at once, the next one is fetched
+when the cursor or the scroll gets near the end, so 10,000 runs open as fast as 200.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, TypedDict
+from typing import Any
 
 from rich.text import Text
 from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
-from textual.containers import Horizontal, Vertical
+from textual.containers import Vertical
+from textual.screen import ModalScreen
 from textual.widgets import DataTable, Input, Label
 
 from dmf_tui.components import fmt
+from dmf_tui.components.confirm import Confirm
 from dmf_tui.components.fmt import Cell
 from dmf_tui.components.run_table import RunTable, run_id_of
 from dmf_tui.host import dmf_app
-from dmf_tui.messages import CompareRuns, OpenRun
-from store.errors import StoreError
+from dmf_tui.messages import CompareRuns, OpenRun, StoreChanged
+from store import catalog
+from store.db import Store, sqlite_file
+from store.filters import FilterError, RunFilter, parse_filter
+from store.queries import Dataset, Summary
 from store.records import RunRecord
-from store.status import FINISHED_STATUSES
+from store.status import RunStatus
 
 PAGE = 100
 # Load the next page once the cursor is this close to the last loaded row.
 PREFETCH = 40
-
-# (column key, header). Every key but "mark" is a column Store.leaderboard can sort by.
-HISTORY_COLUMNS = (
-    ("mark", " "), ("id", "id"), ("status", "status"), *fmt.PARAM_HEADINGS,
-    ("epoch", "epochs"), ("best_test_rmse", "best test"), ("best_epoch", "@"),
-    ("last_train_rmse", "train"), ("sweep_id", "sweep"), ("finished_at", "finished (UTC)"),
-)
-SORT_KEYS = tuple(key for key, _ in HISTORY_COLUMNS if key != "mark")
-FILTER_HELP = "filter: model:deepmf data:ml-1m status:failed sweep:3 and free text (notes, errors)"
+# `d` moves through the datasets of the ranked runs, then to this: every dataset.
+ALL = "all"
+# The statuses `R` queues again: the runs of a sweep that did not end done.
+ENDED_BADLY = (RunStatus.FAILED, RunStatus.CANCELLED, RunStatus.LOST, RunStatus.INTERRUPTED)
+# Frozen on the left when the table scrolls sideways: the mark, the run's id and its status.
+FIXED_COLUMNS = 3
 
 
-class Filters(TypedDict, total=False):
-    """The filters of Store.leaderboard, count_runs and export_runs_csv a filter line can set."""
-
-    status: list[str]
-    model: str
-    data: str
-    sweep_id: int
-    text: str
-
-
-def parse_filter(text: str) -> Filters:
-    """The leaderboard filters a filter line asks for; StoreError names a malformed term."""
-    filters: Filters = {"status": list(FINISHED_STATUSES)}
-    words = []
-    for term in text.split():
-        name, sep, value = term.partition(":")
-        if not sep or name not in ("model", "dataset", "data", "status", "sweep"):
-            words.append(term)
-        elif not value:
-            raise StoreError(f"{name}: needs a value, e.g. {name}:{'3' if name == 'sweep' else 'mf'}")
-        elif name == "status":
-            filters["status"] = value.split(",")
-        elif name == "sweep":
-            if not (value.isascii() and value.isdigit()):  # str.isdigit also takes '²', which int() refuses
-                raise StoreError(f"sweep: {value!r} is not a sweep number")
-            filters["sweep_id"] = int(value)
-        elif name == "model":
-            filters["model"] = value
-        else:  # data, or its other name dataset
-            filters["data"] = value
-    if words:
-        filters["text"] = " ".join(words)
-    return filters
-
-
-def history_cells(run: RunRecord, marked: bool) -> tuple[Cell, ...]:
+def history_columns(has_val: bool) -> tuple[tuple[str, str], ...]:
+    """(column key, header): which run it is, the metric that ranks, the validation RMSE when a
+    listed run has one, the parameters, then the rest. Every key but "mark" is a column
+    Store.leaderboard can sort by."""
     return (
-        Text("●", "bold yellow") if marked else "", run.id, fmt.status_text(run), *fmt.param_cells(run),
-        fmt.progress(run),
-        fmt.rmse(run.best_test_rmse), run.best_epoch if run.best_epoch is not None else "-",
-        fmt.rmse(run.last_train_rmse), run.sweep_id if run.sweep_id is not None else "-", fmt.when(run.finished_at),
+        ("mark", " "), ("id", "id"), ("status", "status"), ("best_test_rmse", "best test"),
+        *((("best_val_rmse", "val"),) if has_val else ()), *fmt.PARAM_HEADINGS,
+        ("epoch", "epochs"), ("best_epoch", "@"), ("last_train_rmse", "train"), ("sweep_id", "sweep"),
+        ("finished_at", "finished (UTC)"),
     )
 
 
+HEADERS = dict(history_columns(has_val=True))
+SORT_KEYS = tuple(key for key in HEADERS if key != "mark")
+FILTER_HELP = "/ filter: lr:<1e-2 k:>=32 model:mf status:failed sweep:3 data:all #12 text"
+
+
+def history_cells(run: RunRecord, *, marked: bool, best: bool, has_val: bool,
+                  sweep_runs: int | None = None) -> tuple[Cell, ...]:
+    """A run's row. `best`: the best run of the listing, drawn bold with a star. `sweep_runs`: when
+    grouped by sweep, how many listed runs its sweep holds (the row stands for them all)."""
+    params = [run.data_label if name == "data" else cell
+              for (name, _), cell in zip(fmt.PARAM_HEADINGS, fmt.param_cells(run))]
+    sweep: Cell = "-" if run.sweep_id is None else (run.sweep_name or run.sweep_id)
+    if sweep_runs is not None and run.sweep_id is not None:
+        sweep = f"{sweep} ({sweep_runs})"
+    mark: Cell = Text("●", "bold yellow") if marked else Text("★", "bold green") if best else ""
+    cells: tuple[Cell, ...] = (
+        mark, run.id, fmt.status_text(run), fmt.rmse(run.best_test_rmse),
+        *((fmt.rmse(run.best_val_rmse),) if has_val else ()), *params,
+        fmt.progress(run), run.best_epoch if run.best_epoch is not None else "-",
+        fmt.rmse(run.last_train_rmse), sweep, fmt.when(run.finished_at),
+    )
+    return tuple(_bold(cell) for cell in cells) if best else cells
+
+
+def _bold(cell: Cell) -> Cell:
+    # Numbers stay as they are: the id column keys the table's order (RunTable.sync).
+    if isinstance(cell, int):
+        return cell
+    text = fmt.literal(cell)  # a cell history_cells just made: styled in place
+    text.stylize("bold")
+    return text
+
+
+@dataclass(frozen=True)
+class Listing:
+    """The first page of what History lists, and all it says about it."""
+
+    where: RunFilter  # the filter line's, limited to the current dataset
+    dataset: str | None  # the dataset key `d` chose or defaulted to; None: every one, or the filter's
+    datasets: list[Dataset]
+    runs: list[RunRecord]
+    summary: Summary
+
+
+def read_listing(store: Store, typed: RunFilter, choice: str | None, *, sort: str, descending: bool,
+                 limit: int, by_sweep: bool) -> Listing | FilterError:
+    """What History shows for the filter `typed` and the dataset `choice` (None: the default, the
+    dataset of the run that finished last; ALL: every one), read in one thread hop. A filter the
+    store cannot apply (a sweep name no sweep has) comes back as its error, shown under the filter."""
+    datasets = store.datasets()
+    dataset = None if choice == ALL else choice or (datasets[0].key if datasets else None)
+    where = typed.on_data(dataset)
+    if typed.names_data:
+        dataset = None
+    try:
+        runs = store.leaderboard(where, sort=sort, descending=descending, limit=limit, by_sweep=by_sweep)
+        summary = store.summary(where, by_sweep=by_sweep)
+    except FilterError as exc:
+        return exc
+    return Listing(where, dataset, datasets, runs, summary)
+
+
 class HistoryTab(Vertical):
+    DEFAULT_CSS = """
+    HistoryTab #history-summary { height: 1; padding: 0 1; color: $text-muted; }
+    """
     BINDINGS = [
-        Binding("space", "mark", "Mark", id="history.mark", tooltip="mark or unmark the run under the cursor"),
+        Binding("slash", "focus_filter", "Filter", id="history.filter",
+                tooltip="filter: lr:<1e-2 k:>=32 model:mf,deepmf status:failed sweep:lr-grid data:all "
+                        "archived:yes #12, other words search notes, errors, tags (esc: back to the table)"),
+        Binding("escape", "leave_filter", "Leave filter", show=False, id="history.leave_filter",
+                tooltip="in the filter: back to the table, keeping the filter"),
+        Binding("d", "next_dataset", "Data", id="history.dataset",
+                tooltip="rank the runs of the next dataset, then of all of them (by default: the dataset "
+                        "of the run that finished last)"),
+        Binding("z", "group_by_sweep", "Group", id="history.group",
+                tooltip="group by sweep: one row per sweep, its best run (enter opens it); again: every run"),
         Binding("m", "compare", "Compare", id="history.compare",
                 tooltip="compare the marked runs: parameter diff and overlaid curves"),
-        Binding("e", "export", "Export CSV", id="history.export",
-                tooltip="export the runs listed to a CSV file in the current directory"),
-        Binding("s", "sort_next", "Sort", id="history.sort",
+        Binding("space", "mark", "Mark", show=False, id="history.mark",
+                tooltip="mark or unmark the run under the cursor"),
+        Binding("A", "mark_all", "Mark all", show=False, id="history.mark_all",
+                tooltip="mark every listed run, on every page (grouped: the best run of each sweep)"),
+        Binding("U", "clear_marks", "Unmark all", show=False, id="history.clear_marks",
+                tooltip="clear every mark"),
+        Binding("s", "sort_next", "Sort", show=False, id="history.sort",
                 tooltip="sort by the cursor's column (again: by the next one); a click on a header sorts too"),
-        Binding("S", "sort_reverse", "Reverse", id="history.reverse", tooltip="reverse the order"),
-        Binding("slash", "focus_filter", "Filter", id="history.filter",
-                tooltip="filter: model:deepmf data:ml-1m status:failed sweep:3 and free text (notes, errors)"),
+        Binding("S", "sort_reverse", "Reverse", show=False, id="history.reverse", tooltip="reverse the order"),
+        Binding("e", "export", "Export CSV", show=False, id="history.export",
+                tooltip="write the listed runs to a CSV file (asks where)"),
+        Binding("a", "archive", "Archive", show=False, id="history.archive",
+                tooltip="archive the marked runs, or the run under the cursor (hidden unless the filter says "
+                        "archived:yes or all); on archived runs: bring them back"),
+        Binding("delete", "delete", "Delete", show=False, id="history.delete",
+                tooltip="delete the marked runs, or the run under the cursor, with their epochs and logs (asks)"),
+        Binding("C", "cancel_sweep", "Cancel sweep", show=False, id="history.cancel_sweep",
+                tooltip="cancel the queued and running runs of the sweep of the run under the cursor (asks)"),
+        Binding("R", "retry_sweep", "Retry sweep", show=False, id="history.retry_sweep",
+                tooltip="queue again the runs of the cursor's sweep that failed, were cancelled or lost"),
     ]
 
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)
-        self.filters = parse_filter("")
+        self.filter = RunFilter()  # as typed in the filter line
+        self.dataset_choice: str | None = None  # None: the default dataset; ALL; or a dataset key
+        self.by_sweep = False
         self.sort = "best_test_rmse"
         self.descending = False
-        self.total = 0
         self.marked: dict[int, None] = {}  # the marked run ids, in the order they were marked
+        self.listing: Listing | None = None  # what the last reload read
         self._runs: list[RunRecord] = []
+        self._has_val = False  # whether the table has the val column
         self._loading = False
+        # Set by a change of what is listed (not by a poll): the cursor then goes to the first row.
+        self._to_top = False
         # Bumped by every reload, so a page requested before it is not appended after it.
         self._generation = 0
 
     def compose(self) -> ComposeResult:
-        with Horizontal(id="history-bar"):
-            yield Input(placeholder=FILTER_HELP, id="history-filter")
-            yield Label("", id="history-info")
+        yield Input(placeholder=FILTER_HELP, id="history-filter")
+        yield Label("", id="history-summary", markup=False)
         yield Label("", id="filter-error", classes="error", markup=False)
-        yield RunTable(HISTORY_COLUMNS, id="history-table")
+        yield self._new_table(has_val=False)
+
+    def _new_table(self, *, has_val: bool) -> RunTable:
+        self._has_val = has_val
+        return RunTable(history_columns(has_val), fixed_columns=FIXED_COLUMNS, id="history-table")
 
     @property
     def table(self) -> RunTable:
@@ -125,51 +196,100 @@ class HistoryTab(Vertical):
 
     @work(exclusive=True, group="history")
     async def reload(self) -> None:
-        """Read again every row loaded so far (at least a page), e.g. after runs finished."""
+        """Read again every row loaded so far (at least a page), e.g. after runs finished; after a
+        change of filter, dataset, grouping or sort, from the top."""
         self._generation += 1
-        page = await self._fetch(0, max(PAGE, len(self._runs)))
-        if page is not None:
-            self._runs = page
-            self.table.sync((run.id, history_cells(run, run.id in self.marked)) for run in page)
-            self._show_info()
+        app = dmf_app(self.app)
+        listing = await app.db(
+            read_listing, app.store, self.filter, self.dataset_choice, sort=self.sort, descending=self.descending,
+            limit=max(PAGE, len(self._runs)), by_sweep=self.by_sweep,
+        )
+        if isinstance(listing, FilterError):
+            self._show_error(str(listing))
+            return
+        if listing is None:
+            return
+        self._show_error(None)
+        self.listing = listing
+        self._runs = listing.runs
+        if listing.summary.has_val != self._has_val:
+            await self._replace_table(has_val=listing.summary.has_val)
+        self.table.sync(self._rows(listing.runs))
+        if self._to_top:
+            self._to_top = False
+            self.table.move_cursor(row=0, scroll=True)
+        self._show_summary()
 
     @work(group="history-more")
     async def load_more(self) -> None:
-        if self._loading or len(self._runs) >= self.total:
+        listing = self.listing
+        if self._loading or listing is None or len(self._runs) >= listing.summary.total:
             return
         self._loading = True
         generation = self._generation
+        app = dmf_app(self.app)
         try:
-            page = await self._fetch(len(self._runs), PAGE)
+            page = await app.db(app.store.leaderboard, listing.where, sort=self.sort, descending=self.descending,
+                                limit=PAGE, offset=len(self._runs), by_sweep=self.by_sweep)
         finally:
             self._loading = False
         # A reload that started meanwhile (new sort or filter) makes this page stale.
         if page is not None and generation == self._generation:
             self._runs += page
-            self.table.append((run.id, history_cells(run, run.id in self.marked)) for run in page)
-            self._show_info()
+            self.table.append(self._rows(page))
 
-    async def _fetch(self, offset: int, limit: int) -> list[RunRecord] | None:
-        app, filters = dmf_app(self.app), self.filters.copy()
-        store = app.store
-        page = await app.db(
-            store.leaderboard, **filters, sort=self.sort, descending=self.descending, limit=limit, offset=offset,
-        )
-        if page is None:
-            return None
-        if offset == 0:
-            # Further pages keep the first page's count rather than count every run again.
-            total = await app.db(store.count_runs, **filters)
-            if total is None:
-                return None
-            self.total = total
-        return page
+    def _rows(self, runs: list[RunRecord]) -> list[tuple[int, tuple[Cell, ...]]]:
+        return [(run.id, self._cells(run)) for run in runs]
 
-    def _show_info(self) -> None:
-        direction = "↓" if self.descending else "↑"
-        self.query_one("#history-info", Label).update(
-            f"{len(self._runs)} of {self.total} runs · sorted by {self.sort} {direction}"
-        )
+    def _cells(self, run: RunRecord) -> tuple[Cell, ...]:
+        summary = self.listing.summary if self.listing is not None else None
+        sweep_runs = None
+        if self.by_sweep and summary is not None and run.sweep_id is not None:
+            sweep_runs = summary.sweep_runs.get(run.sweep_id)
+        return history_cells(run, marked=run.id in self.marked, best=summary is not None and run.id == summary.best,
+                             has_val=self._has_val, sweep_runs=sweep_runs)
+
+    async def _replace_table(self, *, has_val: bool) -> None:
+        """Show the table with or without the val column: a DataTable's columns are fixed once rows
+        are in it, and the column is there only while a listed run has a validation RMSE."""
+        old = self.table
+        focused = self.app.focused is old
+        await old.remove()
+        table = self._new_table(has_val=has_val)
+        await self.mount(table)
+        self._watch_scroll(table)
+        if focused:
+            table.focus()
+
+    def _show_summary(self) -> None:
+        """What is listed, e.g. "ml-100k · 37 done runs · ranked by best test ↑ · 2 marked"."""
+        listing = self.listing
+        if listing is None:
+            return
+        where, summary = listing.where, listing.summary
+        if self.filter.says("data"):
+            data = ",".join(catalog.data_label(str(spec)) for term in self.filter.terms if term.name == "data"
+                            for spec in term.values)
+        elif listing.dataset is not None:
+            data = next((d.label for d in listing.datasets if d.key == listing.dataset), listing.dataset)
+        else:
+            data = "all datasets"
+        done = "" if where.says("status") or where.names_runs else "done "
+        if self.by_sweep:
+            count = f"{summary.total} sweeps, the best {done}run of each"
+        else:
+            count = f"{summary.total} {done}run{'' if summary.total == 1 else 's'}"
+        arrow = "↓" if self.descending else "↑"
+        verb = "ranked" if self.sort == "best_test_rmse" else "sorted"
+        parts = [data, count, f"{verb} by {HEADERS[self.sort]} {arrow}"]
+        if self.marked:
+            parts.append(f"{len(self.marked)} marked")
+        self.query_one("#history-summary", Label).update(" · ".join(parts))
+
+    def _show_error(self, message: str | None) -> None:
+        error = self.query_one("#filter-error", Label)
+        error.update(message or "")
+        error.display = message is not None
 
     @on(DataTable.RowHighlighted, "#history-table")
     def maybe_load_more(self, event: DataTable.RowHighlighted) -> None:
@@ -177,26 +297,32 @@ class HistoryTab(Vertical):
             self.load_more()
 
     def on_mount(self) -> None:
-        self.watch(self.table, "scroll_y", self._scrolled)
+        self._watch_scroll(self.table)
 
-    def _scrolled(self, scroll_y: float) -> None:
-        if scroll_y >= self.table.max_scroll_y - PREFETCH:
-            self.load_more()
+    def _watch_scroll(self, table: RunTable) -> None:
+        def scrolled(scroll_y: float) -> None:
+            if scroll_y >= table.max_scroll_y - PREFETCH:
+                self.load_more()
 
-    # --- filtering and sorting ------------------------------------------------------------
+        self.watch(table, "scroll_y", scrolled)
+
+    def _list_again(self) -> None:
+        """Read the listing from its first row, the cursor on it: what is listed has changed."""
+        self._runs = []
+        self._to_top = True
+        self.reload()
+
+    # --- filtering, datasets, grouping and sorting ----------------------------------------
 
     @on(Input.Changed, "#history-filter")
     def filter_changed(self, event: Input.Changed) -> None:
-        error = self.query_one("#filter-error", Label)
         try:
-            self.filters = parse_filter(event.value)
-        except StoreError as exc:
-            error.update(str(exc))
-            error.display = True
+            self.filter = parse_filter(event.value)
+        except FilterError as exc:
+            self._show_error(str(exc))
             return
-        error.display = False
-        self._runs = []
-        self.reload()
+        self._show_error(None)
+        self._list_again()
 
     @on(Input.Submitted, "#history-filter")
     def filter_done(self) -> None:
@@ -204,6 +330,26 @@ class HistoryTab(Vertical):
 
     def action_focus_filter(self) -> None:
         self.query_one("#history-filter", Input).focus()
+
+    def action_leave_filter(self) -> None:
+        if self.app.focused is self.query_one("#history-filter", Input):
+            self.table.focus()
+
+    def action_next_dataset(self) -> None:
+        listing = self.listing
+        if listing is None:
+            return
+        if self.filter.names_data:
+            self.notify("The filter chooses the datasets (data:, sweep: or run ids): d has nothing to change")
+            return
+        order = [d.key for d in listing.datasets] + [ALL]
+        current = listing.dataset if listing.dataset is not None else ALL
+        self.dataset_choice = order[(order.index(current) + 1) % len(order)] if current in order else order[0]
+        self._list_again()
+
+    def action_group_by_sweep(self) -> None:
+        self.by_sweep = not self.by_sweep
+        self._list_again()
 
     @on(DataTable.HeaderSelected, "#history-table")
     def header_clicked(self, event: DataTable.HeaderSelected) -> None:
@@ -213,7 +359,7 @@ class HistoryTab(Vertical):
 
     def action_sort_next(self) -> None:
         """Sort by the column under the cursor; again on the same column moves to the next one."""
-        column = HISTORY_COLUMNS[self.table.cursor_column][0]
+        column = history_columns(self._has_val)[self.table.cursor_column][0]
         if column not in SORT_KEYS or column == self.sort:
             column = SORT_KEYS[(SORT_KEYS.index(self.sort) + 1) % len(SORT_KEYS)]
         self.sort_by(column, False)
@@ -223,10 +369,9 @@ class HistoryTab(Vertical):
 
     def sort_by(self, key: str, descending: bool) -> None:
         self.sort, self.descending = key, descending
-        self._runs = []
-        self.reload()
+        self._list_again()
 
-    # --- marking, comparing, exporting ----------------------------------------------------
+    # --- marking and comparing ------------------------------------------------------------
 
     def action_mark(self) -> None:
         run_id = self.table.current_run_id
@@ -236,9 +381,28 @@ class HistoryTab(Vertical):
             del self.marked[run_id]
         else:
             self.marked[run_id] = None
-        run = next(run for run in self._runs if run.id == run_id)
-        self.table.update_run(run_id, history_cells(run, run_id in self.marked))
+        self._redraw_marks()
         self.table.action_cursor_down()
+
+    @work(group="history-marks")
+    async def action_mark_all(self) -> None:
+        listing = self.listing
+        if listing is None:
+            return
+        app = dmf_app(self.app)
+        run_ids = await app.db(app.store.run_ids, listing.where, by_sweep=self.by_sweep)
+        if run_ids is not None:
+            self.marked.update(dict.fromkeys(run_ids))
+            self._redraw_marks()
+
+    def action_clear_marks(self) -> None:
+        self.marked.clear()
+        self._redraw_marks()
+
+    def _redraw_marks(self) -> None:
+        for run in self._runs:
+            self.table.update_run(run.id, self._cells(run))
+        self._show_summary()
 
     def action_compare(self) -> None:
         run_ids = list(self.marked)
@@ -247,17 +411,173 @@ class HistoryTab(Vertical):
             return
         self.post_message(CompareRuns(run_ids))
 
-    @work(group="history-export")
-    async def action_export(self) -> None:
-        stamp = datetime.now(timezone.utc).strftime("%Y%m%d-%H%M%S")
-        path = Path.cwd() / f"dmf-runs-{stamp}.csv"
-        app = dmf_app(self.app)
-        count = await app.db(
-            app.store.export_runs_csv, path, **self.filters, sort=self.sort, descending=self.descending,
-        )
-        if count is not None:
-            self.notify(f"exported {count} runs to {path}")
-
     @on(DataTable.RowSelected, "#history-table")
     def open_run(self, event: DataTable.RowSelected) -> None:
         self.post_message(OpenRun(run_id_of(event.row_key)))
+
+    # --- exporting ------------------------------------------------------------------------
+
+    @work(group="history-export")
+    async def action_export(self) -> None:
+        listing = self.listing
+        if listing is None:
+            return
+        app = dmf_app(self.app)
+        path = await app.push_screen_wait(SaveCsv(default_export_path(app.store)))
+        if path is None:
+            return
+        count = await app.db(app.store.export_runs_csv, path, listing.where, sort=self.sort,
+                             descending=self.descending, by_sweep=self.by_sweep)
+        if count is not None:
+            self.notify(f"wrote {count} runs to {path}")
+
+    # --- archiving, deleting, sweeps ------------------------------------------------------
+
+    def _chosen(self) -> list[int]:
+        """The runs an action on runs acts on: the marked ones, else the one under the cursor."""
+        if self.marked:
+            return list(self.marked)
+        run_id = self.table.current_run_id
+        return [] if run_id is None else [run_id]
+
+    def _current_run(self) -> RunRecord | None:
+        run_id = self.table.current_run_id
+        return next((run for run in self._runs if run.id == run_id), None)
+
+    @work(group="history-write")
+    async def action_archive(self) -> None:
+        run_ids = self._chosen()
+        if not run_ids:
+            return
+        # On runs that are all archived (listed with archived:yes), a brings them back.
+        loaded = [run for run in self._runs if run.id in run_ids]
+        restore = bool(loaded) and all(run.archived for run in loaded)
+        app = dmf_app(self.app)
+        changed = await app.db(app.store.archive, run_ids, archived=not restore)
+        if changed is None:
+            return
+        if restore:
+            self.notify(f"brought back {_runs(changed)} from the archive")
+        else:
+            self.notify(f"archived {_runs(changed)}: archived:yes lists them, a there brings them back")
+        self._forget_marks(run_ids)
+        self.post_message(StoreChanged())
+
+    @work(group="history-write")
+    async def action_delete(self) -> None:
+        run_ids = self._chosen()
+        if not run_ids:
+            return
+        which = f"run {run_ids[0]}" if len(run_ids) == 1 else f"{len(run_ids)} runs"
+        question = f"Delete {which} with their epochs and logs? This cannot be undone (a archives instead)."
+        if not await self.app.push_screen_wait(Confirm(question, yes="Delete")):
+            return
+        app = dmf_app(self.app)
+        deleted = await app.db(app.store.delete_runs, run_ids)
+        if deleted is not None:
+            self.notify(f"deleted {_runs(deleted)}")
+            self._forget_marks(run_ids)
+            self.post_message(StoreChanged())
+
+    def _forget_marks(self, run_ids: list[int]) -> None:
+        for run_id in run_ids:
+            self.marked.pop(run_id, None)
+
+    @work(group="history-write")
+    async def action_cancel_sweep(self) -> None:
+        run = self._sweep_run()
+        if run is None or run.sweep_id is None:
+            return
+        app = dmf_app(self.app)
+        active = await app.db(app.store.sweep_run_ids, run.sweep_id, statuses=[RunStatus.QUEUED, RunStatus.RUNNING])
+        if active is None:
+            return
+        name = _sweep_name(run)
+        if not active:
+            self.notify(f"{name} has no queued or running runs")
+            return
+        if not await self.app.push_screen_wait(Confirm(f"Cancel {_runs(len(active))} of {name} (queued or "
+                                                       "running)?", yes="Cancel sweep")):
+            return
+        outcome = await app.db(app.store.cancel, active)
+        if outcome is not None:
+            self.notify(f"cancelled {name}: {_runs(len(outcome))}")
+            self.post_message(StoreChanged())
+
+    @work(group="history-write")
+    async def action_retry_sweep(self) -> None:
+        run = self._sweep_run()
+        if run is None or run.sweep_id is None:
+            return
+        app = dmf_app(self.app)
+        ended_badly = await app.db(app.store.sweep_run_ids, run.sweep_id, statuses=list(ENDED_BADLY))
+        if ended_badly is None:
+            return
+        name = _sweep_name(run)
+        if not ended_badly:
+            self.notify(f"no run of {name} failed, was cancelled or lost")
+            return
+        retried = await app.db(app.store.retry, ended_badly)
+        if retried is not None:
+            self.notify(f"queued {_runs(len(retried))} of {name} again")
+            self.post_message(StoreChanged())
+
+    def _sweep_run(self) -> RunRecord | None:
+        """The run under the cursor, if it is part of a sweep (else None, saying so)."""
+        run = self._current_run()
+        if run is not None and run.sweep_id is None:
+            self.notify(f"run {run.id} is not part of a sweep", severity="warning")
+            return None
+        return run
+
+
+def _runs(count: int) -> str:
+    return f"{count} run" if count == 1 else f"{count} runs"
+
+
+def _sweep_name(run: RunRecord) -> str:
+    return f"sweep {run.sweep_name!r} (#{run.sweep_id})" if run.sweep_name else f"sweep #{run.sweep_id}"
+
+
+def default_export_path(store: Store) -> Path:
+    """Where `e` offers to write: beside the database (a SQLite file), else beside the data folder;
+    never the directory the TUI happened to be started in."""
+    database = sqlite_file(store.url)
+    folder = database.parent if database is not None else catalog.data_dir().parent
+    stamp = datetime.now(timezone.utc).strftime("%Y%m%d-%H%M%S")
+    return folder / f"dmf-runs-{stamp}.csv"
+
+
+class SaveCsv(ModalScreen[Path | None]):
+    """Asks where to write the CSV: enter writes there, esc cancels."""
+
+    DEFAULT_CSS = """
+    SaveCsv { align: center middle; }
+    #save-csv { width: 76; max-width: 100%; height: auto; border: thick $primary; background: $surface;
+                padding: 0 1; }
+    #save-csv-hint { color: $text-muted; }
+    """
+    BINDINGS = [
+        Binding("escape", "cancel", "Cancel", id="save_csv.cancel", tooltip="close without writing anything"),
+    ]
+
+    def __init__(self, default: Path) -> None:
+        super().__init__()
+        self.default = default
+
+    def compose(self) -> ComposeResult:
+        with Vertical(id="save-csv"):
+            yield Label("Write the listed runs as CSV to:")
+            yield Input(str(self.default), id="save-csv-path")
+            yield Label("enter writes · esc cancels", id="save-csv-hint")
+
+    @on(Input.Submitted, "#save-csv-path")
+    def save(self, event: Input.Submitted) -> None:
+        text = event.value.strip()
+        if not text:
+            return
+        self.dismiss(Path(text).expanduser())
+
+    def action_cancel(self) -> None:
+        self.dismiss(None)
+

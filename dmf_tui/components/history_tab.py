@@ -27,6 +27,7 @@ from textual.widgets import DataTable, Input, Label
 from dmf_tui.components import fmt
 from dmf_tui.components.confirm import Confirm
 from dmf_tui.components.fmt import Cell
+from dmf_tui.components.param_plot import ParamPlotScreen
 from dmf_tui.components.run_table import RunTable, run_id_of
 from dmf_tui.host import dmf_app
 from dmf_tui.messages import CompareRuns, OpenRun, StoreChanged
@@ -159,6 +160,9 @@ class HistoryTab(Vertical):
                 tooltip="cancel the queued and running runs of the sweep of the run under the cursor (asks)"),
         Binding("R", "retry_sweep", "Retry sweep", show=False, id="history.retry_sweep",
                 tooltip="queue again the runs of the cursor's sweep that failed, were cancelled or lost"),
+        Binding("P", "plot", "Plot", show=False, id="history.plot",
+                tooltip="plot the best test RMSE of the listed runs against a parameter (log axis where it "
+                        "spans decades)"),
     ]
 
     def __init__(self, **kwargs: Any) -> None:
@@ -414,6 +418,19 @@ class HistoryTab(Vertical):
     @on(DataTable.RowSelected, "#history-table")
     def open_run(self, event: DataTable.RowSelected) -> None:
         self.post_message(OpenRun(run_id_of(event.row_key)))
+
+    @work(group="history-plot")
+    async def action_plot(self) -> None:
+        """The parameter plot of every listed run (grouped: the best of each sweep), not only those
+        loaded so far."""
+        listing = self.listing
+        if listing is None:
+            return
+        app = dmf_app(self.app)
+        runs = await app.db(app.store.leaderboard, listing.where, sort=self.sort, descending=self.descending,
+                            by_sweep=self.by_sweep)
+        if runs is not None:
+            await app.push_screen(ParamPlotScreen(runs))
 
     # --- exporting ------------------------------------------------------------------------
 

@@ -14,6 +14,7 @@ from textual.app import App
 from textual.widgets import DataTable, Input, Label
 
 from dmf_tui.components.history_tab import PAGE, HistoryTab, SaveCsv
+from dmf_tui.components.param_plot import ParamPlotScreen
 from dmf_tui.components.run_detail import RunDetailScreen
 from store.params import RunParams
 from tests.tui.confirming import answer, asks, does_not_ask
@@ -351,3 +352,23 @@ async def test_export_asks_where_beside_the_database_and_writes_the_listing(stor
         rows = list(csv.DictReader(target.open()))
         assert [int(row["id"]) for row in rows] == [int(i) for i in cells(history.table, "id")]
         assert len(rows) == 3 and list(elsewhere.iterdir()) == []
+
+
+async def test_P_plots_every_listed_run_not_only_the_loaded_page(store, worker):
+    _, run_ids = store.enqueue_grid([SMALL.replace(lr=(i + 1) / 1000) for i in range(PAGE + 5)], name="lr")
+    for i, run_id in enumerate(run_ids):
+        finish(worker, run_id, 0.9 + i / 1000)
+    app = make_app(store)
+    async with app.run_test(size=SIZE) as pilot:
+        history = await open_history(pilot)
+        assert history.table.row_count == PAGE
+        await pilot.press("P")
+        await settle(pilot)
+        plot = app.screen
+        assert isinstance(plot, ParamPlotScreen)
+        assert sorted(run.id for run in plot.runs) == run_ids
+        await pilot.press("escape")
+        await settle(pilot)
+        await pilot.press("z", "P")
+        await settle(pilot)
+        assert isinstance(app.screen, ParamPlotScreen) and len(app.screen.runs) == 1  # the sweep's best

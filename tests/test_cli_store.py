@@ -49,16 +49,68 @@ def test_runs_lists_best_first_and_as_json(db: str, capsys: pytest.CaptureFixtur
     store.record_epoch(better, 1, train_rmse=1.0, test_rmse=0.9, seconds=1)
     store.enqueue(store_params(model="deepmf"))
     capsys.readouterr()
-    assert main(["--db", db, "runs", "--top", "2"]) == 0
+    assert main(["--db", db, "runs", "--top", "2", "--status", "all"]) == 0
     out = capsys.readouterr().out
     assert out.index("0.9000") < out.index("1.5000")
-    assert "2 of 3 runs shown" in out
+    assert "2 of 3 runs on all datasets" in out
     assert main(["--db", db, "runs", "--json", "--status", "running"]) == 0
     rows = json.loads(capsys.readouterr().out)
     assert [r["id"] for r in rows] == [better, worse]
     assert rows[0]["params"]["k"] == 16
-    assert main(["--db", db, "runs", "--json", "--model", "deepmf"]) == 0
+    assert main(["--db", db, "runs", "--json", "--model", "deepmf", "--status", "all"]) == 0
     assert [r["status"] for r in json.loads(capsys.readouterr().out)] == ["queued"]
+
+
+def _done(db: str, params: RunParams, test_rmse: float, status: str = "done") -> int:
+    store = open_store(db)
+    run_id = store.start_run(params, device="cpu").id
+    store.record_epoch(run_id, 1, train_rmse=1.0, test_rmse=test_rmse, seconds=1)
+    store.finish_run(run_id, status)
+    return run_id
+
+
+def listed(db: str, capsys: pytest.CaptureFixture[str], *args: str) -> list[int]:
+    capsys.readouterr()
+    assert main(["--db", db, "runs", "--json", *args]) == 0
+    return [row["id"] for row in json.loads(capsys.readouterr().out)]
+
+
+def test_runs_ranks_done_runs_of_the_dataset_finished_last_and_says_so(
+        db: str, capsys: pytest.CaptureFixture[str]) -> None:
+    small = _done(db, store_params(data="synthetic-100k"), 0.9)
+    failed = _done(db, store_params(data="synthetic-100k", k=32), 0.5, status="failed")
+    large = _done(db, store_params(data="synthetic-1m"), 1.1)
+    capsys.readouterr()
+    assert main(["--db", db, "runs"]) == 0
+    out = capsys.readouterr().out
+    assert out.splitlines()[-2:] == [
+        "1 done run on synthetic-1m", "--data all for every dataset (1 more); --status all for every status"]
+    assert listed(db, capsys) == [large]
+    assert listed(db, capsys, "--data", "all") == [small, large]
+    assert listed(db, capsys, "--data", "synthetic-100k") == [small]
+    assert listed(db, capsys, "--data", "all", "--status", "failed,done") == [failed, small, large]
+
+
+def test_runs_where_takes_the_filter_language(db: str, capsys: pytest.CaptureFixture[str]) -> None:
+    low = _done(db, store_params(data="synthetic-100k", lr=1e-3, k=8), 0.9)
+    high = _done(db, store_params(data="synthetic-100k", lr=1e-2, k=64), 0.8)
+    assert listed(db, capsys, "--where", "lr:<5e-3") == [low]
+    assert listed(db, capsys, "--where", "k>=32 model:mf,deepmf") == [high]
+    assert listed(db, capsys, "--where", f"#{low}") == [low]
+    capsys.readouterr()
+    assert main(["--db", db, "runs", "--where", "lr:<fast"]) == 2
+    assert capsys.readouterr().err == "dmf-tui: error: 'lr:<fast': 'fast' is not a number\n"
+    assert main(["--db", db, "runs", "--sweep", "nosuch"]) == 2
+    assert capsys.readouterr().err == "dmf-tui: error: sweep: no sweep is named 'nosuch'\n"
+
+
+def test_runs_shows_archived_runs_when_asked(db: str, capsys: pytest.CaptureFixture[str]) -> None:
+    kept = _done(db, store_params(data="synthetic-100k"), 0.9)
+    archived = _done(db, store_params(data="synthetic-100k"), 0.8)
+    open_store(db).archive([archived])
+    assert listed(db, capsys) == [kept]
+    assert listed(db, capsys, "--archived") == [archived, kept]
+    assert listed(db, capsys, "--where", "archived:yes") == [archived]
 
 
 def test_show_prints_config_epochs_and_error(db: str, capsys: pytest.CaptureFixture[str]) -> None:
@@ -108,11 +160,19 @@ def test_export_runs_and_epochs(db: str, tmp_path: Path, capsys: pytest.CaptureF
         store.record_epoch(run_id, epoch, train_rmse=1.0, test_rmse=1.0 / epoch, seconds=1)
     store.enqueue(store_params())
     out = tmp_path / "runs.csv"
+    # Every run, of every status, unless the filters say otherwise.
     assert main(["--db", db, "export", "--csv", str(out)]) == 0
     assert capsys.readouterr().out.strip() == f"Wrote 2 runs to {out}"
     assert [r["status"] for r in csv.DictReader(out.open())] == ["running", "queued"]
+    assert main(["--db", db, "export", "--csv", str(out), "--where", "status:queued"]) == 0
+    assert [r["status"] for r in csv.DictReader(out.open())] == ["queued"]
     assert main(["--db", db, "export", "--csv", str(out), "--epochs"]) == 0
     assert [r["test_rmse"] for r in csv.DictReader(out.open())] == ["1.0", "0.5"]
+    store.archive([run_id])
+    assert main(["--db", db, "export", "--csv", str(out)]) == 0
+    assert [r["status"] for r in csv.DictReader(out.open())] == ["queued"]
+    assert main(["--db", db, "export", "--csv", str(out), "--archived"]) == 0
+    assert [r["archived"] for r in csv.DictReader(out.open())] == ["true", "false"]
 
 
 def store_params(**changes: object) -> RunParams:

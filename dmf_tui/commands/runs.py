@@ -13,7 +13,9 @@ from rich.table import Table
 from rich.text import Text
 
 from dmf_tui.commands.output import Console
+from store.catalog import data_label
 from store.db import open_to_list
+from store.filters import RunFilter, parse_filter, parse_term
 from store.params import FIELD_NAMES, PARAMS, RunParams, format_value
 from store.records import EpochRecord, RunRecord
 
@@ -21,7 +23,11 @@ DEFAULT_TOP = 50
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    runs = sub.add_parser("runs", help="list runs, best test RMSE first")
+    runs = sub.add_parser(
+        "runs", help="rank runs, best test RMSE first",
+        description="Rank runs by best test RMSE. By default only done runs that are not archived, of one "
+                    "dataset: the dataset of the run that finished last (--data NAME for another, --data all "
+                    "for every one); --where and the other filters ask for anything else.")
     runs.add_argument("--top", type=_count, default=DEFAULT_TOP, metavar="N",
                       help=f"show the first N (default {DEFAULT_TOP}; 0 for all)")
     add_filter_arguments(runs)
@@ -36,7 +42,10 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     show.add_argument("--json", action="store_true", help="print JSON instead of tables")
     show.set_defaults(func=show_run)
 
-    export = sub.add_parser("export", help="write runs (or their epochs) to a CSV file")
+    export = sub.add_parser(
+        "export", help="write runs (or their epochs) to a CSV file",
+        description="Write runs to a CSV file: every run of every status and dataset unless the filters "
+                    "say otherwise (archived runs only with --archived).")
     export.add_argument("--csv", required=True, metavar="FILE", help="the file to write; - for stdout")
     export.add_argument("--epochs", action="store_true",
                         help="write one row per epoch of the selected runs instead of one per run")
@@ -56,36 +65,67 @@ def _count(text: str) -> int:
 
 
 def add_filter_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--status", metavar="S", help="only these statuses (comma-separated)")
+    parser.add_argument("--where", metavar="FILTER", default="",
+                        help='the filter language of History\'s filter line, e.g. "lr:<1e-2 k:>=32 model:deepmf '
+                             'status:failed,lost sweep:lr-grid #12" (terms ANDed; other words search notes, '
+                             'errors, tags)')
+    parser.add_argument("--status", metavar="S", help="only these statuses (comma-separated, or all)")
     parser.add_argument("--model", metavar="M", help="only this model (mf, deepmf)")
-    parser.add_argument("--data", "--dataset", metavar="D", help="only this dataset (name or file)")
-    parser.add_argument("--sweep", type=int, metavar="S", help="only this sweep id")
+    parser.add_argument("--data", "--dataset", metavar="D",
+                        help="only this dataset (a name, or a file: the same dataset however runs named it), "
+                             "or all")
+    parser.add_argument("--sweep", metavar="S", help="only this sweep (its id or name)")
+    parser.add_argument("--archived", action="store_true", help="archived runs too")
 
 
-def filters(args: argparse.Namespace) -> dict[str, Any]:
-    return {
-        "status": args.status.split(",") if args.status else None,
-        "model": args.model,
-        "data": args.data,
-        "sweep_id": args.sweep,
-    }
+def run_filter(args: argparse.Namespace) -> RunFilter:
+    """The --where filter and the single filters, ANDed; FilterError (one line) names a bad one."""
+    where = parse_filter(args.where)
+    flags = {"status": args.status, "model": args.model, "data": args.data, "sweep": args.sweep}
+    for name, value in flags.items():
+        if value is not None:
+            where = where.and_(parse_term(name, value))
+    if args.archived and not where.says("archived"):
+        where = where.and_(parse_term("archived", "all"))
+    return where
 
 
 def list_runs(args: argparse.Namespace) -> int:
     with open_to_list(args.db) as store:
-        runs = store.leaderboard(**filters(args), sort=args.sort, descending=args.desc,
-                                 limit=args.top or None)
-        total = store.count_runs(**filters(args))
+        typed = run_filter(args)
+        datasets = store.datasets()
+        # Ranked by default on one dataset: RMSEs of different datasets do not compare.
+        current = None if typed.names_data or not datasets else datasets[0]
+        where = typed.on_data(current.key if current else None)
+        runs = store.leaderboard(where, sort=args.sort, descending=args.desc, limit=args.top or None)
+        total = store.count_runs(where)
     if args.json:
         print(json.dumps([_plain(run) for run in runs], indent=2))
         return 0
     console = _console()
-    if not runs:
+    done = "" if where.says("status") or where.names_runs else "done "
+    if current:
+        on = current.label
+    elif typed.says("data"):
+        on = ", ".join(data_label(str(spec)) for term in typed.terms if term.name == "data" for spec in term.values)
+    else:
+        on = "all datasets"
+    if runs:
+        console.print(runs_table(runs))
+        shown = f"{len(runs)} of {total}" if total > len(runs) else f"{total}"
+        console.print(f"{shown} {done}run{'' if total == 1 else 's'} on {on}")
+    else:
         console.print("No runs match.")
-        return 0
-    console.print(runs_table(runs))
+    hints = []
+    if current:
+        others = len(datasets) - 1
+        hints.append(f"--data all for every dataset{f' ({others} more)' if others else ''}")
+    if done:
+        hints.append("--status all for every status")
     if total > len(runs):
-        console.print(f"{len(runs)} of {total} runs shown; --top 0 shows all", style="dim")
+        hints.append("--top 0 for every run")
+    if hints:
+        console.print("; ".join(hints), style="dim")
     return 0
 
 
@@ -98,7 +138,7 @@ def runs_table(runs: list[RunRecord]) -> Table:
     for run in runs:
         p = run.params
         table.add_row(
-            str(run.id), run.status, p.model, p.data, str(p.k),
+            str(run.id), run.status, p.model, run.data_label, str(p.k),
             format_value(p.hidden) if PARAMS["hidden"].applies_to(p.model) else "",
             format_value(p.lr), format_value(p.weight_decay), f"{run.epoch}/{p.epochs}", _best(run),
         )
@@ -157,15 +197,18 @@ def epochs_table(epochs: list[EpochRecord], best_epoch: int | None) -> Table:
 
 
 def export_csv(args: argparse.Namespace) -> int:
+    where = run_filter(args)
+    if not (where.says("status") or where.names_runs):
+        where = where.and_(parse_term("status", "all"))  # a file of everything, unless asked otherwise
     # With the CSV on stdout, the summary goes to stderr, out of the data's way.
     target, report = (sys.stdout, sys.stderr) if args.csv == "-" else (args.csv, sys.stdout)
     with open_to_list(args.db) as store:
         if args.epochs:
-            run_ids = [run.id for run in store.leaderboard(**filters(args))]
+            run_ids = store.run_ids(where)
             count = store.export_epochs_csv(target, run_ids=run_ids)
             summary = f"Wrote {count} epochs of {len(run_ids)} runs"
         else:
-            count = store.export_runs_csv(target, **filters(args))
+            count = store.export_runs_csv(target, where)
             summary = f"Wrote {count} runs"
     if target is sys.stdout:
         sys.stdout.flush()  # a reader gone (`| head`) stops us here, before a summary that claims all

@@ -167,7 +167,8 @@ class HistoryTab(Vertical):
 
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)
-        self.filter = RunFilter()  # as typed in the filter line
+        self.filter = RunFilter()  # as typed in the filter line, when last it could be read
+        self._typing_error: str | None = None  # why the filter line's text cannot be read now
         self.dataset_choice: str | None = None  # None: the default dataset; ALL; or a dataset key
         self.by_sweep = False
         self.sort = "best_test_rmse"
@@ -213,7 +214,9 @@ class HistoryTab(Vertical):
             return
         if listing is None:
             return
-        self._show_error(None)
+        # The filter was read; unless what is typed now cannot be (a reload started before the
+        # last keystroke ends after it), nothing is wrong with it.
+        self._show_error(self._typing_error)
         self.listing = listing
         self._runs = listing.runs
         if listing.summary.has_val != self._has_val:
@@ -280,7 +283,8 @@ class HistoryTab(Vertical):
             data = "all datasets"
         done = "" if where.says("status") or where.names_runs else "done "
         if self.by_sweep:
-            count = f"{summary.total} sweeps, the best {done}run of each"
+            # A run outside any sweep is a row of its own.
+            count = f"by sweep: {summary.total} row{'' if summary.total == 1 else 's'}, the best {done}run of each"
         else:
             count = f"{summary.total} {done}run{'' if summary.total == 1 else 's'}"
         arrow = "↓" if self.descending else "↑"
@@ -323,8 +327,10 @@ class HistoryTab(Vertical):
         try:
             self.filter = parse_filter(event.value)
         except FilterError as exc:
-            self._show_error(str(exc))
+            self._typing_error = str(exc)
+            self._show_error(self._typing_error)
             return
+        self._typing_error = None
         self._show_error(None)
         self._list_again()
 

@@ -165,6 +165,20 @@ async def test_a_malformed_filter_says_which_term_and_keeps_the_listing(store, l
         assert sorted(int(i) for i in cells(history.table, "id")) == [lab["low"], lab["high"]]
 
 
+async def test_an_error_typed_while_the_listing_loads_stays_shown(store, lab):
+    app = make_app(store)
+    async with app.run_test(size=SIZE) as pilot:
+        history = await open_history(pilot)
+        line = history.query_one("#history-filter", Input)
+        # The reload "lr" starts ends after the next keystrokes made the filter unreadable.
+        line.value = "data:all"
+        await pilot.pause()
+        line.value = "data:all lr:<"
+        await settle(pilot)
+        assert filter_error(history) == "'lr:<': lr needs a value after the colon, e.g. lr:0.001"
+        assert TextualPrivate.screen_lines(app)[7].strip() == filter_error(history)
+
+
 async def test_letters_typed_in_the_filter_stay_there(store, lab):
     """d, z, a, A, U, C, R, e, m, s are History's keys; typed into the filter they are text."""
     app = make_app(store)
@@ -239,7 +253,7 @@ async def test_the_sweep_column_shows_its_name_and_z_groups_by_sweep(store, lab)
         # One row per sweep, its best run; a run outside a sweep is its own row.
         assert [int(i) for i in cells(history.table, "id")] == [lab["deep"], lab["high"]]
         assert cells(history.table, "sweep_id") == ["-", "lr grid (2)"]
-        assert summary(history).startswith("synthetic-100k · 2 sweeps, the best done run of each")
+        assert summary(history).startswith("synthetic-100k · by sweep: 2 rows, the best done run of each ·")
         await pilot.press("down", "enter")
         await settle(pilot)
         assert isinstance(app.screen, RunDetailScreen) and app.screen.run_id == lab["high"]

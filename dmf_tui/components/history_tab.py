@@ -269,7 +269,7 @@ class HistoryTab(Vertical):
             table.focus()
 
     def _show_summary(self) -> None:
-        """What is listed, e.g. "ml-100k · 37 done runs · ranked by best test ↑ · 2 marked"."""
+        """What is listed, e.g. "ml-100k · 37 done runs · 2 marked · ranked by best test ↑"."""
         listing = self.listing
         if listing is None:
             return
@@ -283,15 +283,14 @@ class HistoryTab(Vertical):
             data = "all datasets"
         done = "" if where.says("status") or where.names_runs else "done "
         if self.by_sweep:
-            # A run outside any sweep is a row of its own.
-            count = f"by sweep: {summary.total} row{'' if summary.total == 1 else 's'}, the best {done}run of each"
+            # A row per sweep, and a run outside any sweep is a row of its own.
+            count = f"best {done}run per sweep: {summary.total}"
         else:
             count = f"{summary.total} {done}run{'' if summary.total == 1 else 's'}"
         arrow = "↓" if self.descending else "↑"
         verb = "ranked" if self.sort == "best_test_rmse" else "sorted"
-        parts = [data, count, f"{verb} by {HEADERS[self.sort]} {arrow}"]
-        if self.marked:
-            parts.append(f"{len(self.marked)} marked")
+        parts = [data, count, *([f"{len(self.marked)} marked"] if self.marked else []),
+                 f"{verb} by {HEADERS[self.sort]} {arrow}"]
         self.query_one("#history-summary", Label).update(" · ".join(parts))
 
     def _show_error(self, message: str | None) -> None:

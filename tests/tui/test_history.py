@@ -253,7 +253,7 @@ async def test_the_sweep_column_shows_its_name_and_z_groups_by_sweep(store, lab)
         # One row per sweep, its best run; a run outside a sweep is its own row.
         assert [int(i) for i in cells(history.table, "id")] == [lab["deep"], lab["high"]]
         assert cells(history.table, "sweep_id") == ["-", "lr grid (2)"]
-        assert summary(history).startswith("synthetic-100k · by sweep: 2 rows, the best done run of each ·")
+        assert summary(history).startswith("synthetic-100k · best done run per sweep: 2 ·")
         await pilot.press("down", "enter")
         await settle(pilot)
         assert isinstance(app.screen, RunDetailScreen) and app.screen.run_id == lab["high"]
@@ -270,7 +270,7 @@ async def test_mark_all_marks_every_page_and_U_clears(store, worker):
         await pilot.press("A")
         await settle(pilot)
         assert sorted(history.marked) == run_ids
-        assert summary(history).endswith(f"· {PAGE + 20} marked")
+        assert f" · {PAGE + 20} marked · " in summary(history)
         assert set(cells(history.table, "mark")) == {"●"}
         await pilot.press("U")
         await settle(pilot)

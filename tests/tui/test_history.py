@@ -146,6 +146,10 @@ async def test_parameters_filter_with_comparisons(store, lab):
         assert summary(history).startswith("synthetic-100k · 2 done runs")
         await type_filter(pilot, "model:deepmf,mf k>=32 data:all")
         assert [int(i) for i in cells(history.table, "id")] == [lab["large"]]
+        # The filter chooses the datasets: d has nothing to change.
+        await pilot.press("d")
+        await settle(pilot)
+        assert history.dataset_choice is None and summary(history).startswith("all datasets · 1 done run")
 
 
 async def test_a_malformed_filter_says_which_term_and_keeps_the_listing(store, lab):
@@ -239,6 +243,7 @@ async def test_at_80x24_id_status_and_best_test_come_first_and_stay(store, lab):
         await pilot.press("d")
         await settle(pilot)
         assert "best_val_rmse" not in [column.key.value for column in history.table.ordered_columns]
+        assert focused_id(app) == "history-table"  # the new table has the focus the old one had
 
 
 async def test_the_sweep_column_shows_its_name_and_z_groups_by_sweep(store, lab):

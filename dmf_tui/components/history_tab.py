@@ -197,6 +197,11 @@ class HistoryTab(Vertical):
     def table(self) -> RunTable:
         return self.query_one("#history-table", RunTable)
 
+    @property
+    def total(self) -> int:
+        """How many rows the listing has, on every page (0 before the first read)."""
+        return self.listing.summary.total if self.listing is not None else 0
+
     # --- loading --------------------------------------------------------------------------
 
     @work(exclusive=True, group="history")
@@ -230,7 +235,7 @@ class HistoryTab(Vertical):
     @work(group="history-more")
     async def load_more(self) -> None:
         listing = self.listing
-        if self._loading or listing is None or len(self._runs) >= listing.summary.total:
+        if self._loading or listing is None or len(self._runs) >= self.total:
             return
         self._loading = True
         generation = self._generation

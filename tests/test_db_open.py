@@ -307,7 +307,7 @@ def _cli(args: list[str]) -> subprocess.CompletedProcess:
 
 def test_a_read_only_database_can_be_listed_shown_and_exported(read_only_db: Path, tmp_path: Path) -> None:
     before = read_only_db.read_bytes()
-    listed = _cli(["--db", str(read_only_db), "runs", "--json"])
+    listed = _cli(["--db", str(read_only_db), "runs", "--status", "all", "--json"])
     assert listed.returncode == 0, listed.stderr
     assert '"model": "mf"' in listed.stdout and '"status": "running"' in listed.stdout
     shown = _cli(["--db", str(read_only_db), "show", "1"])

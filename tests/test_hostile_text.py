@@ -30,7 +30,7 @@ def db(tmp_path: Path, hostile: str) -> str:
 
 
 def test_runs_prints_stored_text_as_typed(db: str, hostile: str, capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["--db", db, "runs"]) == 0
+    assert main(["--db", db, "runs", "--status", "all"]) == 0
     assert f"DS={hostile}" in capsys.readouterr().out
 
 
@@ -42,7 +42,7 @@ def test_show_prints_stored_text_as_typed(db: str, hostile: str, capsys: pytest.
 
 
 def test_runs_json_keeps_stored_text(db: str, hostile: str, capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["--db", db, "runs", "--json"]) == 0
+    assert main(["--db", db, "runs", "--status", "all", "--json"]) == 0
     (run,) = json.loads(capsys.readouterr().out)
     assert (run["params"]["data"], run["ran_on"], run["notes"], run["tags"]) == (
         f"DS={hostile}", f"DEV={hostile}", f"NOTE={hostile}", [f"TAG={hostile}"])

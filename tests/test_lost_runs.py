@@ -55,7 +55,8 @@ def _run_of_a_dead_worker(db: str) -> int:
 
 
 @pytest.mark.parametrize("command, shown", [
-    (["runs"], " lost "), (["runs", "--json"], '"status": "lost"'), (["show", "1"], "Run 1  lost"),
+    (["runs", "--status", "all"], " lost "), (["runs", "--status", "all", "--json"], '"status": "lost"'),
+    (["show", "1"], "Run 1  lost"),
     (["worker", "status"], "no workers running"),
 ])
 def test_listing_commands_mark_the_runs_of_dead_workers_lost(db, command, shown, capsys):
@@ -76,7 +77,7 @@ def test_a_database_that_cannot_be_written_lists_a_dead_workers_run_as_it_is(db,
 
     monkeypatch.setattr(Store, "reap_lost", refuse)
 
-    assert main(["--db", db, "runs", "--json"]) == 0
+    assert main(["--db", db, "runs", "--status", "all", "--json"]) == 0
 
     assert [run["status"] for run in json.loads(capsys.readouterr().out)] == ["running"]
     assert open_store(db).get_run(run_id).status == "running"
@@ -91,7 +92,7 @@ def test_add_retries_queues_a_lost_run_again_and_show_says_so(db, capsys):
         assert store.get_run(first).retries == 2
     capsys.readouterr()
 
-    assert main(["--db", db, "runs"]) == 0
+    assert main(["--db", db, "runs", "--status", "all"]) == 0
 
     with open_store(db) as store:
         lost, (again,) = store.get_run(first), [run for run in store.queue()]

@@ -60,7 +60,7 @@ async def shows_literally(pilot, text: str, *markers: str) -> None:
         assert app.is_running and app.return_code is None, f"clicking {marker}{text} closed the app"
         # What was clicked is checked as it was drawn: a click dismisses a notification.
         for x, y in found:
-            shown = lines[y][x:]
+            shown = wrapped(lines, x, y, len(text), start=x - len(marker))
             cut = shown.split("…")[0]
             assert shown.startswith(text) or ("…" in shown and cut and text.startswith(cut)), (
                 f"{marker}{text} is not shown as typed:\n" + "\n".join(lines)
@@ -69,6 +69,21 @@ async def shows_literally(pilot, text: str, *markers: str) -> None:
         await settle(pilot)
         while app.screen is not screen:
             app.pop_screen()
+
+
+def wrapped(lines: list[str], x: int, y: int, length: int, *, start: int) -> str:
+    """The text drawn from column x of line y on, continued on the next lines from column `start`
+    (where the cell begins) when a narrow column wraps it (Run detail's config wraps a long path),
+    up to `length` characters."""
+    shown = lines[y][x:]
+    piece = shown.split("│")[0].rstrip()
+    while len(piece) < length and y + 1 < len(lines) and lines[y + 1][:start].strip() == "":
+        y += 1
+        more = lines[y][start:].split("│")[0].rstrip()
+        if not more:
+            break
+        piece += more
+    return piece if len(piece) >= length else shown
 
 
 def occurrences(line: str, marker: str) -> list[int]:
@@ -94,6 +109,8 @@ async def test_history_shows_stored_text_as_typed(store, lab, hostile):
     async with app.run_test(size=SIZE) as pilot:
         await settle(pilot)
         await pilot.press("3")
+        # Both datasets, every status: by default History ranks the done runs of one dataset.
+        app.screen.query_one("#history-filter", Input).value = "data:all status:all"
         await shows_literally(pilot, hostile, "DS=", "DS2=")
 
 

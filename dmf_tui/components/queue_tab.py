@@ -19,7 +19,6 @@ from dmf_tui.components import fmt
 from dmf_tui.components.confirm import Confirm
 from dmf_tui.components.fmt import Cell
 from dmf_tui.components.run_table import RunTable, run_id_of
-from dmf_tui.components.whole_cells import WholeCells
 from dmf_tui.host import dmf_app
 from dmf_tui.messages import CancelRun, OpenRun, RetryRun, StoreChanged
 from dmf_tui.source import Snapshot
@@ -45,10 +44,6 @@ REASON_ROOM = 40
 REASON_MIN = 30
 
 ACTIVE = (RunStatus.QUEUED, RunStatus.RUNNING)
-
-
-class QueueTable(RunTable, WholeCells):
-    """The Queue's tables: runs by id, no cell drawn in part (0.003 is never shown as 0.0)."""
 
 
 def queue_cells(run: RunRecord, epoch_seconds: float | None) -> tuple[Cell, ...]:
@@ -127,11 +122,11 @@ class QueueTab(Vertical):
         self._cells: dict[int, tuple[RunRecord, float | None, tuple[Cell, ...]]] = {}
 
     def compose(self) -> ComposeResult:
-        yield QueueTable(QUEUE_COLUMNS, fixed_columns=FIXED, id="queue-table")
+        yield RunTable(QUEUE_COLUMNS, fixed_columns=FIXED, id="queue-table")
         yield Label("Nothing queued. Press n to queue an experiment.", id="queue-empty")
         yield Static("", id="slot-load", markup=False)
         yield Label("Ended badly (r retries, x dismisses)", id="problems-title", classes="section-title")
-        yield QueueTable(PROBLEM_COLUMNS, fixed_columns=FIXED, id="problems-table")
+        yield RunTable(PROBLEM_COLUMNS, fixed_columns=FIXED, id="problems-table")
 
     def show_snapshot(self, snapshot: Snapshot) -> None:
         self._runs = {run.id: run for run in [*snapshot.queue, *snapshot.problems]}

@@ -1,8 +1,8 @@
 """Driving a key that may ask first (components/confirm.py) in a pilot test.
 
-settle() cannot wait for such a key: it waits for every worker of the app, and the worker that
-asks waits for the answer. `asks` waits for the question instead, `does_not_ask` for the key's
-work to end without one, failing (not hanging) when the other happens."""
+settle() returns while a question is up (the worker that asked waits for the answer), so it
+cannot tell whether a key asked. `asks` waits for the question, `does_not_ask` for the key's work
+to end without one, failing (not hanging) when the other happens."""
 
 from __future__ import annotations
 

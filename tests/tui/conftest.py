@@ -21,6 +21,7 @@ from textual.widgets import DataTable
 from textual.worker import WorkerCancelled
 
 from dmf_tui.app import DmfApp
+from dmf_tui.components.confirm import Confirm
 from store.params import RunParams
 from tests.fake_load import fake_sampler
 
@@ -67,6 +68,7 @@ def freeze_times(store) -> None:
             conn.execute(text(f"UPDATE runs SET {column} = :t"), {"t": FROZEN})
         for column in ("started_at", "finished_at"):
             conn.execute(text(f"UPDATE runs SET {column} = :t WHERE {column} IS NOT NULL"), {"t": FROZEN})
+        conn.execute(text("UPDATE run_logs SET created_at = :t"), {"t": FROZEN})
 
 
 def fill_lab(store, worker: FakeWorker) -> None:
@@ -75,8 +77,11 @@ def fill_lab(store, worker: FakeWorker) -> None:
     worker.run(base.replace(model="mf", lr=1e-3), 10, floor=0.93)
     worker.run(base.replace(model="mf", lr=1e-2), 10, floor=0.91)
     worker.run(base.replace(model="deepmf", lr=1e-3), 10, floor=0.89)
-    worker.run(base.replace(model="deepmf", lr=1e-2, hidden=(64, 32)), 4, floor=0.95, status="failed",
-               error="CUDA out of memory. Tried to allocate 2.00 GiB\n(traceback follows)")
+    failed = worker.run(base.replace(model="deepmf", lr=1e-2, hidden=(64, 32)), 4, floor=0.95, status="failed",
+                        error="CUDA out of memory. Tried to allocate 2.00 GiB\n(traceback follows)")
+    store.append_log(failed, "started on cpu")
+    store.append_log(failed, "Traceback (most recent call last):\n  ...\ntorch.OutOfMemoryError: CUDA out of memory",
+                     level="error")
     running = worker.start(base.replace(model="deepmf", k=32))
     worker.train(running.id, 3, floor=0.88)
     store.enqueue_grid([base.replace(model="mf", k=k) for k in (16, 64)], name="k sweep")
@@ -115,15 +120,23 @@ async def settle(pilot: Pilot) -> None:
         await _workers_finished(app)
         await pilot.pause()
         now = _geometry(app)
-        if now == before and not app.workers:
+        if now == before and (not app.workers or _asking(app)):
             return
         before = now
     raise AssertionError(f"the app never settled: still laying out {app.screen}")
 
 
+def _asking(app: App) -> bool:
+    """Whether a question is up: the worker that asked it waits for the person, not for settle."""
+    return isinstance(app.screen, Confirm)
+
+
 async def _workers_finished(app: App) -> None:
-    """Wait for every worker the app has now. One cancelled is finished too: a newer worker of
-    its exclusive group (a History reload) took its place, and the next round waits for that."""
+    """Wait for every worker the app has now, unless a question is up (`_asking`). One cancelled
+    is finished too: a newer worker of its exclusive group (a History reload) took its place, and
+    the next round waits for that."""
+    if _asking(app):
+        return
     for worker in list(app.workers):
         try:
             await worker.wait()

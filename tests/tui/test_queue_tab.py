@@ -16,6 +16,7 @@ from store.db import Store
 from store.params import RunParams
 from store.status import RunStatus
 from tests.fake_load import FakeGpus, FakeProcesses, fake_sampler
+from tests.tui.confirming import answer, asks
 from tests.tui.conftest import FakeWorker, TextualPrivate, fill_lab, make_app, settle
 
 SMALL = (80, 24)
@@ -32,22 +33,6 @@ def queue_table(app: DmfApp) -> RunTable:
 
 def problems_table(app: DmfApp) -> RunTable:
     return app.queue_tab.query_one("#problems-table", RunTable)
-
-
-async def asks(pilot, key: str) -> str:
-    """Press `key` and return the question it asks. (Not settle: the key's worker waits for the
-    answer, and settle waits for every worker.)"""
-    await pilot.press(key)
-    for _ in range(20):
-        await pilot.pause()
-        if isinstance(pilot.app.screen, Confirm):
-            return pilot.app.screen.question
-    raise AssertionError(f"{key} did not ask")
-
-
-async def answer(pilot, key: str) -> None:
-    await pilot.press(key)
-    await settle(pilot)
 
 
 # --- the queue's columns -------------------------------------------------------------------

@@ -72,13 +72,13 @@ class DmfApp(App[None]):
         Binding("question_mark", "help", "Help", id="app.help",
                 tooltip="the help: every key, by where it works (ctrl+p opens the palette: the keys by name)"),
         Binding("n", "new_experiment", "New", id="app.new",
-                tooltip="open the New experiment form to queue a grid of runs"),
+                tooltip="on the tabs: open the New experiment form to queue a grid of runs"),
         Binding("p", "toggle_pause", "Pause", id="app.pause",
-                tooltip="pause or resume the queue: paused, workers take no new runs (running ones go on)"),
+                tooltip="on the tabs: pause or resume the queue (paused, workers take no new runs; running go on)"),
         Binding("w", "start_worker", "Worker", id="app.worker_start",
-                tooltip="start a detached worker on this database (asks when one already runs)"),
+                tooltip="on the tabs: start a detached worker on this database (asks when one already runs)"),
         Binding("W", "stop_worker", "Stop", id="app.worker_stop",
-                tooltip="stop the workers of this database on this host (asks; their runs end as interrupted)"),
+                tooltip="on the tabs: stop this database's workers on this host (asks; their runs end interrupted)"),
         Binding("1", "show_tab('queue')", "Show Queue", show=False, id="app.tab_queue",
                 tooltip="the Queue tab: running and queued runs, and those that ended badly"),
         Binding("2", "show_tab('live')", "Show Live", show=False, id="app.tab_live",
@@ -90,6 +90,10 @@ class DmfApp(App[None]):
                 tooltip="the command palette: the keys that work where it opens, by name"),
         Binding("q", "quit", "Quit", id="app.quit", tooltip="leave the TUI (workers go on)"),
     ]
+
+    # The app's keys that act on the queue and the workers work on the main screen (the tabs), whose
+    # footer keeps room for them; the other screens' footers at 80 columns hold their own keys.
+    MAIN_SCREEN_ACTIONS = frozenset({"new_experiment", "toggle_pause", "start_worker", "stop_worker"})
 
     def __init__(self, store: Store, *, poll_interval: float = 1.0) -> None:
         super().__init__()
@@ -137,6 +141,10 @@ class DmfApp(App[None]):
         """Notifications quote store errors, paths and worker output: never markup, even when a
         widget's `notify` asks for it (it always passes `markup`)."""
         super().notify(message, title=title, severity=severity, timeout=timeout, markup=False)
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        # False also leaves the key out of the footer (None would show it dimmed).
+        return action not in self.MAIN_SCREEN_ACTIONS or self.screen is self.screen_stack[0]
 
     # --- the user's settings (dmf_tui/config.py) ------------------------------------------
 

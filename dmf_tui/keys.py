@@ -113,14 +113,16 @@ class Command:
 
 def palette_commands(screen: Screen[Any]) -> Iterator[Command]:
     """What the palette lists when opened on `screen`: the keys that work there, but its own and
-    a table's cursor keys. That is the app's keys, and the keys of the screen, or on the main screen
-    those of its tabs (which the palette runs in their tab, whichever is shown)."""
+    a table's cursor keys. That is the app's keys (on another screen, not those of the main screen
+    only), and the keys of the screen, or on the main screen those of its tabs (which the palette
+    runs in their tab, whichever is shown)."""
     main = screen is screen.app.screen_stack[0]
     for place in PLACES:
         if not (place.owner is DmfApp or isinstance(screen, place.owner) or (main and place.tab)):
             continue
         for binding in place.bindings:
-            if binding.action == "command_palette":
+            if binding.action == "command_palette" or (
+                    place.owner is DmfApp and not main and binding.action in DmfApp.MAIN_SCREEN_ACTIONS):
                 continue
             title = binding.description if place.owner is DmfApp else f"{place.name}: {binding.description}"
             yield Command(title, f"{key_display(binding)}  {binding.tooltip}", binding.action, place)

@@ -65,7 +65,7 @@ class CompareScreen(Screen[None]):
                 yield RmseCurves(title="", legend=False)
                 yield Static(id="compare-key")
         yield Static(id="compare-common", classes="hint", markup=False)
-        yield Footer()
+        yield Footer(compact=True, show_command_palette=False)
 
     def on_mount(self) -> None:
         # Arranged again when the table's rows are measured, and on every resize.

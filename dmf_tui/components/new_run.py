@@ -85,7 +85,7 @@ class NewRunScreen(Screen[tuple[int, list[int]] | None]):
             yield Label("", id="preview", markup=False)
             yield Button("Queue", variant="primary", id="submit", compact=True)
             yield Button("Cancel", id="close", compact=True)
-        yield Footer()
+        yield Footer(compact=True, show_command_palette=False)
 
     def _param_field(self, name: str) -> ComposeResult:
         value = "" if name == "data" and self.finding_data else format_value(getattr(self.params, name))

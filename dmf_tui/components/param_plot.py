@@ -138,7 +138,7 @@ class ParamPlotScreen(Screen[None]):
                              compact=True, id="param-choice")
         yield PlotextPlot(id="param-plot")
         yield Static(id="param-note", classes="hint", markup=False)
-        yield Footer()
+        yield Footer(compact=True, show_command_palette=False)
 
     def on_mount(self) -> None:
         # Drawn once laid out: the tick labels are fitted to the plot's width.

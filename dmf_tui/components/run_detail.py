@@ -110,7 +110,7 @@ class RunDetailScreen(Screen[None]):
         notes = TextArea(id="notes")
         notes.border_title = "Notes (i to edit, ctrl+s saves)"
         yield notes
-        yield Footer()
+        yield Footer(compact=True, show_command_palette=False)
 
     def on_mount(self) -> None:
         # The epochs have the focus: a visible cursor, and letters are the keys the footer shows.

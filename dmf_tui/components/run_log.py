@@ -41,7 +41,7 @@ class RunLogScreen(Screen[None]):
         yield Static(f"Run {self.run_id}: log", id="log-title", classes="screen-title", markup=False)
         yield Static(id="log-empty", markup=False)
         yield Log(id="log")
-        yield Footer()
+        yield Footer(compact=True, show_command_palette=False)
 
     def on_mount(self) -> None:
         self.query_one(Log).focus()

@@ -16,7 +16,9 @@ from textual.widgets.data_table import ColumnKey
 from dmf_tui import config
 from dmf_tui.components.compare import CompareScreen
 from dmf_tui.components.new_run import NewRunScreen
+from dmf_tui.components.param_plot import ParamPlotScreen
 from dmf_tui.components.run_detail import RunDetailScreen
+from dmf_tui.components.run_log import RunLogScreen
 from dmf_tui.components.run_table import RunTable
 from dmf_tui.messages import OpenRun, StoreChanged
 from store.params import RunParams
@@ -499,3 +501,47 @@ async def test_at_80_columns_the_footer_shows_the_apps_keys_on_every_tab(store, 
         footer = TextualPrivate.screen_lines(app)[-1]
         for key in ("? Help", "n New", "p Pause", "w Worker", "W Stop", "q Quit"):
             assert key in footer, f"{key!r} is not in the {tab} footer: {footer!r}"
+
+
+async def _running_run_detail(app) -> None:
+    app.post_message(OpenRun(app.store.queue()[0].id))
+
+
+async def _compare(app) -> None:
+    done = app.store.leaderboard(status="done")
+    app.push_screen(CompareScreen([run.id for run in done]))
+
+
+async def _form(app) -> None:
+    app.open_form()
+
+
+async def _parameter_plot(app) -> None:
+    app.push_screen(ParamPlotScreen(app.store.leaderboard(status="done")))
+
+
+async def _log(app) -> None:
+    app.push_screen(RunLogScreen(app.store.queue()[0].id))
+
+
+@pytest.mark.parametrize(("open_screen", "last"), [
+    (_running_run_detail, "? Help q Quit"), (_compare, "? Help q Quit"), (_parameter_plot, "? Help q Quit"),
+    (_log, "? Help q Quit"),
+    (_form, "esc Close"),  # a text field has the focus: ? and q are letters there
+])
+async def test_at_80_columns_every_screens_footer_shows_all_its_keys(store, worker, open_screen, last):
+    """A screen's own keys come first; the app's keys for the queue and workers stay on the tabs,
+    so the last key is never pushed off the right edge."""
+    fill_lab(store, worker)
+    app = make_app(store)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await settle(pilot)
+        await open_screen(app)
+        await settle(pilot)
+        footer = TextualPrivate.screen_lines(app)[-1]
+        assert footer.rstrip().endswith(last), footer
+        assert "w Worker" not in footer and "n New" not in footer
+        app.screen.set_focus(None)
+        await pilot.press("w", "n")  # the tabs' keys do nothing here
+        await settle(pilot)
+        assert len(app.screen_stack) == 2

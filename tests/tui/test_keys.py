@@ -156,7 +156,9 @@ def keys_that_work_on(app) -> list[Binding]:
         owners = [type(app.queue_tab), type(app.live_tab), type(app.history_tab)]
     else:
         owners = [type(app.screen)]
-    bindings = [*vars(DmfApp)["BINDINGS"], *(b for owner in owners for b in vars(owner).get("BINDINGS", []))]
+    # The app's keys that it allows on this screen (those for the queue and workers are the tabs').
+    app_keys = [binding for binding in vars(DmfApp)["BINDINGS"] if app.check_action(binding.action, ())]
+    bindings = [*app_keys, *(b for owner in owners for b in vars(owner).get("BINDINGS", []))]
     return [binding for binding in bindings if binding.action != "command_palette"]
 
 

@@ -1,15 +1,17 @@
-"""SVG snapshots of the main screens at two terminal sizes, on a database whose every time is
-frozen. Regenerate after a deliberate change with `pytest tests/tui --snapshot-update` and look
-at the report before committing the new SVGs."""
+"""SVG snapshots of every screen at 80x24 (a common SSH terminal, the size each screen is laid out
+for first) and 140x40, on a database whose every time is frozen. Regenerate after a deliberate
+change with `pytest tests/tui/test_snapshots.py --snapshot-update` and look at the report before
+committing the new SVGs."""
 
 from __future__ import annotations
 
 import pytest
 from textual.widgets import Input, TextArea
 
+from dmf_tui.messages import OpenRun
 from tests.tui.conftest import fill_lab, freeze_times, make_app, settle
 
-SIZES = {"small": (100, 30), "large": (140, 40)}
+SIZES = {"80x24": (80, 24), "140x40": (140, 40)}
 
 
 async def _steady(pilot) -> None:
@@ -24,6 +26,14 @@ async def queue_tab(pilot) -> None:
     """What the app opens on."""
 
 
+async def cancel_a_running_run(pilot) -> None:
+    """The question before a running run is cancelled."""
+    running = pilot.app.store.queue()[0]
+    pilot.app.queue_tab.query_one("#queue-table").select_run(running.id)
+    await pilot.press("c")
+    await pilot.pause()
+
+
 async def live_tab(pilot) -> None:
     await pilot.press("2")
 
@@ -35,6 +45,20 @@ async def history_tab(pilot) -> None:
     await pilot.press("space", "space")  # two runs marked
 
 
+async def history_by_sweep(pilot) -> None:
+    await pilot.press("3")
+    await _steady(pilot)
+    pilot.app.history_tab.table.focus()
+    await pilot.press("z")
+
+
+async def parameter_plot(pilot) -> None:
+    await pilot.press("3")
+    await _steady(pilot)
+    pilot.app.history_tab.table.focus()
+    await pilot.press("P")
+
+
 async def form_with_errors(pilot) -> None:
     await pilot.press("n")
     await _steady(pilot)
@@ -44,13 +68,14 @@ async def form_with_errors(pilot) -> None:
 
 async def run_detail_of_a_failed_run(pilot) -> None:
     failed = pilot.app.store.leaderboard(status="failed")[0]
-    await pilot.press("3")
-    await _steady(pilot)
-    pilot.app.history_tab.table.focus()
-    pilot.app.history_tab.table.select_run(failed.id)
-    await pilot.press("enter")
+    pilot.app.post_message(OpenRun(failed.id))
     await _steady(pilot)
     pilot.app.screen.query_one(TextArea).text = "retry with batch 256"
+
+
+async def log_of_a_failed_run(pilot) -> None:
+    await run_detail_of_a_failed_run(pilot)
+    await pilot.press("L")
 
 
 async def compare_two_runs(pilot) -> None:
@@ -59,7 +84,12 @@ async def compare_two_runs(pilot) -> None:
     await pilot.press("m")
 
 
-SCREENS = [queue_tab, live_tab, history_tab, form_with_errors, run_detail_of_a_failed_run, compare_two_runs]
+async def help_screen(pilot) -> None:
+    await pilot.press("question_mark")
+
+
+SCREENS = [queue_tab, cancel_a_running_run, live_tab, history_tab, history_by_sweep, parameter_plot,
+           form_with_errors, run_detail_of_a_failed_run, log_of_a_failed_run, compare_two_runs, help_screen]
 
 
 @pytest.mark.parametrize("size", SIZES.values(), ids=SIZES.keys())

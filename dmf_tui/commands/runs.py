@@ -13,6 +13,7 @@ from rich.table import Table
 from rich.text import Text
 
 from dmf_tui.commands.output import Console
+from dmf_tui.components import fmt
 from store.catalog import data_label
 from store.db import open_to_list
 from store.filters import RunFilter, parse_filter, parse_term
@@ -192,7 +193,7 @@ def epochs_table(epochs: list[EpochRecord], best_epoch: int | None) -> Table:
         row = [str(e.epoch), _rmse(e.train_rmse), _rmse(e.test_rmse) + mark]
         if has_val:
             row.append(_rmse(e.val_rmse))
-        table.add_row(*row, f"{e.seconds:.1f}")
+        table.add_row(*row, fmt.seconds(e.seconds))
     return table
 
 

@@ -50,4 +50,4 @@ class EpochTable(FittedTable):
     def _add_rows(self, epochs: list[EpochRecord]) -> None:
         for e in epochs:
             val = [fmt.rmse(e.val_rmse)] if self.has_validation else []
-            self.add_row(e.epoch, fmt.rmse(e.train_rmse), fmt.rmse(e.test_rmse), *val, f"{e.seconds:.1f}")
+            self.add_row(e.epoch, fmt.rmse(e.train_rmse), fmt.rmse(e.test_rmse), *val, fmt.seconds(e.seconds))

@@ -8,6 +8,7 @@ from datetime import datetime, timezone
 import pytest
 from textual.app import App, ComposeResult
 
+from dmf_tui.components import fmt
 from dmf_tui.components.epoch_table import EpochTable
 from dmf_tui.components.run_table import RunTable
 from store.params import RunParams
@@ -81,7 +82,7 @@ async def test_the_epoch_table_shows_a_val_column_once_a_validated_epoch_lands()
         await pilot.pause()
         assert [str(c.label) for c in table.columns.values()] == ["epoch", "train", "test", "val", "sec"]
         assert [[str(cell) for cell in table.get_row_at(i)] for i in range(2)] == [
-            ["1", "0.9000", "1.0000", "-", "2.5"], ["2", "0.9000", "1.0000", "0.9500", "2.5"],
+            ["1", "0.9000", "1.0000", "-", "2.50"], ["2", "0.9000", "1.0000", "0.9500", "2.50"],
         ]
 
 
@@ -111,3 +112,7 @@ async def test_the_live_epoch_table_fits_beside_its_curves_at_80_columns(store, 
         # Every column whole, and most of the width left to the curves.
         assert table.region.width <= 40
         assert table.virtual_size.width <= table.scrollable_content_region.width
+
+
+def test_a_fast_epochs_seconds_never_read_as_zero():
+    assert [fmt.seconds(s) for s in (0.04, 2.5, 12.34)] == ["0.04", "2.50", "12.3"]

@@ -23,6 +23,7 @@ from textual.theme import Theme
 from textual.widgets import Footer, TabbedContent, TabPane
 
 from dmf_tui import config
+from dmf_tui.components import fmt
 from dmf_tui.components.compare import CompareScreen
 from dmf_tui.components.confirm import Confirm
 from dmf_tui.components.help import HelpScreen
@@ -337,7 +338,7 @@ class DmfApp(App[None]):
         here = {worker.id for worker in alive if worker.host == socket.gethostname()}
         if here:
             running = sum(run.status == RunStatus.RUNNING and run.worker_id in here for run in queue)
-            question = (f"Stop {_count(len(here), 'worker')} of this database, running {_count(running, 'run')}? "
+            question = (f"Stop {fmt.count(len(here), 'worker')} of this database, running {fmt.count(running, 'run')}? "
                         "Their runs end as interrupted.")
             if not await self.push_screen_wait(Confirm(question, yes="Stop")):
                 return
@@ -347,11 +348,6 @@ class DmfApp(App[None]):
         code, line = await asyncio.to_thread(worker_command, self.store.url, *args)
         self.notify(line, severity="information" if code == 0 else "error")
         await self.refresh_now()
-
-
-def _count(number: int, noun: str) -> str:
-    """'1 worker', '2 workers', 'no runs'."""
-    return f"{number or 'no'} {noun}{'' if number == 1 else 's'}"
 
 
 def _first_line(exc: Exception) -> str:

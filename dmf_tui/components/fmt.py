@@ -67,6 +67,16 @@ def seconds(value: float) -> str:
     return f"{value:.2f}" if value < 10 else f"{value:.1f}"
 
 
+def count(number: int, noun: str) -> str:
+    """'1 run', '2 runs', 'no runs'."""
+    return f"{number or 'no'} {noun}{'' if number == 1 else 's'}"
+
+
+def sweep_label(run: RunRecord) -> str:
+    """How a message names the run's sweep: by its name and id, or its id alone."""
+    return f"sweep {run.sweep_name!r} (#{run.sweep_id})" if run.sweep_name else f"sweep #{run.sweep_id}"
+
+
 def when(moment: datetime | None) -> str:
     """UTC, to the minute: the same on every machine, whatever its time zone."""
     return "-" if moment is None else moment.strftime("%Y-%m-%d %H:%M")

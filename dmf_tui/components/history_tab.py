@@ -25,9 +25,9 @@ from textual.screen import ModalScreen
 from textual.widgets import DataTable, Input, Label
 
 from dmf_tui.components import fmt
-from dmf_tui.components.confirm import Confirm
 from dmf_tui.components.fmt import Cell
 from dmf_tui.components.param_plot import ParamPlotScreen
+from dmf_tui.components.run_actions import cancel_sweep, delete_runs
 from dmf_tui.components.run_table import RunTable, run_id_of
 from dmf_tui.host import dmf_app
 from dmf_tui.messages import CompareRuns, OpenRun, StoreChanged
@@ -36,7 +36,7 @@ from store.db import Store, sqlite_file
 from store.filters import FilterError, RunFilter, parse_filter
 from store.queries import Dataset, Summary
 from store.records import RunRecord
-from store.status import RunStatus
+from store.status import ENDED_BADLY
 
 PAGE = 100
 # Load the next page once the cursor is this close to the last loaded row.
@@ -44,7 +44,6 @@ PREFETCH = 40
 # `d` moves through the datasets of the ranked runs, then to this: every dataset.
 ALL = "all"
 # The statuses `R` queues again: the runs of a sweep that did not end done.
-ENDED_BADLY = (RunStatus.FAILED, RunStatus.CANCELLED, RunStatus.LOST, RunStatus.INTERRUPTED)
 # Frozen on the left when the table scrolls sideways: the mark, the run's id and its status.
 FIXED_COLUMNS = 3
 
@@ -159,7 +158,7 @@ class HistoryTab(Vertical):
         Binding("C", "cancel_sweep", "Cancel sweep", show=False, id="history.cancel_sweep",
                 tooltip="cancel the queued and running runs of the sweep of the run under the cursor (asks)"),
         Binding("R", "retry_sweep", "Retry sweep", show=False, id="history.retry_sweep",
-                tooltip="queue again the runs of the cursor's sweep that failed, were cancelled or lost"),
+                tooltip="queue again the runs of the cursor's sweep that ended badly (failed, lost or interrupted)"),
         Binding("P", "plot", "Plot", show=False, id="history.plot",
                 tooltip="plot the best test RMSE of the listed runs against a parameter (log axis where it "
                         "spans decades)"),
@@ -484,27 +483,17 @@ class HistoryTab(Vertical):
         if changed is None:
             return
         if restore:
-            self.notify(f"brought back {_runs(changed)} from the archive")
+            self.notify(f"brought back {fmt.count(changed, 'run')} from the archive")
         else:
-            self.notify(f"archived {_runs(changed)}: archived:yes lists them, a there brings them back")
+            self.notify(f"archived {fmt.count(changed, 'run')}: archived:yes lists them, a there brings them back")
         self._forget_marks(run_ids)
         self.post_message(StoreChanged())
 
     @work(group="history-write")
     async def action_delete(self) -> None:
         run_ids = self._chosen()
-        if not run_ids:
-            return
-        which = f"run {run_ids[0]}" if len(run_ids) == 1 else f"{len(run_ids)} runs"
-        question = f"Delete {which} with their epochs and logs? This cannot be undone (a archives instead)."
-        if not await self.app.push_screen_wait(Confirm(question, yes="Delete")):
-            return
-        app = dmf_app(self.app)
-        deleted = await app.db(app.store.delete_runs, run_ids)
-        if deleted is not None:
-            self.notify(f"deleted {_runs(deleted)}")
+        if run_ids and await delete_runs(self, run_ids) is not None:
             self._forget_marks(run_ids)
-            self.post_message(StoreChanged())
 
     def _forget_marks(self, run_ids: list[int]) -> None:
         for run_id in run_ids:
@@ -512,24 +501,9 @@ class HistoryTab(Vertical):
 
     @work(group="history-write")
     async def action_cancel_sweep(self) -> None:
-        run = self._sweep_run()
-        if run is None or run.sweep_id is None:
-            return
-        app = dmf_app(self.app)
-        active = await app.db(app.store.sweep_run_ids, run.sweep_id, statuses=[RunStatus.QUEUED, RunStatus.RUNNING])
-        if active is None:
-            return
-        name = _sweep_name(run)
-        if not active:
-            self.notify(f"{name} has no queued or running runs")
-            return
-        if not await self.app.push_screen_wait(Confirm(f"Cancel {_runs(len(active))} of {name} (queued or "
-                                                       "running)?", yes="Cancel sweep")):
-            return
-        outcome = await app.db(app.store.cancel, active)
-        if outcome is not None:
-            self.notify(f"cancelled {name}: {_runs(len(outcome))}")
-            self.post_message(StoreChanged())
+        run = self._current_run()
+        if run is not None:
+            await cancel_sweep(self, run)
 
     @work(group="history-write")
     async def action_retry_sweep(self) -> None:
@@ -540,13 +514,13 @@ class HistoryTab(Vertical):
         ended_badly = await app.db(app.store.sweep_run_ids, run.sweep_id, statuses=list(ENDED_BADLY))
         if ended_badly is None:
             return
-        name = _sweep_name(run)
+        name = fmt.sweep_label(run)
         if not ended_badly:
-            self.notify(f"no run of {name} failed, was cancelled or lost")
+            self.notify(f"no run of {name} ended badly (failed, lost or interrupted)")
             return
         retried = await app.db(app.store.retry, ended_badly)
         if retried is not None:
-            self.notify(f"queued {_runs(len(retried))} of {name} again")
+            self.notify(f"queued {fmt.count(len(retried), 'run')} of {name} again")
             self.post_message(StoreChanged())
 
     def _sweep_run(self) -> RunRecord | None:
@@ -556,14 +530,6 @@ class HistoryTab(Vertical):
             self.notify(f"run {run.id} is not part of a sweep", severity="warning")
             return None
         return run
-
-
-def _runs(count: int) -> str:
-    return f"{count} run" if count == 1 else f"{count} runs"
-
-
-def _sweep_name(run: RunRecord) -> str:
-    return f"sweep {run.sweep_name!r} (#{run.sweep_id})" if run.sweep_name else f"sweep #{run.sweep_id}"
 
 
 def default_export_path(store: Store) -> Path:

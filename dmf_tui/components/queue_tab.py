@@ -16,8 +16,8 @@ from textual.containers import Vertical
 from textual.widgets import DataTable, Label, Static
 
 from dmf_tui.components import fmt
-from dmf_tui.components.confirm import Confirm
 from dmf_tui.components.fmt import Cell
+from dmf_tui.components.run_actions import cancel_sweep, delete_runs
 from dmf_tui.components.run_table import RunTable, run_id_of
 from dmf_tui.host import dmf_app
 from dmf_tui.messages import CancelRun, OpenRun, RetryRun, StoreChanged
@@ -209,42 +209,13 @@ class QueueTab(Vertical):
         if run.status == RunStatus.RUNNING:
             self.notify(f"run {run.id} is running: cancel it (c) before deleting it", severity="warning")
             return
-        question = (f"Delete run {run.id} ({run.status}, {run.params.model} on {run.data_label})? "
-                    "Its epochs and log go too; this cannot be undone.")
-        if not await self.app.push_screen_wait(Confirm(question, yes="Delete")):
-            return
-        app = dmf_app(self.app)
-        if await app.write(app.store.delete_runs, [run.id]):
-            self.notify(f"run {run.id} deleted")
-            self.post_message(StoreChanged())
+        await delete_runs(self, [run.id])
 
     @work(group="queue-actions")
     async def action_cancel_sweep(self) -> None:
         run = self._selected()
-        if run is None:
-            return
-        if run.sweep_id is None:
-            self.notify(f"run {run.id} is not part of a sweep", severity="warning")
-            return
-        sweep = sweep_name(run)
-        app = dmf_app(self.app)
-        ids = await app.db(app.store.sweep_run_ids, run.sweep_id, ACTIVE)
-        if ids is None:
-            return
-        if not ids:
-            self.notify(f"{sweep} has no queued or running runs", severity="warning")
-            return
-        running = sum(1 for run_id in ids if run_id in self._runs and self._runs[run_id].status == RunStatus.RUNNING)
-        what = f"{len(ids)} run{'s' if len(ids) != 1 else ''}"
-        detail = f" ({running} running: they stop within the epoch)" if running else ""
-        if not await self.app.push_screen_wait(Confirm(f"Cancel {what} of {sweep}{detail}?", yes="Cancel sweep")):
-            return
-        outcome = await app.db(app.store.cancel, ids)
-        if outcome is not None:
-            cancelled = sum(1 for result in outcome.values() if result == RunStatus.CANCELLED)
-            stopping = sum(1 for result in outcome.values() if result == "cancelling")
-            self.notify(f"{sweep}: {cancelled} cancelled" + (f", {stopping} stopping" if stopping else ""))
-            self.post_message(StoreChanged())
+        if run is not None:
+            await cancel_sweep(self, run)
 
     @work(group="queue-actions")
     async def action_move(self, offset: int) -> None:
@@ -255,10 +226,3 @@ class QueueTab(Vertical):
         app = dmf_app(self.app)
         if await app.write(app.store.move, run_id, offset):
             self.post_message(StoreChanged())
-
-
-def sweep_name(run: RunRecord) -> str:
-    """How a message names the run's sweep: by its name and id, or its id alone."""
-    if run.sweep_name:
-        return f"sweep {run.sweep_name!r} (id {run.sweep_id})"
-    return f"sweep {run.sweep_id}"

@@ -177,7 +177,7 @@ async def test_live_appends_an_epoch_when_it_lands(store, worker):
         worker.train(run.id, 1, first=3)
         await settle(pilot)
         assert table.row_count == 3
-        assert [str(c) for c in table.get_row_at(2)] == ["3", "1.0707", "1.1207", "2.5"]
+        assert [str(c) for c in table.get_row_at(2)] == ["3", "1.0707", "1.1207", "2.50"]
         store.finish_run(run.id, "done")
         await settle(pilot)
         assert not app.live_tab.query(f"#live-{run.id}")

@@ -169,7 +169,7 @@ async def test_delete_asks_then_deletes_the_run_under_the_cursor(store):
         await settle(pilot)
         queue_table(app).move_cursor(row=1)
         question = await asks(pilot, "delete")
-        assert question.startswith(f"Delete run {second} (queued, mf on synthetic-100k)?")
+        assert question.startswith(f"Delete run {second} with their epochs and logs?")
         await answer(pilot, "n")
         assert [run.id for run in store.queue()] == [first, second]
 
@@ -203,7 +203,7 @@ async def test_capital_c_cancels_the_sweep_of_the_run_under_the_cursor_once_conf
         await settle(pilot)
         queue_table(app).move_cursor(row=1)
         question = await asks(pilot, "C")
-        assert question == "Cancel 3 runs of sweep 'k-grid' (id 1) (1 running: they stop within the epoch)?"
+        assert question == "Cancel 3 runs of sweep 'k-grid' (#1)? Running ones stop within the epoch."
         await answer(pilot, "n")
         assert [run.status for run in store.queue()] == ["running", "queued", "queued", "queued"]
 

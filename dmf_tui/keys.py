@@ -29,7 +29,7 @@ from dmf_tui.components.compare import CompareScreen
 from dmf_tui.components.confirm import Confirm
 from dmf_tui.components.fitted_table import FittedTable
 from dmf_tui.components.help import HelpScreen
-from dmf_tui.components.history_tab import HistoryTab, SaveCsv
+from dmf_tui.components.history_tab import HistoryTab
 from dmf_tui.components.live_tab import LiveTab
 from dmf_tui.components.new_run import NewRunScreen
 from dmf_tui.components.param_plot import ParamPlotScreen
@@ -37,6 +37,7 @@ from dmf_tui.components.queue_tab import QueueTab
 from dmf_tui.components.run_detail import RunDetailScreen
 from dmf_tui.components.run_log import RunLogScreen
 from dmf_tui.components.run_table import RunTable
+from dmf_tui.components.save_csv import SaveCsv
 
 
 @dataclass(frozen=True)

@@ -12,8 +12,6 @@ when the cursor or the scroll gets near the end, so 10,000 runs open as fast as 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, timezone
-from pathlib import Path
 from typing import Any
 
 from rich.text import Text
@@ -21,7 +19,6 @@ from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Vertical
-from textual.screen import ModalScreen
 from textual.widgets import DataTable, Input, Label
 
 from dmf_tui.components import fmt
@@ -29,10 +26,11 @@ from dmf_tui.components.fmt import Cell
 from dmf_tui.components.param_plot import ParamPlotScreen
 from dmf_tui.components.run_actions import cancel_sweep, delete_runs
 from dmf_tui.components.run_table import RunTable, run_id_of
+from dmf_tui.components.save_csv import SaveCsv, default_export_path
 from dmf_tui.host import dmf_app
 from dmf_tui.messages import CompareRuns, OpenRun, StoreChanged
 from store import catalog
-from store.db import Store, sqlite_file
+from store.db import Store
 from store.filters import FilterError, RunFilter, parse_filter
 from store.queries import Dataset, Summary
 from store.records import RunRecord
@@ -530,47 +528,3 @@ class HistoryTab(Vertical):
             self.notify(f"run {run.id} is not part of a sweep", severity="warning")
             return None
         return run
-
-
-def default_export_path(store: Store) -> Path:
-    """Where `e` offers to write: beside the database (a SQLite file), else beside the data folder;
-    never the directory the TUI happened to be started in."""
-    database = sqlite_file(store.url)
-    folder = database.parent if database is not None else catalog.data_dir().parent
-    stamp = datetime.now(timezone.utc).strftime("%Y%m%d-%H%M%S")
-    return folder / f"dmf-runs-{stamp}.csv"
-
-
-class SaveCsv(ModalScreen[Path | None]):
-    """Asks where to write the CSV: enter writes there, esc cancels."""
-
-    DEFAULT_CSS = """
-    SaveCsv { align: center middle; }
-    #save-csv { width: 76; max-width: 100%; height: auto; border: thick $primary; background: $surface;
-                padding: 0 1; }
-    #save-csv-hint { color: $text-muted; }
-    """
-    BINDINGS = [
-        Binding("escape", "cancel", "Cancel", id="save_csv.cancel", tooltip="close without writing anything"),
-    ]
-
-    def __init__(self, default: Path) -> None:
-        super().__init__()
-        self.default = default
-
-    def compose(self) -> ComposeResult:
-        with Vertical(id="save-csv"):
-            yield Label("Write the listed runs as CSV to:")
-            yield Input(str(self.default), id="save-csv-path")
-            yield Label("enter writes · esc cancels", id="save-csv-hint")
-
-    @on(Input.Submitted, "#save-csv-path")
-    def save(self, event: Input.Submitted) -> None:
-        text = event.value.strip()
-        if not text:
-            return
-        self.dismiss(Path(text).expanduser())
-
-    def action_cancel(self) -> None:
-        self.dismiss(None)
-

@@ -13,9 +13,10 @@ from rich.text import Text
 from textual.app import App
 from textual.widgets import DataTable, Input, Label
 
-from dmf_tui.components.history_tab import PAGE, HistoryTab, SaveCsv
+from dmf_tui.components.history_tab import PAGE, HistoryTab
 from dmf_tui.components.param_plot import ParamPlotScreen
 from dmf_tui.components.run_detail import RunDetailScreen
+from dmf_tui.components.save_csv import SaveCsv
 from store.params import RunParams
 from tests.tui.confirming import answer, asks, does_not_ask
 from tests.tui.conftest import FakeWorker, TextualPrivate, make_app, settle

@@ -34,11 +34,11 @@ from dmf_tui.app import DmfApp
 from dmf_tui.components.compare import CompareScreen
 from dmf_tui.components.confirm import Confirm
 from dmf_tui.components.help import HelpScreen
-from dmf_tui.components.history_tab import SaveCsv
 from dmf_tui.components.new_run import HINTS, NewRunScreen
 from dmf_tui.components.param_plot import ParamPlotScreen
 from dmf_tui.components.run_detail import RunDetailScreen
 from dmf_tui.components.run_log import RunLogScreen
+from dmf_tui.components.save_csv import SaveCsv
 from dmf_tui.keys import PLACES
 from dmf_tui.messages import OpenRun
 from store.db import Store

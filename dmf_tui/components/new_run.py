@@ -36,13 +36,10 @@ HINTS = {name: declared.hint for name, declared in PARAMS.items()} | {
 CONFIRM_ABOVE = 100
 
 
-def default_data(store: Store) -> str | None:
-    """The dataset a new form starts on: the one last queued if it is still there, else the first
-    one present (downloaded, or synthetic). Reads the database and the disk: call it in a thread."""
-    last = store.last_data()
-    if last is not None and catalog.check_available(last) is None:
-        return last
-    return next(iter(catalog.present_names()), None)
+def default_data(store: Store) -> str:
+    """The dataset a new form starts on, as `add` picks it (catalog.default_data). Reads the database
+    and the disk: call it in a thread."""
+    return catalog.default_data(store.last_data())
 
 
 class NewRunScreen(Screen[tuple[int, list[int]] | None]):
@@ -120,7 +117,7 @@ class NewRunScreen(Screen[tuple[int, list[int]] | None]):
         data = await app.db(default_data, app.store)
         self.finding_data = False
         field = self.query_one("#field-data", Input)
-        if data is not None and not field.value:  # unless one was typed meanwhile
+        if data is not None and not field.value:  # unless one was typed meanwhile (None: the read failed)
             field.value = data
             self.opened["data"] = data
         self._check("data")

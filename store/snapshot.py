@@ -22,13 +22,13 @@ from typing import Any
 from sqlalchemy import and_, case, func, or_, select
 from sqlalchemy.orm import Session
 
-from store.base import StoreBase, database_now
-from store.records import EpochRecord, RunRecord, WorkerRecord, epoch_record, run_record, worker_record
+from store.base import StoreBase
+from store.records import EpochRecord, RunRecord, WorkerRecord, epoch_record, run_record
 from store.status import ENDED_BADLY, STATUSES, RunStatus
-from store.tables import Epoch, QueueState, Run, Worker
-from store.workers import DEFAULT_GRACE_S, worker_state
+from store.tables import Epoch, QueueState, Run
+from store.workers import DEFAULT_GRACE_S, worker_records
 
-# Which of the runs that ended badly (store.cleanup.ENDED_BADLY) the Queue lists under the queue.
+# Which of the runs that ended badly (store.status.ENDED_BADLY) the Queue lists under the queue.
 _LISTED = and_(Run.dismissed.is_(False), Run.archived.is_(False))
 # How many ids go in one IN (...) list: old SQLite releases take at most 999 parameters a statement.
 _IDS_PER_QUERY = 500
@@ -65,7 +65,7 @@ class SnapshotOps(StoreBase):
         snapshot (those that still hold are handed back rather than read again); `problems_key` is
         the key of the problems the caller has."""
         with self._read() as session:
-            workers = _workers(session, grace_s)
+            workers = worker_records(session, grace_s, include_stopped=False)
             queue = _queue(session, {run.id: run for run in known})
             running = [run.id for run in queue if run.status == RunStatus.RUNNING]
             new_epochs = _new_epochs(session, {run_id: last_epochs.get(run_id, 0) for run_id in running})
@@ -74,12 +74,6 @@ class SnapshotOps(StoreBase):
             paused = session.scalar(select(QueueState.paused).where(QueueState.id == 1))
         return PollSnapshot(workers=workers, queue=queue, new_epochs=new_epochs, counts=counts,
                             paused=bool(paused), problems_key=key, problems=problems)
-
-
-def _workers(session: Session, grace_s: float) -> list[WorkerRecord]:
-    now = database_now(session)
-    rows = session.scalars(select(Worker).where(Worker.stopped_at.is_(None)).order_by(Worker.id.desc()))
-    return [worker_record(row, worker_state(row, now, grace_s)) for row in rows]
 
 
 def _queue(session: Session, known: dict[int, RunRecord]) -> list[RunRecord]:

@@ -56,13 +56,8 @@ class WorkerOps(StoreBase):
         """Every worker ever registered (or, without `include_stopped`, those not known to have
         stopped), newest first, with its state: running, stale (no recent heartbeat, or its pid is
         gone from this host) or stopped."""
-        query = select(Worker).order_by(Worker.id.desc())
-        if not include_stopped:
-            query = query.where(Worker.stopped_at.is_(None))
         with self._read() as session:
-            now = database_now(session)
-            rows = session.scalars(query)
-            records = [worker_record(row, worker_state(row, now, grace_s)) for row in rows]
+            records = worker_records(session, grace_s, include_stopped=include_stopped)
         return [r for r in records if r.state == WorkerState.RUNNING] if alive_only else records
 
     def reap_lost(self, grace_s: float = DEFAULT_GRACE_S) -> list[int]:
@@ -127,6 +122,16 @@ def _why_dead(worker: Worker, now: datetime, grace_s: float) -> str | None:
     if silence > grace_s:
         return f"lost: {name} sent no heartbeat for {silence:.0f} s"
     return None
+
+
+def worker_records(session: Session, grace_s: float, *, include_stopped: bool) -> list[WorkerRecord]:
+    """The workers (newest first), each with its state judged by the database's clock now; the
+    same read whether alone (Store.workers) or in the TUI's poll snapshot."""
+    query = select(Worker).order_by(Worker.id.desc())
+    if not include_stopped:
+        query = query.where(Worker.stopped_at.is_(None))
+    now = database_now(session)
+    return [worker_record(row, worker_state(row, now, grace_s)) for row in session.scalars(query)]
 
 
 def worker_state(worker: Worker, now: datetime, grace_s: float) -> WorkerState:

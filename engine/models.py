@@ -1,4 +1,11 @@
-"""The two rating models of the reference lab: matrix factorisation and Deep Matrix Factorisation.
+"""The rating models: the reference lab's matrix factorisation and Deep Matrix Factorisation, the
+base classes every model builds on, and `build_model`, which makes any of them by name.
+
+Two kinds of model train here. A *pair model* (`PairModel`: MF, DeepMF, and GMF and NeuMF in
+engine/ncf.py) predicts one rating from a (user, item) pair through embedding tables and trains on
+shuffled batches of rating rows, which the trainer deals. A *row model* (`RowModel`: I-AutoRec in
+engine/autorec.py, GLocal-K in engine/glocal_k.py) reconstructs whole rows of the rating matrix and
+brings its own batches. Both give the trainer `batch_loss(*batch) -> (loss, sum of squared errors)`.
 
 With default arguments both are the lab's models exactly: the same layers, created in the same order,
 with PyTorch's default initialisation, so that the same seed gives the same starting weights. Every
@@ -14,15 +21,18 @@ against autograd for every option.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
-from typing import TypeGuard
+import importlib
+import inspect
+from collections.abc import Callable, Iterator, Sequence
+from typing import Any, TypeGuard
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from engine.errors import ConfigError
 
-MODELS = ("mf", "deepmf")
+MODELS = ("mf", "deepmf", "gmf", "neumf", "autorec", "glocal_k")
 
 # (users, items, ratings) -> the batch's sum of squared errors, the gradients left in the buffers.
 HandGrads = Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]
@@ -101,11 +111,47 @@ def _layout(params: Sequence[torch.Tensor]) -> tuple[list[int], int]:
     return offsets, size
 
 
-class _Embeddings(nn.Module):
-    """User and item embedding tables, plus the optional user, item and global biases."""
+class RowModel(nn.Module):
+    """A model that trains on whole rows of the rating matrix (an item's ratings by every user, say)
+    rather than on (user, item, rating) rows, and so deals its own batches.
 
-    def __init__(self, n_users: int, n_items: int, k: int, bias: bool, init_std: float) -> None:
+    The trainer calls `attach` once with the training ratings on the model's device, then each epoch
+    steps through `batches`, minimising `batch_loss`; `forward(users, items)` predicts from the
+    attached ratings, as every model's forward does."""
+
+    def attach(self, users: torch.Tensor, items: torch.Tensor, ratings: torch.Tensor) -> None:
+        raise NotImplementedError
+
+    def batches(self, batch_size: int, generator: torch.Generator) -> Iterator[tuple[torch.Tensor, ...]]:
+        """One epoch's batches of about `batch_size` rows, in an order drawn from `generator`."""
+        raise NotImplementedError
+
+    def n_batches(self, batch_size: int) -> int:
+        """How many batches `batches` deals an epoch."""
+        raise NotImplementedError
+
+    def batch_loss(self, *batch: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(the loss to minimise, its regularisation included; the sum of squared errors on the batch's
+        training ratings, detached), from which the trainer reports the epoch's train RMSE."""
+        raise NotImplementedError
+
+
+class PairModel(nn.Module):
+    """User and item embedding tables, plus the optional user, item and global biases; subclasses
+    predict from the looked-up rows.
+
+    Training minimises, over a batch of B ratings, the lab's MSE plus the classic per-rating L2 of
+    matrix factorisation (Koren et al.; Surprise's SVD) on the rows the batch uses:
+    mean((prediction - rating)^2) + reg * mean(|p_u|^2 + |q_i|^2) + reg_bias * mean(b_u^2 + b_i^2).
+    A row is penalised as often as it is used, unlike Adam's weight decay, which pulls every row of
+    every table at every step."""
+
+    def __init__(self, n_users: int, n_items: int, k: int, bias: bool, init_std: float, *,
+                 emb_dropout: float = 0.0, reg: float = 0.0, reg_bias: float = 0.0) -> None:
         super().__init__()
+        self.reg, self.reg_bias, self.emb_dropout = reg, reg_bias, emb_dropout
+        # Set by the trainer for a lazy optimizer (sparse_adam): the tables' gradients become sparse.
+        self.sparse = False
         # Created first and in this order, as the lab does, so seeded initial weights match it.
         self.user_emb = nn.Embedding(n_users, k)
         self.item_emb = nn.Embedding(n_items, k)
@@ -122,12 +168,41 @@ class _Embeddings(nn.Module):
             self.global_bias = nn.Parameter(torch.zeros(()))
 
     def lookup(self, users: torch.Tensor, items: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The batch's user and item rows, with embedding dropout when training."""
+        user, item = self.rows(self.user_emb, users), self.rows(self.item_emb, items)
+        if self.emb_dropout > 0:
+            user = F.dropout(user, self.emb_dropout, self.training)
+            item = F.dropout(item, self.emb_dropout, self.training)
+        return user, item
+
+    def rows(self, table: nn.Embedding, index: torch.Tensor) -> torch.Tensor:
+        if self.sparse:
+            return F.embedding(index, table.weight, sparse=True)
         # The same rows nn.Embedding would return, through index_select: its backward (one index_add
         # into a zeroed table) is faster on CPU than embedding's own backward (bench/RESULTS.md).
-        return self.user_emb.weight.index_select(0, users), self.item_emb.weight.index_select(0, items)
+        return table.weight.index_select(0, index)
 
     def biases(self, users: torch.Tensor, items: torch.Tensor) -> torch.Tensor:
         return self.user_bias.index_select(0, users) + self.item_bias.index_select(0, items) + self.global_bias
+
+    def tables(self) -> list[tuple[nn.Embedding, bool]]:
+        """Every embedding table, with whether users (True) or items index it; NeuMF has two pairs."""
+        return [(self.user_emb, True), (self.item_emb, False)]
+
+    def batch_loss(self, users: torch.Tensor, items: torch.Tensor,
+                   ratings: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(the loss to minimise, the batch's sum of squared errors): see the class's docstring."""
+        mse = F.mse_loss(self(users, items), ratings)
+        loss = mse
+        if self.reg:
+            norms = sum(self.rows(table, users if by_user else items).square().sum()
+                        for table, by_user in self.tables())
+            loss = loss + self.reg * norms / len(ratings)
+        if self.reg_bias and self.bias:
+            norms = self.user_bias.index_select(0, users).square().sum() + \
+                self.item_bias.index_select(0, items).square().sum()
+            loss = loss + self.reg_bias * norms / len(ratings)
+        return loss, mse.detach() * len(ratings)
 
     def hand_grads(self, grads: dict[str, torch.Tensor]) -> HandGrads:
         """A function of a batch (users, items, ratings) that overwrites `grads`, a buffer per parameter
@@ -147,7 +222,8 @@ class _Embeddings(nn.Module):
         scatter_user_table, scatter_item_table = (_scatter_into(grads["user_emb.weight"]),
                                                   _scatter_into(grads["item_emb.weight"]))
         predict_rows, backward_rows = self._hand_head(grads)
-        bias = self.bias
+        user_table, item_table = self.user_emb.weight.detach(), self.item_emb.weight.detach()
+        bias, reg, reg_bias = self.bias, self.reg, self.reg_bias and self.bias
         if bias:
             user_bias, item_bias, global_bias = (self.user_bias.detach(), self.item_bias.detach(),
                                                  self.global_bias.detach())
@@ -162,12 +238,19 @@ class _Embeddings(nn.Module):
             sse = torch.dot(error, error)
             upstream = error.mul_(2.0 / len(ratings))  # d loss / d prediction, as mse_loss's backward has it
             user_grad, item_grad = backward_rows(upstream, saved)
+            if reg:  # d/dp of reg * sum(|p_u|^2) / B, once per use of the row
+                user_grad = user_grad + user_table.index_select(0, users) * (2.0 * reg / len(ratings))
+                item_grad = item_grad + item_table.index_select(0, items) * (2.0 * reg / len(ratings))
             scatter_user_table(users, user_grad)
             scatter_item_table(items, item_grad)
             if bias:
-                scatter_user_bias(users, upstream)
-                scatter_item_bias(items, upstream)
                 torch.sum(upstream, 0, out=global_bias_grad)
+                user_upstream = item_upstream = upstream
+                if reg_bias:
+                    user_upstream = upstream + user_bias.index_select(0, users) * (2.0 * reg_bias / len(ratings))
+                    item_upstream = upstream + item_bias.index_select(0, items) * (2.0 * reg_bias / len(ratings))
+                scatter_user_bias(users, user_upstream)
+                scatter_item_bias(items, item_upstream)
             return sse
 
         return mse_grads
@@ -181,20 +264,16 @@ class _Embeddings(nn.Module):
         raise NotImplementedError
 
 
-class MF(_Embeddings):
+class MF(PairModel):
     """Prediction = <user embedding, item embedding> (+ biases)."""
 
-    def __init__(self, n_users: int, n_items: int, k: int = 10, *, bias: bool = False,
-                 dropout: float = 0.0, init_std: float = 0.0) -> None:
-        super().__init__(n_users, n_items, k, bias, init_std)
-        self.dropout = nn.Dropout(dropout) if dropout > 0 else None
+    def __init__(self, n_users: int, n_items: int, k: int = 10, *, bias: bool = False, init_std: float = 0.0,
+                 emb_dropout: float = 0.0, reg: float = 0.0, reg_bias: float = 0.0) -> None:
+        super().__init__(n_users, n_items, k, bias, init_std, emb_dropout=emb_dropout, reg=reg, reg_bias=reg_bias)
 
     def forward(self, users: torch.Tensor, items: torch.Tensor) -> torch.Tensor:
         user, item = self.lookup(users, items)
-        product = user * item
-        if self.dropout is not None:
-            product = self.dropout(product)
-        prediction = product.sum(dim=1)
+        prediction = (user * item).sum(dim=1)
         return prediction + self.biases(users, items) if self.bias else prediction
 
     def _hand_head(self, grads: dict[str, torch.Tensor]) -> tuple[_PredictRows, _BackwardRows]:
@@ -215,12 +294,13 @@ class MF(_Embeddings):
         return predict_rows, backward_rows
 
 
-class DeepMF(_Embeddings):
+class DeepMF(PairModel):
     """Prediction = MLP(cat(user embedding, item embedding)) (+ biases); the lab's MLP is 2K-10-5-1."""
 
     def __init__(self, n_users: int, n_items: int, k: int = 10, *, hidden: Sequence[int] = (10, 5),
-                 bias: bool = False, dropout: float = 0.0, init_std: float = 0.0) -> None:
-        super().__init__(n_users, n_items, k, bias, init_std)
+                 bias: bool = False, dropout: float = 0.0, init_std: float = 0.0, emb_dropout: float = 0.0,
+                 reg: float = 0.0, reg_bias: float = 0.0) -> None:
+        super().__init__(n_users, n_items, k, bias, init_std, emb_dropout=emb_dropout, reg=reg, reg_bias=reg_bias)
         layers: list[nn.Module] = []
         width = 2 * k
         for size in hidden:
@@ -316,21 +396,32 @@ def has_hand_grads(net: nn.Module) -> TypeGuard[MF | DeepMF]:
     return ({name: type(m) for name, m in net.named_modules()} == modules
             and {name: tuple(p.shape) for name, p in net.named_parameters()} == shapes
             and all(p.dtype == torch.float32 and p.requires_grad for p in net.parameters())
-            and not any(True for _ in net.buffers()))
+            and not any(True for _ in net.buffers())
+            and net.emb_dropout == 0 and not net.sparse)
 
 
-def build_model(name: str, n_users: int, n_items: int, *, k: int = 10, hidden: Sequence[int] = (10, 5),
-                bias: bool = False, dropout: float = 0.0, init_std: float = 0.0) -> MF | DeepMF:
-    """The model called `name` ("mf" or "deepmf"); `hidden` only applies to DeepMF."""
+def build_model(name: str, n_users: int, n_items: int, **config: Any) -> PairModel | RowModel:
+    """The model called `name` (one of MODELS), given what it takes of `config`: k, hidden, bias,
+    dropout, emb_dropout, init_std, reg, reg_bias. A model ignores the options it has no use for (MF
+    has no hidden layers), as the parameter model says it does."""
+    k, hidden, dropout = config.get("k", 10), tuple(config.get("hidden", (10, 5))), config.get("dropout", 0.0)
     if k <= 0:
         raise ConfigError(f"k must be > 0 (got {k})")
-    if not 0 <= dropout < 1:
+    if not 0 <= dropout < 1 or not 0 <= config.get("emb_dropout", 0.0) < 1:
         raise ConfigError(f"dropout must be >= 0 and < 1 (got {dropout})")
-    if name == "mf":
-        return MF(n_users, n_items, k, bias=bias, dropout=dropout, init_std=init_std)
-    if name == "deepmf":
-        if not hidden or any(h <= 0 for h in hidden):
-            raise ConfigError(f"hidden must be one or more sizes > 0 (got {tuple(hidden)})")
-        return DeepMF(n_users, n_items, k, hidden=tuple(hidden), bias=bias, dropout=dropout,
-                      init_std=init_std)
-    raise ConfigError(f"unknown model {name!r}: choose one of {', '.join(MODELS)}")
+    if not hidden or any(h <= 0 for h in hidden):
+        raise ConfigError(f"hidden must be one or more sizes > 0 (got {hidden})")
+    if name not in _MODEL_KINDS:
+        raise ConfigError(f"unknown model {name!r}: choose one of {', '.join(MODELS)}")
+    module, class_name = _MODEL_KINDS[name]
+    kind: type[PairModel | RowModel] = getattr(importlib.import_module(module), class_name)
+    takes = inspect.signature(kind).parameters
+    return kind(n_users, n_items, **{key: value for key, value in (config | {"hidden": hidden}).items()
+                                     if key in takes})
+
+
+# Where each model's class lives: the others build on the base classes here, so they are imported
+# when first asked for, not by this module.
+_MODEL_KINDS = {"mf": ("engine.models", "MF"), "deepmf": ("engine.models", "DeepMF"), "gmf": ("engine.ncf", "GMF"),
+                "neumf": ("engine.ncf", "NeuMF"), "autorec": ("engine.autorec", "AutoRec"),
+                "glocal_k": ("engine.glocal_k", "GLocalK")}

@@ -5,19 +5,18 @@ The reference lab spent almost all of its time handing out one sample at a time 
 shuffles it with one permutation and slices batches out of it, so a step is a few kernels and no
 Python per sample. Everything else is the lab's recipe: Adam with weight decay, MSE, batch 512.
 
-The step is `_train_step` (autograd and torch.optim.Adam); on CUDA it is captured once in a CUDA graph
-and replayed (`_GraphStep`), which removes most launch overhead for these small models. On CPU, where
-there is no graph to hide that overhead, `_HandStep` computes the same step with the model's
-hand-written gradients and a direct call of Adam's fused kernel, for the models those gradients are
-written for (`has_hand_grads`); MPS, and CPU for any other model (one with dropout, say), run
-`_train_step` eagerly. bench/RESULTS.md ("Why the CPU step is built as it is") has the measurements
+The step is `_EagerStep` (the model's batch loss, autograd, a torch optimizer); on CUDA it is captured
+once in a CUDA graph and replayed (`_GraphStep`), which removes most launch overhead for these small
+models. On CPU, where there is no graph to hide that overhead, `_HandStep` computes the same step with
+the model's hand-written gradients and a direct call of Adam's fused kernel, for the models those
+gradients are written for (`has_hand_grads`); MPS, and CPU for any other model or optimizer (one with
+dropout, say, or SGD), run `_EagerStep`. bench/RESULTS.md ("Why the CPU step is built as it is") has the measurements
 behind these choices.
 """
 
 from __future__ import annotations
 
 import contextlib
-import functools
 import math
 import os
 import time
@@ -28,17 +27,27 @@ from typing import Any, TypedDict
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from engine.errors import ConfigError, DeviceError, DivergedError
-from engine.models import MF, DeepMF, build_model, flatten_parameters, has_hand_grads, parameter_views
+from engine.models import (
+    MF,
+    DeepMF,
+    PairModel,
+    RowModel,
+    build_model,
+    flatten_parameters,
+    has_hand_grads,
+    parameter_views,
+)
 from engine.split import Split
 
 # The optimizers fit() takes, by name: the lab's Adam (weight decay as an L2 term added to the
-# gradient) and AdamW (weight decay applied to the weights apart from the gradient's moments).
-_OPTIMIZER_KINDS: dict[str, type[torch.optim.Adam]] = {"adam": torch.optim.Adam, "adamw": torch.optim.AdamW}
-OPTIMIZERS = tuple(_OPTIMIZER_KINDS)
+# gradient), AdamW (weight decay applied to the weights apart from the gradient's moments), SGD with
+# momentum, Adagrad, and sparse_adam: torch's lazy SparseAdam for the embedding tables, which moves
+# only the rows a batch uses (a step's cost then does not grow with the catalogue), with Adam for the rest.
+OPTIMIZERS = ("adam", "adamw", "sgd", "adagrad", "sparse_adam")
+SCHEDULES = ("none", "cosine", "step", "plateau")
 
 # How often (in batches) to report progress and ask whether to stop: often enough to cancel a large
 # epoch within a second or so, rarely enough to cost nothing.
@@ -75,6 +84,9 @@ class _ModelConfig(TypedDict):
     bias: bool
     dropout: float
     init_std: float
+    emb_dropout: float
+    reg: float
+    reg_bias: float
     n_users: int
     n_items: int
 
@@ -107,7 +119,9 @@ def resolve_device(spec: str = "auto") -> torch.device:
 def fit(split: Split, *, model: str = "mf", k: int = 10, hidden: Sequence[int] = (10, 5), bias: bool = False,
         dropout: float = 0.0, init_std: float = 0.0, lr: float = 1e-3, weight_decay: float = 1e-5,
         batch_size: int = 512, epochs: int = 20, seed: int = 0, device: str = "auto", patience: int = 0,
-        optimizer: str = "adam", capture: bool | None = None,
+        optimizer: str = "adam", reg: float = 0.0, reg_bias: float = 0.0, emb_dropout: float = 0.0,
+        momentum: float = 0.9, schedule: str = "none", warmup: int = 0, lr_step: int = 10, lr_gamma: float = 0.5,
+        clip: bool = False, capture: bool | None = None,
         on_epoch: Callable[[EpochStats], None] | None = None,
         on_progress: Callable[[int, int], None] | None = None,
         should_stop: Callable[[], bool] | None = None,
@@ -116,7 +130,9 @@ def fit(split: Split, *, model: str = "mf", k: int = 10, hidden: Sequence[int] =
 
     The best epoch is the one with the lowest val RMSE when the split has a validation part, else the
     lowest test RMSE (the lab's habit of reading off the test curve); early stopping (patience > 0)
-    watches the same number. `capture=None` captures the step in a CUDA graph exactly when on CUDA.
+    watches the same number. The learning rate follows `schedule` after `warmup` epochs (`_Schedule`).
+    `clip` clips predictions to the training ratings' range when evaluating. `capture=None` captures
+    the step in a CUDA graph when on CUDA and the learning rate never changes.
     The checkpoint of the best epoch holds the model's weights and `config`: what build_model needs to
     make the model again, plus `checkpoint_meta` (the worker puts the run's parameters there).
     """
@@ -124,11 +140,15 @@ def fit(split: Split, *, model: str = "mf", k: int = 10, hidden: Sequence[int] =
         raise ConfigError(f"batch_size and epochs must be > 0 (got {batch_size} and {epochs})")
     if optimizer not in OPTIMIZERS:
         raise ConfigError(f"unknown optimizer {optimizer!r}: choose one of {', '.join(OPTIMIZERS)}")
+    schedule_lr = _Schedule(schedule, lr=lr, epochs=epochs, warmup=warmup, step=lr_step, gamma=lr_gamma)
     dev = resolve_device(device)
     if capture is None:
-        capture = dev.type == "cuda"
+        # A captured step replays the learning rate it was captured with.
+        capture = dev.type == "cuda" and schedule_lr.constant
     elif capture and dev.type != "cuda":
         raise ConfigError(f"capture=True needs a CUDA device, not {dev}")
+    elif capture and not schedule_lr.constant:
+        raise ConfigError("capture=True replays one learning rate: it cannot follow a schedule or a warm-up")
     # One intra-op thread on CPU: a batch-512 step is a few dozen tiny kernels, where a second thread
     # buys nothing on a quiet machine and, with other processes on the cores, makes each kernel wait
     # for a descheduled helper thread (bench/RESULTS.md).
@@ -143,12 +163,17 @@ def fit(split: Split, *, model: str = "mf", k: int = 10, hidden: Sequence[int] =
         torch.manual_seed(seed)  # initial weights and dropout
         shuffle = torch.Generator(device=dev).manual_seed(seed)  # batch order
         model_config = _ModelConfig(k=k, hidden=list(hidden), bias=bias, dropout=dropout, init_std=init_std,
+                                    emb_dropout=emb_dropout, reg=reg, reg_bias=reg_bias,
                                     n_users=split.dataset.n_users, n_items=split.dataset.n_items)
         net = build_model(model, **model_config).to(dev)
+        if isinstance(net, RowModel):
+            net.attach(*train)
         # Sum of squared training errors over the epoch, kept on the device so no batch waits for the host.
         sse = torch.zeros((), device=dev)
-        step = _make_step(net, sse, optimizer=optimizer, lr=lr, weight_decay=weight_decay, batch_size=batch_size,
-                          capture=capture)
+        step = _make_step(net, sse, optimizer=optimizer, lr=schedule_lr.at(1), weight_decay=weight_decay,
+                          momentum=momentum, batch_size=batch_size, capture=capture)
+        # Predictions are clipped to what a rating can be, when asked: the range seen in training.
+        bounds = (float(train[2].min()), float(train[2].max())) if clip else None
 
         config = {**(checkpoint_meta or {}), "model": model, **model_config}
         checkpoint = Path(checkpoint_path) if checkpoint_path is not None else None
@@ -164,16 +189,21 @@ def fit(split: Split, *, model: str = "mf", k: int = 10, hidden: Sequence[int] =
             started = time.perf_counter()
             net.train()
             sse.zero_()
-            order = torch.randperm(n_train, generator=shuffle, device=dev)
-            # index_select rather than t[order]: the same rows, faster on CPU. The batches are views
-            # into the shuffled copy; the last one is simply shorter.
-            batches = zip(*(torch.split(t.index_select(0, order), batch_size) for t in train))
+            step.set_lr(schedule_lr.at(epoch))
+            if isinstance(net, RowModel):
+                batches: Iterator[tuple[torch.Tensor, ...]] = net.batches(batch_size, shuffle)
+                n_batches = net.n_batches(batch_size)
+            else:
+                order = torch.randperm(n_train, generator=shuffle, device=dev)
+                # index_select rather than t[order]: the same rows, faster on CPU. The batches are views
+                # into the shuffled copy; the last one is simply shorter.
+                batches = zip(*(torch.split(t.index_select(0, order), batch_size) for t in train))
             cancelled = False
             # The hand-written step needs no autograd, so inference mode is entered once an epoch rather
             # than once a step. The other steps run with autograd on, as usual.
             with torch.inference_mode(isinstance(step, _HandStep)):
-                for b, (users, items, ratings) in enumerate(batches, start=1):
-                    step(users, items, ratings)
+                for b, batch in enumerate(batches, start=1):
+                    step(*batch)
                     if b % CHECK_EVERY == 0 or b == n_batches:
                         if on_progress is not None:
                             on_progress(b, n_batches)
@@ -188,8 +218,8 @@ def fit(split: Split, *, model: str = "mf", k: int = 10, hidden: Sequence[int] =
             if not math.isfinite(train_rmse):
                 raise DivergedError(f"diverged: loss became {train_rmse} at epoch {epoch}")
             net.eval()
-            test_rmse = _rmse(net, *test)
-            val_rmse = _rmse(net, *val) if len(val[0]) else None
+            test_rmse = _rmse(net, *test, bounds=bounds)
+            val_rmse = _rmse(net, *val, bounds=bounds) if len(val[0]) else None
             if not math.isfinite(test_rmse):
                 raise DivergedError(f"diverged: test RMSE became {test_rmse} at epoch {epoch}")
             stats = EpochStats(epoch, train_rmse, test_rmse, val_rmse, time.perf_counter() - started)
@@ -201,6 +231,8 @@ def fit(split: Split, *, model: str = "mf", k: int = 10, hidden: Sequence[int] =
                     _save(checkpoint, net, config, stats)
             if on_epoch is not None:
                 on_epoch(stats)
+            # The plateau schedule watches validation, else the training curve: never test.
+            schedule_lr.observe(epoch, val_rmse if val_rmse is not None else train_rmse)
             if patience and epoch - best.epoch >= patience:
                 stopped = "early_stopped"
                 break
@@ -232,43 +264,97 @@ def _on_device(part: tuple[np.ndarray, np.ndarray, np.ndarray],
             torch.as_tensor(ratings, dtype=torch.float32).to(dev))
 
 
-def _make_step(net: nn.Module, sse: torch.Tensor, *, optimizer: str, lr: float, weight_decay: float,
-               batch_size: int, capture: bool) -> Callable[[torch.Tensor, torch.Tensor, torch.Tensor], None]:
+def _make_step(net: PairModel | RowModel, sse: torch.Tensor, *, optimizer: str, lr: float, weight_decay: float,
+               momentum: float = 0.9, batch_size: int, capture: bool) -> _Step:
     """The training step: called with a batch, it updates `net` and adds the batch's squared errors to `sse`.
 
-    On CPU that is `_HandStep` for a model whose gradients `hand_grads` writes (`has_hand_grads`);
-    for any other model or optimizer, and on other devices, `_train_step`, captured on CUDA."""
+    On CPU that is `_HandStep` for Adam and a model whose gradients `hand_grads` writes
+    (`has_hand_grads`); for any other model or optimizer, and on other devices, `_EagerStep`, captured
+    on CUDA."""
     dev = sse.device
     if dev.type == "cpu" and not capture and optimizer == "adam" and has_hand_grads(net):
         return _HandStep(net, sse, lr=lr, weight_decay=weight_decay)
-    torch_optimizer = _optimizer(optimizer, net, dev, lr=lr, weight_decay=weight_decay, capturable=capture)
+    eager = _EagerStep(net, _optimizer(optimizer, net, dev, lr=lr, weight_decay=weight_decay, momentum=momentum,
+                                       capturable=capture), sse)
     if capture:
-        return _GraphStep(net, torch_optimizer, sse, batch_size)
-    return functools.partial(_train_step, net, torch_optimizer, sse)
+        return _GraphStep(eager, batch_size)
+    return eager
 
 
-def _optimizer(name: str, net: nn.Module, dev: torch.device, *, lr: float, weight_decay: float,
-               capturable: bool) -> torch.optim.Optimizer:
-    kind = _OPTIMIZER_KINDS[name]
+def _optimizer(name: str, net: PairModel | RowModel, dev: torch.device, *, lr: float, weight_decay: float,
+               momentum: float, capturable: bool) -> torch.optim.Optimizer | _SparseAdam:
+    params = list(net.parameters())
+    if name == "sgd":
+        return torch.optim.SGD(params, lr=lr, momentum=momentum, weight_decay=weight_decay)
+    if name == "adagrad":
+        return torch.optim.Adagrad(params, lr=lr, weight_decay=weight_decay)
+    if name == "sparse_adam":
+        if not isinstance(net, PairModel):
+            raise ConfigError(f"optimizer sparse_adam needs embedding tables, which {type(net).__name__} has not")
+        return _SparseAdam(net, lr=lr, weight_decay=weight_decay)
+    kind = torch.optim.AdamW if name == "adamw" else torch.optim.Adam
     # The fused kernel updates every parameter in one call, about half the time of the default
     # per-tensor loop on CPU (bench/RESULTS.md); on CUDA it is also graph-capturable.
     if dev.type in ("cpu", "cuda"):
-        return kind(net.parameters(), lr=lr, weight_decay=weight_decay, fused=True, capturable=capturable)
-    return kind(net.parameters(), lr=lr, weight_decay=weight_decay)
+        return kind(params, lr=lr, weight_decay=weight_decay, fused=True, capturable=capturable)
+    return kind(params, lr=lr, weight_decay=weight_decay)
 
 
-def _train_step(net: nn.Module, optimizer: torch.optim.Optimizer, sse: torch.Tensor,
-                users: torch.Tensor, items: torch.Tensor, ratings: torch.Tensor) -> None:
-    loss = F.mse_loss(net(users, items), ratings)
-    optimizer.zero_grad(set_to_none=True)
-    torch.autograd.backward(loss)  # loss.backward(), which torch leaves unannotated
-    optimizer.step()
-    # Weighting by the batch's size makes the epoch's RMSE exact over all rows, short last batch too.
-    sse.add_(loss.detach(), alpha=len(ratings))
+class _SparseAdam:
+    """Lazy Adam: torch's SparseAdam for the embedding tables, whose gradients are then sparse (only
+    the rows a batch used), and Adam for every other parameter (MLP layers, biases). A row's moments
+    and value move only when a batch uses it."""
+
+    def __init__(self, net: PairModel, *, lr: float, weight_decay: float) -> None:
+        net.sparse = True
+        tables = [table.weight for table, _ in net.tables()]
+        table_ids = {id(t) for t in tables}
+        dense = [p for p in net.parameters() if id(p) not in table_ids]
+        self.parts: list[torch.optim.Optimizer] = [torch.optim.SparseAdam(tables, lr=lr)]
+        if dense:
+            self.parts.append(torch.optim.Adam(dense, lr=lr, weight_decay=weight_decay))
+        self.param_groups = [group for part in self.parts for group in part.param_groups]
+
+    def zero_grad(self, set_to_none: bool = True) -> None:
+        for part in self.parts:
+            part.zero_grad(set_to_none=set_to_none)
+
+    def step(self) -> None:
+        for part in self.parts:
+            part.step()
 
 
-class _HandStep:
-    """`_train_step` for CPU at a fraction of its cost: the same gradients, the same Adam update.
+class _Step:
+    """What fit() calls with each batch; `set_lr` changes the learning rate between epochs."""
+
+    def __call__(self, *batch: torch.Tensor) -> None:
+        raise NotImplementedError
+
+    def set_lr(self, lr: float) -> None:
+        raise NotImplementedError
+
+
+class _EagerStep(_Step):
+    """The plain step: the model's batch loss, autograd's backward, the optimizer's step."""
+
+    def __init__(self, net: PairModel | RowModel, optimizer: torch.optim.Optimizer | _SparseAdam,
+                 sse: torch.Tensor) -> None:
+        self.net, self.optimizer, self.sse = net, optimizer, sse
+
+    def __call__(self, *batch: torch.Tensor) -> None:
+        loss, batch_sse = self.net.batch_loss(*batch)
+        self.optimizer.zero_grad(set_to_none=True)
+        torch.autograd.backward(loss)  # loss.backward(), which torch leaves unannotated
+        self.optimizer.step()
+        self.sse.add_(batch_sse)
+
+    def set_lr(self, lr: float) -> None:
+        for group in self.optimizer.param_groups:
+            group["lr"] = lr
+
+
+class _HandStep(_Step):
+    """`_EagerStep` for CPU at a fraction of its cost: the same gradients, the same Adam update.
 
     Why it exists: at batch 512 these models are a few thousand flops a step, and on CPU the step's
     time went to machinery, not arithmetic: autograd's graph, a fresh zeroed gradient table per
@@ -292,7 +378,8 @@ class _HandStep:
         self.mse_grads = net.hand_grads(parameter_views(net, self.grad))
         self.adam = _FusedAdam([params], [self.grad], lr=lr, weight_decay=weight_decay)
 
-    def __call__(self, users: torch.Tensor, items: torch.Tensor, ratings: torch.Tensor) -> None:
+    def __call__(self, *batch: torch.Tensor) -> None:
+        users, items, ratings = batch
         # No autograd here at all; inference mode also drops its per-op bookkeeping. fit() runs a whole
         # epoch's steps in inference mode, so that entering it is not paid again every step.
         if torch.is_inference_mode_enabled():
@@ -304,6 +391,9 @@ class _HandStep:
     def _step(self, users: torch.Tensor, items: torch.Tensor, ratings: torch.Tensor) -> None:
         self.sse += self.mse_grads(users, items, ratings)
         self.adam.step()
+
+    def set_lr(self, lr: float) -> None:
+        self.adam.set_lr(lr)
 
 
 # The arguments `_FusedAdam.step` passes to the private kernel torch._fused_adam_, in order, as
@@ -384,6 +474,11 @@ class _FusedAdam:
         self.count = torch.zeros((), dtype=torch.float32, device=params[0].device)
         self.steps = [self.count] * len(params)
 
+    def set_lr(self, lr: float) -> None:
+        self.lr = lr
+        if self.kernel is None:
+            self.fallback.param_groups[0]["lr"] = lr
+
     def step(self) -> None:
         if self.kernel is None:
             self.fallback.step()
@@ -394,8 +489,8 @@ class _FusedAdam:
                     amsgrad=False, maximize=False)
 
 
-class _GraphStep:
-    """The training step captured once in a CUDA graph and replayed for every full batch.
+class _GraphStep(_Step):
+    """A pair model's `_EagerStep` captured once in a CUDA graph and replayed for every full batch.
 
     Capturing needs a few eager steps first (on a side stream, as torch.cuda.graphs asks) so that
     Adam's state exists; those are real training steps on real batches, not extra work. The short
@@ -405,18 +500,18 @@ class _GraphStep:
 
     WARMUP = 3
 
-    def __init__(self, net: nn.Module, optimizer: torch.optim.Optimizer, sse: torch.Tensor,
-                 batch_size: int) -> None:
-        self.net, self.optimizer, self.sse, self.batch_size = net, optimizer, sse, batch_size
+    def __init__(self, eager: _EagerStep, batch_size: int) -> None:
+        self.eager, self.optimizer, self.sse, self.batch_size = eager, eager.optimizer, eager.sse, batch_size
         self.graph: torch.cuda.CUDAGraph | None = None
         self.eager_only = False
         self.warmed = 0
-        dev = sse.device
+        dev = self.sse.device
         self.users = torch.zeros(batch_size, dtype=torch.long, device=dev)
         self.items = torch.zeros(batch_size, dtype=torch.long, device=dev)
         self.ratings = torch.zeros(batch_size, dtype=torch.float32, device=dev)
 
-    def __call__(self, users: torch.Tensor, items: torch.Tensor, ratings: torch.Tensor) -> None:
+    def __call__(self, *batch: torch.Tensor) -> None:
+        users, items, ratings = batch
         # Streams, capture and replay use the *current* CUDA device, which need not be ours (cuda:1).
         with torch.cuda.device(self.sse.device):
             self._step(users, items, ratings)
@@ -446,28 +541,79 @@ class _GraphStep:
         self.graph.replay()
         return None
 
+    def set_lr(self, lr: float) -> None:
+        # fit() captures only a learning rate that never changes; this is the first epoch's, set before
+        # any capture.
+        self.eager.set_lr(lr)
+
     def _eager(self, users: torch.Tensor, items: torch.Tensor, ratings: torch.Tensor) -> None:
         # Gradients left by a replay live in the graph's private memory; dropping them (set_to_none
         # inside the step) makes the eager backward allocate fresh ones instead of adding to them.
-        _train_step(self.net, self.optimizer, self.sse, users, items, ratings)
+        self.eager(users, items, ratings)
 
     def _capture(self) -> torch.cuda.CUDAGraph:
         graph = torch.cuda.CUDAGraph()
         # With no .grad tensors, the captured backward allocates them in the graph's own pool.
         self.optimizer.zero_grad(set_to_none=True)
         with torch.cuda.graph(graph):
-            _train_step(self.net, self.optimizer, self.sse, self.users, self.items, self.ratings)
+            self.eager(self.users, self.items, self.ratings)
         return graph
 
 
 @torch.inference_mode()
-def _rmse(net: nn.Module, users: torch.Tensor, items: torch.Tensor, ratings: torch.Tensor) -> float:
+def _rmse(net: nn.Module, users: torch.Tensor, items: torch.Tensor, ratings: torch.Tensor, *,
+          bounds: tuple[float, float] | None = None) -> float:
     sse = torch.zeros((), device=ratings.device)
     for start in range(0, len(ratings), EVAL_CHUNK):
         end = start + EVAL_CHUNK
-        error = net(users[start:end], items[start:end]) - ratings[start:end]
+        prediction = net(users[start:end], items[start:end])
+        if bounds is not None:
+            prediction = prediction.clamp(*bounds)
+        error = prediction - ratings[start:end]
         sse += error.square().sum()
     return math.sqrt(sse.item() / len(ratings))
+
+
+class _Schedule:
+    """The learning rate of each epoch: a linear warm-up over the first `warmup` epochs (epoch e at
+    e / (warmup + 1) of `lr`), then `kind`: none (constant), cosine (from lr towards 0, reached just
+    after the last epoch), step (times `gamma` every `step` epochs) or plateau (times `gamma` once the
+    watched RMSE has gone `step` epochs without improving, and again after each further `step`). It
+    changes once an epoch, not once a step: schedules of tens of epochs need no finer."""
+
+    def __init__(self, kind: str, *, lr: float, epochs: int, warmup: int, step: int, gamma: float) -> None:
+        if kind not in SCHEDULES:
+            raise ConfigError(f"unknown schedule {kind!r}: choose one of {', '.join(SCHEDULES)}")
+        if warmup < 0 or step <= 0 or not 0 < gamma < 1:
+            raise ConfigError(f"warmup must be >= 0, lr_step > 0 and lr_gamma between 0 and 1 "
+                              f"(got {warmup}, {step} and {gamma})")
+        self.kind, self.lr, self.epochs, self.warmup, self.step, self.gamma = kind, lr, epochs, warmup, step, gamma
+        self.plateau_factor, self.best, self.best_epoch = 1.0, math.inf, 0
+
+    @property
+    def constant(self) -> bool:
+        return self.kind == "none" and self.warmup == 0
+
+    def at(self, epoch: int) -> float:
+        """The learning rate of `epoch` (1-based)."""
+        if epoch <= self.warmup:
+            return self.lr * epoch / (self.warmup + 1)
+        done = epoch - 1 - self.warmup  # epochs since the warm-up
+        if self.kind == "cosine":
+            return self.lr * 0.5 * (1 + math.cos(math.pi * done / max(1, self.epochs - self.warmup)))
+        if self.kind == "step":
+            return self.lr * self.gamma ** (done // self.step)
+        return self.lr * self.plateau_factor
+
+    def observe(self, epoch: int, rmse: float) -> None:
+        """The RMSE the plateau schedule watches, after `epoch`."""
+        if self.kind != "plateau" or epoch <= self.warmup:
+            return
+        if rmse < self.best:
+            self.best, self.best_epoch = rmse, epoch
+        elif epoch - self.best_epoch >= self.step:
+            self.plateau_factor *= self.gamma
+            self.best_epoch = epoch  # wait another `step` epochs before the next decay
 
 
 def _watched(stats: EpochStats) -> float:

@@ -23,8 +23,14 @@ from typing import Any, Literal
 from store.errors import ParamError
 from store.memory import KNOWN_SHAPES, physical_memory, shortfall, training_bytes
 
-MODELS = ("mf", "deepmf")  # engine.models.MODELS; tests/test_trainer.py keeps them equal
-OPTIMIZERS = ("adam", "adamw")  # engine.trainer.OPTIMIZERS; tests/test_trainer.py keeps them equal
+# engine.models.MODELS and engine.trainer.OPTIMIZERS; tests/test_trainer.py keeps them equal.
+MODELS = ("mf", "deepmf", "gmf", "neumf", "autorec", "glocal_k")
+OPTIMIZERS = ("adam", "adamw", "sgd", "adagrad", "sparse_adam")
+SCHEDULES = ("none", "cosine", "step", "plateau")
+# The models that predict from a (user, item) pair through embedding tables; the others (AutoRec,
+# GLocal-K) reconstruct a whole item's rating vector and have no embeddings, biases or init to set.
+PAIR_MODELS = ("mf", "deepmf", "gmf", "neumf")
+MLP_MODELS = ("deepmf", "neumf", "glocal_k")
 INT64_LIMIT = 2**63
 
 Check = Callable[[Any], "str | None"]
@@ -164,16 +170,17 @@ _TYPE_WORDS: dict[Callable[[str], Any], str] = {int: "an integer", float: "a num
 class RunParams:
     """One run's hyperparameters. Declaration order is the order of the form, the flags and `show`."""
 
-    model: str = param("mf", "mf or deepmf", label="Model", hint="mf, deepmf, or both: mf,deepmf",
+    model: str = param("mf", "mf, deepmf, gmf, neumf, autorec (I-AutoRec) or glocal_k", label="Model",
+                       hint="mf deepmf gmf neumf autorec glocal_k; or several: mf,deepmf",
                        check=_one_of(MODELS), parse=_parse_word, summary="never", heading="model")
     data: str = param("ml-1m", "a dataset name (ml-100k, ml-1m, synthetic-1m, ...) or a ratings file",
                       label="Dataset", hint="ml-100k, ml-1m, … or a file", check=_dataset,
                       parse=_parse_data, summary="never", heading="data", feeds="data")
-    k: int = param(10, "embedding size", label="K (factors)", hint="e.g. 10 or 8,16,32",
+    k: int = param(10, "embedding size (AutoRec: hidden units)", label="K (factors)", hint="e.g. 10 or 8,16,32",
                    check=_positive, summary="always", heading="K")
     hidden: tuple[int, ...] = param((10, 5), "DeepMF hidden layers, e.g. 10,5", label="Hidden layers",
-                                    hint="DeepMF only; e.g. 10,5/64,32", check=_sizes, heading="hidden",
-                                    only=("deepmf",))
+                                    hint="DeepMF, NeuMF, GLocal-K; e.g. 10,5/64,32", check=_sizes,
+                                    heading="hidden", only=MLP_MODELS)
     lr: float = param(1e-3, "Adam learning rate", label="Learning rate", hint="e.g. 1e-3,1e-2",
                       check=_positive, summary="always", heading="lr")
     weight_decay: float = param(1e-5, "Adam weight decay", label="Weight decay", hint="e.g. 1e-5",
@@ -200,16 +207,54 @@ class RunParams:
     patience: int = param(0, "epochs without improvement before stopping early (0: never)", label="Patience",
                           hint="e.g. 3; 0: never stop early", check=_non_negative, advanced=True,
                           summary="never")
-    dropout: float = param(0.0, "DeepMF dropout between hidden layers", label="Dropout",
-                           hint="DeepMF only; e.g. 0.1", check=_below_one, advanced=True, only=("deepmf",))
+    dropout: float = param(0.0, "dropout between hidden layers (DeepMF, NeuMF) or on the input (AutoRec, GLocal-K)",
+                           label="Dropout", hint="e.g. 0.1; not MF or GMF", check=_below_one, advanced=True,
+                           only=("deepmf", "neumf", "autorec", "glocal_k"))
     bias: bool = param(False, "add user, item and global biases (true/false)", label="Biases",
-                       hint="true or false", advanced=True)
+                       hint="true or false", advanced=True, only=PAIR_MODELS)
     init_std: float = param(0.0, "std of a normal embedding init (0: PyTorch's default)", label="Init std",
                             hint="e.g. 0.01; 0: PyTorch's init", check=_non_negative, advanced=True,
-                            summary="never")
-    optimizer: str = param("adam", "adam (the lab's: weight decay as L2 in the gradient) or adamw (decoupled "
-                           "weight decay)", label="Optimizer", hint="adam or adamw", check=_one_of(OPTIMIZERS),
+                            summary="never", only=PAIR_MODELS)
+    optimizer: str = param("adam", "adam (the lab's: weight decay as L2 in the gradient), adamw (decoupled weight "
+                           "decay), sgd (with --momentum), adagrad, or sparse_adam (lazy: moves only the embedding "
+                           "rows a batch uses; decay them with --reg)", label="Optimizer",
+                           hint="adam, adamw, sgd, adagrad, sparse_adam", check=_one_of(OPTIMIZERS),
                            parse=_parse_word, advanced=True)
+    reg: float = param(0.0, "L2 penalty, per rating, on the user and item rows each rating uses (AutoRec and "
+                       "GLocal-K: the L2 penalty on their weights)", label="Regularisation",
+                       hint="e.g. 0.05; per rating, on the rows it uses", check=_non_negative, advanced=True)
+    reg_bias: float = param(0.0, "L2 penalty, per rating, on the user and item biases it uses",
+                            label="Bias regularisation", hint="e.g. 0.01; needs biases", check=_non_negative,
+                            advanced=True, only=PAIR_MODELS)
+    emb_dropout: float = param(0.0, "dropout on the user and item embeddings", label="Embedding dropout",
+                               hint="e.g. 0.1", check=_below_one, advanced=True, only=PAIR_MODELS)
+    momentum: float = param(0.9, "SGD momentum", label="Momentum", hint="sgd only; e.g. 0.9",
+                            check=_below_one, advanced=True)
+    schedule: str = param("none", "learning-rate schedule over the epochs: none, cosine (to 0 at the last "
+                          "epoch), step (times --lr-gamma every --lr-step epochs) or plateau (times --lr-gamma "
+                          "after --lr-step epochs without a better validation RMSE)", label="LR schedule",
+                          hint="none, cosine, step or plateau", check=_one_of(SCHEDULES), parse=_parse_word,
+                          advanced=True)
+    warmup: int = param(0, "epochs over which the learning rate rises linearly to --lr", label="Warm-up epochs",
+                        hint="e.g. 2", check=_non_negative, advanced=True)
+    lr_step: int = param(10, "epochs between decays (step schedule), or without improvement before one "
+                         "(plateau)", label="LR step", hint="e.g. 10 epochs", check=_positive, advanced=True)
+    lr_gamma: float = param(0.5, "factor of each learning-rate decay (step and plateau schedules)",
+                            label="LR decay factor", hint="e.g. 0.5", check=_fraction, advanced=True)
+    clip: bool = param(False, "clip predictions to the training ratings' range (1-5 on MovieLens) when "
+                       "evaluating", label="Clip predictions", hint="true or false", advanced=True)
+
+    def _conflict(self) -> str | None:
+        """A combination of values that each pass their own check but cannot train together."""
+        if self.optimizer == "sparse_adam":
+            if self.model not in PAIR_MODELS:
+                return f"optimizer sparse_adam needs embedding tables, which {self.model} has not"
+            if self.weight_decay:
+                return ("optimizer sparse_adam takes no weight decay: decay the rows it moves with --reg "
+                        "and set --weight-decay 0")
+        if self.reg_bias and not self.bias and self.model in PAIR_MODELS:
+            return "reg_bias regularises the biases, which need --bias true"
+        return None
 
     def validate(self) -> RunParams:
         for declared in PARAMS.values():
@@ -217,6 +262,9 @@ class RunParams:
             problem = _storable(value) or (declared.check(value) if declared.check is not None else None)
             if problem:
                 raise ParamError(f"{declared.name}: {problem} (got {_show(value)})")
+        conflict = self._conflict()
+        if conflict:
+            raise ParamError(conflict)
         return self
 
     def to_dict(self) -> dict[str, Any]:

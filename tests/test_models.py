@@ -161,7 +161,8 @@ def mf(change=lambda model: None, **options):
 # Each model here differs from one hand_grads was written for in a way that changes its gradients (or,
 # for a subclass, may): the trainer must train it by autograd.
 @pytest.mark.parametrize("make", [
-    pytest.param(lambda: mf(dropout=0.1), id="mf-dropout"),
+    pytest.param(lambda: mf(emb_dropout=0.1), id="mf-emb-dropout"),
+    pytest.param(lambda: deepmf(emb_dropout=0.1), id="deepmf-emb-dropout"),
     pytest.param(lambda: deepmf(dropout=0.1), id="deepmf-dropout"),
     pytest.param(lambda: deepmf(lambda m: m.mlp.__setitem__(1, torch.nn.Tanh())), id="tanh"),
     pytest.param(lambda: deepmf(lambda m: m.mlp.insert(1, torch.nn.LayerNorm(10))), id="layer-norm"),

@@ -33,6 +33,7 @@ from torch import nn
 from engine.errors import ConfigError
 
 MODELS = ("mf", "deepmf", "gmf", "neumf", "autorec", "glocal_k")
+ROW_MODELS = ("autorec", "glocal_k")  # the RowModels among them
 
 # (users, items, ratings) -> the batch's sum of squared errors, the gradients left in the buffers.
 HandGrads = Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]

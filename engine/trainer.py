@@ -32,6 +32,7 @@ from torch import nn
 from engine.errors import ConfigError, DeviceError, DivergedError
 from engine.models import (
     MF,
+    ROW_MODELS,
     DeepMF,
     PairModel,
     RowModel,
@@ -149,10 +150,11 @@ def fit(split: Split, *, model: str = "mf", k: int = 10, hidden: Sequence[int] =
         raise ConfigError(f"capture=True needs a CUDA device, not {dev}")
     elif capture and not schedule_lr.constant:
         raise ConfigError("capture=True replays one learning rate: it cannot follow a schedule or a warm-up")
-    # One intra-op thread on CPU: a batch-512 step is a few dozen tiny kernels, where a second thread
-    # buys nothing on a quiet machine and, with other processes on the cores, makes each kernel wait
-    # for a descheduled helper thread (bench/RESULTS.md).
-    with _intra_op_threads(1 if dev.type == "cpu" else None):
+    # One intra-op thread on CPU for a pair model: a batch-512 step is a few dozen tiny kernels, where a
+    # second thread buys nothing on a quiet machine and, with other processes on the cores, makes each
+    # kernel wait for a descheduled helper thread (bench/RESULTS.md). A row model's step is a few large
+    # matrix products, which do use every core.
+    with _intra_op_threads(1 if dev.type == "cpu" and model not in ROW_MODELS else None):
         train = _on_device(split.part("train"), dev)
         test = _on_device(split.part("test"), dev)
         val = _on_device(split.part("val"), dev)

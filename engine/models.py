@@ -224,7 +224,7 @@ class PairModel(nn.Module):
                                                   _scatter_into(grads["item_emb.weight"]))
         predict_rows, backward_rows = self._hand_head(grads)
         user_table, item_table = self.user_emb.weight.detach(), self.item_emb.weight.detach()
-        bias, reg, reg_bias = self.bias, self.reg, self.reg_bias and self.bias
+        bias, reg, reg_bias = self.bias, self.reg, (self.reg_bias if self.bias else 0.0)
         if bias:
             user_bias, item_bias, global_bias = (self.user_bias.detach(), self.item_bias.detach(),
                                                  self.global_bias.detach())

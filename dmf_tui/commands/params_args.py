@@ -1,10 +1,11 @@
 """The hyperparameter flags shared by `run` (one run) and `add` (a grid of runs): one per
-RunParams field, made from its declaration in store/params.py."""
+RunParams field, made from its declaration in store/params.py, and `--preset` to start from."""
 
 from __future__ import annotations
 
 import argparse
 
+from store import presets
 from store.params import PARAMS, RunParams, expand_grid, format_value
 
 
@@ -17,6 +18,10 @@ def add_param_arguments(parser: argparse.ArgumentParser, *, grid: bool) -> None:
             help_text += "; alternatives separated by " + ("'/'" if declared.separator == "/" else "commas")
         parser.add_argument(declared.flag, dest=name, metavar="VALUE",
                             help=f"{help_text} (default: {format_value(declared.default)})")
+    parser.add_argument("--preset", metavar="NAME",
+                        help=f"start from a preset ({', '.join(presets.names())}; see `dmf-tui presets`): it "
+                        "sets every parameter but the data, the split, the device and the seed; the flags "
+                        "given with it win")
 
 
 def given_values(args: argparse.Namespace) -> dict[str, str]:
@@ -26,5 +31,8 @@ def given_values(args: argparse.Namespace) -> dict[str, str]:
 
 def grid_from_args(args: argparse.Namespace, base: RunParams | None = None) -> list[RunParams]:
     """The validated runs the flags describe, each flag not given kept from `base` (the defaults
-    when None); ParamError on a bad value."""
+    when None) with the preset, if one is named, applied to it; ParamError on a bad value or an
+    unknown preset."""
+    if args.preset is not None:
+        base = presets.preset(args.preset).apply(base or RunParams())
     return expand_grid(given_values(args), base)

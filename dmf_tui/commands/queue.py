@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 
 from dmf_tui.commands.params_args import add_param_arguments, given_values, grid_from_args
-from store import catalog
+from store import catalog, presets
 from store.db import Store, open_store, open_to_list
 from store.errors import StoreError
 from store.params import RunParams, format_value
@@ -18,7 +18,9 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         "add", help="queue runs; comma lists expand to a grid",
         description="Queue runs for a worker. Comma lists expand to every combination: "
         "--lr 1e-3,1e-2 --k 10,32 queues 4 runs as one sweep. With --like RUN, every flag not given "
-        "is RUN's: --like 12 --lr 1e-2 queues run 12 again with another learning rate.",
+        "is RUN's: --like 12 --lr 1e-2 queues run 12 again with another learning rate. With --preset NAME, "
+        "the preset's configuration is the starting point (over RUN's with --like) and the flags given win: "
+        "--preset mf --reg 0.02,0.05 queues two runs.",
     )
     add_param_arguments(add, grid=True)
     add._option_string_actions["--data"].help = (
@@ -74,7 +76,8 @@ def add_runs(args: argparse.Namespace) -> int:
         if reason is not None:
             raise StoreError(reason)
     if args.dry_run:
-        shown = list(dict.fromkeys(["model", "data", *given_values(args)]))
+        preset = presets.preset(args.preset).values if args.preset is not None else {}
+        shown = list(dict.fromkeys(["model", "data", *preset, *given_values(args)]))
         print(f"Would queue {_runs(len(runs))}:")
         for i, params in enumerate(runs, start=1):
             print(f"  {i}. " + " ".join(f"{n}={format_value(getattr(params, n))}" for n in shown))

@@ -1,0 +1,112 @@
+"""Presets: named configurations to start from (`--preset NAME`, the form's Preset field), each with
+the figures it reached when measured (bench/bench_presets.py), and `best`, the name of the most
+accurate one.
+
+A preset is a whole training configuration: applied, it sets every parameter in SETS (its values,
+the defaults for the rest), so what it queues is what was measured, whatever the form or the run it
+is applied to held before (a batch size left over from another preset would train something else).
+It leaves KEPT alone: what is trained on, where, and which seed. Flags given with a preset win.
+
+Every preset holds out a validation part (val_size 0.1): the best epoch is chosen by validation RMSE,
+patience stops early, and the figures report the test RMSE at that epoch, never chosen by it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from store.errors import ParamError
+from store.params import PARAMS, RunParams, format_value
+
+# What a preset never changes: the data and how it is split, the device, and the seed (a replicate).
+KEPT = ("data", "device", "seed", "split_seed", "test_size")
+SETS = tuple(name for name in PARAMS if name not in KEPT)
+
+# The datasets presets are measured on, as `dmf-tui presets` titles them.
+MEASURED_ON = {"ml-100k": "ML-100K", "synthetic-1m": "ML-1M shape"}
+
+
+@dataclass(frozen=True)
+class Figure:
+    """What bench/bench_presets.py measured for a preset on one dataset (its snippet, pasted here)."""
+
+    test_rmse: float  # at the best epoch by validation RMSE
+    val_rmse: float
+    best_epoch: int
+    epochs: int  # run, early stopping included
+    seconds: float  # the whole fit(), evaluation included
+    measured: str  # when and where, e.g. "2025-06-01 on Intel Xeon, 2 CPUs, cpu"
+    # The preset's fingerprint() when measured: a preset whose values changed since no longer
+    # matches, and tests/test_presets.py asks for its figures to be measured again.
+    config: str
+
+
+@dataclass(frozen=True)
+class Preset:
+    name: str
+    summary: str  # one short line: `dmf-tui presets` and the form show it
+    values: Mapping[str, Any]  # RunParams values, those that differ from the defaults
+    figures: Mapping[str, Figure] = field(default_factory=dict)  # by dataset, MEASURED_ON's names
+
+    def __post_init__(self) -> None:
+        outside = sorted(set(self.values) - set(SETS))
+        if outside:
+            raise ValueError(f"preset {self.name}: {', '.join(outside)} cannot be set by a preset")
+
+    def settings(self) -> dict[str, Any]:
+        """Every parameter the preset sets, by name: its values, else the defaults."""
+        defaults = RunParams()
+        return {name: self.values.get(name, getattr(defaults, name)) for name in SETS}
+
+    def apply(self, base: RunParams) -> RunParams:
+        """`base` with every parameter the preset sets replaced; ParamError if that is invalid."""
+        return dataclasses.replace(base, **self.settings()).validate()
+
+    def fingerprint(self) -> str:
+        """A short digest of settings(): equal exactly when the preset trains the same configuration."""
+        text = json.dumps({name: format_value(value) for name, value in self.settings().items()}, sort_keys=True)
+        return hashlib.sha256(text.encode()).hexdigest()[:10]
+
+
+PRESETS: dict[str, Preset] = {p.name: p for p in (
+    Preset("lab", "the reference lab's MF: K 10, Adam with weight decay",
+           {"val_size": 0.1, "patience": 5}),
+    Preset("lab-deepmf", "the reference lab's DeepMF: K 10, hidden 10,5",
+           {"model": "deepmf", "val_size": 0.1, "patience": 5}),
+    Preset("mf", "biased MF, K 64, per-rating L2 on the rows used",
+           {"model": "mf", "bias": True, "k": 64, "init_std": 0.01, "lr": 2e-3, "weight_decay": 0.0,
+            "reg": 0.05, "reg_bias": 0.01, "batch_size": 1024, "epochs": 40, "patience": 5, "val_size": 0.1,
+            "clip": True}),
+    Preset("gmf", "GMF (He et al. 2017): biased MF with a learned output weight",
+           {"model": "gmf", "k": 32, "lr": 1e-3, "weight_decay": 0.0, "reg": 0.01, "bias": True, "epochs": 40,
+            "patience": 5, "val_size": 0.1, "clip": True}),
+    Preset("neumf", "NeuMF (He et al. 2017): GMF beside an MLP 64,32,16",
+           {"model": "neumf", "k": 32, "hidden": (64, 32, 16), "lr": 1e-3, "weight_decay": 0.0, "reg": 0.01,
+            "bias": True, "epochs": 40, "patience": 5, "val_size": 0.1, "clip": True}),
+    Preset("autorec", "I-AutoRec (Sedhain et al. 2015): 500 hidden units",
+           {"model": "autorec", "k": 500, "lr": 1e-3, "weight_decay": 0.0, "reg": 50.0, "batch_size": 256,
+            "epochs": 100, "patience": 10, "val_size": 0.1, "clip": True}),
+)}
+
+# `--preset best`: the most accurate preset by validation RMSE, a name rather than a copy, so that
+# it can never drift from the preset it names.
+BEST = "autorec"
+
+
+def names() -> tuple[str, ...]:
+    """Every name `preset()` takes: best first."""
+    return ("best", *PRESETS)
+
+
+def preset(name: str) -> Preset:
+    """The preset called `name` ("best" is BEST's); ParamError naming the choices otherwise."""
+    key = name.strip().lower()
+    key = BEST if key == "best" else key
+    if key not in PRESETS:
+        raise ParamError(f"preset: {name.strip()!r} is not one of {', '.join(names())}")
+    return PRESETS[key]

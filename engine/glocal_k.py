@@ -1,0 +1,243 @@
+"""GLocal-K (Han et al., CIKM 2021, "GLocal-K: Global and Local Kernels for Recommender Systems").
+
+Like I-AutoRec (engine/autorec.py), an autoencoder reconstructs each item's vector of ratings by every
+user, zero where unrated, and the reconstruction fills in the missing ratings. Two kernels set it apart:
+
+- Local kernels. Every weight matrix W (n_in x n_out) is multiplied, entry by entry, by a kernel matrix
+  K[i, j] = max(0, 1 - |u_i - v_j|^2) of learned vectors u_i (one per input unit) and v_j (one per
+  output unit) of a low dimension (`k`, 5 in the paper). Where two units' vectors are apart by 1 or
+  more their connection is cut, so the kernel learns a sparse wiring. The objective penalises
+  |W|^2 (`reg`, the paper's lambda_2) and |K|^2 (`reg_kernel`, lambda_s).
+- A global kernel. After `pretrain_epochs` epochs of the local-kernel autoencoder alone, fine-tuning
+  convolves the rating matrix, seen as an image (items x users), with a small kernel (`conv_size`
+  square, 3 in the paper) before the autoencoder reads it. The kernel is made from the pre-trained
+  model itself: the mean of each item's reconstruction (average pooling over users), a vector of
+  n_items, times a learned bank of n_items x conv_size^2 weights, is the conv_size^2 kernel.
+
+Where this differs from the authors' code (github.com/usydnlp/Glocal_K):
+- They minimise with L-BFGS over the whole matrix at once (5 iterations an "epoch"); our trainer
+  drives Adam-family optimizers over batches of items, so the penalties are shared out across the
+  batches in proportion to their size (see `batch_loss`).
+- Their global kernel is recomputed from the current weights at every evaluation of the loss, and
+  the gradient flows through the item means into the autoencoder. Here the item means are computed
+  once an epoch, at its start, from the weights of that moment, and held fixed through the epoch;
+  the kernel bank still learns. Recomputing them a step would cost a pass over the whole matrix per
+  batch.
+- A user with no training rating gets the mean training rating (as our AutoRec does): no data ever
+  reached their output unit. The authors' splits have no such user.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+from collections.abc import Iterator, Sequence
+from typing import cast
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from engine.errors import ConfigError
+from engine.models import RowModel
+
+# The largest item x user matrix GLocal-K keeps (4 GiB of float32 ratings, plus the mask): ML-1M
+# (22M entries) is far below; ML-10M (746M) fits but trains far too slowly on a CPU. Past that a
+# dense matrix is the wrong tool.
+MAX_MATRIX_ELEMENTS = 1 << 30
+
+# Entries of the reconstruction `forward` holds at once (256 MiB of float32): ML-1M's whole matrix
+# is one block.
+RECONSTRUCT_BLOCK = 1 << 26
+
+
+def local_kernel(u: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
+    """K[i, j] = max(0, 1 - |u_i - v_j|^2) for the rows u_i of `u` (n_in x d) and v_j of `v` (n_out x d).
+
+    The squared distances come from |u|^2 + |v|^2 - 2 u.v, one matrix product, rather than from the
+    n_in x n_out x d differences (1.5 GB a step for ML-1M's first layer)."""
+    distance2 = torch.addmm(u.square().sum(1, keepdim=True) + v.square().sum(1), u, v.t(), alpha=-2)
+    return (1 - distance2).clamp(min=0)
+
+
+class KernelLayer(nn.Module):
+    """x -> activation(x @ (W * K(u, v)) + b): a dense layer whose weights are locally kernelised.
+
+    Initialised as the authors' TensorFlow code is: W and b Glorot-uniform, u and v truncated normal
+    with std 1e-3, so that every K starts near 1 and the layer starts as a plain dense one."""
+
+    def __init__(self, n_in: int, n_out: int, dim: int) -> None:
+        super().__init__()
+        self.weight = nn.Parameter(torch.empty(n_in, n_out))
+        self.bias = nn.Parameter(torch.empty(n_out))
+        self.u = nn.Parameter(torch.empty(n_in, dim))
+        self.v = nn.Parameter(torch.empty(n_out, dim))
+        nn.init.xavier_uniform_(self.weight)
+        # TensorFlow's Glorot for a vector takes its length as both fans.
+        limit = math.sqrt(3 / n_out)
+        nn.init.uniform_(self.bias, -limit, limit)
+        nn.init.trunc_normal_(self.u, std=1e-3, a=-2e-3, b=2e-3)
+        nn.init.trunc_normal_(self.v, std=1e-3, a=-2e-3, b=2e-3)
+
+    def kernel(self) -> torch.Tensor:
+        return local_kernel(self.u, self.v)
+
+    def forward(self, x: torch.Tensor, kernel: torch.Tensor) -> torch.Tensor:
+        """The layer's output before its activation, given its `kernel()` (computed once a step)."""
+        return torch.addmm(self.bias, x, self.weight * kernel)
+
+
+class GLocalK(RowModel):
+    """GLocal-K over item rows: see the module's docstring.
+
+    Layers: n_users -> hidden[0] -> ... -> n_users, each a `KernelLayer`, sigmoid after every hidden
+    layer and none after the last, as in the paper (hidden 500, 500).
+
+    The objective is the paper's (their code's): the squared error on the observed training ratings
+    plus reg |W|^2 + reg_kernel |K|^2 summed over the layers (their tf.nn.l2_loss halves every term,
+    which changes nothing). A batch of B of the n_items items minimises
+        batch sse / B + (reg |W|^2 + reg_kernel |K|^2) / n_items,
+    whose expectation over a random batch is the full objective divided by n_items, so `reg` and
+    `reg_kernel` mean what the paper's lambda_2 and lambda_s mean whatever the batch size.
+
+    The phase follows the epochs: `batches` deals pre-training batches for the first
+    `pretrain_epochs` epochs and fine-tuning ones after, and the phase and the item means the global
+    kernel is made from are buffers, so a checkpoint predicts as the model did when it was saved.
+    `dropout` > 0 drops entries of the input while training (an option beyond the paper).
+    """
+
+    fine_tuning: torch.Tensor  # buffers, which nn.Module's attribute lookup cannot type
+    item_means: torch.Tensor
+
+    def __init__(self, n_users: int, n_items: int, k: int = 5, *, hidden: Sequence[int] = (500, 500),
+                 reg: float = 20.0, reg_kernel: float = 0.006, dropout: float = 0.0, pretrain_epochs: int = 20,
+                 conv_size: int = 3, dot_scale: float = 1.0) -> None:
+        super().__init__()
+        if n_users * n_items > MAX_MATRIX_ELEMENTS:
+            raise ConfigError(f"GLocal-K keeps the item x user rating matrix on the device: {n_items:,} items x "
+                              f"{n_users:,} users is {n_users * n_items:,} entries, more than the "
+                              f"{MAX_MATRIX_ELEMENTS:,} it allows; use a pair model (mf) for data this large")
+        if conv_size <= 0 or conv_size % 2 == 0:
+            raise ConfigError(f"the global kernel's size must be odd and > 0 (got {conv_size})")
+        if pretrain_epochs < 0:
+            raise ConfigError(f"pretrain_epochs must be >= 0 (got {pretrain_epochs})")
+        self.n_users, self.n_items = n_users, n_items
+        self.reg, self.reg_kernel, self.dropout = reg, reg_kernel, dropout
+        self.pretrain_epochs, self.conv_size, self.dot_scale = pretrain_epochs, conv_size, dot_scale
+        widths = [n_users, *hidden, n_users]
+        self.layers = nn.ModuleList(KernelLayer(n_in, n_out, k) for n_in, n_out in itertools.pairwise(widths))
+        # The global kernel bank: one weight per item and kernel entry, truncated normal as theirs.
+        self.conv_bank = nn.Parameter(torch.empty(n_items, conv_size * conv_size))
+        nn.init.trunc_normal_(self.conv_bank, std=0.1, a=-0.2, b=0.2)
+        self.register_buffer("fine_tuning", torch.zeros((), dtype=torch.bool))
+        self.register_buffer("item_means", torch.zeros(n_items))
+        self.epochs_started = 0
+        # The attached training data: plain tensors, not buffers, so they stay out of checkpoints.
+        # `padded` is the rating matrix with conv_size // 2 zero rows above and below, the rows the
+        # convolution reads past the first and last item; `ratings` is the matrix itself, a view.
+        self.padded = torch.zeros(0, 0)
+        self.ratings = self.padded
+        self.observed = torch.zeros(0, 0, dtype=torch.bool)
+        self.user_seen = torch.zeros(0, dtype=torch.bool)
+        self.mean = 0.0
+
+    def attach(self, users: torch.Tensor, items: torch.Tensor, ratings: torch.Tensor) -> None:
+        """Keep the training ratings as a dense item x user matrix, with a mask of the observed ones,
+        on their device. (A pair rated twice keeps one of its ratings.)"""
+        pad = self.conv_size // 2
+        self.padded = ratings.new_zeros(self.n_items + 2 * pad, self.n_users)
+        self.ratings = self.padded[pad:pad + self.n_items]
+        self.ratings[items, users] = ratings
+        self.observed = torch.zeros(self.n_items, self.n_users, dtype=torch.bool, device=ratings.device)
+        self.observed[items, users] = True
+        self.user_seen = self.observed.any(dim=0)
+        self.mean = float(ratings.mean())
+
+    def n_batches(self, batch_size: int) -> int:
+        return math.ceil(self.n_items / batch_size)
+
+    def batches(self, batch_size: int, generator: torch.Generator) -> Iterator[tuple[torch.Tensor, ...]]:
+        """Every item once an epoch, in an order drawn from `generator`, `batch_size` items a batch.
+        The epoch after the last pre-training one starts fine-tuning; every fine-tuning epoch first
+        refreshes the item means of the global kernel from the current weights."""
+        self.epochs_started += 1
+        if self.epochs_started > self.pretrain_epochs:
+            self.start_fine_tuning()
+        order = torch.randperm(self.n_items, generator=generator, device=self.ratings.device)
+        for batch in torch.split(order, batch_size):
+            yield (batch,)
+
+    def start_fine_tuning(self) -> None:
+        """Switch to (or stay in) fine-tuning, with the global kernel made from the current weights:
+        the mean over users of each item's reconstruction by the local-kernel autoencoder alone."""
+        with torch.no_grad():
+            kernels = self.kernels()
+            per_block = max(1, RECONSTRUCT_BLOCK // self.n_users)
+            for start in range(0, self.n_items, per_block):
+                rows = self.ratings[start:start + per_block]
+                self.item_means[start:start + per_block] = self.autoencode(rows, kernels).mean(dim=1)
+        self.fine_tuning.fill_(True)
+
+    def batch_loss(self, *batch: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(the objective of the class's docstring over these items, their sum of squared errors on
+        the observed training ratings, detached)."""
+        (items,) = batch
+        kernels = self.kernels()
+        target = self.ratings.index_select(0, items)
+        error = torch.where(self.observed.index_select(0, items), self.reconstruct(items, kernels) - target, 0.0)
+        sse = error.square().sum()
+        penalty = sum(self.reg * layer.weight.square().sum() + self.reg_kernel * kernel.square().sum()
+                      for layer, kernel in zip(self.kernel_layers(), kernels))
+        return sse / len(items) + penalty / self.n_items, sse.detach()
+
+    def kernel_layers(self) -> list[KernelLayer]:
+        # nn.ModuleList yields its members as plain Modules; every one of these is a KernelLayer.
+        return cast(list[KernelLayer], list(self.layers))
+
+    def kernels(self) -> list[torch.Tensor]:
+        """Every layer's local kernel, computed once a step and shared by the loss and the penalty."""
+        return [layer.kernel() for layer in self.kernel_layers()]
+
+    def autoencode(self, rows: torch.Tensor, kernels: Sequence[torch.Tensor]) -> torch.Tensor:
+        """The local-kernel autoencoder's reconstruction of `rows` (items x users)."""
+        x = rows
+        for n, (layer, kernel) in enumerate(zip(self.kernel_layers(), kernels)):
+            x = layer(x, kernel)
+            if n < len(self.layers) - 1:
+                x = torch.sigmoid(x)
+        return x
+
+    def global_kernel(self) -> torch.Tensor:
+        """The conv_size x conv_size kernel: the item means times the kernel bank, scaled."""
+        return (self.item_means @ self.conv_bank * self.dot_scale).view(1, 1, self.conv_size, self.conv_size)
+
+    def convolved(self, items: torch.Tensor) -> torch.Tensor:
+        """Rows `items` of relu(rating matrix convolved with the global kernel), zero-padded at its
+        edges ("same" size), as the authors' conv2d gives them: each row is read with its
+        conv_size // 2 neighbours on either side, in item order."""
+        window = items.unsqueeze(1) + torch.arange(self.conv_size, device=items.device)  # rows of `padded`
+        neighbourhoods = self.padded[window].unsqueeze(1)  # items x 1 x conv_size x users
+        out = F.conv2d(neighbourhoods, self.global_kernel(), padding=(0, self.conv_size // 2))
+        return F.relu(out).view(len(items), self.n_users)
+
+    def reconstruct(self, items: torch.Tensor, kernels: Sequence[torch.Tensor]) -> torch.Tensor:
+        """The model's reconstruction of the rows `items` in the current phase."""
+        rows = self.convolved(items) if bool(self.fine_tuning) else self.ratings.index_select(0, items)
+        if self.dropout > 0:
+            rows = F.dropout(rows, self.dropout, self.training)
+        return self.autoencode(rows, kernels)
+
+    def forward(self, users: torch.Tensor, items: torch.Tensor) -> torch.Tensor:
+        """The predicted rating of each (user, item) pair, from the training ratings only."""
+        distinct, which = torch.unique(items, return_inverse=True)  # each item reconstructed once
+        prediction = self.ratings.new_empty(len(users))
+        kernels = self.kernels()
+        per_block = max(1, RECONSTRUCT_BLOCK // self.n_users)
+        for start in range(0, len(distinct), per_block):
+            rows = self.reconstruct(distinct[start:start + per_block], kernels)
+            if len(distinct) <= per_block:  # the usual case: one block, every pair in it
+                prediction = rows[which, users]
+            else:
+                pairs = ((which >= start) & (which < start + per_block)).nonzero().squeeze(1)
+                prediction[pairs] = rows[which[pairs] - start, users[pairs]]
+        return torch.where(self.user_seen[users], prediction, self.mean)

@@ -1,0 +1,159 @@
+"""The optimizers beside the lab's Adam: AdamW, SGD with momentum, Adagrad and the lazy sparse Adam.
+Each trains, each trains otherwise; sparse Adam moves only the embedding rows a batch uses; and the
+combinations that cannot train are refused, by fit() and, in one line, by the parameters and the
+command line. Tiny synthetic data on CPU."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import pytest
+import torch
+
+from dmf_tui.cli import main
+from engine import trainer
+from engine.errors import ConfigError
+from engine.models import RowModel, build_model
+from engine.split import split_dataset
+from engine.trainer import fit
+from store.db import open_store
+from store.errors import ParamError
+from store.params import RunParams
+
+if TYPE_CHECKING:  # mypy, run from the repository root, names the module tests.test_trainer
+    from tests.test_trainer import tiny_dataset
+else:  # pytest puts tests/ on sys.path
+    from test_trainer import tiny_dataset
+
+
+@pytest.fixture(scope="module")
+def split():
+    return split_dataset(tiny_dataset())
+
+
+# A learning rate at which each trains on the tiny data in a few epochs; sparse Adam takes no weight decay.
+SETTINGS = {"adam": (0.05, 1e-3), "adamw": (0.05, 1e-3), "sgd": (0.05, 1e-3), "adagrad": (0.1, 1e-3),
+            "sparse_adam": (0.05, 0.0)}
+
+
+def test_every_optimizer_trains_and_each_otherwise(split):
+    assert set(SETTINGS) == set(trainer.OPTIMIZERS)
+    curves = {}
+    for name, (lr, weight_decay) in SETTINGS.items():
+        result = fit(split, optimizer=name, lr=lr, weight_decay=weight_decay, epochs=4, bias=True, device="cpu")
+        curves[name] = [e.train_rmse for e in result.epochs]
+        assert curves[name][-1] < 0.8 * curves[name][0], name
+        assert result.epochs[-1].test_rmse < result.epochs[0].test_rmse, name
+    assert len({tuple(curve) for curve in curves.values()}) == len(curves)
+
+
+@pytest.mark.parametrize("name, kind", [
+    ("adamw", torch.optim.AdamW), ("sgd", torch.optim.SGD), ("adagrad", torch.optim.Adagrad),
+    ("sparse_adam", trainer._SparseAdam),
+])
+def test_every_optimizer_but_adam_takes_the_autograd_step_with_its_own_optimizer(name, kind):
+    # The hand-written CPU step is Adam's update: any other optimizer must get autograd and its own.
+    step = trainer._make_step(build_model("mf", 60, 40), torch.zeros(()), optimizer=name, lr=0.01,
+                              weight_decay=0.0, momentum=0.7, batch_size=64, capture=False)
+    assert isinstance(step, trainer._EagerStep) and type(step.optimizer) is kind
+    if name == "sgd":
+        assert [group["momentum"] for group in step.optimizer.param_groups] == [0.7]
+
+
+def test_sgd_uses_momentum(split):
+    curve = lambda momentum: [e.train_rmse for e in fit(  # noqa: E731
+        split, optimizer="sgd", lr=0.05, momentum=momentum, epochs=3, device="cpu").epochs]
+    with_momentum, without = curve(0.9), curve(0.0)
+    assert with_momentum != without
+    # Momentum carries the steps on: on this data it gets further in the same epochs.
+    assert with_momentum[-1] < without[-1]
+
+
+def two_steps(optimizer: str, name: str = "mf") -> list[dict[str, torch.Tensor]]:
+    """The model's parameters before, after a step on users 0, 1 x item 2, and after one on user 3 x item 4."""
+    torch.manual_seed(0)
+    net = build_model(name, 6, 6, bias=True)
+    step = trainer._make_step(net, torch.zeros(()), optimizer=optimizer, lr=0.1, weight_decay=0.0,
+                              batch_size=2, capture=False)
+    snapshots = [{n: p.detach().clone() for n, p in net.named_parameters()}]
+    for users, items, ratings in [([0, 1], [2, 2], [5.0, 1.0]), ([3], [4], [4.0])]:
+        step(torch.tensor(users), torch.tensor(items), torch.tensor(ratings))
+        snapshots.append({n: p.detach().clone() for n, p in net.named_parameters()})
+    return snapshots
+
+
+def moved_rows(before: torch.Tensor, after: torch.Tensor) -> list[int]:
+    changed = before != after
+    return changed.reshape(len(changed), -1).any(dim=1).nonzero().flatten().tolist()
+
+
+def test_sparse_adam_moves_only_the_embedding_rows_a_batch_uses_and_every_dense_part():
+    start, first, second = two_steps("sparse_adam")
+    assert moved_rows(start["user_emb.weight"], first["user_emb.weight"]) == [0, 1]
+    assert moved_rows(start["item_emb.weight"], first["item_emb.weight"]) == [2]
+    # The second batch uses neither user 0 or 1 nor item 2: their rows and moments stay as they are.
+    assert moved_rows(first["user_emb.weight"], second["user_emb.weight"]) == [3]
+    assert moved_rows(first["item_emb.weight"], second["item_emb.weight"]) == [4]
+    # The biases are dense, under plain Adam: the first batch's keep moving on their momentum.
+    assert moved_rows(first["user_bias"], second["user_bias"]) == [0, 1, 3]
+    assert not torch.equal(first["global_bias"], second["global_bias"])
+    # Plain Adam, for contrast, moves the first batch's rows again on the second step.
+    _, adam_first, adam_second = two_steps("adam")
+    assert moved_rows(adam_first["user_emb.weight"], adam_second["user_emb.weight"]) == [0, 1, 3]
+
+
+def test_sparse_adam_moves_the_mlp_of_deepmf():
+    start, first, _ = two_steps("sparse_adam", "deepmf")
+    assert moved_rows(start["user_emb.weight"], first["user_emb.weight"]) == [0, 1]
+    for name in start:
+        if name.startswith("mlp."):
+            assert not torch.equal(start[name], first[name]), name
+
+
+class Reconstruction(RowModel):
+    """The least RowModel: one weight, no embedding tables."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.weight = torch.nn.Parameter(torch.ones(3))
+
+
+def test_sparse_adam_refuses_a_model_without_embedding_tables():
+    with pytest.raises(ConfigError, match="optimizer sparse_adam needs embedding tables, which Reconstruction has not"):
+        trainer._make_step(Reconstruction(), torch.zeros(()), optimizer="sparse_adam", lr=0.01, weight_decay=0.0,
+                           batch_size=64, capture=False)
+
+
+@pytest.mark.parametrize("fields, message", [
+    ({"optimizer": "sparse_adam"}, "optimizer sparse_adam takes no weight decay: decay the rows it moves with "
+                                   "--reg and set --weight-decay 0"),
+    ({"optimizer": "sparse_adam", "weight_decay": 0.0, "model": "autorec"},
+     "optimizer sparse_adam needs embedding tables, which autorec has not"),
+    ({"reg_bias": 0.1}, "reg_bias regularises the biases, which need --bias true"),
+])
+def test_parameters_that_cannot_train_together_are_one_line_param_errors(fields, message):
+    with pytest.raises(ParamError) as refused:
+        RunParams(**fields).validate()
+    assert str(refused.value) == message
+
+
+@pytest.mark.parametrize("fields", [
+    {"optimizer": "sparse_adam", "weight_decay": 0.0},
+    {"optimizer": "sparse_adam", "weight_decay": 0.0, "model": "deepmf"},
+    {"reg_bias": 0.1, "bias": True},
+])
+def test_the_fixes_those_errors_name_are_accepted(fields):
+    RunParams(**fields).validate()
+
+
+def test_add_and_run_refuse_sparse_adam_with_the_default_weight_decay_and_queue_nothing(db, capsys):
+    assert main(["--db", db, "add", "--seed", "1"]) == 0
+    for command in ("add", "run"):
+        capsys.readouterr()
+        assert main(["--db", db, command, "--data", "synthetic-100k", "--optimizer", "sparse_adam"]) == 2
+        assert capsys.readouterr().err == ("dmf-tui: error: optimizer sparse_adam takes no weight decay: decay the "
+                                           "rows it moves with --reg and set --weight-decay 0\n")
+    assert open_store(db).count_runs() == 1
+    # As the message says:
+    assert main(["--db", db, "add", "--optimizer", "sparse_adam", "--weight-decay", "0"]) == 0
+    assert open_store(db).count_runs() == 2

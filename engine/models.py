@@ -405,11 +405,13 @@ def build_model(name: str, n_users: int, n_items: int, **config: Any) -> PairMod
     """The model called `name` (one of MODELS), given what it takes of `config`: k, hidden, bias,
     dropout, emb_dropout, init_std, reg, reg_bias. A model ignores the options it has no use for (MF
     has no hidden layers), as the parameter model says it does."""
-    k, hidden, dropout = config.get("k", 10), tuple(config.get("hidden", (10, 5))), config.get("dropout", 0.0)
+    k, hidden = config.get("k", 10), tuple(config.get("hidden", (10, 5)))
     if k <= 0:
         raise ConfigError(f"k must be > 0 (got {k})")
-    if not 0 <= dropout < 1 or not 0 <= config.get("emb_dropout", 0.0) < 1:
-        raise ConfigError(f"dropout must be >= 0 and < 1 (got {dropout})")
+    for option in ("dropout", "emb_dropout"):
+        rate = config.get(option, 0.0)
+        if not 0 <= rate < 1:
+            raise ConfigError(f"{option} must be >= 0 and < 1 (got {rate})")
     if not hidden or any(h <= 0 for h in hidden):
         raise ConfigError(f"hidden must be one or more sizes > 0 (got {hidden})")
     if name not in _MODEL_KINDS:

@@ -14,6 +14,7 @@ import torch.nn.functional as F
 
 from dmf_tui.cli import main
 from engine import trainer
+from engine.errors import ConfigError
 from engine.models import MF, build_model, has_hand_grads
 from engine.split import Split, split_dataset
 from engine.trainer import fit
@@ -205,6 +206,12 @@ def test_embedding_dropout_is_on_in_training_and_off_in_evaluation():
     step = trainer._make_step(model, torch.zeros(()), optimizer="adam", lr=0.01, weight_decay=0.0,
                               batch_size=64, capture=False)
     assert isinstance(step, trainer._EagerStep)
+
+
+@pytest.mark.parametrize("option", ["dropout", "emb_dropout"])
+def test_a_dropout_rate_of_one_is_refused_naming_the_option_and_its_value(option):
+    with pytest.raises(ConfigError, match=f"^{option} must be >= 0 and < 1 \\(got 1.0\\)$"):
+        build_model("deepmf", N_USERS, N_ITEMS, **{option: 1.0})
 
 
 def test_fit_with_embedding_dropout_trains_otherwise_and_evaluates_deterministically(split):

@@ -132,8 +132,12 @@ def test_fit_gives_the_optimizer_each_epochs_rate(split, monkeypatch, optimizer,
     assert seen == pytest.approx([0.02, 0.04, 0.04, 0.02, 0.02])
 
 
-@pytest.mark.parametrize("optimizer", ["adam", "sgd"])  # the hand-written step and the autograd one
-def test_the_rate_changes_the_training_from_the_epoch_it_changes(split, optimizer):
+# The hand-written step (with torch's fused Adam kernel, or torch.optim.Adam where the kernel is not
+# there) and the autograd one.
+@pytest.mark.parametrize("optimizer, kernel", [("adam", True), ("adam", False), ("sgd", True)])
+def test_the_rate_changes_the_training_from_the_epoch_it_changes(split, monkeypatch, optimizer, kernel):
+    if not kernel:
+        monkeypatch.setattr(trainer, "_FUSED_ADAM", None)
     options: dict[str, Any] = {"optimizer": optimizer, "epochs": 3, "device": "cpu", "lr": 0.05}
     constant = fit(split, **options)
     decayed = fit(split, **options, schedule="step", lr_step=1, lr_gamma=0.1)

@@ -207,8 +207,8 @@ class PairModel(nn.Module):
 
     def hand_grads(self, grads: dict[str, torch.Tensor]) -> HandGrads:
         """A function of a batch (users, items, ratings) that overwrites `grads`, a buffer per parameter
-        keyed by its name in `named_parameters()`, with the gradient of
-        `F.mse_loss(self(users, items), ratings)`, and returns the batch's sum of squared errors.
+        keyed by its name in `named_parameters()`, with the gradient of `batch_loss(users, items, ratings)`
+        (the MSE and the reg terms), and returns the batch's sum of squared errors.
 
         The embedding tables' buffers are rewritten whole, zero in the rows the batch does not touch,
         so that a dense optimizer sees what `backward()` would have left in `.grad`. The function

@@ -293,6 +293,9 @@ def _optimizer(name: str, net: PairModel | RowModel, dev: torch.device, *, lr: f
     if name == "sparse_adam":
         if not isinstance(net, PairModel):
             raise ConfigError(f"optimizer sparse_adam needs embedding tables, which {type(net).__name__} has not")
+        if weight_decay:
+            # SparseAdam has none: the tables would go undecayed while the rest decayed.
+            raise ConfigError("optimizer sparse_adam takes no weight decay: decay the rows it moves with reg")
         return _SparseAdam(net, lr=lr, weight_decay=weight_decay)
     kind = torch.optim.AdamW if name == "adamw" else torch.optim.Adam
     # The fused kernel updates every parameter in one call, about half the time of the default

@@ -230,9 +230,10 @@ class RunParams:
                                hint="e.g. 0.1", check=_below_one, advanced=True, only=PAIR_MODELS)
     momentum: float = param(0.9, "SGD momentum", label="Momentum", hint="sgd only; e.g. 0.9",
                             check=_below_one, advanced=True)
-    schedule: str = param("none", "learning-rate schedule over the epochs: none, cosine (to 0 at the last "
-                          "epoch), step (times --lr-gamma every --lr-step epochs) or plateau (times --lr-gamma "
-                          "after --lr-step epochs without a better validation RMSE)", label="LR schedule",
+    schedule: str = param("none", "learning-rate schedule over the epochs: none, cosine (towards 0 after the "
+                          "last epoch), step (times --lr-gamma every --lr-step epochs) or plateau (times --lr-gamma "
+                          "after --lr-step epochs without a better validation RMSE, or train RMSE without "
+                          "a validation part)", label="LR schedule",
                           hint="none, cosine, step or plateau", check=_one_of(SCHEDULES), parse=_parse_word,
                           advanced=True)
     warmup: int = param(0, "epochs over which the learning rate rises linearly to --lr", label="Warm-up epochs",

@@ -6,7 +6,14 @@ import pytest
 import torch
 
 from engine.errors import ConfigError
-from engine.models import MF, DeepMF, build_model, flatten_parameters, has_hand_grads, parameter_views
+from engine.models import MF, DeepMF, PairModel, build_model, flatten_parameters, has_hand_grads, parameter_views
+
+
+def build_pair(name: str, n_users: int, n_items: int, **options: object) -> PairModel:
+    """build_model for the pair models these tests are about, typed as one."""
+    model = build_model(name, n_users, n_items, **options)
+    assert isinstance(model, PairModel)
+    return model
 
 N_USERS, N_ITEMS, K = 7, 11, 10
 
@@ -20,7 +27,7 @@ def lab_batch(n: int = 5) -> tuple[torch.Tensor, torch.Tensor]:
 
 
 def test_mf_is_the_labs():
-    model = build_model("mf", N_USERS, N_ITEMS)
+    model = build_pair("mf", N_USERS, N_ITEMS)
     assert isinstance(model, MF)
     assert n_params(model) == (N_USERS + N_ITEMS) * K
     users, items = lab_batch()
@@ -29,7 +36,7 @@ def test_mf_is_the_labs():
 
 
 def test_deepmf_is_the_labs():
-    model = build_model("deepmf", N_USERS, N_ITEMS)
+    model = build_pair("deepmf", N_USERS, N_ITEMS)
     assert isinstance(model, DeepMF)
     # Embeddings, then Linear(2K,10), Linear(10,5), Linear(5,1) with their biases.
     assert n_params(model) == (N_USERS + N_ITEMS) * K + (2 * K * 10 + 10) + (10 * 5 + 5) + (5 + 1)
@@ -41,7 +48,7 @@ def test_deepmf_is_the_labs():
 def test_default_initialisation_is_pytorchs():
     # Same seed, same creation order as the lab: the same starting weights as plain nn modules.
     torch.manual_seed(3)
-    model = build_model("deepmf", N_USERS, N_ITEMS)
+    model = build_pair("deepmf", N_USERS, N_ITEMS)
     torch.manual_seed(3)
     plain = (torch.nn.Embedding(N_USERS, K), torch.nn.Embedding(N_ITEMS, K), torch.nn.Linear(2 * K, 10))
     assert isinstance(model, DeepMF)
@@ -55,9 +62,9 @@ def test_default_initialisation_is_pytorchs():
 @pytest.mark.parametrize("name", ["mf", "deepmf"])
 def test_bias_adds_user_item_and_global_terms_starting_at_zero(name):
     torch.manual_seed(0)
-    plain = build_model(name, N_USERS, N_ITEMS)
+    plain = build_pair(name, N_USERS, N_ITEMS)
     torch.manual_seed(0)
-    biased = build_model(name, N_USERS, N_ITEMS, bias=True)
+    biased = build_pair(name, N_USERS, N_ITEMS, bias=True)
     assert n_params(biased) == n_params(plain) + N_USERS + N_ITEMS + 1
     users, items = lab_batch()
     assert torch.equal(biased(users, items), plain(users, items))
@@ -67,7 +74,7 @@ def test_bias_adds_user_item_and_global_terms_starting_at_zero(name):
 
 
 def test_hidden_list_and_dropout():
-    model = build_model("deepmf", N_USERS, N_ITEMS, k=4, hidden=(16, 8, 4), dropout=0.5)
+    model = build_pair("deepmf", N_USERS, N_ITEMS, k=4, hidden=(16, 8, 4), dropout=0.5)
     assert isinstance(model, DeepMF)
     shapes = [tuple(m.weight.shape) for m in model.mlp if isinstance(m, torch.nn.Linear)]
     assert shapes == [(16, 8), (8, 16), (4, 8), (1, 4)]
@@ -79,7 +86,7 @@ def test_hidden_list_and_dropout():
 
 def test_init_std_draws_small_normal_embeddings():
     torch.manual_seed(0)
-    model = build_model("mf", 500, 500, init_std=0.01)
+    model = build_pair("mf", 500, 500, init_std=0.01)
     assert abs(model.user_emb.weight.std().item() - 0.01) < 0.002
 
 
@@ -102,7 +109,7 @@ def test_bad_config_is_a_config_error(kwargs, message):
 ])
 def test_hand_grads_are_autograds(name, options):
     torch.manual_seed(0)
-    model = build_model(name, N_USERS, N_ITEMS, **options)
+    model = build_pair(name, N_USERS, N_ITEMS, **options)
     with torch.no_grad():
         for p in model.parameters():
             p.normal_()  # biases too, so every term counts
@@ -120,7 +127,7 @@ def test_hand_grads_are_autograds(name, options):
 
 
 def test_hand_grads_follow_in_place_updates():
-    model = build_model("mf", N_USERS, N_ITEMS)
+    model = build_pair("mf", N_USERS, N_ITEMS)
     grads = {n: torch.zeros_like(p) for n, p in model.named_parameters()}
     mse_grads = model.hand_grads(grads)
     users, items = lab_batch()
@@ -134,7 +141,7 @@ def test_hand_grads_follow_in_place_updates():
     ("deepmf", {"hidden": (7,)}), ("deepmf", {"hidden": (16, 8, 4), "k": 4, "bias": True}),
 ])
 def test_every_model_build_model_makes_without_dropout_has_hand_grads(name, options):
-    assert has_hand_grads(build_model(name, N_USERS, N_ITEMS, **options))
+    assert has_hand_grads(build_pair(name, N_USERS, N_ITEMS, **options))
 
 
 class SubclassedMF(MF):  # no new parameter, but a subclass may compute anything
@@ -147,13 +154,13 @@ class SubclassedLinear(torch.nn.Linear):
 
 
 def deepmf(change=lambda model: None, **options):
-    model = build_model("deepmf", N_USERS, N_ITEMS, **options)
+    model = build_pair("deepmf", N_USERS, N_ITEMS, **options)
     change(model)
     return model
 
 
 def mf(change=lambda model: None, **options):
-    model = build_model("mf", N_USERS, N_ITEMS, **options)
+    model = build_pair("mf", N_USERS, N_ITEMS, **options)
     change(model)
     return model
 
@@ -196,9 +203,9 @@ def test_any_other_model_has_no_hand_grads(make):
                                            ("deepmf", {"bias": True, "hidden": (7, 3)})])
 def test_flatten_parameters_keeps_the_model_and_shares_one_buffer(name, options):
     torch.manual_seed(0)
-    before = build_model(name, N_USERS, N_ITEMS, **options).state_dict()
+    before = build_pair(name, N_USERS, N_ITEMS, **options).state_dict()
     torch.manual_seed(0)
-    model = build_model(name, N_USERS, N_ITEMS, **options)
+    model = build_pair(name, N_USERS, N_ITEMS, **options)
     flat = flatten_parameters(model)
     after = model.state_dict()
     assert list(after) == list(before)
@@ -213,7 +220,7 @@ def test_flatten_parameters_keeps_the_model_and_shares_one_buffer(name, options)
         flat.add_(1.0)  # as the trainer's Adam step does
     for n, p in model.named_parameters():
         assert torch.equal(p, before[n] + 1), n
-    fresh = build_model(name, N_USERS, N_ITEMS, **options)
+    fresh = build_pair(name, N_USERS, N_ITEMS, **options)
     fresh.load_state_dict(model.state_dict())  # as a checkpoint of the flattened model loads
     users, items = lab_batch()
     assert torch.equal(fresh(users, items), model(users, items))

@@ -124,6 +124,13 @@ def test_sparse_adam_refuses_a_model_without_embedding_tables():
                            batch_size=64, capture=False)
 
 
+def test_sparse_adam_refuses_weight_decay_in_the_engine_too():
+    # fit() called from a script skips RunParams: it must not decay the dense parts and not the tables.
+    with pytest.raises(ConfigError, match="sparse_adam takes no weight decay"):
+        trainer._make_step(build_model("mf", 10, 10), torch.zeros(()), optimizer="sparse_adam", lr=0.01,
+                           weight_decay=1e-5, batch_size=64, capture=False)
+
+
 @pytest.mark.parametrize("fields, message", [
     ({"optimizer": "sparse_adam"}, "optimizer sparse_adam takes no weight decay: decay the rows it moves with "
                                    "--reg and set --weight-decay 0"),

@@ -135,8 +135,12 @@ def test_every_training_row_is_used_once_per_epoch_short_last_batch_included(spl
     def recording_make_step(*args, **kwargs):
         step = make_step(*args, **kwargs)
         step_call = type(step).__call__
-        monkeypatch.setattr(type(step), "__call__",
-                            lambda self, *batch: (seen.append(batch[0].clone()), step_call(self, *batch))[1])
+
+        def recording_call(self, *batch):
+            seen.append(batch[0].clone())
+            step_call(self, *batch)
+
+        monkeypatch.setattr(type(step), "__call__", recording_call)
         return step
 
     monkeypatch.setattr(trainer, "_make_step", recording_make_step)

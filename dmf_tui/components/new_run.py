@@ -1,10 +1,12 @@
-"""The New experiment form: a field per hyperparameter, made from its declaration in store/params.py
-(the common ones first, the rest in an Advanced section folded by default), then the sweep's name
-and the retries. Every parameter field takes a comma list of alternatives (hidden layers take
-'/'-separated alternatives such as 10,5/64,32), the grid is their cartesian product, and it is
-queued as one sweep. Each field is checked as it is typed, with the reason beside it, and the
-datasets once more when queued: a name not downloaded or a file gone is refused there, not on the
-worker. Retries is not a grid: every queued run gets that many automatic retries.
+"""The New experiment form: a preset to start from, a field per hyperparameter, made from its
+declaration in store/params.py (the common ones first, the rest in an Advanced section folded by
+default), then the sweep's name and the retries. Choosing a preset fills every field it sets
+(store/presets.py: all but the data, the split, the device and the seed), to be tweaked after.
+Every parameter field takes a comma list of alternatives (hidden layers take '/'-separated
+alternatives such as 10,5/64,32), the grid is their cartesian product, and it is queued as one
+sweep. Each field is checked as it is typed, with the reason beside it, and the datasets once more
+when queued: a name not downloaded or a file gone is refused there, not on the worker. Retries is
+not a grid: every queued run gets that many automatic retries.
 
 A new form starts on the dataset last queued, else the first one present, never on one that is not
 there. Queueing more than CONFIRM_ABOVE runs asks first, and so does closing a form that was
@@ -17,11 +19,11 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, VerticalScroll
 from textual.screen import Screen
-from textual.widgets import Button, Collapsible, Footer, Input, Label, Static
+from textual.widgets import Button, Collapsible, Footer, Input, Label, Select, Static
 
 from dmf_tui.components.confirm import Confirm
 from dmf_tui.host import dmf_app
-from store import catalog
+from store import catalog, presets
 from store.db import Store
 from store.errors import ParamError
 from store.params import PARAMS, RunParams, expand_grid, format_value
@@ -30,6 +32,15 @@ from store.queue import check_retries
 # Beside each field: its hint, the parameters' from their declarations, then the sweep's two fields'.
 HINTS = {name: declared.hint for name, declared in PARAMS.items()} | {
     "name": "optional", "retries": "requeues if its worker dies"}
+
+PRESET_HINT = "fills the fields below"
+
+# What a field is checked against alone: the defaults, but with biases and without weight decay,
+# the values no single other value conflicts with (RunParams._conflict: reg_bias needs biases,
+# sparse_adam no weight decay). Against the plain defaults, reg_bias 0.01 would stay red beside its
+# field after biases were turned on, and a preset setting both could never be queued. A combination
+# that cannot train is told by the count below the fields, which checks the whole grid.
+ALONE = RunParams(bias=True, weight_decay=0.0)
 
 # A grid larger than this is confirmed before it is queued: a typo in a comma list (1,2,3,4,5 in the
 # wrong field) can multiply a sweep by hours of work.
@@ -45,6 +56,11 @@ def default_data(store: Store) -> str:
 class NewRunScreen(Screen[tuple[int, list[int]] | None]):
     """Dismissed with (sweep id, run ids) once queued, or None when closed. Opened with a run's
     parameters and retries (a clone), every field starts from them."""
+
+    # The preset's Select as wide as the Inputs below it (app.tcss: `.field Input`).
+    DEFAULT_CSS = """
+    NewRunScreen .field Select { width: 28; }
+    """
 
     BINDINGS = [
         Binding("ctrl+s", "submit", "Queue runs", id="form.submit",
@@ -68,6 +84,11 @@ class NewRunScreen(Screen[tuple[int, list[int]] | None]):
     def compose(self) -> ComposeResult:
         with VerticalScroll(id="form"):
             yield Static("New experiment", classes="screen-title")
+            with Horizontal(classes="field"):
+                yield Label("Preset", classes="field-label")
+                yield Select([(f"best ({presets.BEST})" if name == "best" else name, name) for name in presets.names()],
+                             prompt="none", id="preset", compact=True)
+                yield Label(PRESET_HINT, id="message-preset", classes="field-message", markup=False)
             for name, declared in PARAMS.items():
                 if not declared.advanced:
                     yield from self._param_field(name)
@@ -124,7 +145,7 @@ class NewRunScreen(Screen[tuple[int, list[int]] | None]):
         self._preview()
 
     def _check(self, name: str) -> None:
-        """Validate one field alone against the defaults, so its error names this field only."""
+        """Validate one field alone (against ALONE), so its error names this field only."""
         text = self.query_one(f"#field-{name}", Input).value
         try:
             if name == "name" or (name == "data" and self.finding_data):
@@ -134,7 +155,7 @@ class NewRunScreen(Screen[tuple[int, list[int]] | None]):
             elif name == "retries":
                 self._retries()
             else:
-                expand_grid({name: text})
+                expand_grid({name: text}, ALONE)
         except ParamError as exc:
             self.errors[name] = str(exc)
         else:
@@ -183,6 +204,18 @@ class NewRunScreen(Screen[tuple[int, list[int]] | None]):
         assert field is not None  # every input of the form is made by _field, with an id
         self._check(field.removeprefix("field-"))
         self._preview()
+
+    @on(Select.Changed, "#preset")
+    def preset_chosen(self, event: Select.Changed) -> None:
+        """Fill every field the preset sets; their own checks and the count follow as they change."""
+        message = self.query_one("#message-preset", Label)
+        if event.select.is_blank():
+            message.update(PRESET_HINT)
+            return
+        chosen = presets.preset(str(event.value))
+        for name, value in chosen.settings().items():
+            self.query_one(f"#field-{name}", Input).value = format_value(value)
+        message.update(chosen.summary)
 
     @on(Input.Submitted)
     @on(Button.Pressed, "#submit")

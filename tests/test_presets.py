@@ -138,9 +138,10 @@ MEASURED = Figure(test_rmse=0.9012, val_rmse=0.8987, best_epoch=12, epochs=17, s
 
 @pytest.fixture
 def measured_mf(monkeypatch: pytest.MonkeyPatch) -> Preset:
-    """mf with a figure on ML-100K only."""
+    """mf with a figure on ML-100K only, and lab with none."""
     mf = dataclasses.replace(PRESETS["mf"], figures={"ml-100k": MEASURED})
     monkeypatch.setitem(PRESETS, "mf", mf)
+    monkeypatch.setitem(PRESETS, "lab", dataclasses.replace(PRESETS["lab"], figures={}))
     return mf
 
 
@@ -151,7 +152,7 @@ def test_presets_lists_each_with_its_figures_or_not_measured(
     # A name starts two lines: its figures, then further down its summary.
     figures = {name: next(line.split() for line in lines if line.split()[:1] == [name]) for name in PRESETS}
     assert figures["mf"] == ["mf", "mf", "0.9012", "17", "1m35s", "not", "measured"]
-    assert figures["autorec"] == ["autorec", "autorec", "not", "measured", "not", "measured"]
+    assert figures["lab"] == ["lab", "mf", "not", "measured", "not", "measured"]
     assert any(PRESETS["neumf"].summary in line for line in lines)
     assert any(line.startswith(f"--preset best is {BEST}") for line in lines)
 

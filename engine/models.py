@@ -402,9 +402,9 @@ def has_hand_grads(net: nn.Module) -> TypeGuard[MF | DeepMF]:
 
 
 def build_model(name: str, n_users: int, n_items: int, **config: Any) -> PairModel | RowModel:
-    """The model called `name` (one of MODELS), given what it takes of `config`: k, hidden, bias,
-    dropout, emb_dropout, init_std, reg, reg_bias. A model ignores the options it has no use for (MF
-    has no hidden layers), as the parameter model says it does."""
+    """The model called `name` (one of MODELS), given what it takes of `config` (fit()'s model options:
+    k, hidden, bias, dropout, emb_dropout, init_std, reg, reg_bias, and GLocal-K's own). A model
+    ignores the options it has no use for (MF has no hidden layers), as the parameter model says."""
     k, hidden = config.get("k", 10), tuple(config.get("hidden", (10, 5)))
     if k <= 0:
         raise ConfigError(f"k must be > 0 (got {k})")

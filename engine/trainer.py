@@ -88,6 +88,10 @@ class _ModelConfig(TypedDict):
     emb_dropout: float
     reg: float
     reg_bias: float
+    reg_kernel: float
+    pretrain_epochs: int
+    conv_size: int
+    dot_scale: float
     n_users: int
     n_items: int
 
@@ -122,7 +126,8 @@ def fit(split: Split, *, model: str = "mf", k: int = 10, hidden: Sequence[int] =
         batch_size: int = 512, epochs: int = 20, seed: int = 0, device: str = "auto", patience: int = 0,
         optimizer: str = "adam", reg: float = 0.0, reg_bias: float = 0.0, emb_dropout: float = 0.0,
         momentum: float = 0.9, schedule: str = "none", warmup: int = 0, lr_step: int = 10, lr_gamma: float = 0.5,
-        clip: bool = False, capture: bool | None = None,
+        clip: bool = False, reg_kernel: float = 0.006, pretrain_epochs: int = 40, conv_size: int = 3,
+        dot_scale: float = 1.0, capture: bool | None = None,
         on_epoch: Callable[[EpochStats], None] | None = None,
         on_progress: Callable[[int, int], None] | None = None,
         should_stop: Callable[[], bool] | None = None,
@@ -165,7 +170,8 @@ def fit(split: Split, *, model: str = "mf", k: int = 10, hidden: Sequence[int] =
         torch.manual_seed(seed)  # initial weights and dropout
         shuffle = torch.Generator(device=dev).manual_seed(seed)  # batch order
         model_config = _ModelConfig(k=k, hidden=list(hidden), bias=bias, dropout=dropout, init_std=init_std,
-                                    emb_dropout=emb_dropout, reg=reg, reg_bias=reg_bias,
+                                    emb_dropout=emb_dropout, reg=reg, reg_bias=reg_bias, reg_kernel=reg_kernel,
+                                    pretrain_epochs=pretrain_epochs, conv_size=conv_size, dot_scale=dot_scale,
                                     n_users=split.dataset.n_users, n_items=split.dataset.n_items)
         net = build_model(model, **model_config).to(dev)
         if isinstance(net, RowModel):

@@ -101,6 +101,10 @@ def _below_one(v: float) -> str | None:
     return None if 0 <= v < 1 else "must be >= 0 and < 1"
 
 
+def _odd(v: int) -> str | None:
+    return None if v > 0 and v % 2 == 1 else "must be an odd number > 0"
+
+
 def _one_of(choices: tuple[str, ...]) -> Check:
     return lambda v: None if v in choices else f"must be one of {', '.join(choices)}"
 
@@ -176,7 +180,8 @@ class RunParams:
     data: str = param("ml-1m", "a dataset name (ml-100k, ml-1m, synthetic-1m, ...) or a ratings file",
                       label="Dataset", hint="ml-100k, ml-1m, … or a file", check=_dataset,
                       parse=_parse_data, summary="never", heading="data", feeds="data")
-    k: int = param(10, "embedding size (AutoRec: hidden units)", label="K (factors)", hint="e.g. 10 or 8,16,32",
+    k: int = param(10, "embedding size (AutoRec: hidden units; GLocal-K: kernel dimension)", label="K (factors)",
+                   hint="e.g. 10 or 8,16,32",
                    check=_positive, summary="always", heading="K")
     hidden: tuple[int, ...] = param((10, 5), "DeepMF hidden layers, e.g. 10,5", label="Hidden layers",
                                     hint="DeepMF, NeuMF, GLocal-K; e.g. 10,5/64,32", check=_sizes,
@@ -242,6 +247,18 @@ class RunParams:
                          "(plateau)", label="LR step", hint="e.g. 10 epochs", check=_positive, advanced=True)
     lr_gamma: float = param(0.5, "factor of each learning-rate decay (step and plateau schedules)",
                             label="LR decay factor", hint="e.g. 0.5", check=_fraction, advanced=True)
+    # GLocal-K's own (Han et al., 2021): the kernels' sparsity penalty, and its two phases.
+    reg_kernel: float = param(0.006, "GLocal-K: L2 penalty on the local kernels (the paper's lambda_s)",
+                              label="Kernel regularisation", hint="GLocal-K only; e.g. 0.006", check=_non_negative,
+                              advanced=True, only=("glocal_k",))
+    pretrain_epochs: int = param(40, "GLocal-K: epochs of pre-training the local-kernel autoencoder before "
+                                 "fine-tuning with the global kernel", label="Pre-training epochs",
+                                 hint="GLocal-K only; e.g. 40", check=_non_negative, advanced=True,
+                                 only=("glocal_k",))
+    conv_size: int = param(3, "GLocal-K: side of the global convolution kernel", label="Global kernel size",
+                           hint="GLocal-K only; odd, e.g. 3", check=_odd, advanced=True, only=("glocal_k",))
+    dot_scale: float = param(1.0, "GLocal-K: scale of the global kernel", label="Global kernel scale",
+                             hint="GLocal-K only; e.g. 1", check=_positive, advanced=True, only=("glocal_k",))
     clip: bool = param(False, "clip predictions to the training ratings' range (1-5 on MovieLens) when "
                        "evaluating", label="Clip predictions", hint="true or false", advanced=True)
 

@@ -8,12 +8,15 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from engine import trainer
 from engine.errors import ConfigError
 from engine.glocal_k import GLocalK, local_kernel
 from engine.models import build_model
 from engine.remap import Dataset
 from engine.split import split_dataset
 from engine.trainer import fit
+from store.errors import ParamError
+from store.params import RunParams
 
 N_USERS, N_ITEMS = 30, 20
 RATED_USERS = 28  # the last two users have no rating at all
@@ -226,11 +229,28 @@ def test_refuses_a_matrix_too_large_and_an_even_global_kernel():
 
 
 def quick_fit(split, monkeypatch, **kwargs):
-    # fit() does not yet pass pretrain_epochs (it is no declared parameter): its default is set here.
-    monkeypatch.setitem(GLocalK.__init__.__kwdefaults__, "pretrain_epochs", 4)
     kwargs = {"model": "glocal_k", "k": 3, "hidden": (16, 16), "reg": 0.1, "weight_decay": 0.0, "lr": 0.01,
-              "batch_size": 8, "epochs": 8, "device": "cpu", **kwargs}
+              "batch_size": 8, "epochs": 8, "pretrain_epochs": 4, "device": "cpu", **kwargs}
     return fit(split, **kwargs)
+
+
+def test_fit_and_the_cli_pass_its_own_parameters(split, monkeypatch):
+    built = []
+
+    def recording_build_model(*args, **kwargs):
+        built.append(build_model(*args, **kwargs))
+        return built[-1]
+
+    monkeypatch.setattr(trainer, "build_model", recording_build_model)
+    quick_fit(split, monkeypatch, epochs=1, reg_kernel=0.5, pretrain_epochs=2, conv_size=5, dot_scale=0.25)
+    net = built[0]
+    assert (net.reg_kernel, net.pretrain_epochs, net.conv_size, net.dot_scale) == (0.5, 2, 5, 0.25)
+    params = RunParams.from_dict({"model": "glocal_k", "reg_kernel": 0.5, "pretrain_epochs": 2, "conv_size": 5,
+                                  "dot_scale": 0.25})
+    assert {k: v for k, v in params.engine_args("fit").items() if k in ("reg_kernel", "conv_size")} == {
+        "reg_kernel": 0.5, "conv_size": 5}
+    with pytest.raises(ParamError, match="conv_size: must be an odd number"):
+        RunParams(model="glocal_k", conv_size=4).validate()
 
 
 def test_fit_trains_it_through_both_phases_and_the_error_falls(split, monkeypatch):

@@ -244,6 +244,7 @@ def test_fit_and_the_cli_pass_its_own_parameters(split, monkeypatch):
     monkeypatch.setattr(trainer, "build_model", recording_build_model)
     quick_fit(split, monkeypatch, epochs=1, reg_kernel=0.5, pretrain_epochs=2, conv_size=5, dot_scale=0.25)
     net = built[0]
+    assert isinstance(net, GLocalK)
     assert (net.reg_kernel, net.pretrain_epochs, net.conv_size, net.dot_scale) == (0.5, 2, 5, 0.25)
     params = RunParams.from_dict({"model": "glocal_k", "reg_kernel": 0.5, "pretrain_epochs": 2, "conv_size": 5,
                                   "dot_scale": 0.25})

@@ -23,7 +23,9 @@ from tests.tui.conftest import make_app, settle
 UNUSUAL = RunParams(model="deepmf", data="synthetic-100k", k=7, hidden=(12, 6, 3), lr=1 / 3 * 1e-2,
                     weight_decay=0.1 + 0.2, batch_size=100, epochs=3, seed=5, device="cpu", split_seed=7,
                     test_size=0.25, val_size=0.15, patience=2, dropout=0.05, bias=True, init_std=0.02,
-                    optimizer="adamw")
+                    optimizer="adamw", reg=0.01, reg_bias=0.02, emb_dropout=0.1, momentum=0.8, schedule="cosine",
+                    warmup=1, lr_step=3, lr_gamma=0.3, clip=True, reg_kernel=0.01, pretrain_epochs=2, conv_size=5,
+                    dot_scale=0.5)
 
 
 def _add_flags() -> set[str]:
@@ -45,7 +47,7 @@ async def test_the_form_and_the_cli_take_the_same_parameters_as_run_params(store
         fields = {str(i.id).removeprefix("field-") for i in form.query(Input)}
     # The queue options beyond the parameters are the same in both too: the sweep's name, retries.
     assert fields == set(PARAMS) | {"name", "retries"}
-    assert _add_flags() == set(PARAMS) | {"name", "retries", "like", "dry_run"}
+    assert _add_flags() == set(PARAMS) | {"name", "retries", "like", "dry_run", "preset"}
 
 
 async def test_the_advanced_fields_are_folded_and_open_on_an_error(store):

@@ -48,13 +48,14 @@ async def test_a_second_preset_leaves_nothing_of_the_first(store):
     async with make_app(store).run_test(size=(80, 24)) as pilot:
         form = await opened_form(pilot)
         preset = form.query_one("#preset", Select)
-        preset.value = "autorec"  # batch 256, reg 50, 100 epochs
+        preset.value = "autorec"  # batch 256, no biases
         await settle(pilot)
         preset.value = "gmf"
         await settle(pilot)
         gmf = PRESETS["gmf"].apply(RunParams())
         assert {name: form.values()[name] for name in SETS} == {name: format_value(getattr(gmf, name)) for name in SETS}
-        assert (form.values()["batch_size"], form.values()["reg"]) == ("512", "0.01")  # not autorec's 256 and 50
+        # gmf leaves the batch size at the default, which autorec changed, and turns biases on.
+        assert (form.values()["batch_size"], form.values()["bias"]) == ("512", "true")
 
 
 async def test_best_is_offered_and_chosen_with_the_keys_at_80x24(store):

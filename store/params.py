@@ -175,7 +175,7 @@ class RunParams:
     """One run's hyperparameters. Declaration order is the order of the form, the flags and `show`."""
 
     model: str = param("mf", "mf, deepmf, gmf, neumf, autorec (I-AutoRec) or glocal_k", label="Model",
-                       hint="mf deepmf gmf neumf autorec glocal_k; or several: mf,deepmf",
+                       hint="e.g. mf, autorec, or mf,deepmf",
                        check=_one_of(MODELS), parse=_parse_word, summary="never", heading="model")
     data: str = param("ml-1m", "a dataset name (ml-100k, ml-1m, synthetic-1m, ...) or a ratings file",
                       label="Dataset", hint="ml-100k, ml-1m, … or a file", check=_dataset,
@@ -184,7 +184,7 @@ class RunParams:
                    hint="e.g. 10 or 8,16,32",
                    check=_positive, summary="always", heading="K")
     hidden: tuple[int, ...] = param((10, 5), "DeepMF hidden layers, e.g. 10,5", label="Hidden layers",
-                                    hint="DeepMF, NeuMF, GLocal-K; e.g. 10,5/64,32", check=_sizes,
+                                    hint="e.g. 10,5/64,32 (MLP models)", check=_sizes,
                                     heading="hidden", only=MLP_MODELS)
     lr: float = param(1e-3, "Adam learning rate", label="Learning rate", hint="e.g. 1e-3,1e-2",
                       check=_positive, summary="always", heading="lr")
@@ -223,11 +223,11 @@ class RunParams:
     optimizer: str = param("adam", "adam (the lab's: weight decay as L2 in the gradient), adamw (decoupled weight "
                            "decay), sgd (with --momentum), adagrad, or sparse_adam (lazy: moves only the embedding "
                            "rows a batch uses; decay them with --reg)", label="Optimizer",
-                           hint="adam, adamw, sgd, adagrad, sparse_adam", check=_one_of(OPTIMIZERS),
+                           hint="e.g. adam, adamw, sgd, adagrad", check=_one_of(OPTIMIZERS),
                            parse=_parse_word, advanced=True)
     reg: float = param(0.0, "L2 penalty, per rating, on the user and item rows each rating uses (AutoRec and "
                        "GLocal-K: the L2 penalty on their weights)", label="Regularisation",
-                       hint="e.g. 0.05; per rating, on the rows it uses", check=_non_negative, advanced=True)
+                       hint="e.g. 0.05, per rating", check=_non_negative, advanced=True)
     reg_bias: float = param(0.0, "L2 penalty, per rating, on the user and item biases it uses",
                             label="Bias regularisation", hint="e.g. 0.01; needs biases", check=_non_negative,
                             advanced=True, only=PAIR_MODELS)

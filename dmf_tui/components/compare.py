@@ -94,12 +94,16 @@ class CompareScreen(Screen[None]):
             table.add_row("best val", *(fmt.rmse(run.best_val_rmse) for run in runs))
         table.add_row("best epoch", *(str(run.best_epoch or "-") for run in runs))
         table.add_row("last train", *(fmt.rmse(run.last_train_rmse) for run in runs))
+        # What the runs share, short of the dozen options they all leave at their defaults (momentum
+        # on runs without SGD, say); the table's headline parameters show whatever their value.
         same = [
             f"{name}={param_text(runs[0], name)}"
             for name in COMPARED if name not in comparison.differing
             and any(PARAMS[name].applies_to(run.params.model) for run in runs)
+            and (PARAMS[name].heading or getattr(runs[0].params, name) != PARAMS[name].default)
         ]
-        self.query_one("#compare-common", Static).update("Same in all: " + ", ".join(same) if same else "")
+        text = "Same in all: " + ", ".join(same) + "; the rest at their defaults" if same else ""
+        self.query_one("#compare-common", Static).update(text)
         self._draw()
 
     def on_resize(self, event: events.Resize) -> None:

@@ -124,3 +124,14 @@ async def test_each_run_has_a_colour_of_its_own_in_the_key(store, worker):
         text = key_text(screen)
         colours = {str(span.style) for span in text.spans if text.plain[span.start:span.end] == "⣿⣿"}
         assert len(colours) == 4
+
+
+async def test_same_in_all_names_what_the_runs_share_but_not_every_default(store, worker):
+    ids = finished(store, worker, 2)
+    app = make_app(store)
+    async with app.run_test(size=(80, 24)) as pilot:
+        screen = await open_compare(app, pilot, ids)
+        common = str(screen.query_one("#compare-common", Static).render())
+    # A headline parameter shows at its default, any other only where the runs moved it off its default.
+    assert "k=10" in common and "epochs=4" in common and "data=synthetic-100k" in common
+    assert "momentum" not in common and "schedule" not in common and "reg=" not in common

@@ -257,6 +257,22 @@ def test_slot_plans():
         plan_slots(gpus="zero")
 
 
+def test_each_slot_process_trains_on_its_share_of_the_cores(monkeypatch):
+    monkeypatch.setattr(os, "cpu_count", lambda: 8)
+    assert [worker_module.slot_threads(n) for n in (1, 2, 3, 8, 16)] == [8, 4, 2, 1, 1]
+    seen = []
+    monkeypatch.setattr(worker_module, "serve_slot", lambda device, options, stop: seen.append(torch.get_num_threads()))
+    monkeypatch.setattr(worker_module, "stop_with_parent", lambda pid, stop: None)
+    monkeypatch.setattr(worker_module, "configure_logging", lambda: None)
+    before = torch.get_num_threads()
+    try:
+        with pytest.raises(SystemExit):
+            worker_module._slot_process("cpu", WorkerOptions(db="unused.db"), os.getpid(), 3)
+    finally:
+        torch.set_num_threads(before)
+    assert seen == [3]
+
+
 def test_more_cpu_slots_than_memory_for_their_processes_is_refused(monkeypatch):
     monkeypatch.setattr(worker_module, "physical_memory", lambda: 4 << 30)
     assert len(plan_slots(slots=4)) == 4

@@ -39,16 +39,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from engine.errors import ConfigError
-from engine.models import RowModel
-
-# The largest item x user matrix GLocal-K keeps (4 GiB of float32 ratings, plus the mask): ML-1M
-# (22M entries) is far below; ML-10M (746M) fits but trains far too slowly on a CPU. Past that a
-# dense matrix is the wrong tool.
-MAX_MATRIX_ELEMENTS = 1 << 30
-
-# Entries of the reconstruction `forward` holds at once (256 MiB of float32): ML-1M's whole matrix
-# is one block.
-RECONSTRUCT_BLOCK = 1 << 26
+from engine.item_matrix import ItemMatrixModel
 
 
 def local_kernel(u: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
@@ -87,7 +78,7 @@ class KernelLayer(nn.Module):
         return torch.addmm(self.bias, x, self.weight * kernel)
 
 
-class GLocalK(RowModel):
+class GLocalK(ItemMatrixModel):
     """GLocal-K over item rows: see the module's docstring.
 
     Layers: n_users -> hidden[0] -> ... -> n_users, each a `KernelLayer`, sigmoid after every hidden
@@ -109,22 +100,23 @@ class GLocalK(RowModel):
     `dropout` > 0 drops entries of the input while training (an option beyond the paper).
     """
 
+    NAME = "GLocal-K"
+    # 4 GiB of float32 ratings, plus the mask: ML-10M (746M entries) fits but trains far too slowly on a
+    # CPU; ML-20M does not.
+    MAX_ENTRIES = 1 << 30
+
     fine_tuning: torch.Tensor  # buffers, which nn.Module's attribute lookup cannot type
     item_means: torch.Tensor
 
     def __init__(self, n_users: int, n_items: int, k: int = 5, *, hidden: Sequence[int] = (500, 500),
                  reg: float = 20.0, reg_kernel: float = 0.006, dropout: float = 0.0, pretrain_epochs: int = 40,
                  conv_size: int = 3, dot_scale: float = 1.0) -> None:
-        super().__init__()
-        if n_users * n_items > MAX_MATRIX_ELEMENTS:
-            raise ConfigError(f"GLocal-K keeps the item x user rating matrix on the device: {n_items:,} items x "
-                              f"{n_users:,} users is {n_users * n_items:,} entries, more than the "
-                              f"{MAX_MATRIX_ELEMENTS:,} it allows; use a pair model (mf) for data this large")
         if conv_size <= 0 or conv_size % 2 == 0:
             raise ConfigError(f"the global kernel's size must be odd and > 0 (got {conv_size})")
         if pretrain_epochs < 0:
             raise ConfigError(f"pretrain_epochs must be >= 0 (got {pretrain_epochs})")
-        self.n_users, self.n_items = n_users, n_items
+        # The convolution reads conv_size // 2 past the matrix's edges: a border of zeros.
+        super().__init__(n_users, n_items, pad=conv_size // 2)
         self.reg, self.reg_kernel, self.dropout = reg, reg_kernel, dropout
         self.pretrain_epochs, self.conv_size, self.dot_scale = pretrain_epochs, conv_size, dot_scale
         widths = [n_users, *hidden, n_users]
@@ -135,29 +127,6 @@ class GLocalK(RowModel):
         self.register_buffer("fine_tuning", torch.zeros((), dtype=torch.bool))
         self.register_buffer("item_means", torch.zeros(n_items))
         self.epochs_started = 0
-        # The attached training data: plain tensors, not buffers, so they stay out of checkpoints.
-        # `padded` is the rating matrix with a border of conv_size // 2 zeros all round, what the
-        # convolution reads past the matrix's edges; `ratings` is the matrix itself, a view of it.
-        self.padded = torch.zeros(0, 0)
-        self.ratings = self.padded
-        self.observed = torch.zeros(0, 0, dtype=torch.bool)
-        self.user_seen = torch.zeros(0, dtype=torch.bool)
-        self.mean = 0.0
-
-    def attach(self, users: torch.Tensor, items: torch.Tensor, ratings: torch.Tensor) -> None:
-        """Keep the training ratings as a dense item x user matrix, with a mask of the observed ones,
-        on their device. (A pair rated twice keeps one of its ratings.)"""
-        pad = self.conv_size // 2
-        self.padded = ratings.new_zeros(self.n_items + 2 * pad, self.n_users + 2 * pad)
-        self.ratings = self.padded[pad:pad + self.n_items, pad:pad + self.n_users]
-        self.ratings[items, users] = ratings
-        self.observed = torch.zeros(self.n_items, self.n_users, dtype=torch.bool, device=ratings.device)
-        self.observed[items, users] = True
-        self.user_seen = self.observed.any(dim=0)
-        self.mean = float(ratings.mean())
-
-    def n_batches(self, batch_size: int) -> int:
-        return math.ceil(self.n_items / batch_size)
 
     def batches(self, batch_size: int, generator: torch.Generator) -> Iterator[tuple[torch.Tensor, ...]]:
         """Every item once an epoch, in an order drawn from `generator`, `batch_size` items a batch.
@@ -166,16 +135,14 @@ class GLocalK(RowModel):
         self.epochs_started += 1
         if self.epochs_started > self.pretrain_epochs:
             self.start_fine_tuning()
-        order = torch.randperm(self.n_items, generator=generator, device=self.ratings.device)
-        for batch in torch.split(order, batch_size):
-            yield (batch,)
+        yield from super().batches(batch_size, generator)
 
     def start_fine_tuning(self) -> None:
         """Switch to (or stay in) fine-tuning, with the global kernel made from the current weights:
         the mean over users of each item's reconstruction by the local-kernel autoencoder alone."""
         with torch.no_grad():
             kernels = self.kernels()
-            per_block = max(1, RECONSTRUCT_BLOCK // self.n_users)
+            per_block = self.rows_per_block()
             for start in range(0, self.n_items, per_block):
                 rows = self.ratings[start:start + per_block]
                 self.item_means[start:start + per_block] = self.autoencode(rows, kernels).mean(dim=1)
@@ -234,17 +201,5 @@ class GLocalK(RowModel):
             rows = F.dropout(rows, self.dropout, self.training)
         return self.autoencode(rows, kernels)
 
-    def forward(self, users: torch.Tensor, items: torch.Tensor) -> torch.Tensor:
-        """The predicted rating of each (user, item) pair, from the training ratings only."""
-        distinct, which = torch.unique(items, return_inverse=True)  # each item reconstructed once
-        prediction = self.ratings.new_empty(len(users))
-        kernels = self.kernels()
-        per_block = max(1, RECONSTRUCT_BLOCK // self.n_users)
-        for start in range(0, len(distinct), per_block):
-            rows = self.reconstruct(distinct[start:start + per_block], kernels)
-            if len(distinct) <= per_block:  # the usual case: one block, every pair in it
-                prediction = rows[which, users]
-            else:
-                pairs = ((which >= start) & (which < start + per_block)).nonzero().squeeze(1)
-                prediction[pairs] = rows[which[pairs] - start, users[pairs]]
-        return torch.where(self.user_seen[users], prediction, self.mean)
+    def reconstruct_items(self, items: torch.Tensor) -> torch.Tensor:
+        return self.reconstruct(items, self.kernels())

@@ -46,7 +46,7 @@ KNOWN_SHAPES: dict[str, Shape] = {
 # are the others).
 ROW_MODELS = ("autorec", "glocal_k")
 
-# Entries of the reconstruction a row model evaluates at once: engine/autorec.py's RECONSTRUCT_BLOCK
+# Entries of the reconstruction a row model evaluates at once: engine/item_matrix.py's RECONSTRUCT_BLOCK
 # (tests/test_memory.py keeps them equal).
 RECONSTRUCT_BLOCK = 1 << 26
 

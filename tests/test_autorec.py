@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 
-from engine import autorec
+from engine import item_matrix
 from engine.autorec import AutoRec
 from engine.errors import ConfigError
 from engine.models import build_model
@@ -141,7 +141,7 @@ def test_predictions_are_the_same_reconstructed_a_few_items_at_a_time(split, mon
     users, items, _ = tensors(split.part("test"))
     with torch.inference_mode():
         whole = net(users, items)
-        monkeypatch.setattr(autorec, "RECONSTRUCT_BLOCK", 3 * N_USERS)  # 3 items a block
+        monkeypatch.setattr(item_matrix, "RECONSTRUCT_BLOCK", 3 * N_USERS)  # 3 items a block
         in_blocks = net(users, items)
     assert len(torch.unique(items)) > 3
     torch.testing.assert_close(in_blocks, whole)

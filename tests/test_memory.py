@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from engine import autorec
+from engine import item_matrix
 from engine.datasets import DATASETS, load_dataset
 from engine.synthetic import SHAPES
 from store import memory
@@ -76,5 +76,5 @@ def test_every_pair_model_counts_its_own_tables_and_head():
                                                                          hidden=(64, 32)) + tables
 
 
-def test_the_reconstructed_block_is_autorecs():
-    assert memory.RECONSTRUCT_BLOCK == autorec.RECONSTRUCT_BLOCK
+def test_the_reconstructed_block_is_the_row_models():
+    assert memory.RECONSTRUCT_BLOCK == item_matrix.RECONSTRUCT_BLOCK

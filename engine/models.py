@@ -265,6 +265,18 @@ class PairModel(nn.Module):
         raise NotImplementedError
 
 
+def mlp_layers(width: int, hidden: Sequence[int], dropout: float) -> tuple[list[nn.Module], int]:
+    """A Linear layer and a ReLU per size in `hidden`, each followed by dropout when > 0, from an input
+    of `width`; and the last layer's width. Made in order, so seeded initial weights are the lab's."""
+    layers: list[nn.Module] = []
+    for size in hidden:
+        layers += [nn.Linear(width, size), nn.ReLU()]
+        if dropout > 0:
+            layers.append(nn.Dropout(dropout))
+        width = size
+    return layers, width
+
+
 class MF(PairModel):
     """Prediction = <user embedding, item embedding> (+ biases)."""
 
@@ -302,15 +314,8 @@ class DeepMF(PairModel):
                  bias: bool = False, dropout: float = 0.0, init_std: float = 0.0, emb_dropout: float = 0.0,
                  reg: float = 0.0, reg_bias: float = 0.0) -> None:
         super().__init__(n_users, n_items, k, bias, init_std, emb_dropout=emb_dropout, reg=reg, reg_bias=reg_bias)
-        layers: list[nn.Module] = []
-        width = 2 * k
-        for size in hidden:
-            layers += [nn.Linear(width, size), nn.ReLU()]
-            if dropout > 0:
-                layers.append(nn.Dropout(dropout))
-            width = size
-        layers.append(nn.Linear(width, 1))
-        self.mlp = nn.Sequential(*layers)
+        layers, width = mlp_layers(2 * k, hidden, dropout)
+        self.mlp = nn.Sequential(*layers, nn.Linear(width, 1))
 
     def forward(self, users: torch.Tensor, items: torch.Tensor) -> torch.Tensor:
         x = torch.cat(self.lookup(users, items), dim=1)

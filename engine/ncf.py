@@ -18,7 +18,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from engine.models import PairModel
+from engine.models import PairModel, mlp_layers
 
 
 class GMF(PairModel):
@@ -60,13 +60,7 @@ class NeuMF(PairModel):
         if init_std > 0:
             nn.init.normal_(self.mlp_user_emb.weight, std=init_std)
             nn.init.normal_(self.mlp_item_emb.weight, std=init_std)
-        layers: list[nn.Module] = []
-        width = 2 * k
-        for size in hidden:
-            layers += [nn.Linear(width, size), nn.ReLU()]
-            if dropout > 0:
-                layers.append(nn.Dropout(dropout))
-            width = size
+        layers, width = mlp_layers(2 * k, hidden, dropout)
         self.mlp = nn.Sequential(*layers)
         self.out = nn.Linear(k + width, 1)
 

@@ -3,7 +3,6 @@ through fit() on a tiny low-rank dataset (CPU, about a second per fit)."""
 
 from __future__ import annotations
 
-import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
@@ -12,29 +11,19 @@ from engine import trainer
 from engine.errors import ConfigError
 from engine.glocal_k import GLocalK, local_kernel
 from engine.models import build_model
-from engine.remap import Dataset
 from engine.split import split_dataset
 from engine.trainer import fit
 from store.errors import ParamError
 from store.params import RunParams
+from tests.tiny import tiny_dataset
 
 N_USERS, N_ITEMS = 30, 20
 RATED_USERS = 28  # the last two users have no rating at all
 
 
-def tiny_dataset() -> Dataset:
-    rng = np.random.default_rng(0)
-    users = rng.integers(0, RATED_USERS, 400)
-    items = rng.integers(0, N_ITEMS, 400)
-    taste = rng.normal(size=(N_USERS, 2)) @ rng.normal(size=(2, N_ITEMS))
-    ratings = np.clip(np.rint(3.5 + taste[users, items]), 1, 5).astype(np.float32)
-    return Dataset(name="tiny", users=users.astype(np.int64), items=items.astype(np.int64), ratings=ratings,
-                   user_ids=np.arange(N_USERS, dtype=np.int64), item_ids=np.arange(N_ITEMS, dtype=np.int64))
-
-
 @pytest.fixture(scope="module")
 def split():
-    return split_dataset(tiny_dataset(), val_size=0.1)
+    return split_dataset(tiny_dataset(N_USERS, N_ITEMS, 400, rated_users=RATED_USERS), val_size=0.1)
 
 
 def train_tensors(split) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:

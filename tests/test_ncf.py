@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import math
 
-import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
@@ -13,28 +12,19 @@ import torch.nn.functional as F
 from engine import trainer
 from engine.models import build_model, has_hand_grads
 from engine.ncf import GMF, NeuMF
-from engine.remap import Dataset
 from engine.split import split_dataset
 from engine.trainer import OPTIMIZERS, fit
+from tests.tiny import tiny_dataset
 
 N_USERS, N_ITEMS = 60, 40
 # Users and items past these have no ratings at all: rows that no batch ever uses.
 RATED_USERS, RATED_ITEMS = 50, 34
 
 
-def tiny_dataset() -> Dataset:
-    rng = np.random.default_rng(0)
-    users = rng.integers(0, RATED_USERS, 1500)
-    items = rng.integers(0, RATED_ITEMS, 1500)
-    taste = rng.normal(size=(N_USERS, 2)) @ rng.normal(size=(2, N_ITEMS))
-    ratings = np.clip(np.rint(3.5 + taste[users, items]), 1, 5).astype(np.float32)
-    return Dataset(name="tiny", users=users.astype(np.int64), items=items.astype(np.int64), ratings=ratings,
-                   user_ids=np.arange(N_USERS, dtype=np.int64), item_ids=np.arange(N_ITEMS, dtype=np.int64))
-
-
 @pytest.fixture(scope="module")
 def split():
-    return split_dataset(tiny_dataset(), val_size=0.1)
+    ratings = tiny_dataset(N_USERS, N_ITEMS, 1500, rated_users=RATED_USERS, rated_items=RATED_ITEMS)
+    return split_dataset(ratings, val_size=0.1)
 
 
 def quick(split, **kwargs):

@@ -149,12 +149,15 @@ def fit(split: Split, *, model: str = "mf", k: int = 10, hidden: Sequence[int] =
     schedule_lr = _Schedule(schedule, lr=lr, epochs=epochs, warmup=warmup, step=lr_step, gamma=lr_gamma)
     dev = resolve_device(device)
     if capture is None:
-        # A captured step replays the learning rate it was captured with.
-        capture = dev.type == "cuda" and schedule_lr.constant
+        # A captured step replays the learning rate it was captured with, on batches of one shape: a
+        # row model's last batch of items is shorter, and its steps are few and large anyway.
+        capture = dev.type == "cuda" and schedule_lr.constant and model not in ROW_MODELS
     elif capture and dev.type != "cuda":
         raise ConfigError(f"capture=True needs a CUDA device, not {dev}")
     elif capture and not schedule_lr.constant:
         raise ConfigError("capture=True replays one learning rate: it cannot follow a schedule or a warm-up")
+    elif capture and model in ROW_MODELS:
+        raise ConfigError(f"capture=True captures a step over (user, item, rating) batches, which {model} has not")
     # One intra-op thread on CPU for a pair model: a batch-512 step is a few dozen tiny kernels, where a
     # second thread buys nothing on a quiet machine and, with other processes on the cores, makes each
     # kernel wait for a descheduled helper thread (bench/RESULTS.md). A row model's step is a few large
@@ -302,7 +305,7 @@ def _optimizer(name: str, net: PairModel | RowModel, dev: torch.device, *, lr: f
         if weight_decay:
             # SparseAdam has none: the tables would go undecayed while the rest decayed.
             raise ConfigError("optimizer sparse_adam takes no weight decay: decay the rows it moves with reg")
-        return _SparseAdam(net, lr=lr, weight_decay=weight_decay)
+        return _SparseAdam(net, lr=lr)
     kind = torch.optim.AdamW if name == "adamw" else torch.optim.Adam
     # The fused kernel updates every parameter in one call, about half the time of the default
     # per-tensor loop on CPU (bench/RESULTS.md); on CUDA it is also graph-capturable.
@@ -316,14 +319,14 @@ class _SparseAdam:
     the rows a batch used), and Adam for every other parameter (MLP layers, biases). A row's moments
     and value move only when a batch uses it."""
 
-    def __init__(self, net: PairModel, *, lr: float, weight_decay: float) -> None:
+    def __init__(self, net: PairModel, *, lr: float) -> None:
         net.sparse = True
         tables = [table.weight for table, _ in net.tables()]
         table_ids = {id(t) for t in tables}
         dense = [p for p in net.parameters() if id(p) not in table_ids]
         self.parts: list[torch.optim.Optimizer] = [torch.optim.SparseAdam(tables, lr=lr)]
         if dense:
-            self.parts.append(torch.optim.Adam(dense, lr=lr, weight_decay=weight_decay))
+            self.parts.append(torch.optim.Adam(dense, lr=lr))
         self.param_groups = [group for part in self.parts for group in part.param_groups]
 
     def zero_grad(self, set_to_none: bool = True) -> None:

@@ -187,6 +187,14 @@ def test_a_captured_cuda_step_refuses_a_changing_rate(split, monkeypatch, option
         fit(split, epochs=2, capture=True, **options)
 
 
+@pytest.mark.parametrize("model", ["autorec", "glocal_k"])
+def test_a_captured_cuda_step_refuses_a_row_model(split, monkeypatch, model):
+    # A captured step takes (user, item, rating) batches of one shape; a row model deals batches of items.
+    monkeypatch.setattr(trainer, "resolve_device", lambda spec: torch.device("cuda", 0))
+    with pytest.raises(ConfigError, match=f"capture=True captures a step over .* which {model} has not"):
+        fit(split, model=model, epochs=2, capture=True)
+
+
 def test_add_and_run_refuse_an_unknown_schedule_in_one_line_and_queue_nothing(db, capsys):
     assert main(["--db", db, "add", "--seed", "1"]) == 0
     for command in ("add", "run"):

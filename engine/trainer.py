@@ -49,6 +49,7 @@ from engine.split import Split
 # only the rows a batch uses (a step's cost then does not grow with the catalogue), with Adam for the rest.
 OPTIMIZERS = ("adam", "adamw", "sgd", "adagrad", "sparse_adam")
 SCHEDULES = ("none", "cosine", "step", "plateau")
+CAPTURABLE = ("adam", "adamw")  # the optimizers whose step a CUDA graph can capture
 
 # How often (in batches) to report progress and ask whether to stop: often enough to cancel a large
 # epoch within a second or so, rarely enough to cost nothing.
@@ -151,11 +152,15 @@ def fit(split: Split, *, model: str = "mf", k: int = 10, hidden: Sequence[int] =
     if capture is None:
         # A captured step replays the learning rate it was captured with, on batches of one shape: a
         # row model's last batch of items is shorter, and its steps are few and large anyway.
-        capture = dev.type == "cuda" and schedule_lr.constant and model not in ROW_MODELS
+        # Adam and AdamW are built capturable; the other optimizers are not.
+        capture = (dev.type == "cuda" and schedule_lr.constant and model not in ROW_MODELS
+                   and optimizer in CAPTURABLE)
     elif capture and dev.type != "cuda":
         raise ConfigError(f"capture=True needs a CUDA device, not {dev}")
     elif capture and not schedule_lr.constant:
         raise ConfigError("capture=True replays one learning rate: it cannot follow a schedule or a warm-up")
+    elif capture and optimizer not in CAPTURABLE:
+        raise ConfigError(f"capture=True needs a capturable optimizer ({', '.join(CAPTURABLE)}), not {optimizer}")
     elif capture and model in ROW_MODELS:
         raise ConfigError(f"capture=True captures a step over (user, item, rating) batches, which {model} has not")
     # One intra-op thread on CPU for a pair model: a batch-512 step is a few dozen tiny kernels, where a

@@ -195,6 +195,13 @@ def test_a_captured_cuda_step_refuses_a_row_model(split, monkeypatch, model):
         fit(split, model=model, epochs=2, capture=True)
 
 
+@pytest.mark.parametrize("optimizer", ["sgd", "adagrad", "sparse_adam"])
+def test_a_captured_cuda_step_refuses_an_optimizer_that_cannot_be_captured(split, monkeypatch, optimizer):
+    monkeypatch.setattr(trainer, "resolve_device", lambda spec: torch.device("cuda", 0))
+    with pytest.raises(ConfigError, match=f"capture=True needs a capturable optimizer .*not {optimizer}"):
+        fit(split, optimizer=optimizer, weight_decay=0.0, epochs=2, capture=True)
+
+
 def test_add_and_run_refuse_an_unknown_schedule_in_one_line_and_queue_nothing(db, capsys):
     assert main(["--db", db, "add", "--seed", "1"]) == 0
     for command in ("add", "run"):

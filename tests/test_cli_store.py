@@ -122,6 +122,7 @@ def test_show_prints_config_epochs_and_error(db: str, capsys: pytest.CaptureFixt
     assert main(["--db", db, "show", str(run_id)]) == 0
     out = capsys.readouterr().out
     assert "64,32" in out and "1.2345" in out and "diverged: loss became nan" in out
+    assert "pretrain_epochs" not in out  # GLocal-K's: a DeepMF run does not take it
     assert main(["--db", db, "show", str(run_id), "--json"]) == 0
     data = json.loads(capsys.readouterr().out)
     assert data["run"]["status"] == "failed"

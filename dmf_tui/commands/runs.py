@@ -173,8 +173,10 @@ def show_run(args: argparse.Namespace) -> int:
     config = Table.grid(padding=(0, 2))
     config.add_column(style="dim")
     config.add_column()
+    # The parameters the model takes: GLocal-K's kernel settings say nothing about an MF run.
     for name in FIELD_NAMES:
-        config.add_row(name, format_value(getattr(run.params, name)))
+        if PARAMS[name].applies_to(run.params.model):
+            config.add_row(name, format_value(getattr(run.params, name)))
     console.print(config)
     if epochs:
         console.print(epochs_table(epochs, run.best_epoch))

@@ -25,7 +25,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repository root, for bench.*
 
 from bench.lab_reference import train_lab
-from bench.machine import cpu_model
+from bench.machine import cpu_model, print_table
 from dmf_tui.commands.run import lab_line
 from engine.formats import read_ratings
 from engine.remap import remap
@@ -82,10 +82,7 @@ def main() -> int:
     header = ("dataset", "model", "lab s/epoch", "engine s/epoch", "speed-up", "lab test RMSE by epoch",
               "engine test RMSE by epoch")
     print()
-    print("| " + " | ".join(header) + " |")
-    print("|" + "---|" * len(header))
-    for row in rows:
-        print("| " + " | ".join(row) + " |")
+    print_table(header, rows)
     print()
     load_avg = " ".join(f"{x:.2f}" for x in os.getloadavg())
     print(f"Machine: {cpu_model()}, {os.cpu_count()} cores, torch {torch.__version__}; lab loop on "

@@ -37,7 +37,7 @@ from typing import TypeVar
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))  # for bench.*
-from bench.machine import describe  # noqa: E402
+from bench.machine import describe, print_table  # noqa: E402
 
 PY = sys.executable
 LONG = 100_000  # epochs of a run that only ends when something stops it
@@ -569,11 +569,8 @@ def main() -> int:
 
     header = ("fault", "trials", "survived", "left running", "epochs lost", "epochs dup.", "locked",
               "tracebacks", "late writes", "stored data changed")
-    print("| " + " | ".join(header) + " |")
-    print("|" + "---|" * len(header))
-    for r in rows:
-        print(f"| {r.fault} | {r.trials} | {r.survived} | {r.left_running} | {r.epochs_lost} | "
-              f"{r.epochs_duplicated} | {r.locked} | {r.tracebacks} | {r.late_writes} | {r.stored_changed} |")
+    print_table(header, [(r.fault, r.trials, r.survived, r.left_running, r.epochs_lost, r.epochs_duplicated,
+                          r.locked, r.tracebacks, r.late_writes, r.stored_changed) for r in rows])
     total = sum(r.harm for r in rows)
     print(f"\nharm in all: {total}; {time.monotonic() - started:.0f} s; {describe()}")
     for r in rows:

@@ -24,7 +24,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repository root, for bench.*
 
-from bench.machine import cpu_model, describe
+from bench.machine import cpu_model, describe, print_table
 from engine.datasets import load_split
 from engine.trainer import fit, resolve_device
 from store import presets
@@ -72,12 +72,10 @@ def main() -> int:
 
     header = ("preset", "data", "val RMSE", "test RMSE", "best epoch", "epochs", "seconds")
     print()
-    print("| " + " | ".join(header) + " |")
-    print("|" + "---|" * len(header))
-    for row in rows:
-        print("| " + " | ".join(row) + " |")
+    print_table(header, rows)
     print()
-    print(f"Machine: {describe()}; torch {torch.__version__}, {device} (1 thread on CPU).")
+    print(f"Machine: {describe()}; torch {torch.__version__}, {device} (on CPU: one thread for a pair model, "
+          f"every thread for AutoRec and GLocal-K).")
     print(f"Command: {' '.join([Path(sys.executable).name, *sys.argv])}")
     print()
     print("# store/presets.py, each preset's figures={...}:")

@@ -1,9 +1,10 @@
-"""The line every benchmark prints about where it ran, for bench/RESULTS.md."""
+"""What every benchmark prints for bench/RESULTS.md: the line about where it ran, and its table."""
 
 from __future__ import annotations
 
 import os
 import platform
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 
@@ -22,3 +23,11 @@ def describe() -> str:
     load = f", load {os.getloadavg()[0]:.2f}" if hasattr(os, "getloadavg") else ""
     return (f"{cpu_model()}, {os.cpu_count()} CPUs, {platform.system()} {platform.release()}, "
             f"Python {platform.python_version()}{load}")
+
+
+def print_table(header: Sequence[str], rows: Iterable[Sequence[object]]) -> None:
+    """A markdown table, as RESULTS.md holds them."""
+    print("| " + " | ".join(header) + " |")
+    print("|" + "---|" * len(header))
+    for row in rows:
+        print("| " + " | ".join(str(cell) for cell in row) + " |")

@@ -43,7 +43,7 @@ KNOWN_SHAPES: dict[str, Shape] = {
 
 
 # The models that reconstruct whole item rows of a dense item x user matrix (store.params.PAIR_MODELS
-# are the others).
+# are the others); engine.models.ROW_MODELS, which tests/test_trainer.py keeps equal.
 ROW_MODELS = ("autorec", "glocal_k")
 
 # Entries of the reconstruction a row model evaluates at once: engine/item_matrix.py's RECONSTRUCT_BLOCK

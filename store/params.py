@@ -21,15 +21,15 @@ from pathlib import Path
 from typing import Any, Literal
 
 from store.errors import ParamError
-from store.memory import KNOWN_SHAPES, physical_memory, shortfall, training_bytes
+from store.memory import KNOWN_SHAPES, ROW_MODELS, physical_memory, shortfall, training_bytes
 
 # engine.models.MODELS and engine.trainer.OPTIMIZERS; tests/test_trainer.py keeps them equal.
 MODELS = ("mf", "deepmf", "gmf", "neumf", "autorec", "glocal_k")
 OPTIMIZERS = ("adam", "adamw", "sgd", "adagrad", "sparse_adam")
 SCHEDULES = ("none", "cosine", "step", "plateau")
-# The models that predict from a (user, item) pair through embedding tables; the others (AutoRec,
-# GLocal-K) reconstruct a whole item's rating vector and have no embeddings, biases or init to set.
-PAIR_MODELS = ("mf", "deepmf", "gmf", "neumf")
+# The models that predict from a (user, item) pair through embedding tables; the others, ROW_MODELS
+# (AutoRec, GLocal-K), reconstruct a whole item's rating vector and have no embeddings, biases or init.
+PAIR_MODELS = tuple(model for model in MODELS if model not in ROW_MODELS)
 MLP_MODELS = ("deepmf", "neumf", "glocal_k")
 INT64_LIMIT = 2**63
 

@@ -15,7 +15,7 @@ from engine.models import MF, build_model
 from engine.remap import Dataset
 from engine.split import split_dataset
 from engine.trainer import OPTIMIZERS, EpochStats, fit, resolve_device
-from store import params
+from store import memory, params
 from store.params import RunParams
 
 
@@ -53,6 +53,14 @@ def test_every_parameter_declared_for_fit_is_one_fit_takes():
 def test_the_store_accepts_exactly_the_models_and_optimizers_the_engine_trains():
     # The store may not import the engine, so each keeps its own list; this keeps them equal.
     assert (engine_models.MODELS, OPTIMIZERS) == (params.MODELS, params.OPTIMIZERS)
+
+
+def test_the_row_models_are_the_same_list_in_the_store_and_the_engine_and_are_row_models():
+    assert engine_models.ROW_MODELS == memory.ROW_MODELS
+    for name in engine_models.MODELS:
+        built = engine_models.build_model(name, 12, 8, k=4, hidden=(4,))
+        assert isinstance(built, engine_models.RowModel) == (name in engine_models.ROW_MODELS), name
+        assert isinstance(built, engine_models.PairModel) == (name in params.PAIR_MODELS), name
 
 
 def test_adamw_takes_the_autograd_step_and_trains_otherwise_than_adam(split):

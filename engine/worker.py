@@ -58,10 +58,9 @@ from engine.remap import Dataset
 from engine.split import Split, split_dataset
 from engine.trainer import EpochStats, TrainResult, fit, resolve_device
 from store.db import Store, app_data_dir, open_store, sqlite_file
-from store.errors import database_error
+from store.errors import ClaimLostError, database_error
 from store.memory import Shape, gib, physical_memory, shortfall, training_bytes
 from store.params import RunParams
-from store.queue import ClaimLostError
 from store.records import RunRecord
 from store.status import RunStatus
 
@@ -309,15 +308,22 @@ class Slot:
         self.note(run.id, f"started by worker {self.worker_id} on {socket.gethostname()} (pid {os.getpid()}): "
                           f"{params.label()}, device {params.device} asked, {device} used")
         cancelled = _Throttled(lambda: self.store.is_cancel_requested(run.id), CANCEL_CHECK_S)
+        # Set when the trial's search prunes it: the trainer stops before its next epoch.
+        pruned = threading.Event()
 
         def should_stop() -> bool:
-            return self.stop.is_set() or cancelled()
+            return self.stop.is_set() or pruned.is_set() or cancelled()
 
         def on_epoch(stats: EpochStats) -> None:
             record_epoch(self.store, run.id, stats, worker_id=self.worker_id)
             log.info("run %d: epoch %d test RMSE %.4f (%.1f s)", run.id, stats.epoch, stats.test_rmse,
                      stats.seconds)
             self.note(run.id, epoch_line(stats))
+            last = stats.epoch == params.epochs
+            if run.trial is not None and not last and self.store.should_prune(run.id, worker_id=self.worker_id):
+                pruned.set()
+                self.note(run.id, f"pruned after epoch {stats.epoch}: its search's pruner found the "
+                                  "curve behind the other trials'")
 
         last_progress = time.monotonic()
 
@@ -357,6 +363,8 @@ class Slot:
         else:
             if result is not None and result.stopped != "cancelled":
                 status = RunStatus.DONE
+            elif pruned.is_set() and not self.stop.is_set():
+                status = RunStatus.PRUNED
             elif self.store.is_cancel_requested(run.id):
                 status = RunStatus.CANCELLED
             else:

@@ -1,4 +1,4 @@
-"""What every group of store operations shares: the engine, the two kinds of transaction, the two
+"""What every group of store operations shares: the engine, the two kinds of transaction, the three
 ways of touching run rows inside one, and the database's clock."""
 
 from __future__ import annotations
@@ -11,9 +11,9 @@ from typing import TYPE_CHECKING, Any, cast
 from sqlalchemy import CursorResult, Delete, Engine, Update, func, select, update
 from sqlalchemy.orm import Session
 
-from store.errors import UnknownRunError
+from store.errors import ClaimLostError, UnknownRunError
 from store.params import INT64_LIMIT
-from store.status import check_transition
+from store.status import RunStatus, check_transition
 from store.tables import Run
 
 if TYPE_CHECKING:
@@ -105,3 +105,29 @@ def database_now(session: Session) -> datetime:
     now: datetime | None = session.scalar(select(func.now()))
     assert now is not None  # a SELECT without FROM returns its one row
     return now.astimezone(timezone.utc) if now.tzinfo else now.replace(tzinfo=timezone.utc)
+
+
+def change_claimed(session: Session, run_id: int, worker_id: int | None, **values: object) -> None:
+    """Update a run only while it is running under `worker_id` (under any worker when None).
+    A new status in `values` must be one a running run may take (TransitionError)."""
+    new_status = values.get("status")
+    if new_status is not None:
+        check_transition(RunStatus.RUNNING, str(new_status), run_id=run_id)
+    held = [Run.id == run_id, Run.status == RunStatus.RUNNING]
+    if worker_id is not None:
+        held.append(Run.worker_id == worker_id)
+    updated = updated_rows(
+        session, update(Run).where(*held).values(**values).execution_options(synchronize_session=False)
+    )
+    if updated == 1:
+        return
+    found = session.execute(select(Run.status, Run.worker_id).where(Run.id == run_id)).one_or_none()
+    if found is None:
+        raise UnknownRunError(f"no run with id {run_id}")
+    status, holder = found
+    if status == RunStatus.RUNNING:
+        raise ClaimLostError(f"run {run_id} is running under worker {holder}, not worker {worker_id}")
+    when = "not yet" if status == RunStatus.QUEUED else "no longer"
+    cannot = f": it cannot become {new_status}" if new_status is not None else ""
+    raise ClaimLostError(f"run {run_id} is {status}, {when} running{cannot}")
+

@@ -28,6 +28,7 @@ from store.logs import LogOps
 from store.queries import QueryOps
 from store.queue import QueueOps
 from store.schema import prepare_schema
+from store.searches import SearchOps
 from store.snapshot import SnapshotOps
 from store.workers import WorkerOps
 
@@ -39,9 +40,9 @@ BUSY_TIMEOUT_S = 30.0
 DRIVER_EXTRAS = {"postgresql": "postgres"}
 
 
-class Store(QueueOps, WorkerOps, QueryOps, ExportOps, SnapshotOps, CleanupOps, LogOps):
+class Store(QueueOps, WorkerOps, QueryOps, ExportOps, SnapshotOps, CleanupOps, LogOps, SearchOps):
     """All store operations; see store/queue.py, workers.py, queries.py, export.py, snapshot.py,
-    cleanup.py and logs.py."""
+    cleanup.py, logs.py and searches.py."""
 
 
 def app_data_dir() -> Path:

@@ -13,6 +13,11 @@ class UnknownRunError(StoreError):
     """A run id that is not in the database."""
 
 
+class ClaimLostError(StoreError):
+    """A worker wrote to a run that it no longer holds: the run was declared lost (or finished)
+    while the worker was stopped. The worker drops the run."""
+
+
 def database_error(exc: BaseException) -> str:
     """One line for an error the database driver raised (sqlalchemy.exc.DBAPIError): its own message
     without the SQL, parameters and link that SQLAlchemy adds, and a full disk called one."""

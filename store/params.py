@@ -32,6 +32,8 @@ SCHEDULES = ("none", "cosine", "step", "plateau")
 PAIR_MODELS = tuple(model for model in MODELS if model not in ROW_MODELS)
 MLP_MODELS = ("deepmf", "neumf", "glocal_k")
 INT64_LIMIT = 2**63
+# More automatic retries than this are a typo; SQLite integers also end at 2**63.
+MAX_RETRIES = 1000
 
 Check = Callable[[Any], "str | None"]
 
@@ -387,6 +389,12 @@ def expand_grid(values: Mapping[str, str], base: RunParams | None = None) -> lis
     for run in runs.values():
         check_fits_here(run)
     return list(runs.values())
+
+
+def check_retries(retries: int) -> None:
+    """ParamError unless `retries` is a whole number of automatic retries we accept."""
+    if isinstance(retries, bool) or not isinstance(retries, int) or not 0 <= retries <= MAX_RETRIES:
+        raise ParamError(f"retries must be a whole number from 0 to {MAX_RETRIES} (got {retries!r})")
 
 
 def check_fits_here(run: RunParams) -> None:

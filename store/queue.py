@@ -16,26 +16,18 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable, Sequence
 
-from sqlalchemy import case, func, or_, select, update
+from sqlalchemy import case, func, or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from store import catalog
-from store.base import StoreBase, change_run, load_runs, updated_rows
-from store.errors import ParamError, StoreError, UnknownRunError
-from store.params import RunParams
+from store.base import StoreBase, change_claimed, change_run, load_runs
+from store.errors import StoreError, UnknownRunError
+from store.params import RunParams, check_retries
 from store.records import RunRecord, run_record
-from store.status import RunStatus, check_transition
+from store.searches import ask_trial, stopped_search
+from store.status import RunStatus
 from store.tables import Epoch, QueueState, Run, Sweep, param_columns, utcnow
-
-
-class ClaimLostError(StoreError):
-    """A worker wrote to a run that it no longer holds: the run was declared lost (or finished)
-    while the worker was stopped. The worker drops the run."""
-
-
-# More automatic retries than this are a typo; SQLite integers also end at 2**63.
-MAX_RETRIES = 1000
 
 
 class QueueOps(StoreBase):
@@ -89,15 +81,20 @@ class QueueOps(StoreBase):
         with self._write() as session:
             if session.get_one(QueueState, 1).paused:
                 return None
+            # The queued trials of a paused search wait with it.
+            paused = select(Sweep.id).where(Sweep.state == "paused")
             # On SQLite the first try always wins (the write lock is held). On a server another
             # claimer can take the candidate between the SELECT and the UPDATE: then take the next.
             while True:
                 candidate = session.scalar(
-                    select(Run.id).where(Run.status == RunStatus.QUEUED)
+                    select(Run.id).where(Run.status == RunStatus.QUEUED,
+                                         or_(Run.sweep_id.is_(None), Run.sweep_id.not_in(paused)))
                     .order_by(Run.position, Run.id).limit(1)
                 )
                 if candidate is None:
-                    return None
+                    # The queue has run dry: a search with trials left gives the next one.
+                    trial = ask_trial(session, worker_id, device)
+                    return None if trial is None else run_record(trial)
                 now = utcnow()
                 if change_run(session, candidate, RunStatus.QUEUED, status=RunStatus.RUNNING,
                               worker_id=worker_id, ran_on=device, started_at=now, updated_at=now):
@@ -110,12 +107,12 @@ class QueueOps(StoreBase):
         """Record the device a claimed run really trains on when it is not its slot's (a run that
         asked for the CPU, claimed by a GPU slot)."""
         with self._write() as session:
-            _change_claimed(session, run_id, worker_id, ran_on=device, updated_at=utcnow())
+            change_claimed(session, run_id, worker_id, ran_on=device, updated_at=utcnow())
 
     def set_progress(self, run_id: int, fraction: float, *, worker_id: int | None = None) -> None:
         """How far the running epoch has got (0..1); record_epoch sets it back to 0."""
         with self._write() as session:
-            _change_claimed(session, run_id, worker_id, epoch_progress=min(max(fraction, 0.0), 1.0),
+            change_claimed(session, run_id, worker_id, epoch_progress=min(max(fraction, 0.0), 1.0),
                             updated_at=utcnow())
 
     def record_epoch(self, run_id: int, epoch: int, *, train_rmse: float, test_rmse: float,
@@ -138,7 +135,7 @@ class QueueOps(StoreBase):
             values["best_epoch"] = case((improved, epoch), else_=Run.best_epoch)
         try:
             with self._write() as session:
-                _change_claimed(session, run_id, worker_id, **values)
+                change_claimed(session, run_id, worker_id, **values)
                 session.add(Epoch(run_id=run_id, epoch=epoch, train_rmse=train, test_rmse=test,
                                   val_rmse=val, seconds=seconds))
         except IntegrityError:
@@ -153,7 +150,7 @@ class QueueOps(StoreBase):
         ClaimLostError; a status a running run cannot take (queued): TransitionError."""
         now = utcnow()
         with self._write() as session:
-            _change_claimed(session, run_id, worker_id, status=status, error=error, finished_at=now,
+            change_claimed(session, run_id, worker_id, status=status, error=error, finished_at=now,
                             updated_at=now)
             return queue_again(session, run_id)
 
@@ -224,45 +221,30 @@ class QueueOps(StoreBase):
 
 def queue_again(session: Session, run_id: int) -> int | None:
     """Queue a copy of a run that just ended lost or interrupted, if it has retries left (with one
-    fewer); the run itself stays as it ended, with its epochs. Returns the copy's id, else None."""
+    fewer); the run itself stays as it ended, with its epochs. Returns the copy's id, else None.
+
+    A search's trial that was interrupted (its worker was stopped, not the trial's fault) is queued
+    again whatever its retries, unless the search was stopped: restarting workers loses no trial."""
     run = session.get_one(Run, run_id)
-    if not run.status.is_retried or run.retries <= 0:
+    if not run.status.is_retried:
+        return None
+    if run.trial is not None and run.status == RunStatus.INTERRUPTED and not stopped_search(session, run.sweep_id):
+        return _queue_copy(session, run, notes=f"trial {run.trial} again after #{run.id} was interrupted",
+                           retries=run.retries)
+    if run.retries <= 0:
         return None
     return _queue_copy(session, run, notes=f"automatic retry of #{run.id}", retries=run.retries - 1)
 
 
-def _change_claimed(session: Session, run_id: int, worker_id: int | None, **values: object) -> None:
-    """Update a run only while it is running under `worker_id` (under any worker when None).
-    A new status in `values` must be one a running run may take (TransitionError)."""
-    new_status = values.get("status")
-    if new_status is not None:
-        check_transition(RunStatus.RUNNING, str(new_status), run_id=run_id)
-    held = [Run.id == run_id, Run.status == RunStatus.RUNNING]
-    if worker_id is not None:
-        held.append(Run.worker_id == worker_id)
-    updated = updated_rows(
-        session, update(Run).where(*held).values(**values).execution_options(synchronize_session=False)
-    )
-    if updated == 1:
-        return
-    found = session.execute(select(Run.status, Run.worker_id).where(Run.id == run_id)).one_or_none()
-    if found is None:
-        raise UnknownRunError(f"no run with id {run_id}")
-    status, holder = found
-    if status == RunStatus.RUNNING:
-        raise ClaimLostError(f"run {run_id} is running under worker {holder}, not worker {worker_id}")
-    when = "not yet" if status == RunStatus.QUEUED else "no longer"
-    cannot = f": it cannot become {new_status}" if new_status is not None else ""
-    raise ClaimLostError(f"run {run_id} is {status}, {when} running{cannot}")
-
 
 def _queue_copy(session: Session, source: Run, *, notes: str, retries: int = 0) -> int:
-    """Queue a copy of `source` (its parameters, sweep and tags) at the end of the queue."""
+    """Queue a copy of `source` (its parameters, sweep, tags and trial) at the end of the queue."""
     params = RunParams.from_dict(source.params)
     (new_id,) = _insert_queued(session, [params], source.sweep_id, retries=retries)
     copy = session.get_one(Run, new_id)
     copy.tags = source.tags
     copy.notes = notes
+    copy.trial, copy.trial_attrs = source.trial, source.trial_attrs
     return new_id
 
 
@@ -280,12 +262,6 @@ def _insert_queued(session: Session, runs: Sequence[RunParams], sweep_id: int | 
     session.add_all(rows)
     session.flush()
     return [row.id for row in rows]
-
-
-def check_retries(retries: int) -> None:
-    """ParamError unless `retries` is a whole number of automatic retries we accept."""
-    if isinstance(retries, bool) or not isinstance(retries, int) or not 0 <= retries <= MAX_RETRIES:
-        raise ParamError(f"retries must be a whole number from 0 to {MAX_RETRIES} (got {retries!r})")
 
 
 def _finite(value: float | None) -> float | None:

@@ -49,6 +49,7 @@ class RunRecord:
     archived: bool  # hidden from the history unless asked for
     dismissed: bool  # cleared from the Queue's "Ended badly"
     sweep_name: str | None  # the name of its sweep, if it has one with a name
+    trial: int | None  # its number among its search's trials; None for a run that is no trial
 
     @property
     def data_label(self) -> str:

@@ -17,9 +17,9 @@ from sqlalchemy.schema import CreateColumn
 
 from store import catalog
 from store.errors import StoreError
-from store.tables import Base, QueueState, Run, RunLog, SchemaVersion
+from store.tables import Base, QueueState, Run, RunLog, SchemaVersion, Sweep
 
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
 
 log = logging.getLogger("dmf.store")
 
@@ -51,9 +51,7 @@ def _identities_archive_and_logs(conn: Connection) -> None:
     """Version 4: each run's dataset identity (filled in from its dataset spec), whether it is
     archived or dismissed, the leaderboard's index by dataset, and the table of run logs."""
     runs = Base.metadata.tables[Run.__tablename__]
-    for name in ("data_key", "archived", "dismissed"):
-        # Spelt by SQLAlchemy from the model, so an upgraded table is the same as a fresh one.
-        conn.exec_driver_sql(f"ALTER TABLE runs ADD COLUMN {CreateColumn(runs.c[name]).compile(dialect=conn.dialect)}")
+    _add_columns(conn, Run, ("data_key", "archived", "dismissed"))
     for spec in conn.scalars(select(runs.c.data).distinct()).all():
         conn.execute(update(runs).where(runs.c.data == spec).values(data_key=_data_key(spec)))
     next(index for index in runs.indexes if index.name == "ix_runs_leaderboard_data").create(conn)
@@ -70,6 +68,21 @@ def _data_key(spec: str) -> str:
         return spec
 
 
+def _searches(conn: Connection) -> None:
+    """Version 5: a sweep can be a search (its spec, state, trial budget and sampler state), a run
+    can be one of its trials. Grids and runs of before have NULL there; "pruned" needs no DDL."""
+    _add_columns(conn, Sweep, ("search", "state", "trials", "study_attrs"))
+    _add_columns(conn, Run, ("trial", "trial_attrs"))
+
+
+def _add_columns(conn: Connection, model: type[Base], names: tuple[str, ...]) -> None:
+    table = Base.metadata.tables[model.__tablename__]
+    for name in names:
+        # Spelt by SQLAlchemy from the model, so an upgraded table is the same as a fresh one.
+        conn.exec_driver_sql(f"ALTER TABLE {table.name} ADD COLUMN "
+                             f"{CreateColumn(table.c[name]).compile(dialect=conn.dialect)}")
+
+
 # The version of the first schema: MIGRATIONS lead from it to SCHEMA_VERSION.
 OLDEST_VERSION = 1
 
@@ -79,6 +92,7 @@ MIGRATIONS: dict[int, Callable[[Connection], None]] = {
     2: _add_run_retries,
     3: _columns_from_declarations,
     4: _identities_archive_and_logs,
+    5: _searches,
 }
 
 

@@ -39,6 +39,7 @@ class RunStatus(_PlainEnum):
     CANCELLED = "cancelled"
     LOST = "lost"  # its worker died or stopped answering (store.workers.reap_lost)
     INTERRUPTED = "interrupted"  # its worker was told to stop (SIGTERM, Ctrl-C) before the run ended
+    PRUNED = "pruned"  # a trial of a search that its pruner stopped early: its curve was not promising
 
     @property
     def is_finished(self) -> bool:
@@ -66,13 +67,15 @@ TRANSITIONS: Mapping[RunStatus, frozenset[RunStatus]] = MappingProxyType({
     # Claimed by a worker, or cancelled before any worker took it.
     RunStatus.QUEUED: frozenset({RunStatus.RUNNING, RunStatus.CANCELLED}),
     # Ended by its worker (finish_run), or declared lost when its worker is gone (reap_lost).
+    # Pruned: a search's pruner stopped it (store/study.py).
     RunStatus.RUNNING: frozenset({RunStatus.DONE, RunStatus.FAILED, RunStatus.CANCELLED,
-                                  RunStatus.INTERRUPTED, RunStatus.LOST}),
+                                  RunStatus.INTERRUPTED, RunStatus.LOST, RunStatus.PRUNED}),
     RunStatus.DONE: frozenset(),
     RunStatus.FAILED: frozenset(),
     RunStatus.CANCELLED: frozenset(),
     RunStatus.LOST: frozenset(),
     RunStatus.INTERRUPTED: frozenset(),
+    RunStatus.PRUNED: frozenset(),
 })
 
 # What a run is created as: queued, or running for `dmf-tui run`.

@@ -92,12 +92,20 @@ class QueueState(Base):
 
 
 class Sweep(Base):
-    """The runs queued together by one `add` or form submission (a grid)."""
+    """The runs queued together by one `add` or form submission (a grid), or the trials of a search."""
 
     __tablename__ = "sweeps"
     id: Mapped[int] = mapped_column(primary_key=True)
     name: Mapped[str | None] = mapped_column(String(200))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    # A search's columns (added in schema version 5), all NULL for a grid. `search` is its
+    # store.search.SearchSpec as JSON; `state` one of store.search.SEARCH_STATES; `trials` how many
+    # trials it may ask for (its spec's count, plus any extensions); `study_attrs` what its sampler
+    # keeps between trials (store/study.py).
+    search: Mapped[dict[str, Any] | None]
+    state: Mapped[str | None] = mapped_column(String(16))
+    trials: Mapped[int | None]
+    study_attrs: Mapped[dict[str, Any] | None]
 
 
 class Run(Base):
@@ -147,6 +155,10 @@ class Run(Base):
     archived: Mapped[bool] = mapped_column(default=False, server_default=false())
     # An "Ended badly" entry a person has seen and cleared from the Queue; the run itself stays.
     dismissed: Mapped[bool] = mapped_column(default=False, server_default=false())
+    # Added in schema version 5. A search's trial: its number in the search (from 1; a trial run again
+    # after its worker died keeps it) and what the search's sampler keeps of it (store/study.py).
+    trial: Mapped[int | None]
+    trial_attrs: Mapped[dict[str, Any] | None]
 
     # Loaded with the run in the same query (a join), so listing runs with their sweep's name costs
     # no query per run.

@@ -11,9 +11,8 @@ from typing import Any
 import pytest
 
 from store.db import Store, open_store
-from store.errors import ParamError, StoreError, TransitionError, UnknownRunError
+from store.errors import ClaimLostError, ParamError, StoreError, TransitionError, UnknownRunError
 from store.params import RunParams, expand_grid
-from store.queue import ClaimLostError
 from store.records import RunRecord
 
 

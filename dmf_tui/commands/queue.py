@@ -8,8 +8,7 @@ from dmf_tui.commands.params_args import add_param_arguments, given_values, grid
 from store import catalog, presets
 from store.db import Store, open_store, open_to_list
 from store.errors import StoreError
-from store.params import RunParams, format_value
-from store.queue import check_retries
+from store.params import RunParams, check_retries, format_value
 from store.status import ENDED_BADLY, RunStatus
 
 

@@ -60,7 +60,7 @@ def _train(args: argparse.Namespace, params: RunParams, stop: threading.Event) -
     from engine.trainer import EpochStats, resolve_device
     from engine.worker import failure_reason, fit_run, record_epoch, registered, unless_stopped
     from store.db import open_store
-    from store.queue import ClaimLostError
+    from store.errors import ClaimLostError
 
     device = str(resolve_device(params.device))
     split = unless_stopped(lambda: load_split(params.data, **params.engine_args("split")), stop.is_set)

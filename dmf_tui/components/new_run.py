@@ -26,8 +26,7 @@ from dmf_tui.host import dmf_app
 from store import catalog, presets
 from store.db import Store
 from store.errors import ParamError
-from store.params import PARAMS, RunParams, expand_grid, format_value
-from store.queue import check_retries
+from store.params import PARAMS, RunParams, check_retries, expand_grid, format_value
 
 # Beside each field: its hint, the parameters' from their declarations, then the sweep's two fields'.
 HINTS = {name: declared.hint for name, declared in PARAMS.items()} | {

@@ -1,0 +1,258 @@
+"""Searches in the store: creating one, asking it for trials, consulting its pruner, and what a person
+does to it (pause, resume, extend, stop).
+
+A search is a sweep with a spec (store/search.py). It queues nothing up front: when a worker finds no
+queued run, claim() asks the oldest active search with trials left for its next trial (ask_trial below),
+in the same write transaction that creates the trial's run as running under that worker, so no two
+workers are handed the same trial and none is lost between asking and recording. Each epoch the worker
+asks should_prune() whether the search's pruner stops the trial. Everything the sampler and pruner see
+is rebuilt from the trials' runs (store/study.py): closing every terminal and restarting every worker
+loses nothing.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session
+
+from store import catalog, study
+from store.base import StoreBase, change_claimed
+from store.errors import ParamError, StoreError
+from store.params import INT64_LIMIT, RunParams
+from store.records import RunRecord, run_record
+from store.search import MAX_TRIALS, SEARCH_STATES, SearchSpec
+from store.status import RunStatus
+from store.tables import Epoch, Run, Sweep, param_columns, utcnow
+
+
+@dataclass(frozen=True)
+class SearchRecord:
+    """A search and where it stands, counted over its trials (each trial as its newest run)."""
+
+    id: int  # its sweep's id
+    name: str | None
+    spec: SearchSpec  # spec.trials is the count it was created with; `trials` has any extensions
+    state: str  # active, paused or stopped (SEARCH_STATES)
+    trials: int  # how many trials it may ask for
+    created_at: datetime
+    asked: int  # trials asked for so far
+    counts: Mapping[str, int]  # trials by the status of their newest run
+    best_run_id: int | None  # the done trial with the lowest validation RMSE
+    best_val_rmse: float | None
+    best_test_rmse: float | None  # that trial's test RMSE: reported, never chosen by
+
+    @property
+    def label(self) -> str:
+        return f"search {self.name!r} (#{self.id})" if self.name else f"search #{self.id}"
+
+    @property
+    def active_trials(self) -> int:
+        return self.counts.get(RunStatus.QUEUED, 0) + self.counts.get(RunStatus.RUNNING, 0)
+
+    @property
+    def phase(self) -> str:
+        """What a person reads: running, paused, stopped or finished (active with every trial asked
+        and ended), or "stopping" while a stopped search's last trials run."""
+        if self.state == "active":
+            return "finished" if self.asked >= self.trials and not self.active_trials else "running"
+        if self.state == "stopped" and self.active_trials:
+            return "stopping"
+        return self.state
+
+
+class SearchOps(StoreBase):
+    def create_search(self, spec: SearchSpec, *, name: str | None = None) -> int:
+        """Record a new, active search; returns its id (its sweep's). Workers ask it for trials."""
+        catalog.resolve(spec.base.data)  # an unreadable file fails now, not at every trial
+        with self._write() as session:
+            sweep = Sweep(name=name, search=spec.to_dict(), state="active", trials=spec.trials, study_attrs={})
+            session.add(sweep)
+            session.flush()
+            return sweep.id
+
+    def searches(self) -> list[SearchRecord]:
+        """Every search, newest first."""
+        with self._read() as session:
+            sweeps = session.scalars(select(Sweep).where(Sweep.search.is_not(None)).order_by(Sweep.id.desc()))
+            return [_search_record(session, sweep) for sweep in sweeps]
+
+    def get_search(self, search: int | str) -> SearchRecord:
+        """The search with this id or name; StoreError when there is none."""
+        with self._read() as session:
+            return _search_record(session, _find_search(session, search))
+
+    def search_trials(self, search: int | str) -> list[RunRecord]:
+        """The runs of a search's trials, the newest run of each trial, in trial order."""
+        with self._read() as session:
+            sweep = _find_search(session, search)
+            return [run_record(run) for run in _newest_runs(session, sweep.id)]
+
+    def set_search_state(self, search: int | str, state: str) -> SearchRecord:
+        """Pause (no trial of it starts; running ones go on), resume (active) or stop (no more trials;
+        its queued ones are cancelled; running ones finish) a search."""
+        if state not in SEARCH_STATES:
+            raise StoreError(f"unknown search state {state!r}: one of {', '.join(SEARCH_STATES)}")
+        now = utcnow()
+        with self._write() as session:
+            sweep = _find_search(session, search)
+            sweep.state = state
+            if state == "stopped":
+                session.execute(update(Run).where(Run.sweep_id == sweep.id, Run.status == RunStatus.QUEUED)
+                                .values(status=RunStatus.CANCELLED, finished_at=now, updated_at=now)
+                                .execution_options(synchronize_session=False))
+            session.flush()
+            return _search_record(session, sweep)
+
+    def extend_search(self, search: int | str, more: int) -> SearchRecord:
+        """Let a search ask for `more` trials; a stopped or finished one becomes active again."""
+        if isinstance(more, bool) or not isinstance(more, int) or more < 1:
+            raise ParamError(f"extend a search by 1 or more trials (got {more!r})")
+        with self._write() as session:
+            sweep = _find_search(session, search)
+            total = (sweep.trials or 0) + more
+            if total > MAX_TRIALS:
+                raise ParamError(f"a search may have at most {MAX_TRIALS:,} trials ({sweep.trials} + {more} is more)")
+            sweep.trials = total
+            if sweep.state == "stopped":
+                sweep.state = "active"
+            session.flush()
+            return _search_record(session, sweep)
+
+    def search_importances(self, search: int | str) -> dict[str, float]:
+        """Each searched parameter's share in explaining the finished trials' validation RMSE (Optuna's
+        fANOVA), largest first; empty until two finished trials differ."""
+        with self._read() as session:
+            sweep = _find_search(session, search)
+            spec, states = _spec(sweep), trial_states(session, sweep.id)
+        return study.importances(spec, states)
+
+    def should_prune(self, run_id: int, *, worker_id: int | None = None) -> bool:
+        """Whether the pruner of the search this run is a trial of stops it now, given the epochs it
+        has recorded; False for a run that is no trial or a search without a pruner. What the pruner
+        notes on the trial is saved on the run, while `worker_id` still holds it (ClaimLostError)."""
+        with self._read() as session:
+            run = session.get(Run, run_id)
+            if run is None or run.trial is None or run.sweep is None or run.sweep.search is None:
+                return False
+            spec = _spec(run.sweep)
+            if spec.pruner == "none":
+                return False
+            states, number, key, attrs = trial_states(session, run.sweep.id), run.trial, run.sweep.id, run.trial_attrs
+        prune, noted = study.should_prune(spec, states, number, key=key)
+        if noted != (attrs or {}):
+            with self._write() as session:
+                change_claimed(session, run_id, worker_id, trial_attrs=noted)
+        return prune
+
+
+def ask_trial(session: Session, worker_id: int | None, device: str) -> Run | None:
+    """In a claim's write transaction: the next trial of the oldest active search with trials left,
+    created as a run running under `worker_id` on `device`; None when no search has one to give.
+
+    A trial whose sampled values cannot train together (a conflict between two parameters) is recorded
+    as failed with the reason, which teaches the sampler, and the next trial is asked."""
+    searches = select(Sweep).where(Sweep.state == "active").order_by(Sweep.id).with_for_update()
+    for sweep in session.scalars(searches):
+        spec = _spec(sweep)
+        while True:
+            states = trial_states(session, sweep.id)
+            asked = max((state.number for state in states), default=0)
+            if asked >= (sweep.trials or 0):
+                break
+            answer = study.ask(spec, states, sweep.study_attrs or {}, key=sweep.id)
+            sweep.study_attrs = answer.study_attrs
+            now = utcnow()
+            values: dict[str, Any] = dict(sweep_id=sweep.id, trial=asked + 1, trial_attrs=answer.trial_attrs,
+                                          retries=spec.retries, created_at=now, updated_at=now,
+                                          started_at=now)
+            try:
+                params = spec.params_for(answer.sampled)
+            except ParamError as error:
+                # Recorded with the values drawn, unchecked, so a person sees what conflicted.
+                session.add(Run(status=RunStatus.FAILED, finished_at=now, error=f"the trial's values conflict: {error}",
+                                **values, **param_columns(spec.params_for(answer.sampled, validate=False))))
+                session.flush()
+                continue
+            run = Run(status=RunStatus.RUNNING, worker_id=worker_id, ran_on=device, **values,
+                      **param_columns(params))
+            session.add(run)
+            session.flush()
+            return run
+    return None
+
+
+def trial_states(session: Session, sweep_id: int) -> list[study.TrialState]:
+    """What the study needs of each trial of the search: its newest run's status, drawn values, best
+    validation RMSE, its curve (the best validation RMSE up to each epoch) and sampler attributes."""
+    sweep = session.get_one(Sweep, sweep_id)
+    spec = _spec(sweep)
+    runs = _newest_runs(session, sweep_id)
+    curves: dict[int, dict[int, float]] = {run.id: {} for run in runs}
+    rows = session.execute(select(Epoch.run_id, Epoch.epoch, Epoch.val_rmse)
+                           .where(Epoch.run_id.in_(list(curves))).order_by(Epoch.run_id, Epoch.epoch))
+    for run_id, epoch, val in rows:
+        if val is not None:
+            curve = curves[run_id]
+            curve[epoch] = min(val, min(curve.values(), default=val))
+    states = []
+    for run in runs:
+        params = RunParams.from_dict(run.params, validate=False)
+        sampled = {dim.name: dim.sampled(params) for dim in spec.space}
+        states.append(study.TrialState(number=run.trial or 0, status=run.status, sampled=sampled,
+                                       value=run.best_val_rmse, curve=curves[run.id], attrs=run.trial_attrs or {}))
+    return states
+
+
+def _newest_runs(session: Session, sweep_id: int) -> Sequence[Run]:
+    """The newest run of each trial of the search (a trial run again keeps its number), in trial order."""
+    runs = session.scalars(select(Run).where(Run.sweep_id == sweep_id, Run.trial.is_not(None)).order_by(Run.id))
+    newest = {run.trial or 0: run for run in runs}
+    return [newest[number] for number in sorted(newest)]
+
+
+def _search_record(session: Session, sweep: Sweep) -> SearchRecord:
+    runs = _newest_runs(session, sweep.id)
+    done = [run for run in runs if run.status == RunStatus.DONE and run.best_val_rmse is not None]
+    best = min(done, key=lambda run: (run.best_val_rmse, run.id), default=None)
+    return SearchRecord(
+        id=sweep.id, name=sweep.name, spec=_spec(sweep), state=sweep.state or "active", trials=sweep.trials or 0,
+        created_at=sweep.created_at, asked=max((run.trial or 0 for run in runs), default=0),
+        counts=dict(Counter(str(run.status) for run in runs)), best_run_id=best.id if best else None,
+        best_val_rmse=best.best_val_rmse if best else None, best_test_rmse=best.best_test_rmse if best else None)
+
+
+def _find_search(session: Session, search: int | str) -> Sweep:
+    """The search with this id (a number, or text of digits no search is named) or name; StoreError else."""
+    if isinstance(search, str):
+        named = list(session.scalars(select(Sweep).where(Sweep.name == search, Sweep.search.is_not(None))
+                                     .order_by(Sweep.id)))
+        if len(named) > 1:
+            raise StoreError(f"{len(named)} searches are named {search!r} (ids "
+                             f"{', '.join(str(s.id) for s in named)}): give the id")
+        if named:
+            return named[0]
+        if not search.strip().isdigit():
+            raise StoreError(f"no search named {search!r}")
+        search = int(search)
+    sweep = session.get(Sweep, search) if -INT64_LIMIT <= search < INT64_LIMIT else None
+    if sweep is None or sweep.search is None:
+        raise StoreError(f"no search with id {search}")
+    return sweep
+
+
+def _spec(sweep: Sweep) -> SearchSpec:
+    return SearchSpec.from_dict(sweep.search or {})
+
+
+def stopped_search(session: Session, sweep_id: int | None) -> bool:
+    """Whether the run's sweep is a search that was stopped (its trials are not run again)."""
+    if sweep_id is None:
+        return False
+    return session.scalar(select(Sweep.state).where(Sweep.id == sweep_id)) == "stopped"
+

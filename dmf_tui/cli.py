@@ -21,6 +21,7 @@ COMMAND_MODULES = (
     "dmf_tui.commands.run",
     "dmf_tui.commands.data",
     "dmf_tui.commands.queue",
+    "dmf_tui.commands.search",
     "dmf_tui.commands.presets",
     "dmf_tui.commands.runs",
     "dmf_tui.commands.cleanup",

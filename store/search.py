@@ -148,13 +148,14 @@ class SearchSpec:
         return math.prod(len(dim.choices) if dim.kind == "categorical" else int(dim.high - dim.low) + 1
                          for dim in self.space)
 
-    def describe(self) -> list[str]:
-        """The search as lines a person reads before queueing it (`search --dry-run`, the form's preview)."""
+    def describe(self, trials: int | None = None) -> list[str]:
+        """The search as lines a person reads before queueing it (`search --dry-run`, the form's preview):
+        how, on what, then one line per searched parameter. `trials` overrides the count (an extended search)."""
         fixed = [f"{name}={format_value(getattr(self.base, name))}" for name in ("model", "data", "epochs")
                  if name not in {dim.name for dim in self.space}]
         pruner = "no pruning" if self.pruner == "none" else f"pruner {self.pruner}"
-        return [f"{self.trials} trials, sampler {self.sampler}, {pruner}, minimising validation RMSE "
-                f"(val_size {format_value(self.base.val_size)}); {' '.join(fixed)}",
+        return [f"{trials or self.trials} trials, sampler {self.sampler}, {pruner}",
+                f"minimising validation RMSE (val_size {format_value(self.base.val_size)}); {' '.join(fixed)}",
                 *(f"  {dim.describe()}" for dim in self.space)]
 
     def to_dict(self) -> dict[str, Any]:
@@ -169,6 +170,12 @@ class SearchSpec:
                    space=tuple(Dimension.from_dict(d) for d in values["space"]), trials=int(values["trials"]),
                    sampler=values["sampler"], pruner=values["pruner"], metric=values.get("metric", "val"),
                    seed=int(values.get("seed", 0)), retries=int(values.get("retries", DEFAULT_RETRIES)))
+
+
+def short_value(value: Any) -> str:
+    """A trial's value in a table: four significant digits for a float drawn from a range (0.02023, not
+    0.020232779403798005), else as a person types it."""
+    return f"{value:.4g}" if isinstance(value, float) else format_value(value)
 
 
 def is_range(text: str) -> bool:

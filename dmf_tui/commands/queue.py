@@ -63,7 +63,7 @@ def add_runs(args: argparse.Namespace) -> int:
             like = store.get_run(args.like)  # UnknownRunError: one line, exit 2
         base, retries = like.params, like.retries
     elif args.data is None:
-        base = RunParams(data=catalog.default_data(_last_data(args.db)))
+        base = RunParams(data=catalog.default_data(last_queued_data(args.db)))
     if args.retries is not None:
         retries = args.retries
     runs = grid_from_args(args, base)  # ParamError (one line, exit 2) before anything is written
@@ -87,7 +87,7 @@ def add_runs(args: argparse.Namespace) -> int:
     return 0
 
 
-def _last_data(db: str | None) -> str | None:
+def last_queued_data(db: str | None) -> str | None:
     """The dataset of the run queued last in `db`; None when there is no database yet (nothing is
     created to find out: `add --dry-run` writes nothing)."""
     try:

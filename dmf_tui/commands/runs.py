@@ -159,7 +159,7 @@ def show_run(args: argparse.Namespace) -> int:
     about.add_column(style="dim")
     about.add_column()
     facts: list[tuple[str, Any]] = [
-        ("sweep", run.sweep_id), ("ran on", run.ran_on), ("worker", run.worker_id),
+        ("sweep", run.sweep_id), ("trial", run.trial), ("ran on", run.ran_on), ("worker", run.worker_id),
         ("created", _time(run.created_at)), ("started", _time(run.started_at)),
         ("finished", _time(run.finished_at)), ("epoch", f"{run.epoch}/{run.params.epochs}"),
         ("best test RMSE", _best(run)), ("notes", run.notes), ("tags", ", ".join(run.tags)),

@@ -154,7 +154,9 @@ def _print_list(records: list[SearchRecord]) -> None:
         return
     table = Table(box=None, header_style="bold")
     for name in ("id", "name", "state", "trials", "done", "pruned", "failed", "best val", "test", "sampler"):
-        table.add_column(name, justify="left" if name in ("name", "state", "sampler") else "right")
+        # A long name folds onto more lines rather than losing its end to an ellipsis.
+        table.add_column(name, justify="left" if name in ("name", "state", "sampler") else "right",
+                         overflow="fold" if name == "name" else "ellipsis")
     for record in records:
         table.add_row(str(record.id), fmt.literal(record.name or ""), record.phase, f"{record.asked}/{record.trials}",
                       *(str(record.counts.get(status, 0)) for status in ("done", "pruned", "failed")),

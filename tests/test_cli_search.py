@@ -51,7 +51,8 @@ def test_search_queues_a_search_that_a_worker_runs_to_the_end(db: str, capsys: p
     assert "No worker is running" in out
     with open_store(db) as store:
         (search,) = store.searches()
-        assert (search.phase, search.asked, search.spec.base.epochs, search.spec.base.val_size) == ("running", 0, 2, 0.1)
+        base = search.spec.base
+        assert (search.phase, search.asked, base.epochs, base.val_size) == ("running", 0, 2, 0.1)
         assert [dim.name for dim in search.spec.space] == ["k", "lr", "bias"]
 
     assert main(["--db", db, "worker", "--exit-when-empty", "--poll", "0.05", "--checkpoint-dir", "none"]) == 0

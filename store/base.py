@@ -1,5 +1,5 @@
 """What every group of store operations shares: the engine, the two kinds of transaction, the three
-ways of touching run rows inside one, and the database's clock."""
+ways of touching run rows inside one, the queue's last place, and the database's clock."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from sqlalchemy.orm import Session
 from store.errors import ClaimLostError, UnknownRunError
 from store.params import INT64_LIMIT
 from store.status import RunStatus, check_transition
-from store.tables import Run
+from store.tables import Run, Sweep
 
 if TYPE_CHECKING:
     from typing_extensions import Self  # in typing from Python 3.11
@@ -130,4 +130,12 @@ def change_claimed(session: Session, run_id: int, worker_id: int | None, **value
     when = "not yet" if status == RunStatus.QUEUED else "no longer"
     cannot = f": it cannot become {new_status}" if new_status is not None else ""
     raise ClaimLostError(f"run {run_id} is {status}, {when} running{cannot}")
+
+
+def last_position(session: Session) -> int:
+    """The last place in the queue yet given, to a run or a search. New runs and searches go after it,
+    so places only grow and never collide."""
+    runs = session.scalar(select(func.max(Run.position))) or 0
+    searches = session.scalar(select(func.max(Sweep.position))) or 0
+    return max(runs, searches)
 

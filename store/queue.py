@@ -16,12 +16,12 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable, Sequence
 
-from sqlalchemy import case, func, or_, select
+from sqlalchemy import case, or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from store import catalog
-from store.base import StoreBase, change_claimed, change_run, load_runs
+from store.base import StoreBase, change_claimed, change_run, last_position, load_runs
 from store.errors import StoreError, UnknownRunError
 from store.params import RunParams, check_retries
 from store.records import RunRecord, run_record
@@ -77,7 +77,8 @@ class QueueOps(StoreBase):
 
     def claim(self, worker_id: int | None, *, device: str) -> RunRecord | None:
         """Take the first queued run and mark it running on `device`; None when the queue is
-        empty or paused."""
+        empty or paused. A search holds a place in the queue, as a grid's runs do: when it comes
+        before the first queued run and has trials left, its next trial is asked and taken."""
         with self._write() as session:
             if session.get_one(QueueState, 1).paused:
                 return None
@@ -86,15 +87,17 @@ class QueueOps(StoreBase):
             # On SQLite the first try always wins (the write lock is held). On a server another
             # claimer can take the candidate between the SELECT and the UPDATE: then take the next.
             while True:
-                candidate = session.scalar(
-                    select(Run.id).where(Run.status == RunStatus.QUEUED,
-                                         or_(Run.sweep_id.is_(None), Run.sweep_id.not_in(paused)))
+                first = session.execute(
+                    select(Run.id, Run.position).where(Run.status == RunStatus.QUEUED,
+                                                       or_(Run.sweep_id.is_(None), Run.sweep_id.not_in(paused)))
                     .order_by(Run.position, Run.id).limit(1)
-                )
-                if candidate is None:
-                    # The queue has run dry: a search with trials left gives the next one.
-                    trial = ask_trial(session, worker_id, device)
-                    return None if trial is None else run_record(trial)
+                ).one_or_none()
+                trial = ask_trial(session, worker_id, device, before=None if first is None else first.position)
+                if trial is not None:
+                    return run_record(trial)
+                if first is None:
+                    return None
+                candidate = first.id
                 now = utcnow()
                 if change_run(session, candidate, RunStatus.QUEUED, status=RunStatus.RUNNING,
                               worker_id=worker_id, ran_on=device, started_at=now, updated_at=now):
@@ -245,13 +248,15 @@ def _queue_copy(session: Session, source: Run, *, notes: str, retries: int = 0) 
     copy.tags = source.tags
     copy.notes = notes
     copy.trial, copy.trial_attrs = source.trial, source.trial_attrs
+    if source.trial is not None and source.sweep is not None and source.sweep.position is not None:
+        # A trial run again keeps its search's place: it is taken before the search asks new ones.
+        copy.position = source.sweep.position
     return new_id
 
 
 def _insert_queued(session: Session, runs: Sequence[RunParams], sweep_id: int | None, *,
                    retries: int = 0) -> list[int]:
-    # New runs go after every run ever queued, so positions only grow and never collide.
-    last = session.scalar(select(func.max(Run.position))) or 0
+    last = last_position(session)
     now = utcnow()
     keys = {data: catalog.resolve(data).key for data in {params.data for params in runs}}
     rows = [
@@ -262,6 +267,7 @@ def _insert_queued(session: Session, runs: Sequence[RunParams], sweep_id: int | 
     session.add_all(rows)
     session.flush()
     return [row.id for row in rows]
+
 
 
 def _finite(value: float | None) -> float | None:

@@ -71,7 +71,7 @@ def _data_key(spec: str) -> str:
 def _searches(conn: Connection) -> None:
     """Version 5: a sweep can be a search (its spec, state, trial budget and sampler state), a run
     can be one of its trials. Grids and runs of before have NULL there; "pruned" needs no DDL."""
-    _add_columns(conn, Sweep, ("search", "state", "trials", "study_attrs"))
+    _add_columns(conn, Sweep, ("search", "state", "trials", "study_attrs", "position"))
     _add_columns(conn, Run, ("trial", "trial_attrs"))
 
 

@@ -18,11 +18,11 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
 from store import catalog, study
-from store.base import StoreBase, change_claimed
+from store.base import StoreBase, change_claimed, last_position
 from store.errors import ParamError, StoreError
 from store.params import INT64_LIMIT, RunParams
 from store.records import RunRecord, run_record
@@ -71,7 +71,8 @@ class SearchOps(StoreBase):
         """Record a new, active search; returns its id (its sweep's). Workers ask it for trials."""
         catalog.resolve(spec.base.data)  # an unreadable file fails now, not at every trial
         with self._write() as session:
-            sweep = Sweep(name=name, search=spec.to_dict(), state="active", trials=spec.trials, study_attrs={})
+            sweep = Sweep(name=name, search=spec.to_dict(), state="active", trials=spec.trials, study_attrs={},
+                          position=last_position(session) + 1)
             session.add(sweep)
             session.flush()
             return sweep.id
@@ -151,20 +152,24 @@ class SearchOps(StoreBase):
         return prune
 
 
-def ask_trial(session: Session, worker_id: int | None, device: str) -> Run | None:
-    """In a claim's write transaction: the next trial of the oldest active search with trials left,
-    created as a run running under `worker_id` on `device`; None when no search has one to give.
+def ask_trial(session: Session, worker_id: int | None, device: str, *, before: int | None) -> Run | None:
+    """In a claim's write transaction: the next trial of the first active search in the queue (placed
+    before queue position `before`, when there is a queued run there) with trials left, created as a
+    run running under `worker_id` on `device`; None when no such search has one to give.
 
     A trial whose sampled values cannot train together (a conflict between two parameters) is recorded
     as failed with the reason, which teaches the sampler, and the next trial is asked."""
-    searches = select(Sweep).where(Sweep.state == "active").order_by(Sweep.id).with_for_update()
+    searches = select(Sweep).where(Sweep.state == "active").order_by(Sweep.position).with_for_update()
+    if before is not None:
+        searches = searches.where(Sweep.position < before)
     for sweep in session.scalars(searches):
         spec = _spec(sweep)
         while True:
-            states = trial_states(session, sweep.id)
-            asked = max((state.number for state in states), default=0)
+            # Counted first, cheaply: an idle worker asks at every poll, and most searches are used up.
+            asked = session.scalar(select(func.max(Run.trial)).where(Run.sweep_id == sweep.id)) or 0
             if asked >= (sweep.trials or 0):
                 break
+            states = trial_states(session, sweep.id)
             answer = study.ask(spec, states, sweep.study_attrs or {}, key=sweep.id)
             sweep.study_attrs = answer.study_attrs
             now = utcnow()

@@ -101,11 +101,12 @@ class Sweep(Base):
     # A search's columns (added in schema version 5), all NULL for a grid. `search` is its
     # store.search.SearchSpec as JSON; `state` one of store.search.SEARCH_STATES; `trials` how many
     # trials it may ask for (its spec's count, plus any extensions); `study_attrs` what its sampler
-    # keeps between trials (store/study.py).
+    # keeps between trials (store/study.py); `position` its place in the queue, among the runs'.
     search: Mapped[dict[str, Any] | None]
     state: Mapped[str | None] = mapped_column(String(16))
     trials: Mapped[int | None]
     study_attrs: Mapped[dict[str, Any] | None]
+    position: Mapped[int | None]
 
 
 class Run(Base):

@@ -142,7 +142,7 @@ class SearchOps(StoreBase):
             if run is None or run.trial is None or run.sweep is None or run.sweep.search is None:
                 return False
             spec = _spec(run.sweep)
-            if spec.pruner == "none":
+            if not study.judges_at(spec, run.epoch):
                 return False
             states, number, key, attrs = trial_states(session, run.sweep.id), run.trial, run.sweep.id, run.trial_attrs
         prune, noted = study.should_prune(spec, states, number, key=key)

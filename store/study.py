@@ -27,6 +27,9 @@ from store.status import RunStatus
 if TYPE_CHECKING:
     import optuna
 
+# Successive halving and Hyperband keep the best third of the trials at each rung.
+REDUCTION_FACTOR = 3
+
 
 @dataclass(frozen=True)
 class TrialState:
@@ -164,6 +167,26 @@ def _sampler(spec: SearchSpec, number: int) -> optuna.samplers.BaseSampler:
                                warn_asynchronous_seeding=False)
 
 
+def judges_at(spec: SearchSpec, epoch: int) -> bool:
+    """Whether the search's pruner can stop a trial after `epoch`: successive halving and Hyperband only
+    at their rungs (_first_rung(spec) times a power of 3), the median pruner after its warm-up. The
+    worker asks the pruner only then, which decides the same and spares rebuilding the study each epoch."""
+    first = _first_rung(spec)
+    if spec.pruner == "median":
+        return epoch >= first
+    if spec.pruner in ("asha", "hyperband"):
+        rung = first
+        while rung < epoch:
+            rung *= REDUCTION_FACTOR
+        return rung == epoch
+    return False
+
+
+def _first_rung(spec: SearchSpec) -> int:
+    """The epoch at which the pruners first compare trials: after a tenth of the epochs."""
+    return max(1, spec.max_epochs() // 10)
+
+
 def _pruner(spec: SearchSpec) -> optuna.pruners.BasePruner:
     """The search's pruner, its resource counted in epochs. Successive halving (ASHA) and Hyperband
     first compare trials after a tenth of the epochs, keeping a third at each rung."""
@@ -171,13 +194,14 @@ def _pruner(spec: SearchSpec) -> optuna.pruners.BasePruner:
 
     pruners = optuna.pruners
     epochs = spec.max_epochs()
-    first = max(1, epochs // 10)
+    first = _first_rung(spec)
     if spec.pruner == "median":
         return pruners.MedianPruner(n_startup_trials=5, n_warmup_steps=first)
     if spec.pruner == "asha":
-        return pruners.SuccessiveHalvingPruner(min_resource=first, reduction_factor=3)
+        return pruners.SuccessiveHalvingPruner(min_resource=first, reduction_factor=REDUCTION_FACTOR)
     if spec.pruner == "hyperband":
-        return pruners.HyperbandPruner(min_resource=first, max_resource=max(epochs, first + 1), reduction_factor=3)
+        return pruners.HyperbandPruner(min_resource=first, max_resource=max(epochs, first + 1),
+                                       reduction_factor=REDUCTION_FACTOR)
     return pruners.NopPruner()
 
 

@@ -21,7 +21,7 @@ from store.tables import Epoch
 CsvTarget = str | PathLike[str] | IO[str]
 
 RUN_COLUMNS = (
-    "id", "sweep_id", "sweep_name", "status", *FIELD_NAMES, "data_key",
+    "id", "sweep_id", "sweep_name", "trial", "status", *FIELD_NAMES, "data_key",
     "best_test_rmse", "best_epoch", "best_val_rmse", "epoch", "last_train_rmse", "last_test_rmse",
     # "device" is the requested device (a parameter); ran_on is where it actually ran.
     "ran_on", "worker_id", "created_at", "started_at", "finished_at", "notes", "tags", "error", "archived",

@@ -170,9 +170,19 @@ def ask_trial(session: Session, worker_id: int | None, device: str, *, before: i
             if asked >= (sweep.trials or 0):
                 break
             states = trial_states(session, sweep.id)
-            answer = study.ask(spec, states, sweep.study_attrs or {}, key=sweep.id)
-            sweep.study_attrs = answer.study_attrs
             now = utcnow()
+            try:
+                answer = study.ask(spec, states, sweep.study_attrs or {}, key=sweep.id)
+            except Exception as error:  # whatever the sampler raised, no worker may die of it
+                # The search stops, with a failed trial that says why, rather than fail at every claim.
+                sweep.state = "stopped"
+                session.add(Run(status=RunStatus.FAILED, sweep_id=sweep.id, trial=asked + 1, created_at=now,
+                                updated_at=now, started_at=now, finished_at=now,
+                                error=f"the search's sampler failed, so the search was stopped: "
+                                      f"{type(error).__name__}: {error}", **param_columns(spec.base)))
+                session.flush()
+                break
+            sweep.study_attrs = answer.study_attrs
             values: dict[str, Any] = dict(sweep_id=sweep.id, trial=asked + 1, trial_attrs=answer.trial_attrs,
                                           retries=spec.retries, created_at=now, updated_at=now,
                                           started_at=now)

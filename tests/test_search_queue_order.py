@@ -3,6 +3,9 @@ then its trials until its budget is asked, then what was queued after it."""
 
 from __future__ import annotations
 
+import pytest
+
+from store import study
 from store.db import Store
 from store.params import RunParams
 from store.search import parse_search
@@ -53,3 +56,24 @@ def test_an_interrupted_trial_runs_again_before_new_trials_are_asked(store: Stor
     assert again is not None and store.get_run(again).trial == 1
     assert _claimed(store, worker, 3) == [(search, 1), (search, 2), (None, None)]
     assert store.get_search(search).asked == 2
+
+
+def test_a_sampler_that_fails_stops_its_search_with_a_trial_saying_why(store: Store,
+                                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    worker = store.register_worker(pid=1, host="h", devices=["cpu"], slots=1)
+    search = _search(store, trials=3)
+    _, (run_after,) = store.enqueue_grid([BASE.replace(k=5)], name="after")
+
+    def broken(*_args: object, **_kwargs: object) -> None:
+        raise RuntimeError("no sampler today")
+
+    monkeypatch.setattr(study, "ask", broken)
+    claimed = store.claim(worker, device="cpu")
+
+    # The worker goes on with the queue; the search says why it stopped.
+    assert claimed is not None and claimed.id == run_after
+    record = store.get_search(search)
+    assert (record.phase, record.counts) == ("stopped", {"failed": 1})
+    (trial,) = store.search_trials(search)
+    assert trial.error == ("the search's sampler failed, so the search was stopped: RuntimeError: "
+                           "no sampler today")

@@ -2,7 +2,7 @@
 queued runs still train. tests/fixtures/v1.db was written by schema version 1 (make_v1_db.py), v2.db
 by schema version 2, the last release that kept every hyperparameter as a column (make_v2_db.py),
 v3.db by schema version 3, the last before runs had a dataset identity, archiving and logs
-(make_v3_db.py)."""
+(make_v3_db.py), v4.db by schema version 4, the last before searches (make_v4_db.py)."""
 
 from __future__ import annotations
 
@@ -16,10 +16,12 @@ from dmf_tui.cli import main
 from store import catalog
 from store.db import open_store
 from store.schema import SCHEMA_VERSION
+from store.search import parse_search
 
 V1 = Path(__file__).parent / "fixtures" / "v1.db"
 V2 = Path(__file__).parent / "fixtures" / "v2.db"
 V3 = Path(__file__).parent / "fixtures" / "v3.db"
+V4 = Path(__file__).parent / "fixtures" / "v4.db"
 TABLES = ("runs", "epochs", "workers", "sweeps", "run_logs")
 
 
@@ -202,3 +204,51 @@ def test_a_dataset_whose_identity_cannot_be_found_does_not_stop_the_upgrade(
 
     with open_store(str(path)) as store:
         assert [store.get_run(i).data_key for i in (1, 4)] == ["ml-100k", "/private/ratings.csv"]
+
+
+def test_a_v4_database_keeps_everything_and_gains_searches(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("DMF_DATA_DIR", str(tmp_path / "data"))
+    path = tmp_path / "runs.db"
+    shutil.copyfile(V4, path)
+
+    store = open_store(str(path))
+
+    runs = {i: store.get_run(i) for i in range(1, 8)}
+    assert {i: r.status for i, r in runs.items()} == {
+        1: "done", 2: "failed", 3: "cancelled", 4: "done", 5: "lost", 6: "queued", 7: "queued"}
+    assert all(r.trial is None for r in runs.values())
+    assert (runs[1].params.k, runs[1].params.reg, runs[2].params.optimizer, runs[7].params.seed) == (
+        8, 0.02, "adamw", 3)
+    assert (runs[4].params.model, runs[4].params.k, runs[4].params.dropout) == ("autorec", 64, 0.1)
+    assert (runs[5].params.schedule, runs[5].params.val_size, runs[6].params) == ("cosine", 0.1, runs[5].params)
+    assert (runs[1].notes, runs[1].tags, runs[1].best_val_rmse, runs[1].best_test_rmse, runs[1].best_epoch) == (
+        "the v4 baseline", ("baseline", "v4"), 1.02, 0.99, 2)
+    assert runs[2].error == "DataError: line 3 of u.data: [bad] rating"
+    assert runs[5].error is not None and "no longer running" in runs[5].error
+    assert (runs[5].retries, runs[6].retries, runs[6].notes) == (1, 0, "automatic retry of #5")
+    assert {i for i, r in runs.items() if r.archived} == {4}
+    assert {i for i, r in runs.items() if r.dismissed} == {2}
+    assert {i: r.sweep_name for i, r in runs.items()} == {
+        1: "k-grid", 2: "k-grid", 3: "k-grid", 4: "rows", 5: None, 6: None, 7: None}
+    assert [(e.epoch, e.val_rmse, e.test_rmse) for e in store.epochs(1)] == [(1, 1.07, 1.05), (2, 1.02, 0.99)]
+    assert [e.val_rmse for e in store.epochs(5)] == [1.3]
+    assert [line.text for line in store.run_log(1)] == ["started by worker 1", "ended done"]
+    assert [(s.id, s.name, s.runs) for s in store.sweeps()] == [(2, "rows", 1), (1, "k-grid", 3)]
+    assert store.searches() == []  # its sweeps are grids
+    store.close()
+    _same_schema_as_a_fresh_database(path, tmp_path)
+    with sqlite3.connect(path) as con:
+        assert con.execute("select version from schema_version").fetchall() == [(SCHEMA_VERSION,)]
+        assert con.execute("pragma integrity_check").fetchall() == [("ok",)]
+
+    with open_store(str(path)) as store:
+        base = runs[7].params
+        search = store.create_search(parse_search({"lr": "1e-4..1e-2:log"}, base, trials=2, pruner="none"),
+                                     name="after the upgrade")
+        # The runs queued before the upgrade come first, then the search's trials.
+        claimed = [store.claim(None, device="cpu") for _ in range(4)]
+        assert [(run.id, run.trial) if run else None for run in claimed][:2] == [(6, None), (7, None)]
+        assert [(run.sweep_id, run.trial) if run else None for run in claimed][2:] == [(search, 1), (search, 2)]
+        assert store.claim(None, device="cpu") is None
+        (record,) = store.searches()
+        assert (record.name, record.asked, dict(record.counts)) == ("after the upgrade", 2, {"running": 2})

@@ -104,3 +104,22 @@ def test_a_trial_its_worker_was_stopped_in_is_finished_by_the_next_worker(store:
     assert trials[0].params == interrupted.params and trials[0].id != interrupted.id
     assert [e.epoch for e in store.epochs(interrupted.id)] == [1]  # the interrupted run keeps its epoch
     assert store.get_search(search).phase == "finished"
+
+
+@pytest.mark.xfail(reason="engine/worker.py records a trial pruned and then stopped as interrupted (it checks "
+                          "`pruned and not stop`), so a trial its pruner already judged is queued again and "
+                          "trained from the start", strict=True)
+def test_a_trial_pruned_just_before_its_worker_is_stopped_stays_pruned(store: Store, base: RunParams,
+                                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    search = _search(store, base, pruner="asha", trials=2)
+    stop = threading.Event()
+
+    def prune_then_stop(run_id: int, **kwargs: Any) -> bool:
+        stop.set()  # SIGTERM arrives right after the pruner's verdict
+        return True
+
+    monkeypatch.setattr(store, "should_prune", prune_then_stop)
+    assert _serve(store, stop) == 0
+
+    (trial,) = store.search_trials(search)
+    assert (trial.trial, trial.status, trial.epoch) == (1, "pruned", 1)

@@ -363,7 +363,7 @@ class Slot:
         else:
             if result is not None and result.stopped != "cancelled":
                 status = RunStatus.DONE
-            elif pruned.is_set() and not self.stop.is_set():
+            elif pruned.is_set():  # even if the worker was told to stop meanwhile: not to be run again
                 status = RunStatus.PRUNED
             elif self.store.is_cancel_requested(run.id):
                 status = RunStatus.CANCELLED

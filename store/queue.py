@@ -27,6 +27,7 @@ from store.params import RunParams, check_retries
 from store.records import RunRecord, run_record
 from store.searches import ask_trial, stopped_search
 from store.status import RunStatus
+from store.study import sampler_attrs
 from store.tables import Epoch, QueueState, Run, Sweep, param_columns, utcnow
 
 
@@ -227,11 +228,11 @@ def queue_again(session: Session, run_id: int) -> int | None:
     fewer); the run itself stays as it ended, with its epochs. Returns the copy's id, else None.
 
     A search's trial that was interrupted (its worker was stopped, not the trial's fault) is queued
-    again whatever its retries, unless the search was stopped: restarting workers loses no trial."""
+    again whatever its retries: restarting workers loses no trial. No trial of a stopped search is."""
     run = session.get_one(Run, run_id)
-    if not run.status.is_retried:
+    if not run.status.is_retried or (run.trial is not None and stopped_search(session, run.sweep_id)):
         return None
-    if run.trial is not None and run.status == RunStatus.INTERRUPTED and not stopped_search(session, run.sweep_id):
+    if run.trial is not None and run.status == RunStatus.INTERRUPTED:
         return _queue_copy(session, run, notes=f"trial {run.trial} again after #{run.id} was interrupted",
                            retries=run.retries)
     if run.retries <= 0:
@@ -247,7 +248,8 @@ def _queue_copy(session: Session, source: Run, *, notes: str, retries: int = 0) 
     copy = session.get_one(Run, new_id)
     copy.tags = source.tags
     copy.notes = notes
-    copy.trial, copy.trial_attrs = source.trial, source.trial_attrs
+    # The sampler's notes go with the trial; the pruner's rungs start again with its new curve.
+    copy.trial, copy.trial_attrs = source.trial, sampler_attrs(source.trial_attrs)
     if source.trial is not None and source.sweep is not None and source.sweep.position is not None:
         # A trial run again keeps its search's place: it is taken before the search asks new ones.
         copy.position = source.sweep.position

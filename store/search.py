@@ -207,7 +207,7 @@ def parse_search(values: Mapping[str, str | None], base: RunParams | None = None
         if name not in PARAMS:
             raise ParamError(f"unknown parameter {name!r}")
         text = str(text).strip()
-        if is_range(text):
+        if is_range(text) and name != "data":  # a dataset's path may well hold ".."
             space.append(_parse_range(name, text))
             continue
         choices = list(dict.fromkeys(format_value(parse_value(name, alt)) for alt in split_alternatives(name, text)))

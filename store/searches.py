@@ -49,7 +49,7 @@ class SearchRecord:
 
     @property
     def label(self) -> str:
-        return f"search {self.name!r} (#{self.id})" if self.name else f"search #{self.id}"
+        return _label(self)
 
     @property
     def active_trials(self) -> int:
@@ -111,12 +111,19 @@ class SearchOps(StoreBase):
             return _search_record(session, sweep)
 
     def extend_search(self, search: int | str, more: int) -> SearchRecord:
-        """Let a search ask for `more` trials; a stopped or finished one becomes active again."""
+        """Let a search ask for `more` trials; a stopped or finished one becomes active again. A grid
+        search goes up to its grid's size and no further (ParamError once it is there)."""
         if isinstance(more, bool) or not isinstance(more, int) or more < 1:
             raise ParamError(f"extend a search by 1 or more trials (got {more!r})")
         with self._write() as session:
             sweep = _find_search(session, search)
             total = (sweep.trials or 0) + more
+            grid = _spec(sweep).grid_size() if _spec(sweep).sampler == "grid" else None
+            if grid is not None and total > grid:
+                # Past its last point the grid sampler would train points it has trained already.
+                if sweep.trials is not None and sweep.trials >= grid:
+                    raise ParamError(f"{_label(sweep)} has run its whole grid of {grid} points: nothing to extend")
+                total = grid
             if total > MAX_TRIALS:
                 raise ParamError(f"a search may have at most {MAX_TRIALS:,} trials ({sweep.trials} + {more} is more)")
             sweep.trials = total
@@ -259,6 +266,10 @@ def _find_search(session: Session, search: int | str) -> Sweep:
     if sweep is None or sweep.search is None:
         raise StoreError(f"no search with id {search}")
     return sweep
+
+
+def _label(search: Sweep | SearchRecord) -> str:
+    return f"search {search.name!r} (#{search.id})" if search.name else f"search #{search.id}"
 
 
 def _spec(sweep: Sweep) -> SearchSpec:

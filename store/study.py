@@ -167,6 +167,14 @@ def _sampler(spec: SearchSpec, number: int) -> optuna.samplers.BaseSampler:
                                warn_asynchronous_seeding=False)
 
 
+def sampler_attrs(attrs: Mapping[str, Any] | None) -> dict[str, Any] | None:
+    """A trial's system attributes less the pruners' (successive halving and Hyperband note each rung
+    passed as "completed_rung_N"): what a trial run again keeps, as its new curve is judged afresh."""
+    if attrs is None:
+        return None
+    return {name: value for name, value in attrs.items() if not name.startswith("completed_rung_")}
+
+
 def judges_at(spec: SearchSpec, epoch: int) -> bool:
     """Whether the search's pruner can stop a trial after `epoch`: successive halving and Hyperband only
     at their rungs (_first_rung(spec) times a power of 3), the median pruner after its warm-up. The

@@ -9,6 +9,7 @@ from store import study
 from store.db import Store
 from store.params import RunParams
 from store.search import parse_search
+from store.tables import Run
 
 BASE = RunParams(data="synthetic-100k", epochs=2, device="cpu")
 
@@ -77,3 +78,16 @@ def test_a_sampler_that_fails_stops_its_search_with_a_trial_saying_why(store: St
     (trial,) = store.search_trials(search)
     assert trial.error == ("the search's sampler failed, so the search was stopped: RuntimeError: "
                            "no sampler today")
+
+
+def test_a_trial_run_again_keeps_the_samplers_notes_but_not_the_pruners_rungs(store: Store) -> None:
+    worker = store.register_worker(pid=1, host="h", devices=["cpu"], slots=1)
+    _search(store, trials=1)
+    first = store.claim(worker, device="cpu")
+    assert first is not None
+    with store._write() as session:
+        session.get_one(Run, first.id).trial_attrs = {"grid_id": 3, "completed_rung_0": 0.9}
+    again = store.finish_run(first.id, "interrupted", worker_id=worker)
+
+    with store._read() as session:
+        assert session.get_one(Run, again).trial_attrs == {"grid_id": 3}

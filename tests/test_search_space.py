@@ -137,9 +137,6 @@ def test_the_preview_names_the_trials_the_sampler_and_each_dimension() -> None:
     assert all(len(line) <= 80 for line in lines)  # the form's preview and --dry-run at 80 columns
 
 
-@pytest.mark.xfail(reason="parse_search reads any text with '..' as a range, so a relative path to a "
-                          "ratings file (--data ../u.data) is refused as 'a range' though add takes it",
-                   strict=True)
 def test_a_relative_data_path_is_a_file_not_a_range(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     ratings = write_ratings(tmp_path / "u.data")
     (tmp_path / "sub").mkdir()

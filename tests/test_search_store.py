@@ -119,8 +119,6 @@ def test_stop_cancels_queued_trials_and_asks_no_more(store: Store) -> None:
     assert store.claim(None, device="cpu") is None
 
 
-@pytest.mark.xfail(reason="queue_again requeues an interrupted (or lost) trial of a stopped search through "
-                          "its retries, and claim() takes it: the stopped search trains on", strict=True)
 def test_a_trial_interrupted_after_its_search_stopped_is_not_run_again(store: Store) -> None:
     search = store.create_search(_spec(trials=5))
     running = _claim(store)
@@ -158,8 +156,6 @@ def test_extend_refuses_a_bad_count(store: Store, more: Any, message: str) -> No
     assert store.get_search(search).trials == 3
 
 
-@pytest.mark.xfail(reason="extend_search lets a grid search ask past its last point: Optuna's GridSampler then "
-                          "runs points again, and logs a warning on stderr (under the TUI)", strict=True)
 def test_a_grid_search_never_runs_a_point_twice_even_extended(store: Store, capfd: pytest.CaptureFixture[str]) -> None:
     search = store.create_search(_spec({"k": "2..3"}, sampler="grid", trials=2))
     runs = [_claim(store) for _ in range(2)]

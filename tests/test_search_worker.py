@@ -106,9 +106,6 @@ def test_a_trial_its_worker_was_stopped_in_is_finished_by_the_next_worker(store:
     assert store.get_search(search).phase == "finished"
 
 
-@pytest.mark.xfail(reason="engine/worker.py records a trial pruned and then stopped as interrupted (it checks "
-                          "`pruned and not stop`), so a trial its pruner already judged is queued again and "
-                          "trained from the start", strict=True)
 def test_a_trial_pruned_just_before_its_worker_is_stopped_stays_pruned(store: Store, base: RunParams,
                                                                        monkeypatch: pytest.MonkeyPatch) -> None:
     search = _search(store, base, pruner="asha", trials=2)

@@ -1,4 +1,4 @@
-"""The dmf-tui Textual app: three tabs over one store, polled about once a second.
+"""The dmf-tui Textual app: four tabs over one store, polled about once a second.
 
 Every store call runs in a thread (`DmfApp.db`, `StoreSource.poll`), so a slow disk or a busy
 database never freezes the screen. The app imports neither torch nor the engine: workers are
@@ -33,8 +33,10 @@ from dmf_tui.components.main_tabs import MainTabs
 from dmf_tui.components.new_run import NewRunScreen
 from dmf_tui.components.queue_tab import QueueTab
 from dmf_tui.components.run_detail import RunDetailScreen
+from dmf_tui.components.search_view import SearchViewScreen
+from dmf_tui.components.searches_tab import SearchesTab
 from dmf_tui.components.status_bar import StatusBar
-from dmf_tui.messages import CancelRun, CompareRuns, NewExperiment, OpenRun, RetryRun, StoreChanged
+from dmf_tui.messages import CancelRun, CompareRuns, NewExperiment, OpenRun, OpenSearch, RetryRun, StoreChanged
 from dmf_tui.source import StoreSource, worker_command
 from store.db import Store, sqlite_file
 from store.errors import StoreError
@@ -62,7 +64,8 @@ P = ParamSpec("P")
 T = TypeVar("T")
 
 # What has the keys on each tab.
-MAIN_WIDGET = {"queue": "#queue-table", "live": "#live-tab", "history": "#history-table"}
+MAIN_WIDGET = {"queue": "#queue-table", "live": "#live-tab", "history": "#history-table",
+               "searches": "#searches-table"}
 
 
 class DmfApp(App[None]):
@@ -86,6 +89,8 @@ class DmfApp(App[None]):
                 tooltip="the Live tab: epochs and curves of the running runs"),
         Binding("3", "show_tab('history')", "Show History", show=False, id="app.tab_history",
                 tooltip="the History tab: finished runs ranked by best test RMSE"),
+        Binding("4", "show_tab('searches')", "Show Searches", show=False, id="app.tab_searches",
+                tooltip="the Searches tab: each search, its trials and its best validation RMSE"),
         # Textual's own palette key, declared here so the help lists it (Textual adds none then).
         Binding("ctrl+p", "command_palette", "palette", show=False, priority=True, id="app.palette",
                 tooltip="the command palette: the keys that work where it opens, by name"),
@@ -107,6 +112,7 @@ class DmfApp(App[None]):
         self.queue_tab = QueueTab(id="queue-tab")
         self.live_tab = LiveTab(id="live-tab")
         self.history_tab = HistoryTab(id="history-tab")
+        self.searches_tab = SearchesTab(id="searches-tab")
         self._config_problem = self._apply_settings()
         self._saving_settings = asyncio.Lock()
 
@@ -119,6 +125,8 @@ class DmfApp(App[None]):
                 yield self.live_tab
             with TabPane("History", id="history"):
                 yield self.history_tab
+            with TabPane("Searches", id="searches"):
+                yield self.searches_tab
         # At 80 columns the app's own keys take 44 columns of the footer, after the tab's keys,
         # which have the other 36 (each shown key: its key, a space, its word, a space). So the
         # palette's key (ctrl+p), which would take 11 on the right, is left to the help.
@@ -215,6 +223,7 @@ class DmfApp(App[None]):
             self.status_bar.show_snapshot(snapshot)
             self.queue_tab.show_snapshot(snapshot)
             await self.live_tab.show_snapshot(snapshot)
+            self.searches_tab.show_snapshot(snapshot)
             if reload_history or snapshot.finished_changed:
                 self.history_tab.reload()
 
@@ -235,6 +244,13 @@ class DmfApp(App[None]):
     @on(OpenRun)
     def open_run(self, message: OpenRun) -> None:
         self.push_screen(RunDetailScreen(message.run_id))
+
+    @on(OpenSearch)
+    @work(group="open-search")
+    async def open_search(self, message: OpenSearch) -> None:
+        search = await self.db(self.store.get_search, message.search_id)
+        if search is not None:
+            await self.push_screen(SearchViewScreen(search))
 
     @on(CompareRuns)
     def compare_runs(self, message: CompareRuns) -> None:
@@ -302,7 +318,8 @@ class DmfApp(App[None]):
         # Focus the tab now rather than when its activation message arrives: an action that
         # moves the focus itself (History's filter) keeps it then.
         self.focus_active_tab()
-        widget = {"queue": self.queue_tab, "live": self.live_tab, "history": self.history_tab}[tab]
+        widget = {"queue": self.queue_tab, "live": self.live_tab, "history": self.history_tab,
+                  "searches": self.searches_tab}[tab]
         await self.run_action(action, default_namespace=widget)
 
     @work(group="app-actions")

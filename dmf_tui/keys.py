@@ -38,6 +38,8 @@ from dmf_tui.components.run_detail import RunDetailScreen
 from dmf_tui.components.run_log import RunLogScreen
 from dmf_tui.components.run_table import RunTable
 from dmf_tui.components.save_csv import SaveCsv
+from dmf_tui.components.search_view import SearchViewScreen
+from dmf_tui.components.searches_tab import ExtendScreen, SearchesTab, SearchTable
 
 
 @dataclass(frozen=True)
@@ -62,6 +64,11 @@ PLACES = (
     Place("Live", LiveTab, tab="live"),
     Place("History", HistoryTab, tab="history"),
     Place("History", RunTable),
+    Place("Searches", SearchesTab, tab="searches"),
+    Place("Searches", SearchTable),
+    Place("Search", SearchViewScreen),
+    Place("Search", RunTable),
+    Place("Extend search", ExtendScreen),
     Place("Run detail", RunDetailScreen),
     Place("Run log", RunLogScreen),
     Place("Compare", CompareScreen),

@@ -30,6 +30,22 @@ class NewExperiment(Message):
         self.retries = retries
 
 
+class OpenSearch(Message):
+    """Show the view of one search: its trials, best-so-far curve, importances."""
+
+    def __init__(self, search_id: int) -> None:
+        super().__init__()
+        self.search_id = search_id
+
+
+class NewSearch(Message):
+    """Open the New search form, its fields filled from `base` when given."""
+
+    def __init__(self, base: RunParams | None = None) -> None:
+        super().__init__()
+        self.base = base
+
+
 class CancelRun(Message):
     """Cancel a queued run, or ask a running one to stop (from the Queue or Run detail)."""
 

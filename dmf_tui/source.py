@@ -1,6 +1,7 @@
 """What the TUI reads from the store once a second, gathered in one call that runs in a thread.
 
-`StoreSource.poll` reads one snapshot of the store (Store.poll_snapshot, one transaction). It
+`StoreSource.poll` reads one snapshot of the store (Store.poll_snapshot, one transaction), and the
+searches (Store.searches: a few, each counted over its trials). It
 remembers what it has: the last epoch it has seen of each running run, so each poll asks the
 database only for epochs that are new, which the Live tab appends to its tables; the queue's
 records, so only runs that changed are read again; the recent problems, read again only when a run
@@ -17,6 +18,7 @@ from typing import TYPE_CHECKING
 
 from store.db import Store
 from store.records import EpochRecord, RunRecord, WorkerRecord
+from store.searches import SearchRecord
 from store.snapshot import PollSnapshot
 from store.status import FINISHED_STATUSES, RunStatus, WorkerState
 
@@ -42,6 +44,8 @@ class Snapshot:
     finished_changed: bool
     # The system load of each worker slot on this host, by worker id (dmf_tui/load.py).
     load: dict[int, SlotLoad]
+    # Every search, newest first, with its trials counted (the Searches tab).
+    searches: list[SearchRecord]
 
     @property
     def running(self) -> list[RunRecord]:
@@ -95,6 +99,7 @@ class StoreSource:
             epoch_seconds={run_id: total / count for run_id, (total, count) in self._seconds.items() if count},
             finished_changed=finished_changed,
             load=self._sample_load(polled.workers),
+            searches=self.store.searches(),
         )
 
     def _sample_load(self, workers: list[WorkerRecord]) -> dict[int, SlotLoad]:

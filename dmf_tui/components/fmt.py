@@ -30,6 +30,17 @@ STATUS_STYLE = {
     RunStatus.CANCELLED: "yellow",
     RunStatus.LOST: "red",
     RunStatus.INTERRUPTED: "yellow",
+    # Stopped early by its search's pruner: an ending the search chose, neither success nor failure.
+    RunStatus.PRUNED: "cyan",
+}
+
+# A search's phase (store.searches.SearchRecord.phase), styled as the run statuses it resembles.
+PHASE_STYLE = {
+    "running": "bold green",
+    "paused": "yellow",
+    "stopping": "bold yellow",
+    "stopped": "dim",
+    "finished": "green",
 }
 
 
@@ -123,6 +134,11 @@ def status(run: RunRecord) -> str:
 def status_text(run: RunRecord) -> Text:
     """`status(run)` in the colour of the run's status."""
     return Text(status(run), STATUS_STYLE.get(run.status, ""))
+
+
+def phase_text(phase: str) -> Text:
+    """A search's phase in its colour."""
+    return Text(phase, PHASE_STYLE.get(phase, ""))
 
 
 def eta(run: RunRecord, epoch_seconds: float | None) -> float | None:

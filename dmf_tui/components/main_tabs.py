@@ -1,4 +1,4 @@
-"""The Queue / Live / History tabs of the main screen."""
+"""The Queue / Live / History / Searches tabs of the main screen."""
 
 from __future__ import annotations
 

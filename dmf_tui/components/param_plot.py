@@ -14,7 +14,7 @@ from typing import Any, Literal
 from textual import events, on
 from textual.app import ComposeResult
 from textual.binding import Binding
-from textual.containers import Horizontal
+from textual.containers import Horizontal, Vertical
 from textual.screen import Screen
 from textual.widgets import Footer, Select, Static
 from textual_plotext import PlotextPlot
@@ -101,51 +101,71 @@ def padded(values: Iterable[float]) -> tuple[float, float]:
     return low - pad, high + pad
 
 
-class ParamPlotScreen(Screen[None]):
-    """The runs' best test RMSE (up) against the parameter chosen (across); the best run in green."""
+METRIC_WORDS = {"test": "best test RMSE", "val": "best validation RMSE"}
+
+
+class ParamPlot(Vertical):
+    """The runs' best RMSE of one kind (up) against the parameter chosen (across); the best run in
+    green. History's parameter plot shows the test RMSE; a search's view the validation RMSE, by
+    which the search chooses."""
 
     DEFAULT_CSS = """
-    ParamPlotScreen #param-bar { height: 1; padding: 0 1; }
-    ParamPlotScreen #param-bar Static { width: auto; }
-    ParamPlotScreen #param-choice { width: 30; }
-    ParamPlotScreen #param-plot { height: 1fr; }
-    ParamPlotScreen #param-note { height: auto; padding: 0 1; }
+    ParamPlot #param-bar { height: 1; padding: 0 1; }
+    ParamPlot #param-bar Static { width: auto; }
+    ParamPlot #param-choice { width: 30; }
+    ParamPlot #param-plot { height: 1fr; }
+    ParamPlot #param-note { height: auto; padding: 0 1; }
     """
-    BINDINGS = [
-        Binding("escape", "app.pop_screen", "Back", id="plot.back", tooltip="back to History"),
-        Binding("x", "next_param(1)", "Next parameter", id="plot.next",
-                tooltip="plot against the next parameter that varies across these runs"),
-        Binding("X", "next_param(-1)", "Previous", id="plot.previous",
-                tooltip="plot against the previous parameter that varies across these runs"),
-    ]
 
-    def __init__(self, runs: list[RunRecord]) -> None:
-        """`runs`: those History lists. One that has no best test RMSE (it finished no epoch) has
-        no point."""
-        super().__init__()
-        self.rmse = {run.id: run.best_test_rmse for run in runs if run.best_test_rmse is not None}
+    def __init__(self, runs: list[RunRecord], *, metric: Literal["test", "val"] = "test", **kwargs: Any) -> None:
+        """`runs`: those to plot. One that has no best RMSE of this kind (it finished no epoch)
+        has no point."""
+        super().__init__(**kwargs)
+        self.metric = metric
+        self.runs: list[RunRecord] = []
+        self.rmse: dict[int, float] = {}
+        self.left_out = 0
+        self.params: list[str] = []
+        self._take(runs)
+
+    def _take(self, runs: list[RunRecord]) -> None:
+        best = {run.id: run.best_test_rmse if self.metric == "test" else run.best_val_rmse for run in runs}
+        self.rmse = {run_id: value for run_id, value in best.items() if value is not None}
         self.runs = [run for run in runs if run.id in self.rmse]
         self.left_out = len(runs) - len(self.runs)
         self.params = varying_params(self.runs)
 
     def compose(self) -> ComposeResult:
-        yield Static(f"Best test RMSE (up) against a parameter (across) · {len(self.runs)} runs",
-                     classes="screen-title")
-        if self.params:
-            with Horizontal(id="param-bar"):
-                yield Static("x axis (x, X): ")
-                yield Select([(name, name) for name in self.params], value=self.params[0], allow_blank=False,
-                             compact=True, id="param-choice")
+        with Horizontal(id="param-bar"):
+            yield Static("x axis (x, X): " if self.metric == "test" else "x axis (x): ")
+            yield Select(self._options(), value=self.params[0] if self.params else Select.NULL,
+                         allow_blank=not self.params, compact=True, id="param-choice")
         yield PlotextPlot(id="param-plot")
         yield Static(id="param-note", classes="hint", markup=False)
-        yield Footer(compact=True, show_command_palette=False)
+
+    def _options(self) -> list[tuple[str, str]]:
+        return [(name, name) for name in self.params]
 
     def on_mount(self) -> None:
+        self.query_one("#param-bar").display = bool(self.params)
         # Drawn once laid out: the tick labels are fitted to the plot's width.
-        self.call_after_refresh(self._draw)
+        self.call_after_refresh(self.draw)
 
     def on_resize(self, event: events.Resize) -> None:
-        self._draw()
+        self.draw()
+
+    def set_runs(self, runs: list[RunRecord]) -> None:
+        """Plot these runs instead (a search's view, as its trials finish); the parameter chosen stays
+        chosen while it still varies."""
+        chosen = self.param
+        self._take(runs)
+        choice = self.query_one("#param-choice", Select)
+        with self.prevent(Select.Changed):
+            choice.set_options(self._options())
+            if self.params:
+                choice.value = chosen if chosen in self.params else self.params[0]
+        self.query_one("#param-bar").display = bool(self.params)
+        self.draw()
 
     @property
     def param(self) -> str | None:
@@ -157,14 +177,14 @@ class ParamPlotScreen(Screen[None]):
 
     @on(Select.Changed, "#param-choice")
     def _chosen(self) -> None:
-        self._draw()
+        self.draw()
 
-    def action_next_param(self, step: int) -> None:
+    def next_param(self, step: int) -> None:
         if self.param is not None:
             following = self.params[(self.params.index(self.param) + step) % len(self.params)]
             self.query_one("#param-choice", Select).value = following
 
-    def _draw(self) -> None:
+    def draw(self) -> None:
         plot, note = self.query_one("#param-plot", PlotextPlot), self.query_one("#param-note", Static)
         plt = plot.plt
         plt.clear_figure()
@@ -172,7 +192,7 @@ class ParamPlotScreen(Screen[None]):
         name = self.param
         if name is None:
             note.update("No parameter varies across these runs." if self.runs
-                        else "None of these runs has a test RMSE yet.")
+                        else f"None of these runs has a {METRIC_WORDS[self.metric].removeprefix('best ')} yet.")
             return
         shown = axis(self.runs, name)
         ids = list(shown.positions)
@@ -193,9 +213,44 @@ class ParamPlotScreen(Screen[None]):
         plt.ylim(*padded(self.rmse[i] for i in ids))
         [best_run] = [run for run in self.runs if run.id == best]
         missing = len(self.runs) - len(ids)
+        kind = "test" if self.metric == "test" else "val"
         note.update(
             f"Best (green): run {best}, {name}={format_value(param_value(best_run, name))}, "
-            f"test RMSE {self.rmse[best]:.4f}."
+            f"{kind} RMSE {self.rmse[best]:.4f}."
             + (f" {missing} runs have no {name} (their model does not use it)." if missing else "")
-            + (f" {self.left_out} runs without a test RMSE are left out." if self.left_out else "")
+            + (f" {self.left_out} runs without a {kind} RMSE are left out." if self.left_out else "")
         )
+
+
+class ParamPlotScreen(Screen[None]):
+    """History's parameter plot: the listed runs' best test RMSE against a parameter."""
+
+    DEFAULT_CSS = """
+    ParamPlotScreen ParamPlot { height: 1fr; }
+    """
+    BINDINGS = [
+        Binding("escape", "app.pop_screen", "Back", id="plot.back", tooltip="back to History"),
+        Binding("x", "next_param(1)", "Next parameter", id="plot.next",
+                tooltip="plot against the next parameter that varies across these runs"),
+        Binding("X", "next_param(-1)", "Previous", id="plot.previous",
+                tooltip="plot against the previous parameter that varies across these runs"),
+    ]
+
+    def __init__(self, runs: list[RunRecord]) -> None:
+        """`runs`: those History lists."""
+        super().__init__()
+        self.plot = ParamPlot(runs)
+
+    @property
+    def runs(self) -> list[RunRecord]:
+        """The runs plotted (those with a best test RMSE)."""
+        return self.plot.runs
+
+    def compose(self) -> ComposeResult:
+        yield Static(f"Best test RMSE (up) against a parameter (across) · {len(self.runs)} runs",
+                     classes="screen-title")
+        yield self.plot
+        yield Footer(compact=True, show_command_palette=False)
+
+    def action_next_param(self, step: int) -> None:
+        self.plot.next_param(step)

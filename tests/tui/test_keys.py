@@ -153,7 +153,7 @@ def keys_that_work_on(app) -> list[Binding]:
     the app's and the screen's, or on the main screen its tabs'. (Found from the running app, not
     from the registry, which is what is checked.)"""
     if app.screen is app.screen_stack[0]:
-        owners = [type(app.queue_tab), type(app.live_tab), type(app.history_tab)]
+        owners = [type(app.queue_tab), type(app.live_tab), type(app.history_tab), type(app.searches_tab)]
     else:
         owners = [type(app.screen)]
     # The app's keys that it allows on this screen (those for the queue and workers are the tabs').

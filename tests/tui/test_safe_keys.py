@@ -35,13 +35,18 @@ from dmf_tui.components.compare import CompareScreen
 from dmf_tui.components.confirm import Confirm
 from dmf_tui.components.help import HelpScreen
 from dmf_tui.components.new_run import HINTS, NewRunScreen
+from dmf_tui.components.new_search import HINTS as SEARCH_HINTS
+from dmf_tui.components.new_search import NewSearchScreen
 from dmf_tui.components.param_plot import ParamPlotScreen
 from dmf_tui.components.run_detail import RunDetailScreen
 from dmf_tui.components.run_log import RunLogScreen
 from dmf_tui.components.save_csv import SaveCsv
+from dmf_tui.components.search_view import SearchViewScreen
+from dmf_tui.components.searches_tab import ExtendScreen
 from dmf_tui.keys import PLACES
-from dmf_tui.messages import OpenRun
+from dmf_tui.messages import OpenRun, OpenSearch
 from store.db import Store
+from store.search import parse_search
 from tests.tui.conftest import fill_lab, make_app, settle
 
 # Every printable ASCII character (space to ~), then the issue's note and the app's keys.
@@ -98,12 +103,22 @@ def run_with(store: Store, status: str) -> int:
     return run_id
 
 
+def a_search(store: Store) -> int:
+    """A search of one fixed value (nothing asked of it: no trial runs here)."""
+    return store.create_search(parse_search({"data": "synthetic-100k", "k": "8..16:int"}))
+
+
 # How each screen is opened (the main screen once per tab), and the screen's class.
 OPENERS: dict[str, tuple[type[Screen[Any]] | None, Callable[[DmfApp, Path], object]]] = {
     "queue": (None, lambda app, tmp: app.action_show_tab("queue")),
     "live": (None, lambda app, tmp: app.action_show_tab("live")),
     "history": (None, lambda app, tmp: app.action_show_tab("history")),
+    "searches": (None, lambda app, tmp: app.action_show_tab("searches")),
+    "search": (SearchViewScreen, lambda app, tmp: app.post_message(OpenSearch(a_search(app.store)))),
+    "extend search": (ExtendScreen, lambda app, tmp: app.push_screen(ExtendScreen(app.store.get_search(
+        a_search(app.store))))),
     "form": (NewRunScreen, lambda app, tmp: app.action_new_experiment()),
+    "search form": (NewSearchScreen, lambda app, tmp: app.push_screen(NewSearchScreen())),
     "running run": (RunDetailScreen, lambda app, tmp: app.post_message(OpenRun(run_with(app.store, "running")))),
     "failed run": (RunDetailScreen, lambda app, tmp: app.post_message(OpenRun(run_with(app.store, "failed")))),
     "run log": (RunLogScreen, lambda app, tmp: app.push_screen(RunLogScreen(run_with(app.store, "failed")))),
@@ -119,9 +134,11 @@ OPENERS: dict[str, tuple[type[Screen[Any]] | None, Callable[[DmfApp, Path], obje
 KNOWN_FIELDS = {
     "history": {"history-filter"},
     "form": {f"field-{name}" for name in HINTS},
+    "search form": {f"field-{name}" for name in SEARCH_HINTS if name not in ("sampler", "pruner")},  # Selects
     "running run": {"notes"},
     "failed run": {"notes"},
     "save csv": {"save-csv-path"},
+    "extend search": {"extend-trials"},
 }
 
 

@@ -45,11 +45,15 @@ DATA_DIR = Path(__file__).resolve().parents[2] / "shared" / "data"
 
 # The spaces, as a person gives them to `dmf-tui search`. `mf` is the issue's example; `mf-reg` adds the
 # per-rating L2 that the `mf` preset needs to beat Surprise (bench/RESULTS.md, issue 11), the next thing
-# a user would try; `deepmf` searches the MLP's shape and dropout as well.
+# a user would try; `mf-reg-init` also starts the embeddings small, as that preset does (PyTorch's
+# N(0, 1) init puts a K-64 model's first predictions far off the 1-5 scale, and 20 epochs do not bring
+# them back); `deepmf` searches the MLP's shape and dropout as well.
 SPACES: dict[str, dict[str, str]] = {
     "mf": {"model": "mf", "lr": "1e-4..3e-2:log", "k": "8..64:int", "bias": "true,false", "epochs": "20"},
     "mf-reg": {"model": "mf", "lr": "1e-4..3e-2:log", "k": "8..64:int", "bias": "true,false",
                "reg": "1e-3..1e-1:log", "epochs": "20"},
+    "mf-reg-init": {"model": "mf", "lr": "1e-4..3e-2:log", "k": "8..64:int", "bias": "true,false",
+                    "reg": "1e-3..1e-1:log", "init_std": "0.01", "epochs": "20"},
     "deepmf": {"model": "deepmf", "lr": "1e-4..3e-2:log", "k": "8..64:int", "hidden": "64,32/32,16/16,8",
                "dropout": "0..0.5", "epochs": "20"},
 }
@@ -170,6 +174,8 @@ def main() -> int:
     parser.add_argument("--seeds", default="0,1,2", help="comma list of seeds (default 0,1,2)")
     parser.add_argument("--configs", default=",".join(f"{s}/{p}" for s, p in CONFIGS),
                         help="comma list of sampler/pruner (default: random and tpe, each with none and asha)")
+    parser.add_argument("--keep", type=Path, default=None, metavar="DIR",
+                        help="keep each search's database in DIR (to open in the TUI or read its curves)")
     parser.add_argument("--data", default="ml-100k", help="default ml-100k; synthetic-100k for a quick offline run")
     args = parser.parse_args()
     os.environ.setdefault("DMF_DATA_DIR", str(DATA_DIR))  # the workers find datasets through the catalog
@@ -187,13 +193,16 @@ def main() -> int:
         return 0
 
     outcomes = []
-    with tempfile.TemporaryDirectory(prefix="bench-search-") as folder:
+    if args.keep:
+        args.keep.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix="bench-search-") as scratch:
+        folder = args.keep or Path(scratch)
         for space in spaces:
             trials = args.deepmf_trials if space == "deepmf" and args.deepmf_trials else args.trials
             for seed in seeds:
                 for sampler, pruner in configs:
                     outcome = run_search(space, SPACES[space], data=args.data, sampler=sampler, pruner=pruner,
-                                         seed=seed, trials=trials, folder=Path(folder))
+                                         seed=seed, trials=trials, folder=folder)
                     outcomes.append(outcome)
                     print(f"{space} {sampler}/{pruner} seed {seed}: {outcome.trials} trials ({outcome.pruned} "
                           f"pruned), best val {outcome.best_val_rmse:.4f}, its test {outcome.best_test_rmse:.4f}, "

@@ -68,3 +68,15 @@ def test_the_surprise_bar_applies_to_mf_spaces_only():
     assert all(bench_search.SPACES[space]["model"] == "mf" for space in ("mf", "mf-reg"))
     lines = targets([outcome("deepmf", "random", "none", 0, 0.95, 400), outcome("deepmf", "tpe", "asha", 0, 0.95, 100)])
     assert len(lines) == 1 and "Surprise" not in lines[0]
+
+
+def test_the_command_prints_the_tables_and_keeps_each_database_when_asked(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("DMF_DATA_DIR", str(tmp_path))  # which the script would otherwise set for the session
+    monkeypatch.setattr(sys, "argv", ["bench_search.py", "--data", "synthetic-100k", "--spaces", "mf", "--trials",
+                                      "1", "--seeds", "0", "--configs", "random/none", "--keep", str(tmp_path / "kept")])
+
+    assert bench_search.main() == 0
+
+    printed = capsys.readouterr().out
+    assert "| mf | random | none | 1 | 1 | 0.0 |" in printed and "20 (100%)" in printed
+    assert [path.name for path in (tmp_path / "kept").iterdir()] == ["mf-random-none-0.db"]

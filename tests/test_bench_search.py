@@ -72,8 +72,8 @@ def test_the_surprise_bar_applies_to_mf_spaces_only():
 
 def test_the_command_prints_the_tables_and_keeps_each_database_when_asked(tmp_path, monkeypatch, capsys):
     monkeypatch.setenv("DMF_DATA_DIR", str(tmp_path))  # which the script would otherwise set for the session
-    monkeypatch.setattr(sys, "argv", ["bench_search.py", "--data", "synthetic-100k", "--spaces", "mf", "--trials",
-                                      "1", "--seeds", "0", "--configs", "random/none", "--keep", str(tmp_path / "kept")])
+    monkeypatch.setattr(sys, "argv", ["bench_search.py", "--data", "synthetic-100k", "--spaces", "mf", "--trials", "1",
+                                      "--seeds", "0", "--configs", "random/none", "--keep", str(tmp_path / "kept")])
 
     assert bench_search.main() == 0
 

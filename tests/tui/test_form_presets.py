@@ -6,7 +6,8 @@ from __future__ import annotations
 from textual.geometry import Region
 from textual.widgets import Input, Label, Select
 
-from dmf_tui.components.new_run import PRESET_HINT, NewRunScreen
+from dmf_tui.components.new_run import NewRunScreen
+from dmf_tui.components.param_form import PRESET_HINT
 from store.params import RunParams, format_value
 from store.presets import BEST, PRESETS, SETS
 from tests.tui.conftest import make_app, settle

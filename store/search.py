@@ -25,7 +25,15 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from store.errors import ParamError
-from store.params import PARAMS, RunParams, check_retries, format_value, parse_value, split_alternatives
+from store.params import (
+    PARAMS,
+    RunParams,
+    check_fits_here,
+    check_retries,
+    format_value,
+    parse_value,
+    split_alternatives,
+)
 
 SAMPLERS = ("tpe", "random", "grid", "cmaes", "qmc")
 PRUNERS = ("none", "median", "asha", "hyperband")
@@ -252,9 +260,11 @@ def parse_search(values: Mapping[str, str | None], base: RunParams | None = None
     return spec
 
 
-def _checked(spec: SearchSpec, sampled: Mapping[str, Any]) -> RunParams:
+def _checked(spec: SearchSpec, sampled: Mapping[str, Any]) -> None:
+    """ParamError unless the trial with these values can be queued: valid, and small enough for this
+    machine's memory (as `add` checks each run of a grid)."""
     try:
-        return spec.params_for(sampled)
+        check_fits_here(spec.params_for(sampled))
     except ParamError as error:
         raise ParamError(f"{error} (in the search space)") from None
 

@@ -117,3 +117,8 @@ def test_a_search_name_is_printed_as_text(db: str, capsys: pytest.CaptureFixture
     capsys.readouterr()
     assert main(["--db", db, "searches"]) == 0
     assert hostile in capsys.readouterr().out
+
+
+def test_a_space_whose_largest_corner_cannot_fit_here_is_refused(db: str, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["--db", db, "search", "--data", "ml-20m", "--k", "8..100000000:int", "--dry-run"]) == 2
+    assert "k=100000000" in capsys.readouterr().err

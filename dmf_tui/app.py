@@ -31,12 +31,22 @@ from dmf_tui.components.history_tab import HistoryTab
 from dmf_tui.components.live_tab import LiveTab
 from dmf_tui.components.main_tabs import MainTabs
 from dmf_tui.components.new_run import NewRunScreen
+from dmf_tui.components.new_search import NewSearchScreen
 from dmf_tui.components.queue_tab import QueueTab
 from dmf_tui.components.run_detail import RunDetailScreen
 from dmf_tui.components.search_view import SearchViewScreen
 from dmf_tui.components.searches_tab import SearchesTab
 from dmf_tui.components.status_bar import StatusBar
-from dmf_tui.messages import CancelRun, CompareRuns, NewExperiment, OpenRun, OpenSearch, RetryRun, StoreChanged
+from dmf_tui.messages import (
+    CancelRun,
+    CompareRuns,
+    NewExperiment,
+    NewSearch,
+    OpenRun,
+    OpenSearch,
+    RetryRun,
+    StoreChanged,
+)
 from dmf_tui.source import StoreSource, worker_command
 from store.db import Store, sqlite_file
 from store.errors import StoreError
@@ -77,6 +87,9 @@ class DmfApp(App[None]):
                 tooltip="the help: every key, by where it works (ctrl+p opens the palette: the keys by name)"),
         Binding("n", "new_experiment", "New", id="app.new",
                 tooltip="on the tabs: open the New experiment form to queue a grid of runs"),
+        # Not in the footer, which has no room for it at 80 columns beside a tab's keys.
+        Binding("N", "new_search", "New search", show=False, id="app.new_search",
+                tooltip="on the tabs: open the New search form: ranges to search, a sampler and a pruner"),
         Binding("p", "toggle_pause", "Pause", id="app.pause",
                 tooltip="on the tabs: pause or resume the queue (paused, workers take no new runs; running go on)"),
         Binding("w", "start_worker", "Worker", id="app.worker_start",
@@ -99,7 +112,7 @@ class DmfApp(App[None]):
 
     # The app's keys that act on the queue and the workers work on the main screen (the tabs), whose
     # footer keeps room for them; the other screens' footers at 80 columns hold their own keys.
-    MAIN_SCREEN_ACTIONS = frozenset({"new_experiment", "toggle_pause", "start_worker", "stop_worker"})
+    MAIN_SCREEN_ACTIONS = frozenset({"new_experiment", "new_search", "toggle_pause", "start_worker", "stop_worker"})
 
     def __init__(self, store: Store, *, poll_interval: float = 1.0) -> None:
         super().__init__()
@@ -286,6 +299,10 @@ class DmfApp(App[None]):
     def new_experiment(self, message: NewExperiment) -> None:
         self.open_form(message.params, message.retries)
 
+    @on(NewSearch)
+    def new_search(self, message: NewSearch) -> None:
+        self.open_search_form(message.base)
+
     @on(StoreChanged)
     @work(group="poll")
     async def store_changed(self) -> None:
@@ -301,6 +318,16 @@ class DmfApp(App[None]):
 
         self.push_screen(NewRunScreen(params, retries), queued)
 
+    def open_search_form(self, base: RunParams | None = None) -> None:
+        def queued(search_id: int | None) -> None:
+            if search_id is not None:
+                self.notify(f"search #{search_id} queued: workers ask it for trials when the queue runs dry")
+                self.post_message(StoreChanged())
+                self.action_show_tab("searches")
+                self.post_message(OpenSearch(search_id))
+
+        self.push_screen(NewSearchScreen(base), queued)
+
     # --- actions (also listed in the command palette, components/palette.py) ------------
 
     def action_help(self) -> None:
@@ -308,6 +335,9 @@ class DmfApp(App[None]):
 
     def action_new_experiment(self) -> None:
         self.open_form()
+
+    def action_new_search(self) -> None:
+        self.open_search_form()
 
     def action_show_tab(self, tab: str) -> None:
         self.query_one("#tabs", TabbedContent).active = tab

@@ -32,6 +32,7 @@ from dmf_tui.components.help import HelpScreen
 from dmf_tui.components.history_tab import HistoryTab
 from dmf_tui.components.live_tab import LiveTab
 from dmf_tui.components.new_run import NewRunScreen
+from dmf_tui.components.new_search import NewSearchScreen
 from dmf_tui.components.param_plot import ParamPlotScreen
 from dmf_tui.components.queue_tab import QueueTab
 from dmf_tui.components.run_detail import RunDetailScreen
@@ -74,6 +75,7 @@ PLACES = (
     Place("Compare", CompareScreen),
     Place("Parameter plot", ParamPlotScreen),
     Place("Form", NewRunScreen),
+    Place("Search form", NewSearchScreen),
     Place("Help", HelpScreen),
     Place("Confirm", Confirm),
     Place("Export CSV", SaveCsv),

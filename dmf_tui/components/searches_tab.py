@@ -36,7 +36,7 @@ SEARCH_COLUMNS = (
     ("pruned", "pruned"), ("failed", "failed"), ("best_val", "best val"), ("test", "test"),
     ("sampler", "sampler"), ("pruner", "pruner"),
 )
-EMPTY = "No search yet. dmf-tui search (in a shell) starts one."
+EMPTY = "No search yet. Press N to start one (or dmf-tui search in a shell)."
 
 
 def search_cells(search: SearchRecord) -> tuple[Cell, ...]:

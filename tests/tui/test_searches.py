@@ -13,12 +13,14 @@ from textual.widgets import DataTable, Input, Label, Static, TabbedContent
 from dmf_tui.app import DmfApp
 from dmf_tui.components import fmt
 from dmf_tui.components.new_run import NewRunScreen
+from dmf_tui.components.new_search import NewSearchScreen
 from dmf_tui.components.param_plot import ParamPlot
 from dmf_tui.components.run_detail import RunDetailScreen
 from dmf_tui.components.search_view import NEEDS_TRIALS, SearchViewScreen, best_so_far
 from dmf_tui.components.searches_tab import ExtendScreen, SearchesTab
+from dmf_tui.messages import NewSearch
 from store.db import Store
-from store.params import format_value
+from store.params import RunParams, format_value
 from store.search import parse_search
 from store.status import RunStatus
 from tests.tui.confirming import answer, asks
@@ -299,3 +301,30 @@ async def test_the_views_keys_pause_extend_and_stop_its_search(store, worker):
         assert store.get_search(search_id).state == "stopped"
         assert app.screen is screen
         assert str(screen.query_one("#search-state", Static).render()).startswith("stopped")
+
+
+async def test_n_opens_the_new_search_form_and_a_queued_search_opens_on_the_searches_tab(store, worker):
+    app = make_app(store)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        await pilot.press("N")
+        await settle(pilot)
+        form = app.screen
+        assert isinstance(form, NewSearchScreen)
+        await pilot.press("escape")  # nothing typed: closes without asking
+        await settle(pilot)
+        assert app.screen is app.screen_stack[0] and store.searches() == []
+
+        # Cloned from a run: the form starts from its parameters.
+        app.post_message(NewSearch(RunParams(data="synthetic-100k", lr=0.0042)))
+        await settle(pilot)
+        form = app.screen
+        assert isinstance(form, NewSearchScreen)
+        assert form.query_one("#field-lr", Input).value == "0.0042"
+        # The form queues the search and closes with its id (the form's own tests drive its fields).
+        search_id = make_search(store, worker, endings=())
+        form.dismiss(search_id)
+        await settle(pilot)
+        assert isinstance(app.screen, SearchViewScreen) and app.screen.search.id == search_id
+        assert app.query_one("#tabs", TabbedContent).active == "searches"
+        assert any(f"search #{search_id} queued" in note for note in TextualPrivate.notifications(app))

@@ -1,8 +1,7 @@
 """What the TUI reads from the store once a second, gathered in one call that runs in a thread.
 
-`StoreSource.poll` reads one snapshot of the store (Store.poll_snapshot, one transaction), and the
-searches (Store.searches: a few, each counted over its trials). It
-remembers what it has: the last epoch it has seen of each running run, so each poll asks the
+`StoreSource.poll` reads one snapshot of the store (Store.poll_snapshot, one transaction: the runs
+and the searches). It remembers what it has: the last epoch it has seen of each running run, so each poll asks the
 database only for epochs that are new, which the Live tab appends to its tables; the queue's
 records, so only runs that changed are read again; the recent problems, read again only when a run
 joins or leaves them. (The Queue and History tables are not redrawn either: `RunTable.sync`
@@ -99,7 +98,7 @@ class StoreSource:
             epoch_seconds={run_id: total / count for run_id, (total, count) in self._seconds.items() if count},
             finished_changed=finished_changed,
             load=self._sample_load(polled.workers),
-            searches=self.store.searches(),
+            searches=polled.searches,
         )
 
     def _sample_load(self, workers: list[WorkerRecord]) -> dict[int, SlotLoad]:

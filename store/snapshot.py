@@ -1,8 +1,8 @@
 """What the TUI shows, read in one transaction: Store.poll_snapshot.
 
 The TUI polls about once a second. Each poll reads the workers, the queue, the epochs that landed
-since the previous poll, the runs per status, whether the queue is paused and, when they may have
-changed, the runs that ended badly most recently. Read separately these were 4+N transactions (N
+since the previous poll, the runs per status, whether the queue is paused, the searches and, when
+they may have changed, the runs that ended badly most recently. Read separately these were 4+N transactions (N
 running runs), each with its own view of the database; here they are one, so what the screen shows
 is one moment.
 
@@ -24,6 +24,7 @@ from sqlalchemy.orm import Session
 
 from store.base import StoreBase
 from store.records import EpochRecord, RunRecord, WorkerRecord, epoch_record, run_record
+from store.searches import SearchRecord, search_records
 from store.status import ENDED_BADLY, STATUSES, RunStatus
 from store.tables import Epoch, QueueState, Run
 from store.workers import DEFAULT_GRACE_S, worker_records
@@ -54,6 +55,8 @@ class PollSnapshot:
     # The runs that ended badly and are neither dismissed nor archived, the most recently finished
     # first; None when problems_key is the one the caller gave (its list is still true): not read.
     problems: list[RunRecord] | None
+    # Every search, newest first, each counted over its trials.
+    searches: list[SearchRecord]
 
 
 class SnapshotOps(StoreBase):
@@ -72,8 +75,9 @@ class SnapshotOps(StoreBase):
             counts, key = _counts(session)
             problems = None if key == problems_key else _problems(session, problems_limit)
             paused = session.scalar(select(QueueState.paused).where(QueueState.id == 1))
+            searches = search_records(session)
         return PollSnapshot(workers=workers, queue=queue, new_epochs=new_epochs, counts=counts,
-                            paused=bool(paused), problems_key=key, problems=problems)
+                            paused=bool(paused), problems_key=key, problems=problems, searches=searches)
 
 
 def _queue(session: Session, known: dict[int, RunRecord]) -> list[RunRecord]:

@@ -162,7 +162,7 @@ class SearchViewScreen(Screen[None]):
         with VerticalScroll(id="search-header"):
             # Where it stands first: what changes, and what a person opened the view for.
             yield Static(id="search-state", markup=False)
-            yield Static("\n".join(self.search.spec.describe()), id="search-spec", classes="hint", markup=False)
+            yield Static(id="search-spec", classes="hint", markup=False)
         with TabbedContent(id="search-tabs"):
             with TabPane(VIEWS[0][1], id=VIEWS[0][0]):
                 yield RunTable(trial_columns(self.space), fixed_columns=3, id="trials-table")
@@ -197,6 +197,8 @@ class SearchViewScreen(Screen[None]):
     def _show(self, search: SearchRecord, trials: list[RunRecord]) -> None:
         self.search, self.trials = search, trials
         self.query_one("#search-state", Static).update(state_line(search, trials))
+        # With the budget as it is now: an extended search asks more trials than it was created with.
+        self.query_one("#search-spec", Static).update("\n".join(search.spec.describe(search.trials)))
         self.query_one("#trials-table", RunTable).sync((run.id, trial_cells(run, self.space)) for run in trials)
         self._draw_curve()
         done = [run for run in trials if run.status == RunStatus.DONE and run.best_val_rmse is not None]

@@ -21,7 +21,8 @@ from store.status import FINISHED_STATUSES, RunStatus, WorkerState
 
 TITLE = ("dmf-tui", "bold")
 # How the most compact renderings name the longer finished statuses.
-ABBREVIATED = {RunStatus.FAILED: "fail", RunStatus.CANCELLED: "canc", RunStatus.INTERRUPTED: "intr"}
+ABBREVIATED = {RunStatus.FAILED: "fail", RunStatus.CANCELLED: "canc", RunStatus.INTERRUPTED: "intr",
+               RunStatus.PRUNED: "prun"}
 
 
 def worker_text(workers: Sequence[WorkerRecord], *, short: bool = False) -> Text:

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Row, func, select, update
+from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
 from store import catalog, study
@@ -245,15 +245,16 @@ def search_records(session: Session, sweeps: Sequence[Sweep] | None = None) -> l
     the few columns of their trials' runs: the TUI reads them every second."""
     if sweeps is None:
         sweeps = list(session.scalars(select(Sweep).where(Sweep.search.is_not(None)).order_by(Sweep.id.desc())))
-    trials: dict[int, dict[int, Row[Any]]] = {sweep.id: {} for sweep in sweeps}
+    # By search, by trial: the row of its newest run (sweep_id, trial, id, status, best val and test RMSE).
+    trials: dict[int, dict[int, Any]] = {sweep.id: {} for sweep in sweeps}
     rows = session.execute(select(Run.sweep_id, Run.trial, Run.id, Run.status, Run.best_val_rmse, Run.best_test_rmse)
                            .where(Run.sweep_id.in_(list(trials)), Run.trial.is_not(None)).order_by(Run.id))
     for row in rows:
-        trials[row.sweep_id][row.trial] = row  # the newest run of each trial is the last
+        trials[row.sweep_id or 0][row.trial or 0] = row  # the newest run of each trial comes last
     return [_search_record(sweep, list(trials[sweep.id].values())) for sweep in sweeps]
 
 
-def _search_record(sweep: Sweep, runs: list[Row[Any]]) -> SearchRecord:
+def _search_record(sweep: Sweep, runs: list[Any]) -> SearchRecord:
     done = [run for run in runs if run.status == RunStatus.DONE and run.best_val_rmse is not None]
     best = min(done, key=lambda run: (run.best_val_rmse, run.id), default=None)
     return SearchRecord(

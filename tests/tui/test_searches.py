@@ -19,39 +19,12 @@ from dmf_tui.components.run_detail import RunDetailScreen
 from dmf_tui.components.search_view import NEEDS_TRIALS, SearchViewScreen, best_so_far
 from dmf_tui.components.searches_tab import ExtendScreen, SearchesTab
 from dmf_tui.messages import NewSearch
-from store.db import Store
 from store.params import RunParams, format_value
-from store.search import parse_search
 from store.status import RunStatus
 from tests.tui.confirming import answer, asks
-from tests.tui.conftest import FakeWorker, TextualPrivate, make_app, settle
+from tests.tui.conftest import ENDINGS, TextualPrivate, make_app, make_search, run_trial, settle
 
 SIZE = (80, 24)
-SPACE = {"data": "synthetic-100k", "model": "mf", "lr": "1e-4..1e-1:log", "k": "8..32:int", "epochs": "4"}
-# How each trial ends, and the validation RMSE it reaches (at its last epoch).
-ENDINGS = (("done", 0.93), ("pruned", 0.96), ("done", 0.91), ("failed", 0.99))
-
-
-def run_trial(store: Store, worker: FakeWorker, status: str, val: float) -> int:
-    """Ask the search for its next trial (as a worker's claim does) and end it `status`: its
-    validation RMSE falls to `val` over 4 epochs (2 when pruned); test RMSE sits 0.01 above it."""
-    run = store.claim(worker.id, device="cpu")
-    assert run is not None and run.trial is not None
-    for epoch in range(1, (2 if status == "pruned" else 4) + 1):
-        now = val + 0.01 * (4 - epoch)
-        store.record_epoch(run.id, epoch, train_rmse=now - 0.05, test_rmse=now + 0.01, val_rmse=now, seconds=1.0)
-    store.finish_run(run.id, status, error="boom" if status == "failed" else None)
-    return run.id
-
-
-def make_search(store: Store, worker: FakeWorker, endings=ENDINGS, trials: int = 6) -> int:
-    search_id = store.create_search(parse_search(SPACE, trials=trials, sampler="random", pruner="none"),
-                                    name="lr search")
-    for status, val in endings:
-        run_trial(store, worker, status, val)
-    return search_id
-
-
 def cells(table: DataTable, column: str) -> list[str]:
     return [str(table.get_cell(row.key, column)) for row in table.ordered_rows]
 

@@ -9,7 +9,7 @@ import pytest
 from textual.widgets import Input, TextArea
 
 from dmf_tui.messages import OpenRun
-from tests.tui.conftest import fill_lab, freeze_times, make_app, settle
+from tests.tui.conftest import fill_lab, freeze_times, make_app, make_search, settle
 
 SIZES = {"80x24": (80, 24), "140x40": (140, 40)}
 
@@ -88,6 +88,29 @@ async def help_screen(pilot) -> None:
     await pilot.press("question_mark")
 
 
+async def searches_tab(pilot) -> None:
+    await pilot.press("4")
+
+
+async def search_view(pilot) -> None:
+    await searches_tab(pilot)
+    await _steady(pilot)
+    await pilot.press("enter")
+
+
+async def search_curve(pilot) -> None:
+    await search_view(pilot)
+    await _steady(pilot)
+    await pilot.press("v")
+
+
+async def new_search_form(pilot) -> None:
+    await pilot.press("N")
+    await _steady(pilot)
+    pilot.app.screen.query_one("#field-lr", Input).value = "1e-4..3e-2:log"
+    pilot.app.screen.query_one("#field-k", Input).value = "8..64:int"
+
+
 SCREENS = [queue_tab, cancel_a_running_run, live_tab, history_tab, history_by_sweep, parameter_plot,
            form_with_errors, run_detail_of_a_failed_run, log_of_a_failed_run, compare_two_runs, help_screen]
 
@@ -101,6 +124,27 @@ def test_screen(snap_compare, store, worker, screen, size):
     async def run_before(pilot) -> None:
         # The first key waits for the app to have mounted, polled and drawn: a key that comes
         # sooner can be undone by the tabs still settling on their first one.
+        await _steady(pilot)
+        await screen(pilot)
+        await _steady(pilot)
+
+    assert snap_compare(make_app(store), terminal_size=size, run_before=run_before)
+
+
+SEARCH_SCREENS = [searches_tab, search_view, search_curve, new_search_form]
+
+
+@pytest.mark.parametrize("size", SIZES.values(), ids=SIZES.keys())
+@pytest.mark.parametrize("screen", SEARCH_SCREENS, ids=[s.__name__ for s in SEARCH_SCREENS])
+def test_search_screen(snap_compare, store, worker, screen, size):
+    """The same lab with a search of four trials, ended done, pruned, done and failed."""
+    # First, and with no trial left to ask: the lab's queued runs would go before its trials, and its
+    # runs would be taken as trials.
+    make_search(store, worker, trials=4)
+    fill_lab(store, worker)
+    freeze_times(store)
+
+    async def run_before(pilot) -> None:
         await _steady(pilot)
         await screen(pilot)
         await _steady(pilot)

@@ -115,12 +115,7 @@ SCREENS = [queue_tab, cancel_a_running_run, live_tab, history_tab, history_by_sw
            form_with_errors, run_detail_of_a_failed_run, log_of_a_failed_run, compare_two_runs, help_screen]
 
 
-@pytest.mark.parametrize("size", SIZES.values(), ids=SIZES.keys())
-@pytest.mark.parametrize("screen", SCREENS, ids=[s.__name__ for s in SCREENS])
-def test_screen(snap_compare, store, worker, screen, size):
-    fill_lab(store, worker)
-    freeze_times(store)
-
+def _shoot(snap_compare, store, screen, size) -> bool:
     async def run_before(pilot) -> None:
         # The first key waits for the app to have mounted, polled and drawn: a key that comes
         # sooner can be undone by the tabs still settling on their first one.
@@ -128,7 +123,15 @@ def test_screen(snap_compare, store, worker, screen, size):
         await screen(pilot)
         await _steady(pilot)
 
-    assert snap_compare(make_app(store), terminal_size=size, run_before=run_before)
+    return bool(snap_compare(make_app(store), terminal_size=size, run_before=run_before))
+
+
+@pytest.mark.parametrize("size", SIZES.values(), ids=SIZES.keys())
+@pytest.mark.parametrize("screen", SCREENS, ids=[s.__name__ for s in SCREENS])
+def test_screen(snap_compare, store, worker, screen, size):
+    fill_lab(store, worker)
+    freeze_times(store)
+    assert _shoot(snap_compare, store, screen, size)
 
 
 SEARCH_SCREENS = [searches_tab, search_view, search_curve, new_search_form]
@@ -143,10 +146,4 @@ def test_search_screen(snap_compare, store, worker, screen, size):
     make_search(store, worker, trials=4)
     fill_lab(store, worker)
     freeze_times(store)
-
-    async def run_before(pilot) -> None:
-        await _steady(pilot)
-        await screen(pilot)
-        await _steady(pilot)
-
-    assert snap_compare(make_app(store), terminal_size=size, run_before=run_before)
+    assert _shoot(snap_compare, store, screen, size)

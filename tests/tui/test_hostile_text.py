@@ -14,9 +14,11 @@ from textual.widgets import Input, Label
 from dmf_tui.components.compare import CompareScreen
 from dmf_tui.components.new_run import NewRunScreen
 from dmf_tui.components.run_detail import RunDetailScreen
+from dmf_tui.components.search_view import SearchViewScreen
 from dmf_tui.messages import OpenRun
 from store.errors import StoreError
 from store.params import RunParams
+from store.search import parse_search
 from tests.tui.conftest import TextualPrivate, make_app, settle
 
 SIZE = (200, 50)
@@ -169,3 +171,17 @@ async def test_typed_markup_in_the_filter_and_the_form_is_shown_as_typed(store, 
         app.screen.query_one("#field-k", Input).value = hostile
         await settle(pilot)
         assert f"k: {hostile!r} is not an integer" in str(app.screen.query_one("#message-k", Label).render())
+
+
+async def test_the_searches_tab_and_a_search_view_show_its_name_as_typed(store, hostile):
+    search = parse_search({"data": "synthetic-100k", "lr": "1e-3..1e-2:log"}, trials=2)
+    store.create_search(search, name=f"SRCH={hostile}")
+    app = make_app(store)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        await pilot.press("4")
+        await shows_literally(pilot, hostile, "SRCH=")
+        await pilot.press("enter")
+        await settle(pilot)
+        assert isinstance(app.screen, SearchViewScreen)
+        await shows_literally(pilot, hostile, "SRCH=")

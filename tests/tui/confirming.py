@@ -6,22 +6,33 @@ to end without one, failing (not hanging) when the other happens."""
 
 from __future__ import annotations
 
+from typing import Any, TypeVar
+
 from textual.pilot import Pilot
+from textual.screen import Screen
 
 from dmf_tui.components.confirm import Confirm
 from tests.tui.conftest import settle
 
+S = TypeVar("S", bound=Screen[Any])
 
-async def asks(pilot: Pilot, keys: str = "") -> str:
-    """Press `keys` (words, as pilot.press takes them) and return the question they asked."""
+
+async def opens(pilot: Pilot, keys: str, kind: type[S]) -> S:
+    """Press `keys` (words, as pilot.press takes them) and return the screen of `kind` they open: a
+    question, or a window asking for a value (settle() would wait for the answer)."""
     await pilot.press(*keys.split())
     for _ in range(500):
         screen = pilot.app.screen
-        if isinstance(screen, Confirm):
+        if isinstance(screen, kind):
             await pilot.pause()  # let it draw and take the focus
-            return screen.question
+            return screen
         await pilot.pause(0.01)
-    raise AssertionError(f"{keys or 'that'} did not ask")
+    raise AssertionError(f"{keys or 'that'} did not open {kind.__name__}")
+
+
+async def asks(pilot: Pilot, keys: str = "") -> str:
+    """Press `keys` and return the question they asked."""
+    return (await opens(pilot, keys, Confirm)).question
 
 
 async def does_not_ask(pilot: Pilot, keys: str = "") -> None:

@@ -18,7 +18,7 @@ from dmf_tui.components.param_plot import ParamPlotScreen
 from dmf_tui.components.run_detail import RunDetailScreen
 from dmf_tui.components.save_csv import SaveCsv
 from store.params import RunParams
-from tests.tui.confirming import answer, asks, does_not_ask
+from tests.tui.confirming import answer, asks, does_not_ask, opens
 from tests.tui.conftest import FakeWorker, TextualPrivate, make_app, settle
 
 SIZE = (80, 24)
@@ -337,16 +337,6 @@ async def test_cancel_and_retry_the_sweep_of_the_run_under_the_cursor(store, lab
         assert [(run.sweep_id, run.params.lr) for run in queued] == [(lab["sweep"], 3e-2)]
 
 
-async def save_csv(pilot) -> SaveCsv:
-    """Press e and wait for the question where to write (settle would wait for the answer)."""
-    await pilot.press("e")
-    for _ in range(500):
-        if isinstance(pilot.app.screen, SaveCsv):
-            await pilot.pause()
-            return pilot.app.screen
-        await pilot.pause(0.01)
-    raise AssertionError("e did not ask where to write")
-
 
 async def test_export_asks_where_beside_the_database_and_writes_the_listing(store, lab, db, tmp_path, monkeypatch):
     elsewhere = tmp_path / "started-here"
@@ -355,7 +345,7 @@ async def test_export_asks_where_beside_the_database_and_writes_the_listing(stor
     app = make_app(store)
     async with app.run_test(size=SIZE) as pilot:
         history = await open_history(pilot)
-        dialog = await save_csv(pilot)
+        dialog = await opens(pilot, "e", SaveCsv)
         path = Path(dialog.query_one(Input).value)
         assert path.parent == Path(db).parent and path.suffix == ".csv"
         await pilot.press("escape")
@@ -365,7 +355,7 @@ async def test_export_asks_where_beside_the_database_and_writes_the_listing(stor
 
         await pilot.press("d")
         await settle(pilot)
-        dialog = await save_csv(pilot)
+        dialog = await opens(pilot, "e", SaveCsv)
         target = tmp_path / "chosen.csv"
         dialog.query_one(Input).value = str(target)
         await pilot.press("enter")

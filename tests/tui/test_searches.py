@@ -21,7 +21,7 @@ from dmf_tui.components.searches_tab import ExtendScreen, SearchesTab
 from dmf_tui.messages import NewSearch
 from store.params import RunParams, format_value
 from store.status import RunStatus
-from tests.tui.confirming import answer, asks
+from tests.tui.confirming import answer, asks, opens
 from tests.tui.conftest import ENDINGS, TextualPrivate, make_app, make_search, run_trial, settle
 
 SIZE = (80, 24)
@@ -46,16 +46,6 @@ async def open_view(pilot) -> SearchViewScreen:
     assert isinstance(screen, SearchViewScreen)
     return screen
 
-
-async def extend_dialog(pilot) -> ExtendScreen:
-    """Press e and wait for the question how many trials (settle would wait for the answer)."""
-    await pilot.press("e")
-    for _ in range(500):
-        if isinstance(pilot.app.screen, ExtendScreen):
-            await pilot.pause()
-            return pilot.app.screen
-        await pilot.pause(0.01)
-    raise AssertionError("e did not ask how many trials")
 
 
 def test_every_status_has_its_style():
@@ -133,7 +123,7 @@ async def test_e_asks_how_many_trials_and_takes_only_a_whole_number_of_one_or_mo
     app = make_app(store)
     async with app.run_test(size=SIZE) as pilot:
         await open_tab(pilot)
-        screen = await extend_dialog(pilot)
+        screen = await opens(pilot, "e", ExtendScreen)
         field = screen.query_one("#extend-trials", Input)
         for typed in ("0", "-3", "2.5", "ten", ""):
             field.value = typed
@@ -151,7 +141,7 @@ async def test_e_asks_how_many_trials_and_takes_only_a_whole_number_of_one_or_mo
         assert (search.trials, search.state) == (11, "active")  # a stopped search runs again
         assert cells(app.searches_tab.query_one("#searches-table", DataTable), "trials") == ["4/11"]
 
-        await extend_dialog(pilot)
+        await opens(pilot, "e", ExtendScreen)
         await pilot.press("escape")
         await settle(pilot)
         assert store.get_search(search_id).trials == 11
@@ -263,7 +253,7 @@ async def test_the_views_keys_pause_extend_and_stop_its_search(store, worker):
         assert store.get_search(search_id).state == "paused"
         assert str(screen.query_one("#search-state", Static).render()).startswith("paused")
 
-        dialog = await extend_dialog(pilot)
+        dialog = await opens(pilot, "e", ExtendScreen)
         dialog.query_one("#extend-trials", Input).value = "2"
         await pilot.press("enter")
         await settle(pilot)

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any, cast
 from sqlalchemy import CursorResult, Delete, Engine, Update, func, select, update
 from sqlalchemy.orm import Session
 
-from store.errors import ClaimLostError, UnknownRunError
+from store.errors import ClaimLostError, StoreError, UnknownRunError
 from store.params import INT64_LIMIT
 from store.status import RunStatus, check_transition
 from store.tables import Run, Sweep
@@ -139,3 +139,24 @@ def last_position(session: Session) -> int:
     searches = session.scalar(select(func.max(Sweep.position))) or 0
     return max(runs, searches)
 
+
+def find_sweep(session: Session, ref: int | str, *, searches_only: bool = False) -> Sweep:
+    """The sweep (or, with `searches_only`, the search) with this id or name: a name of digits that
+    none has is taken as an id. StoreError, in one line, for none or for a name several share."""
+    noun, nouns = ("search", "searches") if searches_only else ("sweep", "sweeps")
+    kind = [Sweep.search.is_not(None)] if searches_only else []
+    if isinstance(ref, str):
+        named = list(session.scalars(select(Sweep).where(Sweep.name == ref, *kind).order_by(Sweep.id)))
+        if len(named) > 1:
+            raise StoreError(f"{len(named)} {nouns} are named {ref!r} (ids "
+                             f"{', '.join(str(s.id) for s in named)}): give the id")
+        if named:
+            return named[0]
+        if not ref.strip().isdigit():
+            raise StoreError(f"no {noun} named {ref!r}")
+        ref = int(ref)
+    # An id beyond 64 bits cannot be bound to a query, nor can a sweep have it.
+    sweep = session.get(Sweep, ref) if -INT64_LIMIT <= ref < INT64_LIMIT else None
+    if sweep is None or (searches_only and sweep.search is None):
+        raise StoreError(f"no {noun} with id {ref}")
+    return sweep

@@ -6,11 +6,9 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 
 from sqlalchemy import delete, select, update
-from sqlalchemy.orm import Session
 
-from store.base import StoreBase, load_runs, updated_rows
+from store.base import StoreBase, find_sweep, load_runs, updated_rows
 from store.errors import StoreError
-from store.params import INT64_LIMIT
 from store.status import STATUSES, RunStatus
 from store.tables import Epoch, Run, RunLog, Sweep, param_column, utcnow
 
@@ -55,7 +53,7 @@ class CleanupOps(StoreBase):
         if unknown:
             raise StoreError(f"unknown status {unknown[0]!r}; choose from {', '.join(STATUSES)}")
         with self._read() as session:
-            sweep_id = _find_sweep(session, sweep)
+            sweep_id = find_sweep(session, sweep).id
             query = select(Run.id).where(Run.sweep_id == sweep_id).order_by(Run.id)
             if statuses is not None:
                 query = query.where(Run.status.in_(statuses))
@@ -81,20 +79,3 @@ def _refuse_running(runs: Sequence[Run], verb: str) -> None:
     if running:
         which = f"run {running[0]} is" if len(running) == 1 else f"runs {', '.join(running)} are"
         raise StoreError(f"cannot {verb}: {which} running (cancel it first: dmf-tui cancel ID)")
-
-
-def _find_sweep(session: Session, sweep: int | str) -> int:
-    if isinstance(sweep, str):
-        named = list(session.scalars(select(Sweep.id).where(Sweep.name == sweep).order_by(Sweep.id)))
-        if len(named) > 1:
-            raise StoreError(f"{len(named)} sweeps are named {sweep!r} (ids {', '.join(map(str, named))}): "
-                             "give the id")
-        if named:
-            return named[0]
-        if not sweep.strip().isdigit():
-            raise StoreError(f"no sweep named {sweep!r}")
-        sweep = int(sweep)
-    # An id beyond 64 bits cannot be bound to a query, nor can a sweep have it.
-    if not -INT64_LIMIT <= sweep < INT64_LIMIT or session.get(Sweep, sweep) is None:
-        raise StoreError(f"no sweep with id {sweep}")
-    return sweep

@@ -22,9 +22,9 @@ from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
 from store import catalog, study
-from store.base import StoreBase, change_claimed, last_position
+from store.base import StoreBase, change_claimed, find_sweep, last_position
 from store.errors import ParamError, StoreError
-from store.params import INT64_LIMIT, RunParams
+from store.params import RunParams
 from store.records import RunRecord, run_record
 from store.search import MAX_TRIALS, SEARCH_STATES, SearchSpec
 from store.status import RunStatus
@@ -85,13 +85,13 @@ class SearchOps(StoreBase):
     def get_search(self, search: int | str) -> SearchRecord:
         """The search with this id or name; StoreError when there is none."""
         with self._read() as session:
-            (record,) = search_records(session, [_find_search(session, search)])
+            (record,) = search_records(session, [find_sweep(session, search, searches_only=True)])
             return record
 
     def search_trials(self, search: int | str) -> list[RunRecord]:
         """The runs of a search's trials, the newest run of each trial, in trial order."""
         with self._read() as session:
-            sweep = _find_search(session, search)
+            sweep = find_sweep(session, search, searches_only=True)
             return [run_record(run) for run in _newest_runs(session, sweep.id)]
 
     def set_search_state(self, search: int | str, state: str) -> SearchRecord:
@@ -101,7 +101,7 @@ class SearchOps(StoreBase):
             raise StoreError(f"unknown search state {state!r}: one of {', '.join(SEARCH_STATES)}")
         now = utcnow()
         with self._write() as session:
-            sweep = _find_search(session, search)
+            sweep = find_sweep(session, search, searches_only=True)
             sweep.state = state
             if state == "stopped":
                 session.execute(update(Run).where(Run.sweep_id == sweep.id, Run.status == RunStatus.QUEUED)
@@ -117,7 +117,7 @@ class SearchOps(StoreBase):
         if isinstance(more, bool) or not isinstance(more, int) or more < 1:
             raise ParamError(f"extend a search by 1 or more trials (got {more!r})")
         with self._write() as session:
-            sweep = _find_search(session, search)
+            sweep = find_sweep(session, search, searches_only=True)
             total = (sweep.trials or 0) + more
             grid = _spec(sweep).grid_size() if _spec(sweep).sampler == "grid" else None
             if grid is not None and total > grid:
@@ -138,7 +138,7 @@ class SearchOps(StoreBase):
         """Each searched parameter's share in explaining the finished trials' validation RMSE (Optuna's
         fANOVA), largest first; empty until two finished trials differ."""
         with self._read() as session:
-            sweep = _find_search(session, search)
+            sweep = find_sweep(session, search, searches_only=True)
             spec, states = _spec(sweep), trial_states(session, sweep.id)
         return study.importances(spec, states)
 
@@ -263,24 +263,6 @@ def _search_record(sweep: Sweep, runs: list[Any]) -> SearchRecord:
         counts=dict(Counter(str(run.status) for run in runs)), best_run_id=best.id if best else None,
         best_val_rmse=best.best_val_rmse if best else None, best_test_rmse=best.best_test_rmse if best else None)
 
-
-def _find_search(session: Session, search: int | str) -> Sweep:
-    """The search with this id (a number, or text of digits no search is named) or name; StoreError else."""
-    if isinstance(search, str):
-        named = list(session.scalars(select(Sweep).where(Sweep.name == search, Sweep.search.is_not(None))
-                                     .order_by(Sweep.id)))
-        if len(named) > 1:
-            raise StoreError(f"{len(named)} searches are named {search!r} (ids "
-                             f"{', '.join(str(s.id) for s in named)}): give the id")
-        if named:
-            return named[0]
-        if not search.strip().isdigit():
-            raise StoreError(f"no search named {search!r}")
-        search = int(search)
-    sweep = session.get(Sweep, search) if -INT64_LIMIT <= search < INT64_LIMIT else None
-    if sweep is None or sweep.search is None:
-        raise StoreError(f"no search with id {search}")
-    return sweep
 
 
 def _label(search: Sweep | SearchRecord) -> str:

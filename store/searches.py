@@ -139,7 +139,8 @@ class SearchOps(StoreBase):
         fANOVA), largest first; empty until two finished trials differ."""
         with self._read() as session:
             sweep = find_sweep(session, search, searches_only=True)
-            spec, states = _spec(sweep), trial_states(session, sweep.id)
+            spec = _spec(sweep)
+            states = trial_states(session, sweep.id, spec)
         return study.importances(spec, states)
 
     def should_prune(self, run_id: int, *, worker_id: int | None = None) -> bool:
@@ -153,7 +154,8 @@ class SearchOps(StoreBase):
             spec = _spec(run.sweep)
             if not study.judges_at(spec, run.epoch):
                 return False
-            states, number, key, attrs = trial_states(session, run.sweep.id), run.trial, run.sweep.id, run.trial_attrs
+            number, key, attrs = run.trial, run.sweep.id, run.trial_attrs
+            states = trial_states(session, key, spec)
         prune, noted = study.should_prune(spec, states, number, key=key)
         if noted != (attrs or {}):
             with self._write() as session:
@@ -178,7 +180,7 @@ def ask_trial(session: Session, worker_id: int | None, device: str, *, before: i
             asked = session.scalar(select(func.max(Run.trial)).where(Run.sweep_id == sweep.id)) or 0
             if asked >= (sweep.trials or 0):
                 break
-            states = trial_states(session, sweep.id)
+            states = trial_states(session, sweep.id, spec)
             now = utcnow()
             try:
                 answer = study.ask(spec, states, sweep.study_attrs or {}, key=sweep.id)
@@ -211,11 +213,9 @@ def ask_trial(session: Session, worker_id: int | None, device: str, *, before: i
     return None
 
 
-def trial_states(session: Session, sweep_id: int) -> list[study.TrialState]:
+def trial_states(session: Session, sweep_id: int, spec: SearchSpec) -> list[study.TrialState]:
     """What the study needs of each trial of the search: its newest run's status, drawn values, best
     validation RMSE, its curve (the best validation RMSE up to each epoch) and sampler attributes."""
-    sweep = session.get_one(Sweep, sweep_id)
-    spec = _spec(sweep)
     runs = _newest_runs(session, sweep_id)
     curves: dict[int, dict[int, float]] = {run.id: {} for run in runs}
     rows = session.execute(select(Epoch.run_id, Epoch.epoch, Epoch.val_rmse)

@@ -277,11 +277,8 @@ class RunParams:
         return None
 
     def validate(self) -> RunParams:
-        for declared in PARAMS.values():
-            value = getattr(self, declared.name)
-            problem = _storable(value) or (declared.check(value) if declared.check is not None else None)
-            if problem:
-                raise ParamError(f"{declared.name}: {problem} (got {_show(value)})")
+        for name in PARAMS:
+            check_value(name, getattr(self, name))
         conflict = self._conflict()
         if conflict:
             raise ParamError(conflict)
@@ -331,6 +328,14 @@ PARAMS: dict[str, Param] = {
     field.name: dataclasses.replace(field.metadata["param"], name=field.name) for field in dataclasses.fields(RunParams)
 }
 FIELD_NAMES = tuple(PARAMS)
+
+
+def check_value(name: str, value: Any) -> None:
+    """ParamError, naming the parameter, unless `value` is one parameter `name` may take on its own."""
+    declared = PARAMS[name]
+    problem = _storable(value) or (declared.check(value) if declared.check is not None else None)
+    if problem:
+        raise ParamError(f"{name}: {problem} (got {_show(value)})")
 
 
 def _show(value: Any) -> str:

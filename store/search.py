@@ -30,6 +30,7 @@ from store.params import (
     RunParams,
     check_fits_here,
     check_retries,
+    check_value,
     format_value,
     parse_value,
     split_alternatives,
@@ -220,7 +221,9 @@ def parse_search(values: Mapping[str, str | None], base: RunParams | None = None
             continue
         choices = list(dict.fromkeys(format_value(parse_value(name, alt)) for alt in split_alternatives(name, text)))
         if len(choices) == 1:
+            # Checked now: a bad fixed value is the thing to say, before whether anything is searched.
             fixed[name] = parse_value(name, choices[0])
+            check_value(name, fixed[name])
         else:
             space.append(Dimension(name, "categorical", choices=tuple(choices)))
     if "val_size" not in fixed:

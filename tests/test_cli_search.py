@@ -122,3 +122,8 @@ def test_a_search_name_is_printed_as_text(db: str, capsys: pytest.CaptureFixture
 def test_a_space_whose_largest_corner_cannot_fit_here_is_refused(db: str, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["--db", db, "search", "--data", "ml-20m", "--k", "8..100000000:int", "--dry-run"]) == 2
     assert "k=100000000" in capsys.readouterr().err
+
+
+def test_a_bad_fixed_value_is_named_before_the_space_is_looked_at(db: str, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["--db", db, "search", "--data", "synthetic-100k", "--model", "[/]"]) == 2
+    assert capsys.readouterr().err.startswith("dmf-tui: error: model: must be one of mf, deepmf")

@@ -182,9 +182,9 @@ class SearchSpec:
 
 
 def short_value(value: Any) -> str:
-    """A trial's value in a table: four significant digits for a float drawn from a range (0.02023, not
-    0.020232779403798005), else as a person types it."""
-    return f"{value:.4g}" if isinstance(value, float) else format_value(value)
+    """A trial's value in a table (`searches`, the search view): three significant digits for a float
+    (0.0202, not 0.020232779403798005), else as a person types it."""
+    return f"{value:.3g}" if isinstance(value, float) else format_value(value)
 
 
 def is_range(text: str) -> bool:

@@ -29,7 +29,7 @@ from dmf_tui.host import dmf_app
 from dmf_tui.messages import NewExperiment, OpenRun
 from store.db import Store
 from store.records import RunRecord
-from store.search import Dimension
+from store.search import Dimension, short_value
 from store.searches import SearchRecord
 from store.status import STATUSES, RunStatus
 
@@ -68,11 +68,10 @@ def trial_cells(run: RunRecord, space: tuple[Dimension, ...]) -> tuple[Cell, ...
 
 
 def param_cell(run: RunRecord, dim: Dimension) -> Cell:
-    """A searched value as a table shows it: a sampled float to 3 significant digits (0.00178, not
-    0.0017826497151386949), anything else as everywhere else."""
-    value = getattr(run.params, dim.name)
-    if dim.kind == "float" and isinstance(value, float):
-        return f"{value:.3g}"
+    """A searched value as a table shows it: a float drawn from a range short (short_value), anything
+    else as everywhere else."""
+    if dim.kind == "float":
+        return short_value(getattr(run.params, dim.name))
     return fmt.param_cell(run.params, dim.name)
 
 

@@ -70,3 +70,9 @@ class AutoRec(ItemMatrixModel):
 
     def reconstruct_items(self, items: torch.Tensor) -> torch.Tensor:
         return self.reconstruct(self.ratings.index_select(0, items))
+
+    def item_codes(self, items: torch.Tensor) -> torch.Tensor:
+        return torch.sigmoid(self.encoder(self.ratings.index_select(0, items)))
+
+    def head(self) -> tuple[torch.Tensor, torch.Tensor]:
+        return self.decoder.weight.t(), self.decoder.bias

@@ -24,6 +24,7 @@ from engine.formats import read_ratings
 from engine.remap import Dataset, remap
 from engine.split import Split, split_dataset
 from engine.synthetic import make_synthetic
+from engine.titles import ITEM_FILES
 from store.catalog import (
     CHUNK,
     DATASETS,
@@ -54,10 +55,10 @@ def load_dataset(spec: str, data_dir: Path | str | None = None) -> Dataset:
         path = dataset_path(spec, data_dir)
         if not path.exists():
             raise DataError(not_downloaded(spec, path))
-        return remap(read_ratings(path), spec)
+        return remap(read_ratings(path), spec, str(path.absolute()))
     path = Path(spec).expanduser()
     if path.exists() or looks_like_path(spec):
-        return remap(read_ratings(path), spec)
+        return remap(read_ratings(path), spec, str(path.absolute()))
     raise DataError(unknown_name(spec))
 
 
@@ -149,20 +150,29 @@ def _verify(info: DatasetInfo, url: str, digests: dict[str, str]) -> None:
 
 
 def _extract(archive: Path, info: DatasetInfo, target: Path) -> None:
-    """Copy just the ratings file out of the archive, through a temp file so that an
-    interrupted extraction never leaves a half file under the final name."""
-    partial = target.with_name(f".{target.name}.{os.getpid()}.part")
+    """Copy the ratings file out of the archive, and the item file (titles, genres) beside it where
+    the archive has one; each through a temp file so that an interrupted extraction never leaves a
+    half file under the final name. The ratings file comes last: its presence means the fetch is done."""
+    folder = info.member.rpartition("/")[0]
     try:
         with zipfile.ZipFile(archive) as zf:
-            try:
-                member = zf.open(info.member)
-            except KeyError:
-                raise DataError(f"{info.name}.zip has no {info.member} in it") from None
-            with member, partial.open("wb") as out:
-                shutil.copyfileobj(member, out, CHUNK)
-        os.replace(partial, target)
+            names = set(zf.namelist())
+            if info.member not in names:
+                raise DataError(f"{info.name}.zip has no {info.member} in it")
+            for name in (*ITEM_FILES.values(), "u.genre"):  # u.genre names ML-100K's genre flags
+                if f"{folder}/{name}" in names:
+                    _copy_member(zf, f"{folder}/{name}", target.with_name(name))
+            _copy_member(zf, info.member, target)
     except zipfile.BadZipFile as exc:
         raise DataError(f"{info.name}.zip is not a valid zip archive: {exc}") from None
+
+
+def _copy_member(zf: zipfile.ZipFile, member: str, target: Path) -> None:
+    partial = target.with_name(f".{target.name}.{os.getpid()}.part")
+    try:
+        with zf.open(member) as source, partial.open("wb") as out:
+            shutil.copyfileobj(source, out, CHUNK)
+        os.replace(partial, target)
     finally:
         partial.unlink(missing_ok=True)
 

@@ -170,11 +170,13 @@ class GLocalK(ItemMatrixModel):
 
     def autoencode(self, rows: torch.Tensor, kernels: Sequence[torch.Tensor]) -> torch.Tensor:
         """The local-kernel autoencoder's reconstruction of `rows` (items x users)."""
+        return self.kernel_layers()[-1].forward(self.encode(rows, kernels), kernels[-1])
+
+    def encode(self, rows: torch.Tensor, kernels: Sequence[torch.Tensor]) -> torch.Tensor:
+        """`rows` through every layer but the last (each with its sigmoid): what the last one reads."""
         x = rows
-        for n, (layer, kernel) in enumerate(zip(self.kernel_layers(), kernels)):
-            x = layer(x, kernel)
-            if n < len(self.layers) - 1:
-                x = torch.sigmoid(x)
+        for layer, kernel in zip(self.kernel_layers()[:-1], kernels):
+            x = torch.sigmoid(layer(x, kernel))
         return x
 
     def global_kernel(self) -> torch.Tensor:
@@ -203,3 +205,11 @@ class GLocalK(ItemMatrixModel):
 
     def reconstruct_items(self, items: torch.Tensor) -> torch.Tensor:
         return self.reconstruct(items, self.kernels())
+
+    def item_codes(self, items: torch.Tensor) -> torch.Tensor:
+        rows = self.convolved(items) if bool(self.fine_tuning) else self.ratings.index_select(0, items)
+        return self.encode(rows, self.kernels())
+
+    def head(self) -> tuple[torch.Tensor, torch.Tensor]:
+        last = self.kernel_layers()[-1]
+        return last.weight * last.kernel(), last.bias

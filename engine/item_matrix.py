@@ -75,6 +75,16 @@ class ItemMatrixModel(RowModel):
         """The model's reconstruction of the rows `items` (items x users), from the training ratings."""
         raise NotImplementedError
 
+    def item_codes(self, items: torch.Tensor) -> torch.Tensor:
+        """What the last layer reads for the rows `items` (items x its width): the reconstruction is
+        `item_codes(items) @ weight + bias` with `head()`'s (weight, bias). Scoring every item for a few
+        users (engine/scoring.py) computes the codes once and only the users' columns of the head."""
+        raise NotImplementedError
+
+    def head(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """The last layer as (weight: its width x n_users, bias: n_users); see `item_codes`."""
+        raise NotImplementedError
+
     def forward(self, users: torch.Tensor, items: torch.Tensor) -> torch.Tensor:
         """The predicted rating of each (user, item) pair: see the class's docstring."""
         distinct, which = torch.unique(items, return_inverse=True)  # each item reconstructed once

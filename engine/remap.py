@@ -23,6 +23,7 @@ class Dataset:
     ratings: np.ndarray  # float32 per row
     user_ids: np.ndarray  # int64 raw id per user index, sorted
     item_ids: np.ndarray  # int64 raw id per item index, sorted
+    source: str | None = None  # the ratings file it was read from (its item titles sit beside it)
 
     @property
     def n_users(self) -> int:
@@ -53,11 +54,12 @@ class Dataset:
         return _lookup(self.item_ids, raw, "item")
 
 
-def remap(r: Ratings, name: str) -> Dataset:
+def remap(r: Ratings, name: str, source: str | None = None) -> Dataset:
     """Number the users and items of `r` 0..n-1 in sorted raw-id order; rows keep file order."""
     user_ids, users = unique_inverse(r.users)
     item_ids, items = unique_inverse(r.items)
-    return Dataset(name=name, users=users, items=items, ratings=r.ratings, user_ids=user_ids, item_ids=item_ids)
+    return Dataset(name=name, users=users, items=items, ratings=r.ratings, user_ids=user_ids, item_ids=item_ids,
+                   source=source)
 
 
 def unique_inverse(raw: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

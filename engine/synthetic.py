@@ -50,16 +50,11 @@ def make_synthetic(name: str) -> Dataset:
     items = _distinct_items(rng, users, popularity, shape.n_items)
     ratings = _ratings(rng, users, items, popularity, shape)
     item_ids = np.sort(rng.choice(shape.max_item_id, shape.n_items, replace=False)) + 1
-    arrays = dict(
-        users=users,
-        items=items,
-        ratings=ratings,
-        user_ids=np.arange(1, shape.n_users + 1, dtype=np.int64),
-        item_ids=item_ids.astype(np.int64),
-    )
-    for array in arrays.values():
+    dataset = Dataset(name=name, users=users, items=items, ratings=ratings,
+                      user_ids=np.arange(1, shape.n_users + 1, dtype=np.int64), item_ids=item_ids.astype(np.int64))
+    for array in (dataset.users, dataset.items, dataset.ratings, dataset.user_ids, dataset.item_ids):
         array.flags.writeable = False  # the cached copy is shared by every caller
-    return Dataset(name=name, **arrays)
+    return dataset
 
 
 def _ratings_per_user(rng: np.random.Generator, shape: Shape) -> np.ndarray:

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import contextlib
 import math
-import os
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
@@ -29,6 +28,8 @@ import numpy as np
 import torch
 from torch import nn
 
+from engine import checkpoint as checkpoints
+from engine.checkpoint import RunData
 from engine.errors import ConfigError, DeviceError, DivergedError
 from engine.models import (
     MF,
@@ -41,6 +42,8 @@ from engine.models import (
     has_hand_grads,
     parameter_views,
 )
+from engine.ranking import Ranking, ranking_metrics
+from engine.scoring import user_scorer
 from engine.split import Split
 
 # The optimizers fit() takes, by name: the lab's Adam (weight decay as an L2 term added to the
@@ -67,6 +70,7 @@ class EpochStats:
     test_rmse: float
     val_rmse: float | None
     seconds: float
+    ranking: Ranking | None = None  # on the test part, on the epochs `rank_every` asks for
 
 
 @dataclass(frozen=True)
@@ -76,6 +80,8 @@ class TrainResult:
     best_test_rmse: float  # test RMSE at best_epoch (NaN when no epoch finished)
     stopped: str  # "completed" | "early_stopped" | "cancelled"
     checkpoint: Path | None
+    # Of the best epoch's model, once training ended (not when cancelled); None without a relevant test rating.
+    ranking: Ranking | None = None
 
 
 class _ModelConfig(TypedDict):
@@ -128,7 +134,7 @@ def fit(split: Split, *, model: str = "mf", k: int = 10, hidden: Sequence[int] =
         optimizer: str = "adam", reg: float = 0.0, reg_bias: float = 0.0, emb_dropout: float = 0.0,
         momentum: float = 0.9, schedule: str = "none", warmup: int = 0, lr_step: int = 10, lr_gamma: float = 0.5,
         clip: bool = False, reg_kernel: float = 0.006, pretrain_epochs: int = 40, conv_size: int = 3,
-        dot_scale: float = 1.0, capture: bool | None = None,
+        dot_scale: float = 1.0, rank_every: int = 0, capture: bool | None = None,
         on_epoch: Callable[[EpochStats], None] | None = None,
         on_progress: Callable[[int, int], None] | None = None,
         should_stop: Callable[[], bool] | None = None,
@@ -140,11 +146,16 @@ def fit(split: Split, *, model: str = "mf", k: int = 10, hidden: Sequence[int] =
     watches the same number. The learning rate follows `schedule` after `warmup` epochs (`_Schedule`).
     `clip` clips predictions to the training ratings' range when evaluating. `capture=None` captures
     the step in a CUDA graph when on CUDA and the learning rate never changes.
-    The checkpoint of the best epoch holds the model's weights and `config`: what build_model needs to
-    make the model again, plus `checkpoint_meta` (the worker puts the run's parameters there).
+    Once training ends (not when cancelled), the best epoch's model is ranked on the test part
+    (engine/ranking.py: Precision, Recall and NDCG at 10), and so is every `rank_every`-th epoch's.
+    The checkpoint of the best epoch (engine/checkpoint.py) holds the model's weights, `config` (what
+    build_model needs to make the model again, plus `checkpoint_meta`: the worker puts the run's
+    parameters there) and the id maps and known ratings of the split.
     """
     if batch_size <= 0 or epochs <= 0:
         raise ConfigError(f"batch_size and epochs must be > 0 (got {batch_size} and {epochs})")
+    if rank_every < 0:
+        raise ConfigError(f"rank_every must be >= 0 (got {rank_every})")
     if optimizer not in OPTIMIZERS:
         raise ConfigError(f"unknown optimizer {optimizer!r}: choose one of {', '.join(OPTIMIZERS)}")
     schedule_lr = _Schedule(schedule, lr=lr, epochs=epochs, warmup=warmup, step=lr_step, gamma=lr_gamma)
@@ -193,8 +204,14 @@ def fit(split: Split, *, model: str = "mf", k: int = 10, hidden: Sequence[int] =
 
         config = {**(checkpoint_meta or {}), "model": model, **model_config}
         checkpoint = Path(checkpoint_path) if checkpoint_path is not None else None
+        run_data = RunData.from_split(split, split.dataset.source)
+        saved_data = run_data.pack() if checkpoint is not None else {}
         history: list[EpochStats] = []
         best: EpochStats | None = None
+        best_state: dict[str, torch.Tensor] = {}  # the best epoch's weights, ranked once training ends
+
+        def rank() -> Ranking | None:
+            return ranking_metrics(user_scorer(net), run_data.known, test, split.dataset.n_items)
         stopped = "completed"
         n_batches = math.ceil(n_train / batch_size)
 
@@ -238,13 +255,16 @@ def fit(split: Split, *, model: str = "mf", k: int = 10, hidden: Sequence[int] =
             val_rmse = _rmse(net, *val, bounds=bounds) if len(val[0]) else None
             if not math.isfinite(test_rmse):
                 raise DivergedError(f"diverged: test RMSE became {test_rmse} at epoch {epoch}")
-            stats = EpochStats(epoch, train_rmse, test_rmse, val_rmse, time.perf_counter() - started)
+            seconds = time.perf_counter() - started
+            ranking = rank() if rank_every and epoch % rank_every == 0 else None
+            stats = EpochStats(epoch, train_rmse, test_rmse, val_rmse, seconds, ranking)
             history.append(stats)
 
             if best is None or _watched(stats) < _watched(best):
                 best = stats
+                best_state = {name: t.detach().clone() for name, t in net.state_dict().items()}
                 if checkpoint is not None:
-                    _save(checkpoint, net, config, stats)
+                    checkpoints.save(checkpoint, net, config, epoch=epoch, test_rmse=test_rmse, data=saved_data)
             if on_epoch is not None:
                 on_epoch(stats)
             # The plateau schedule watches validation, else the training curve: never test.
@@ -253,9 +273,14 @@ def fit(split: Split, *, model: str = "mf", k: int = 10, hidden: Sequence[int] =
                 stopped = "early_stopped"
                 break
 
+        final_ranking = None
+        if best is not None and stopped != "cancelled":
+            net.load_state_dict(best_state)
+            final_ranking = best.ranking or rank()
         return TrainResult(epochs=history, best_epoch=best.epoch if best else 0,
                            best_test_rmse=best.test_rmse if best else math.nan, stopped=stopped,
-                           checkpoint=checkpoint if best is not None and checkpoint is not None else None)
+                           checkpoint=checkpoint if best is not None and checkpoint is not None else None,
+                           ranking=final_ranking)
 
 
 @contextlib.contextmanager
@@ -638,15 +663,3 @@ class _Schedule:
 def _watched(stats: EpochStats) -> float:
     """The number that picks the best epoch and drives early stopping."""
     return stats.val_rmse if stats.val_rmse is not None else stats.test_rmse
-
-
-def _save(path: Path, net: nn.Module, config: dict[str, Any], stats: EpochStats) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    state = {name: tensor.detach().cpu() for name, tensor in net.state_dict().items()}
-    # Written beside and renamed, so a crash mid-save never leaves a truncated checkpoint.
-    partial = path.with_name(path.name + ".partial")
-    # The owner's alone, whatever the umask: a model trained on the user's ratings.
-    with open(os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "wb") as out:
-        torch.save({"state_dict": state, "config": config, "epoch": stats.epoch,
-                    "test_rmse": stats.test_rmse}, out)
-    partial.replace(path)

@@ -29,7 +29,6 @@ Usage:
 from __future__ import annotations
 
 import ctypes
-import hashlib
 import logging
 import multiprocessing
 import multiprocessing.connection
@@ -49,15 +48,15 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import torch
-from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError
 
 from engine.datasets import load_dataset
 from engine.errors import ConfigError, DeviceError, EngineError
+from engine.ranking import Ranking
 from engine.remap import Dataset
 from engine.split import Split, split_dataset
 from engine.trainer import EpochStats, TrainResult, fit, resolve_device
-from store.db import Store, app_data_dir, open_store, sqlite_file
+from store.db import Store, checkpoint_file, open_store
 from store.errors import ClaimLostError, database_error
 from store.memory import Shape, gib, physical_memory, shortfall, training_bytes
 from store.params import RunParams
@@ -94,28 +93,6 @@ class WorkerOptions:
     poll_s: float = 2.0  # how long to sleep when the queue is empty
     exit_when_empty: bool = False
     checkpoint_dir: Path | None = None  # where run-<id>.pt goes; None keeps no checkpoints
-
-
-def state_dir(db_url: str) -> Path:
-    """Where the worker keeps its files: beside a SQLite database file, else in the user data dir."""
-    file = sqlite_file(db_url)
-    return file.expanduser().absolute().parent if file else app_data_dir()
-
-
-def state_path(db_url: str, suffix: str) -> Path:
-    """The worker's file or folder `suffix` for this database alone, so that two databases in one
-    folder (runs.db and demo.db) never share a log or overwrite each other's run-1.pt: runs.db gets
-    runs.db<suffix> beside it; a server database, <backend>-<hash of its URL><suffix> in the user
-    data dir (the password is left out of the hash, so changing it keeps the same files)."""
-    file = sqlite_file(db_url)
-    if file is not None:
-        name = file.name
-    else:
-        url = make_url(db_url)
-        backend = url.get_backend_name()
-        plain = url.set(drivername=backend).render_as_string(hide_password=True)
-        name = f"{backend}-{hashlib.sha256(plain.encode()).hexdigest()[:12]}"
-    return state_dir(db_url) / f"{name}{suffix}"
 
 
 def plan_slots(*, gpus: str | None = None, slots_per_gpu: int = 1, slots: int | None = None) -> list[str]:
@@ -334,6 +311,10 @@ class Slot:
                 last_progress = time.monotonic()
 
         error = None
+        checkpoint = self.checkpoint_path(run.id)
+        if checkpoint is not None:
+            # One left by a deleted run whose id this one reuses is not this run's model.
+            checkpoint.unlink(missing_ok=True)
         try:
             if device != self.device:
                 self.store.set_device(run.id, device, worker_id=self.worker_id)
@@ -347,7 +328,7 @@ class Slot:
                 on_epoch=on_epoch,
                 on_progress=on_progress,
                 should_stop=should_stop,
-                checkpoint_path=self.checkpoint_path(run.id),
+                checkpoint_path=checkpoint,
             )
         except KeyboardInterrupt:
             self.note(run.id, "interrupted: stopped at once by a second signal", level="warning")
@@ -369,24 +350,31 @@ class Slot:
                 status = RunStatus.CANCELLED
             else:
                 status = RunStatus.INTERRUPTED
+        ranking = result.ranking if status == RunStatus.DONE and result is not None else None
+        if ranking is not None:
+            self.note(run.id, ranking_line(ranking))
         ended = f"{status}{f': {error.splitlines()[0]}' if error else ''}"
         # Before the end is recorded: whoever follows the log (`logs --follow`, Run detail) stops
         # reading once it sees the run ended, and then has this line.
         self.note(run.id, f"ended {ended}", level="info" if status == RunStatus.DONE else "warning")
-        self.finish(run.id, status, error=error)
+        # A run that failed or stopped after a best epoch keeps that epoch's checkpoint, usable too.
+        kept = str(checkpoint) if checkpoint is not None and checkpoint.exists() else None
+        self.finish(run.id, status, error=error, checkpoint=kept, ranking=ranking)
         log.info("run %d: %s", run.id, ended)
         if status == RunStatus.FAILED and device.startswith("cuda"):
             # Out of the except block, so the traceback no longer holds the failed run's tensors.
             torch.cuda.empty_cache()
         return status
 
-    def finish(self, run_id: int, status: RunStatus, *, error: str | None = None) -> None:
+    def finish(self, run_id: int, status: RunStatus, *, error: str | None = None, checkpoint: str | None = None,
+               ranking: Ranking | None = None) -> None:
         """Record how the run ended. A database that cannot be written now (a full disk) is waited
         out, so the run does not stay 'running'; once the worker is told to stop it gives up, and
         the run is marked lost when this process has exited."""
         while True:
             try:
-                again = self.store.finish_run(run_id, status, error=error, worker_id=self.worker_id)
+                again = self.store.finish_run(run_id, status, error=error, worker_id=self.worker_id,
+                                              checkpoint=checkpoint, ranking=ranking)
             except DBAPIError as exc:
                 if self.stop.is_set():
                     log.error("run %d: cannot record it as %s (%s); left to be marked lost",
@@ -414,7 +402,7 @@ class Slot:
     def checkpoint_path(self, run_id: int) -> Path | None:
         if self.options.checkpoint_dir is None:
             return None
-        return self.options.checkpoint_dir / f"run-{run_id}.pt"
+        return checkpoint_file(self.options.checkpoint_dir, run_id)
 
 
 def fit_run(split: Split, params: RunParams, device: str, **callbacks: Any) -> TrainResult:
@@ -527,6 +515,13 @@ def epoch_line(stats: EpochStats) -> str:
             f"({stats.seconds:.2f} s)")
 
 
+def ranking_line(ranking: Ranking) -> str:
+    """The best epoch's ranking metrics, as the run's log and `dmf-tui run` show them."""
+    return (f"ranked the best epoch's model on the test part: Precision@10 {ranking.precision:.4f}, "
+            f"Recall@10 {ranking.recall:.4f}, NDCG@10 {ranking.ndcg:.4f} ({ranking.users:,} users with a "
+            "rating >= 4 there)")
+
+
 def split_line(spec: str, split: Split) -> str:
     """The dataset a run trains on, as the run's log shows it: its shape and the split's."""
     data = split.dataset
@@ -538,7 +533,7 @@ def split_line(spec: str, split: Split) -> str:
 
 def record_epoch(store: Store, run_id: int, stats: EpochStats, *, worker_id: int | None = None) -> None:
     store.record_epoch(run_id, stats.epoch, train_rmse=stats.train_rmse, test_rmse=stats.test_rmse,
-                       val_rmse=stats.val_rmse, seconds=stats.seconds, worker_id=worker_id)
+                       val_rmse=stats.val_rmse, seconds=stats.seconds, ranking=stats.ranking, worker_id=worker_id)
 
 
 def unless_stopped(work: Callable[[], T], should_stop: Callable[[], bool]) -> T | None:

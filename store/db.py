@@ -10,6 +10,7 @@ Open one Store per process (it holds a connection pool); it is safe to share bet
 
 from __future__ import annotations
 
+import hashlib
 import os
 import sqlite3
 import time
@@ -78,6 +79,39 @@ def to_url(db: str) -> str:
     if "://" in db:
         return db
     return f"sqlite:///{Path(db).expanduser().absolute()}"
+
+
+def state_dir(db_url: str) -> Path:
+    """Where the worker keeps its files (its log, the checkpoints): beside a SQLite database file, else
+    in the user data dir."""
+    file = sqlite_file(db_url)
+    return file.expanduser().absolute().parent if file else app_data_dir()
+
+
+def state_path(db_url: str, suffix: str) -> Path:
+    """The worker's file or folder `suffix` for this database alone, so that two databases in one
+    folder (runs.db and demo.db) never share a log or overwrite each other's run-1.pt: runs.db gets
+    runs.db<suffix> beside it; a server database, <backend>-<hash of its URL><suffix> in the user
+    data dir (the password is left out of the hash, so changing it keeps the same files)."""
+    file = sqlite_file(db_url)
+    if file is not None:
+        name = file.name
+    else:
+        url = make_url(db_url)
+        backend = url.get_backend_name()
+        plain = url.set(drivername=backend).render_as_string(hide_password=True)
+        name = f"{backend}-{hashlib.sha256(plain.encode()).hexdigest()[:12]}"
+    return state_dir(db_url) / f"{name}{suffix}"
+
+
+# The worker's folder of checkpoints for a database, state_path(url, CHECKPOINTS_SUFFIX): runs.db's
+# are in runs.db.checkpoints/.
+CHECKPOINTS_SUFFIX = ".checkpoints"
+
+
+def checkpoint_file(directory: Path, run_id: int) -> Path:
+    """Run `run_id`'s checkpoint in a folder of checkpoints (the worker's, or `dmf-tui run`'s)."""
+    return directory / f"run-{run_id}.pt"
 
 
 def private_dir(path: Path) -> None:

@@ -178,7 +178,7 @@ def test_demo_ignores_dmf_db(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) ->
 
 
 def test_worker_files_are_named_after_their_database(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from engine.worker import state_path
+    from store.db import state_path
 
     runs, demo = (f"sqlite:///{tmp_path}/{name}" for name in ("runs.db", "demo.db"))
     assert state_path(runs, ".worker.log") == tmp_path / "runs.db.worker.log"

@@ -27,8 +27,8 @@ import engine.worker as worker_module
 from dmf_tui.cli import main
 from dmf_tui.commands.worker import _alive as alive
 from engine.errors import ConfigError, DeviceError, DivergedError
-from engine.worker import Slot, SplitCache, WorkerOptions, failure_reason, plan_slots, state_dir
-from store.db import Store
+from engine.worker import Slot, SplitCache, WorkerOptions, failure_reason, plan_slots
+from store.db import Store, state_dir
 from store.params import RunParams
 from tests.processes import DEADLINE_S, LONG, Spawned, epochs_done, finished, params, wait_for, write_ratings
 

@@ -26,6 +26,7 @@ COMMAND_MODULES = (
     "dmf_tui.commands.runs",
     "dmf_tui.commands.cleanup",
     "dmf_tui.commands.logs",
+    "dmf_tui.commands.recommend",
     "dmf_tui.commands.worker",
     "dmf_tui.commands.tui",
 )

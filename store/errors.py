@@ -32,3 +32,7 @@ def database_error(exc: BaseException) -> str:
 class TransitionError(StoreError):
     """A change of a run's status that store/status.py's table does not allow (a done run made
     running again, a running one queued)."""
+
+
+class NoCheckpointError(StoreError):
+    """A run that cannot be used (recommend, similar) because it has no checkpoint to load."""

@@ -22,11 +22,13 @@ CsvTarget = str | PathLike[str] | IO[str]
 
 RUN_COLUMNS = (
     "id", "sweep_id", "sweep_name", "trial", "status", *FIELD_NAMES, "data_key",
-    "best_test_rmse", "best_epoch", "best_val_rmse", "epoch", "last_train_rmse", "last_test_rmse",
+    "best_test_rmse", "best_epoch", "best_val_rmse", "precision_at_10", "recall_at_10", "ndcg_at_10",
+    "epoch", "last_train_rmse", "last_test_rmse",
     # "device" is the requested device (a parameter); ran_on is where it actually ran.
     "ran_on", "worker_id", "created_at", "started_at", "finished_at", "notes", "tags", "error", "archived",
 )
-EPOCH_COLUMNS = ("run_id", "epoch", "train_rmse", "test_rmse", "val_rmse", "seconds", "created_at")
+EPOCH_COLUMNS = ("run_id", "epoch", "train_rmse", "test_rmse", "val_rmse", "seconds", "precision_at_10",
+                 "recall_at_10", "ndcg_at_10", "created_at")
 
 
 class ExportOps(StoreBase):

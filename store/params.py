@@ -214,6 +214,10 @@ class RunParams:
     patience: int = param(0, "epochs without improvement before stopping early (0: never)", label="Patience",
                           hint="e.g. 3; 0: never stop early", check=_non_negative, advanced=True,
                           summary="never")
+    rank_every: int = param(0, "also compute the ranking metrics (Precision, Recall and NDCG at 10 on the test "
+                            "part) every N epochs; the best epoch's model is always ranked once training ends",
+                            label="Rank every", hint="e.g. 5 epochs; 0: once, at the end", check=_non_negative,
+                            advanced=True, summary="never")
     dropout: float = param(0.0, "dropout between hidden layers (DeepMF, NeuMF) or on the input (AutoRec, GLocal-K)",
                            label="Dropout", hint="e.g. 0.1; not MF or GMF", check=_below_one, advanced=True,
                            only=("deepmf", "neumf", "autorec", "glocal_k"))

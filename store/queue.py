@@ -24,7 +24,7 @@ from store import catalog
 from store.base import StoreBase, change_claimed, change_run, last_position, load_runs
 from store.errors import StoreError, UnknownRunError
 from store.params import RunParams, check_retries
-from store.records import RunRecord, run_record
+from store.records import Ranking, RunRecord, run_record
 from store.searches import ask_trial, stopped_search
 from store.status import RunStatus
 from store.study import sampler_attrs
@@ -120,7 +120,8 @@ class QueueOps(StoreBase):
                             updated_at=utcnow())
 
     def record_epoch(self, run_id: int, epoch: int, *, train_rmse: float, test_rmse: float,
-                     seconds: float, val_rmse: float | None = None, worker_id: int | None = None) -> None:
+                     seconds: float, val_rmse: float | None = None, ranking: Ranking | None = None,
+                     worker_id: int | None = None) -> None:
         """Store one finished epoch and update the run's current, last and best figures with it,
         in one transaction. An epoch number can be recorded once per run."""
         train, test, val = (_finite(x) for x in (train_rmse, test_rmse, val_rmse))
@@ -141,21 +142,22 @@ class QueueOps(StoreBase):
             with self._write() as session:
                 change_claimed(session, run_id, worker_id, **values)
                 session.add(Epoch(run_id=run_id, epoch=epoch, train_rmse=train, test_rmse=test,
-                                  val_rmse=val, seconds=seconds))
+                                  val_rmse=val, seconds=seconds, **_ranking_columns(ranking)))
         except IntegrityError:
             raise StoreError(f"run {run_id} already has epoch {epoch}") from None
 
-    def finish_run(self, run_id: int, status: str, *, error: str | None = None,
-                   worker_id: int | None = None) -> int | None:
+    def finish_run(self, run_id: int, status: str, *, error: str | None = None, worker_id: int | None = None,
+                   checkpoint: str | None = None, ranking: Ranking | None = None) -> int | None:
         """End a running run: done, failed, cancelled, interrupted or lost (with the reason in
-        `error`). A run that ends interrupted or lost with retries left is queued again as a new
+        `error`), with its best epoch's checkpoint file and ranking metrics where it has them.
+        A run that ends interrupted or lost with retries left is queued again as a new
         run; returns that run's id (else None). A run that is not running (still queued, or
         already ended: lost while its worker was stopped, cancelled) is left as it is:
         ClaimLostError; a status a running run cannot take (queued): TransitionError."""
         now = utcnow()
         with self._write() as session:
             change_claimed(session, run_id, worker_id, status=status, error=error, finished_at=now,
-                            updated_at=now)
+                            updated_at=now, checkpoint=checkpoint, **_ranking_columns(ranking))
             return queue_again(session, run_id)
 
     def is_cancel_requested(self, run_id: int) -> bool:
@@ -270,6 +272,13 @@ def _insert_queued(session: Session, runs: Sequence[RunParams], sweep_id: int | 
     session.flush()
     return [row.id for row in rows]
 
+
+
+def _ranking_columns(ranking: Ranking | None) -> dict[str, float | None]:
+    if ranking is None:
+        return {}
+    return {"precision_at_10": _finite(ranking.precision), "recall_at_10": _finite(ranking.recall),
+            "ndcg_at_10": _finite(ranking.ndcg)}
 
 
 def _finite(value: float | None) -> float | None:

@@ -6,7 +6,7 @@ from __future__ import annotations
 import functools
 from dataclasses import dataclass, fields
 from datetime import datetime
-from typing import TYPE_CHECKING, TypeVar
+from typing import TYPE_CHECKING, Protocol, TypeVar
 
 from store import catalog
 from store.params import RunParams
@@ -18,6 +18,17 @@ if TYPE_CHECKING:
 
 # The record type _copy builds: one of the dataclasses below.
 _Record = TypeVar("_Record", bound="DataclassInstance")
+
+
+class Ranking(Protocol):
+    """Ranking metrics at 10 as the store keeps them (engine/ranking.py computes them)."""
+
+    @property
+    def precision(self) -> float: ...
+    @property
+    def recall(self) -> float: ...
+    @property
+    def ndcg(self) -> float: ...
 
 
 @dataclass(frozen=True)
@@ -50,6 +61,10 @@ class RunRecord:
     dismissed: bool  # cleared from the Queue's "Ended badly"
     sweep_name: str | None  # the name of its sweep, if it has one with a name
     trial: int | None  # its number among its search's trials; None for a run that is no trial
+    checkpoint: str | None  # its best epoch's checkpoint file, where one was written
+    precision_at_10: float | None  # ranking metrics of the best epoch's model on the test part
+    recall_at_10: float | None
+    ndcg_at_10: float | None
 
     @property
     def data_label(self) -> str:
@@ -66,6 +81,9 @@ class EpochRecord:
     val_rmse: float | None
     seconds: float
     created_at: datetime
+    precision_at_10: float | None = None  # on the epochs the run's rank_every asks for
+    recall_at_10: float | None = None
+    ndcg_at_10: float | None = None
 
 
 @dataclass(frozen=True)

@@ -17,9 +17,9 @@ from sqlalchemy.schema import CreateColumn
 
 from store import catalog
 from store.errors import StoreError
-from store.tables import Base, QueueState, Run, RunLog, SchemaVersion, Sweep
+from store.tables import Base, Epoch, QueueState, Run, RunLog, SchemaVersion, Sweep
 
-SCHEMA_VERSION = 5
+SCHEMA_VERSION = 6
 
 log = logging.getLogger("dmf.store")
 
@@ -75,6 +75,16 @@ def _searches(conn: Connection) -> None:
     _add_columns(conn, Run, ("trial", "trial_attrs"))
 
 
+RANKING_COLUMNS = ("precision_at_10", "recall_at_10", "ndcg_at_10")
+
+
+def _checkpoints_and_ranking(conn: Connection) -> None:
+    """Version 6: a run's checkpoint file and its ranking metrics, an epoch's ranking metrics; NULL
+    for every run of before (its checkpoint, if any, holds no id maps: see engine/checkpoint.py)."""
+    _add_columns(conn, Run, ("checkpoint", *RANKING_COLUMNS))
+    _add_columns(conn, Epoch, RANKING_COLUMNS)
+
+
 def _add_columns(conn: Connection, model: type[Base], names: tuple[str, ...]) -> None:
     table = Base.metadata.tables[model.__tablename__]
     for name in names:
@@ -93,6 +103,7 @@ MIGRATIONS: dict[int, Callable[[Connection], None]] = {
     3: _columns_from_declarations,
     4: _identities_archive_and_logs,
     5: _searches,
+    6: _checkpoints_and_ranking,
 }
 
 

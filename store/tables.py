@@ -160,6 +160,13 @@ class Run(Base):
     # after its worker died keeps it) and what the search's sampler keeps of it (store/study.py).
     trial: Mapped[int | None]
     trial_attrs: Mapped[dict[str, Any] | None]
+    # Added in schema version 6. The best epoch's checkpoint file (engine/checkpoint.py), where the
+    # worker wrote one; and the ranking metrics of the best epoch's model on the test part
+    # (engine/ranking.py), set when training ended.
+    checkpoint: Mapped[str | None] = mapped_column(Text)
+    precision_at_10: Mapped[float | None]
+    recall_at_10: Mapped[float | None]
+    ndcg_at_10: Mapped[float | None]
 
     # Loaded with the run in the same query (a join), so listing runs with their sweep's name costs
     # no query per run.
@@ -193,6 +200,11 @@ class Epoch(Base):
     val_rmse: Mapped[float | None]
     seconds: Mapped[float]
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    # Added in schema version 6: the ranking metrics of this epoch's model, on the epochs the run's
+    # rank_every asks for.
+    precision_at_10: Mapped[float | None]
+    recall_at_10: Mapped[float | None]
+    ndcg_at_10: Mapped[float | None]
 
     # The unique index also serves "epochs of run R after N" lookups.
     __table_args__ = (UniqueConstraint("run_id", "epoch", name="uq_epochs_run_epoch"),)

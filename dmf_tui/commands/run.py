@@ -9,6 +9,7 @@ import json
 import sys
 import threading
 from contextlib import nullcontext
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from dmf_tui.commands.params_args import add_param_arguments, grid_from_args
@@ -32,7 +33,12 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     )
     add_param_arguments(parser, grid=False)
     parser.add_argument("--json", action="store_true", help="print one JSON object per epoch instead")
-    parser.add_argument("--checkpoint", metavar="PATH", help="save the best epoch's model here")
+    where = parser.add_mutually_exclusive_group()
+    where.add_argument("--checkpoint", metavar="PATH", help="where to save the best epoch's model, for `recommend` "
+                       "and `similar` (default: run-<id>.pt in <database>.checkpoints/ beside the database, as the "
+                       "worker does)")
+    where.add_argument("--no-checkpoint", action="store_true", help="keep no checkpoint: the run then cannot be "
+                       "used by `recommend` or `similar`")
     parser.set_defaults(func=run_command)
 
 
@@ -58,7 +64,7 @@ def run_command(args: argparse.Namespace) -> int:
 def _train(args: argparse.Namespace, params: RunParams, stop: threading.Event) -> int:
     from engine.datasets import load_split
     from engine.trainer import EpochStats, resolve_device
-    from engine.worker import failure_reason, fit_run, record_epoch, registered, unless_stopped
+    from engine.worker import failure_reason, fit_run, ranking_line, record_epoch, registered, unless_stopped
     from store.db import open_store
     from store.errors import ClaimLostError
 
@@ -103,11 +109,12 @@ def _train(args: argparse.Namespace, params: RunParams, stop: threading.Event) -
     # Registered like a worker, so that if this process is killed its run is marked lost.
     with registered(store, device) as worker_id:
         record = store.start_run(params, worker_id=worker_id, device=device)
+        checkpoint = _checkpoint_path(args, record.id)
         try:
             with progress or nullcontext():
                 result = fit_run(split, params, device, on_epoch=on_epoch,
                                  on_progress=on_progress if progress else None, should_stop=stop.is_set,
-                                 checkpoint_path=args.checkpoint)
+                                 checkpoint_path=checkpoint)
         except KeyboardInterrupt:  # a second signal
             store.finish_run(record.id, RunStatus.INTERRUPTED, error="interrupted by the user", worker_id=worker_id)
             raise
@@ -121,16 +128,35 @@ def _train(args: argparse.Namespace, params: RunParams, stop: threading.Event) -
             store.finish_run(record.id, RunStatus.INTERRUPTED, error="stopped: the reader of its output went away",
                              worker_id=worker_id)
             raise BrokenPipeError  # cli.main ends quietly with 141, as for any closed pipe
+        kept = str(checkpoint) if checkpoint is not None and checkpoint.exists() else None
         if result.stopped == "cancelled":
-            store.finish_run(record.id, RunStatus.INTERRUPTED, error="interrupted by a signal", worker_id=worker_id)
+            store.finish_run(record.id, RunStatus.INTERRUPTED, error="interrupted by a signal", worker_id=worker_id,
+                             checkpoint=kept)
             print(f"dmf-tui: interrupted: run {record.id} stopped after {len(result.epochs)} epoch(s)",
                   file=sys.stderr)
             return INTERRUPTED
-        store.finish_run(record.id, RunStatus.DONE, worker_id=worker_id)
+        store.finish_run(record.id, RunStatus.DONE, worker_id=worker_id, checkpoint=kept, ranking=result.ranking)
     chosen_by = " (chosen by validation RMSE)" if len(split.val) else ""
     print(f"run {record.id}: best epoch {result.best_epoch}{chosen_by}, test RMSE {result.best_test_rmse:.4f} "
           f"({result.stopped})", file=sys.stderr)
+    if result.ranking is not None:
+        print(f"run {record.id}: {ranking_line(result.ranking)}", file=sys.stderr)
+    if kept is not None:
+        print(f"run {record.id}: checkpoint {kept}; try `dmf-tui recommend {record.id} --user ID`", file=sys.stderr)
     return 0
+
+
+def _checkpoint_path(args: argparse.Namespace, run_id: int) -> Path | None:
+    """Where the run's best epoch goes: --checkpoint, else the worker's folder for this database."""
+    from store.db import CHECKPOINTS_SUFFIX, checkpoint_file, private_dir, resolve_url, state_path
+
+    if args.no_checkpoint:
+        return None
+    if args.checkpoint is not None:
+        return Path(args.checkpoint).expanduser().absolute()
+    directory = state_path(resolve_url(args.db), CHECKPOINTS_SUFFIX)
+    private_dir(directory)  # a checkpoint is the user's model: theirs alone
+    return checkpoint_file(directory, run_id)
 
 
 def _progress_bar(*, enabled: bool) -> tuple[Progress, TaskID] | tuple[None, None]:

@@ -22,13 +22,12 @@ import sys
 import time
 from pathlib import Path
 
-from store.db import open_store, open_to_list, private_dir, resolve_url
+from store.db import CHECKPOINTS_SUFFIX, open_store, open_to_list, private_dir, resolve_url, state_path
 from store.status import RunStatus, WorkerState
 
 # What the worker keeps beside each database, named after it (runs.db -> runs.db.worker.log) so that
-# two databases in one folder never share a log or overwrite each other's checkpoints.
+# two databases in one folder never share a log (nor checkpoints: store.db.CHECKPOINTS_SUFFIX).
 LOG_SUFFIX = ".worker.log"
-CHECKPOINTS_SUFFIX = ".checkpoints"
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -44,8 +43,11 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser.add_argument("--exit-when-empty", action="store_true", help="exit once the queue is empty")
     parser.add_argument("--poll", type=float, default=2.0, metavar="S", help="seconds between looks at an "
                         "empty queue (default 2)")
-    parser.add_argument("--checkpoint-dir", metavar="DIR", help="where run-<id>.pt best-epoch checkpoints "
-                        "go (default: <database>.checkpoints/ beside the database file; 'none' keeps none)")
+    where = parser.add_mutually_exclusive_group()
+    where.add_argument("--checkpoint-dir", metavar="DIR", help="where run-<id>.pt best-epoch checkpoints go, "
+                       "for `recommend` and `similar` (default: <database>.checkpoints/ beside the database file)")
+    where.add_argument("--no-checkpoint", action="store_true", help="keep no checkpoints (the same as "
+                       "--checkpoint-dir none): the runs then cannot be used by `recommend` or `similar`")
     parser.set_defaults(func=_dispatch)
 
     actions = parser.add_subparsers(dest="worker_action", metavar="[status|stop]")
@@ -67,7 +69,7 @@ def _dispatch(args: argparse.Namespace) -> int:
 
 def _work(args: argparse.Namespace) -> int:
     from engine.errors import ConfigError
-    from engine.worker import WorkerOptions, configure_logging, plan_slots, run_slots, state_path
+    from engine.worker import WorkerOptions, configure_logging, plan_slots, run_slots
 
     # Written so that nan fails too; a wait of more than a day is a typo (and inf overflows the timer).
     if not 0 < args.poll <= 86400:
@@ -80,10 +82,11 @@ def _work(args: argparse.Namespace) -> int:
     if args.detach:
         return _detach(args, url, state_path(url, LOG_SUFFIX))
 
-    if args.checkpoint_dir is None:
-        checkpoints: Path | None = state_path(url, CHECKPOINTS_SUFFIX)
-    elif args.checkpoint_dir.lower() == "none":
+    checkpoints: Path | None
+    if args.no_checkpoint or (args.checkpoint_dir or "").lower() == "none":
         checkpoints = None
+    elif args.checkpoint_dir is None:
+        checkpoints = state_path(url, CHECKPOINTS_SUFFIX)
     else:
         checkpoints = Path(args.checkpoint_dir).expanduser().absolute()
     if checkpoints is not None:
@@ -104,6 +107,8 @@ def _detach(args: argparse.Namespace, url: str, log_path: Path) -> int:
             command += [flag, str(value)]
     if args.exit_when_empty:
         command.append("--exit-when-empty")
+    if args.no_checkpoint:
+        command.append("--no-checkpoint")
     private_dir(log_path.parent)
     # The log quotes lines of the user's ratings files in its errors: readable by its owner only.
     log_fd = os.open(log_path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)

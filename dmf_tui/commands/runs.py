@@ -33,7 +33,8 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
                       help=f"show the first N (default {DEFAULT_TOP}; 0 for all)")
     add_filter_arguments(runs)
     runs.add_argument("--sort", default="best_test_rmse", metavar="COL",
-                      help="a run column or parameter name (default best_test_rmse)")
+                      help="a run column or parameter name (default best_test_rmse; e.g. ndcg_at_10 --desc "
+                      "for the best top-10 lists first)")
     runs.add_argument("--desc", action="store_true", help="sort descending")
     runs.add_argument("--json", action="store_true", help="print JSON instead of a table")
     runs.set_defaults(func=list_runs)
@@ -162,8 +163,8 @@ def show_run(args: argparse.Namespace) -> int:
         ("sweep", run.sweep_id), ("trial", run.trial), ("ran on", run.ran_on), ("worker", run.worker_id),
         ("created", _time(run.created_at)), ("started", _time(run.started_at)),
         ("finished", _time(run.finished_at)), ("epoch", f"{run.epoch}/{run.params.epochs}"),
-        ("best test RMSE", _best(run)), ("notes", run.notes), ("tags", ", ".join(run.tags)),
-        ("retries left", run.retries or None),
+        ("best test RMSE", _best(run)), ("ranking @10", _ranking(run)), ("checkpoint", run.checkpoint),
+        ("notes", run.notes), ("tags", ", ".join(run.tags)), ("retries left", run.retries or None),
     ]
     for name, value in facts:
         if value not in (None, ""):
@@ -187,14 +188,18 @@ def show_run(args: argparse.Namespace) -> int:
 
 def epochs_table(epochs: list[EpochRecord], best_epoch: int | None) -> Table:
     has_val = any(e.val_rmse is not None for e in epochs)
+    ranked = any(e.ndcg_at_10 is not None for e in epochs)  # the run's --rank-every
     table = Table(box=None, header_style="bold")
-    for name in ("epoch", "train RMSE", "test RMSE", *(("val RMSE",) if has_val else ()), "seconds"):
+    for name in ("epoch", "train RMSE", "test RMSE", *(("val RMSE",) if has_val else ()),
+                 *(("NDCG@10",) if ranked else ()), "seconds"):
         table.add_column(name, justify="right")
     for e in epochs:
         mark = " *" if e.epoch == best_epoch else ""
         row = [str(e.epoch), _rmse(e.train_rmse), _rmse(e.test_rmse) + mark]
         if has_val:
             row.append(_rmse(e.val_rmse))
+        if ranked:
+            row.append(_rmse(e.ndcg_at_10))
         table.add_row(*row, fmt.seconds(e.seconds))
     return table
 
@@ -238,6 +243,14 @@ def _best(run: RunRecord) -> str:
     if run.best_test_rmse is None:
         return ""
     return f"{run.best_test_rmse:.4f} @{run.best_epoch}"
+
+
+def _ranking(run: RunRecord) -> str | None:
+    """The best epoch's model's ranking metrics on the test part, where they were computed."""
+    if run.ndcg_at_10 is None:
+        return None
+    return (f"precision {_rmse(run.precision_at_10)}, recall {_rmse(run.recall_at_10)}, "
+            f"NDCG {_rmse(run.ndcg_at_10)} (test ratings >= 4 relevant)")
 
 
 def _rmse(value: float | None) -> str:

@@ -2,17 +2,22 @@
 queued runs still train. tests/fixtures/v1.db was written by schema version 1 (make_v1_db.py), v2.db
 by schema version 2, the last release that kept every hyperparameter as a column (make_v2_db.py),
 v3.db by schema version 3, the last before runs had a dataset identity, archiving and logs
-(make_v3_db.py), v4.db by schema version 4, the last before searches (make_v4_db.py)."""
+(make_v3_db.py), v4.db by schema version 4, the last before searches (make_v4_db.py), v5.db by schema version 5,
+the last before runs kept their checkpoint and ranking metrics (make_v5_db.py)."""
 
 from __future__ import annotations
 
+import io
+import json
 import shutil
 import sqlite3
+from csv import DictReader
 from pathlib import Path
 
 import pytest
 
 from dmf_tui.cli import main
+from engine.ranking import Ranking
 from store import catalog
 from store.db import open_store
 from store.schema import SCHEMA_VERSION
@@ -252,3 +257,134 @@ def test_a_v4_database_keeps_everything_and_gains_searches(tmp_path: Path, monke
         assert store.claim(None, device="cpu") is None
         (record,) = store.searches()
         assert (record.name, record.asked, dict(record.counts)) == ("after the upgrade", 2, {"running": 2})
+
+
+# --- schema 6: checkpoints and ranking metrics on runs ---------------------------------------------
+
+V5 = Path(__file__).parent / "fixtures" / "v5.db"
+FIXTURES = (V1, V2, V3, V4, V5)
+RANKING = ("precision_at_10", "recall_at_10", "ndcg_at_10")
+
+
+def _rows(path: Path, table: str, columns: list[str]) -> list[tuple]:
+    with sqlite3.connect(path) as con:
+        names = ", ".join(f'"{name}"' for name in columns)
+        return con.execute(f"select {names} from {table} order by rowid").fetchall()
+
+
+def _column_names(path: Path, table: str) -> list[str]:
+    with sqlite3.connect(path) as con:
+        return [row[1] for row in con.execute(f"pragma table_info({table})")]
+
+
+def test_a_v5_database_keeps_every_value_it_had(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("DMF_DATA_DIR", str(tmp_path / "data"))
+    path = tmp_path / "runs.db"
+    shutil.copyfile(V5, path)
+
+    open_store(str(path)).close()
+
+    # Every column the old release had keeps every value, row for row.
+    for table in (*TABLES, "queue_state"):
+        columns = _column_names(V5, table)
+        assert _rows(path, table, columns) == _rows(V5, table, columns), table
+    _same_schema_as_a_fresh_database(path, tmp_path)
+    with sqlite3.connect(path) as con:
+        assert con.execute("select version from schema_version").fetchall() == [(SCHEMA_VERSION,)]
+        assert con.execute("pragma integrity_check").fetchall() == [("ok",)]
+
+
+def test_a_v5_database_keeps_its_search_grid_and_runs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("DMF_DATA_DIR", str(tmp_path / "data"))
+    path = tmp_path / "runs.db"
+    shutil.copyfile(V5, path)
+
+    with open_store(str(path)) as store:
+        runs = {i: store.get_run(i) for i in range(1, 10)}
+        assert {i: r.status for i, r in runs.items()} == {
+            1: "done", 2: "pruned", 3: "done", 4: "failed", 5: "cancelled", 6: "done", 7: "lost", 8: "queued",
+            9: "queued"}
+        assert {i: (r.sweep_name, r.trial) for i, r in runs.items() if r.sweep_name} == {
+            1: ("lr-search", 1), 2: ("lr-search", 2), 3: ("k-grid", None), 4: ("k-grid", None),
+            5: ("k-grid", None), 6: ("rows", None)}
+        # The trials' drawn values are in their parameters, inside the searched ranges.
+        for trial in (runs[1], runs[2]):
+            assert 1e-3 <= trial.params.lr <= 1e-2 and 8 <= trial.params.k <= 32
+            assert trial.params.replace(lr=0.001, k=10) == runs[3].params.replace(k=10, reg=0.0, epochs=4)
+        assert (runs[3].params.reg, runs[4].params.optimizer, runs[5].params.schedule) == (0.02, "adamw", "cosine")
+        assert (runs[6].params.model, runs[6].params.k, runs[6].params.dropout) == ("autorec", 64, 0.1)
+        assert (runs[7].params.patience, runs[8].params, runs[8].retries) == (2, runs[7].params, 0)
+        assert all(r.params.rank_every == 0 for r in runs.values())  # the new parameter's default
+        assert (runs[1].best_epoch, runs[1].best_val_rmse, runs[2].best_epoch) == (4, 0.92, 1)
+        assert [(e.epoch, e.val_rmse) for e in store.epochs(3)] == [(1, 1.07), (2, 1.02)]
+        assert [e.val_rmse for e in store.epochs(1)] == [1.0, 0.95, 0.93, 0.92]
+        assert [line.text for line in store.run_log(3)] == ["started by worker 1", "ended done"]
+        assert (runs[3].notes, runs[3].tags, runs[1].notes) == ("the v5 baseline", ("baseline", "v5"),
+                                                                "the search's best")
+        assert runs[4].error == "DataError: line 3 of u.data: [bad] rating"
+        assert ({i for i, r in runs.items() if r.archived}, {i for i, r in runs.items() if r.dismissed}) == ({6}, {4})
+        (search,) = store.searches()
+        assert (search.name, search.state, search.trials, search.asked, dict(search.counts), search.best_run_id) == (
+            "lr-search", "paused", 3, 2, {"done": 1, "pruned": 1}, 1)
+        assert (search.spec.sampler, search.spec.pruner, search.spec.seed) == ("tpe", "asha", 5)
+        # Nothing of before has a checkpoint or a ranking.
+        assert all(r.checkpoint is None for r in runs.values())
+        assert all(getattr(r, name) is None for r in runs.values() for name in RANKING)
+        assert all(getattr(e, name) is None for i in runs for e in store.epochs(i) for name in RANKING)
+
+        # The paused search resumes where it was: its third trial comes next, then the queued runs.
+        store.set_search_state("lr-search", "active")
+        claimed = [store.claim(None, device="cpu") for _ in range(4)]
+        assert [(r.id, r.sweep_id, r.trial) if r else None for r in claimed] == [
+            (10, 1, 3), (8, None, None), (9, None, None), None]
+
+
+def test_the_queued_runs_of_a_v5_database_train_into_checkpoints_and_rankings(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    monkeypatch.setenv("DMF_DATA_DIR", str(tmp_path / "data"))
+    path = tmp_path / "runs.db"
+    shutil.copyfile(V5, path)
+
+    assert main(["--db", str(path), "worker", "--exit-when-empty", "--poll", "0.1"]) == 0
+
+    with open_store(str(path)) as store:
+        for run in (store.get_run(8), store.get_run(9)):
+            assert run.status == "done"
+            assert run.checkpoint == str(tmp_path / "runs.db.checkpoints" / f"run-{run.id}.pt")
+            assert all(0 <= getattr(run, name) <= 1 for name in RANKING), run
+        assert store.get_run(1).checkpoint is None  # the runs of before stay without one
+    capsys.readouterr()
+    assert main(["--db", str(path), "recommend", "9", "--user", "1", "-n", "3", "--json"]) == 0
+    assert len(json.loads(capsys.readouterr().out)) == 3
+    assert main(["--db", str(path), "recommend", "3", "--user", "1"]) == 2
+    assert capsys.readouterr().err.startswith("dmf-tui: error: run 3 has no checkpoint")
+
+
+@pytest.mark.parametrize("fixture", FIXTURES, ids=lambda path: path.stem)
+def test_every_old_database_gains_empty_checkpoint_and_ranking_columns_it_can_fill(
+        fixture: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("DMF_DATA_DIR", str(tmp_path / "data"))
+    path = tmp_path / "runs.db"
+    shutil.copyfile(fixture, path)
+
+    with open_store(str(path)) as store:
+        old = store.leaderboard()
+        assert all(r.checkpoint is None and r.precision_at_10 is None and r.ndcg_at_10 is None for r in old)
+        assert all(e.recall_at_10 is None for r in old for e in store.epochs(r.id))
+        run = store.claim(None, device="cpu")
+        assert run is not None and run.id in {r.id for r in old}
+        store.record_epoch(run.id, 1, train_rmse=0.9, test_rmse=0.95, val_rmse=0.96, seconds=0.1,
+                           ranking=Ranking(precision=0.25, recall=0.125, ndcg=0.5, users=3))
+        store.finish_run(run.id, "done", checkpoint="/somewhere/run.pt",
+                         ranking=Ranking(precision=0.2, recall=0.1, ndcg=0.4, users=3))
+
+        done = store.get_run(run.id)
+        assert (done.checkpoint, done.precision_at_10, done.recall_at_10, done.ndcg_at_10) == (
+            "/somewhere/run.pt", 0.2, 0.1, 0.4)
+        assert [(e.precision_at_10, e.recall_at_10, e.ndcg_at_10) for e in store.epochs(run.id)] == [
+            (0.25, 0.125, 0.5)]
+        assert store.leaderboard(sort="ndcg_at_10", descending=True)[0].id == run.id
+        csv = io.StringIO()
+        store.export_runs_csv(csv)
+        exported = {row["id"]: row["ndcg_at_10"] for row in DictReader(io.StringIO(csv.getvalue()))}
+        assert exported == {str(r.id): "0.4" if r.id == run.id else "" for r in old}

@@ -3,7 +3,9 @@ that ended badly from the Queue's list, and picking out the runs of one sweep to
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Iterable, Sequence
+from pathlib import Path
 
 from sqlalchemy import delete, select, update
 
@@ -15,13 +17,16 @@ from store.tables import Epoch, Run, RunLog, Sweep, param_column, utcnow
 
 class CleanupOps(StoreBase):
     def delete_runs(self, run_ids: Iterable[int]) -> int:
-        """Delete runs with their epochs and logs; returns how many. A running run is refused
+        """Delete runs with their epochs, logs and checkpoints; returns how many. A running run is refused
         (StoreError naming it: cancel it first), as is an unknown id, before anything is deleted.
-        A sweep left without runs goes too."""
+        A sweep left without runs goes too. A checkpoint goes only where dmf-tui named it
+        (run-<id>.pt, the worker's and `run`'s default): a file the user named with --checkpoint stays."""
         with self._write() as session:
             runs = load_runs(session, run_ids)
             _refuse_running(runs, "delete")
             ids = [run.id for run in runs]
+            checkpoints = [Path(run.checkpoint) for run in runs
+                           if run.checkpoint is not None and Path(run.checkpoint).name == f"run-{run.id}.pt"]
             sweeps = {run.sweep_id for run in runs if run.sweep_id is not None}
             session.execute(delete(RunLog).where(RunLog.run_id.in_(ids)))
             session.execute(delete(Epoch).where(Epoch.run_id.in_(ids)))
@@ -33,7 +38,10 @@ class CleanupOps(StoreBase):
                 raise StoreError("a run was started while being deleted: nothing was deleted, try again")
             left = set(session.scalars(select(Run.sweep_id).where(Run.sweep_id.in_(sweeps))))
             session.execute(delete(Sweep).where(Sweep.id.in_(sweeps - left)))
-            return deleted
+        for path in checkpoints:  # once the runs are gone for good: a refused delete keeps them
+            with contextlib.suppress(OSError):  # already gone, or not ours to remove: the runs are deleted
+                path.unlink(missing_ok=True)
+        return deleted
 
     def archive(self, run_ids: Iterable[int], archived: bool = True) -> int:
         """Archive runs (hidden from the history unless asked for), or with archived=False bring them

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sqlite3
+from pathlib import Path
 
 import pytest
 
@@ -14,12 +15,15 @@ from store.status import ENDED_BADLY
 PARAMS = RunParams(data="synthetic-100k")
 
 
-def _finished(store: Store, status: str, **changes: object) -> int:
-    """A run that ran one epoch and ended with `status`."""
+def _finished(store: Store, status: str, checkpoint: Path | None = None, **changes: object) -> int:
+    """A run that ran one epoch and ended with `status` (and `checkpoint`, a file written here)."""
     run = store.start_run(PARAMS.replace(**changes), device="cpu")
     store.record_epoch(run.id, 1, train_rmse=1.0, test_rmse=1.1, seconds=1)
     store.append_log(run.id, "epoch 1")
-    store.finish_run(run.id, status)
+    if checkpoint is not None:
+        checkpoint = checkpoint.with_name(checkpoint.name.format(id=run.id))
+        checkpoint.write_bytes(b"weights")
+    store.finish_run(run.id, status, checkpoint=None if checkpoint is None else str(checkpoint))
     return run.id
 
 
@@ -36,6 +40,19 @@ def test_deleting_runs_takes_their_epochs_and_logs(store: Store, db: str) -> Non
     assert [run.id for run in store.leaderboard()] == [kept]
     assert store.epochs(gone) == [] and [e.epoch for e in store.epochs(kept)] == [1]
     assert (_rows(db, "epochs"), _rows(db, "run_logs")) == (1, 1)
+
+
+def test_deleting_runs_takes_the_checkpoints_dmf_tui_named(store: Store, tmp_path: Path) -> None:
+    """A worker's run-<id>.pt goes with its run; a file the user named with --checkpoint stays, and so
+    does every checkpoint of a delete that was refused."""
+    ours, theirs, refused = (_finished(store, "done", tmp_path / name)
+                             for name in ("run-{id}.pt", "my-best-model.pt", "run-{id}.pt"))
+    files = [Path(store.get_run(run_id).checkpoint or "") for run_id in (ours, theirs, refused)]
+    running = store.start_run(PARAMS, device="cpu").id
+    with pytest.raises(StoreError):
+        store.delete_runs([refused, running])
+    assert store.delete_runs([ours, theirs]) == 2
+    assert [path.exists() for path in files] == [False, True, True]
 
 
 def test_a_running_run_or_an_unknown_id_is_not_deleted(store: Store) -> None:

@@ -44,11 +44,11 @@ def test_delete_asks_on_a_terminal(db: str, capsys: pytest.CaptureFixture[str],
                                    monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr("sys.stdin", Terminal("n\n"))
     assert main(["--db", db, "delete", "1", "2", "1"]) == 0
-    assert capsys.readouterr().out == "delete 2 runs and their epochs? [y/N] nothing deleted\n"
+    assert capsys.readouterr().out == "delete 2 runs and their epochs and checkpoints? [y/N] nothing deleted\n"
     assert _ids(db) == [1, 2, 3, 4]
     monkeypatch.setattr("sys.stdin", Terminal("y\n"))
     assert main(["--db", db, "delete", "1", "4"]) == 0
-    assert capsys.readouterr().out == "delete 2 runs and their epochs? [y/N] deleted 2 runs\n"
+    assert capsys.readouterr().out == "delete 2 runs and their epochs and checkpoints? [y/N] deleted 2 runs\n"
     assert _ids(db) == [2, 3]
     with open_store(db) as store:
         assert store.epochs(1) == []

@@ -9,9 +9,9 @@ from store.db import open_store
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    delete = sub.add_parser("delete", help="delete runs with their epochs and logs (asks first)",
-                            description="Delete runs with their epochs and logs. A running run is refused: "
-                            "cancel it first. Asks before deleting unless --yes.")
+    delete = sub.add_parser("delete", help="delete runs with their epochs, logs and checkpoints (asks first)",
+                            description="Delete runs with their epochs, logs and checkpoints. A running run is "
+                            "refused: cancel it first. Asks before deleting unless --yes.")
     delete.add_argument("run_ids", type=int, nargs="+", metavar="RUN")
     delete.add_argument("--yes", action="store_true", help="do not ask (needed without a terminal)")
     delete.set_defaults(func=delete_runs)
@@ -32,7 +32,7 @@ def delete_runs(args: argparse.Namespace) -> int:
             print("dmf-tui: error: delete asks before deleting, and there is no terminal to ask in: "
                   "add --yes", file=sys.stderr)
             return 2
-        answer = input(f"delete {_runs(count)} and their epochs? [y/N] ")
+        answer = input(f"delete {_runs(count)} and their epochs and checkpoints? [y/N] ")
         if answer.strip().lower() not in ("y", "yes"):
             print("nothing deleted")
             return 0

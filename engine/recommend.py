@@ -73,7 +73,7 @@ class TrainedModel:
             scores = self._score(torch.tensor([index]))[0]
         known, known_ratings = self.data.known.of(index)
         scores[known] = -torch.inf
-        top = scores.topk(min(n, len(scores) - len(known)))
+        top = scores.topk(min(n, int(torch.isfinite(scores).sum())))
         reasons = self._reasons(top.indices, known, known_ratings) if explain else None
         return [self._entry(int(i), float(s), reasons[rank] if reasons else None)
                 for rank, (i, s) in enumerate(zip(top.indices, top.values))]

@@ -1,19 +1,27 @@
 """engine/ranking.py: Precision, Recall and NDCG at 10 against a plain reading of the protocol in its
-docstring, and on hand-made cases whose answers are known."""
+docstring, and on hand-made cases whose answers are known; and fit()'s rankings: of the best epoch's
+model when training ends, of every `rank_every`-th epoch, and never a change to the RMSE curve."""
 
 from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
 import torch
 
-from engine import ranking
+from engine import checkpoint, ranking
 from engine.checkpoint import UserRatings
+from engine.errors import ConfigError
+from engine.models import build_model
 from engine.ranking import Ranking, ranking_metrics
-from engine.scoring import Scorer
+from engine.scoring import Scorer, user_scorer
+from engine.split import Split, split_dataset
+from engine.trainer import EpochStats, fit
+from tests.tiny import tiny_dataset
 
 Test = tuple[torch.Tensor, torch.Tensor, torch.Tensor]
 Rows = list[tuple[int, int, float]]  # test ratings as (user, item, rating)
@@ -203,3 +211,82 @@ def test_a_known_item_is_no_hit_even_in_a_short_catalogue() -> None:
     rows = [(0, 0, 5.0), (0, 1, 4.0)]
     got = ranking_metrics(table_scorer(perfect(rows, 1, n_items=4)), known_of([[0]]), as_tensors(rows), 4)
     assert_same(got, reference(perfect(rows, 1, n_items=4).numpy(), [[0]], rows))
+
+
+# ---- fit(): the ranking of the best epoch's model, and of every `rank_every`-th epoch
+
+# A tiny run that overfits soon (fast, large steps): its best validation epoch is not its last.
+FIT: dict[str, Any] = {"model": "mf", "k": 16, "bias": True, "lr": 0.1, "batch_size": 64, "device": "cpu"}
+
+
+@pytest.fixture(scope="module")
+def split() -> Split:
+    return split_dataset(tiny_dataset(40, 50, 1200), val_size=0.2)
+
+
+def checkpoint_ranking(path: Path, split: Split) -> Ranking | None:
+    """The ranking of the model saved at `path`, rebuilt from the checkpoint alone."""
+    saved = checkpoint.load(path, what="the checkpoint")
+    net = build_model(saved.config["model"], **{k: v for k, v in saved.config.items() if k != "model"})
+    net.load_state_dict(saved.state_dict)
+    users, items, ratings = (torch.from_numpy(a) for a in split.part("test"))
+    return ranking_metrics(user_scorer(net), saved.data.known, (users, items, ratings), split.dataset.n_items)
+
+
+def test_an_early_stopped_run_ranks_its_best_epochs_model(split: Split, tmp_path: Path) -> None:
+    result = fit(split, epochs=30, patience=2, checkpoint_path=tmp_path / "run.pt", **FIT)
+    assert result.stopped == "early_stopped" and result.best_epoch < len(result.epochs)
+    assert result.ranking is not None and result.ranking == checkpoint_ranking(tmp_path / "run.pt", split)
+    assert result.ranking.users == len(set(split.part("test")[0][split.part("test")[2] >= 4].tolist()))
+
+
+def test_a_completed_run_ranks_its_best_epochs_model_not_its_last(split: Split, tmp_path: Path) -> None:
+    result = fit(split, epochs=30, rank_every=1, checkpoint_path=tmp_path / "run.pt", **FIT)
+    assert result.stopped == "completed" and result.best_epoch < len(result.epochs)
+    assert result.ranking is not None and result.ranking == checkpoint_ranking(tmp_path / "run.pt", split)
+    assert result.ranking == result.epochs[result.best_epoch - 1].ranking
+    assert result.ranking != result.epochs[-1].ranking  # so the two above tell the best epoch from the last
+
+
+def test_without_a_checkpoint_the_best_epochs_model_is_ranked_all_the_same(split: Split, tmp_path: Path) -> None:
+    kept = fit(split, epochs=12, checkpoint_path=tmp_path / "run.pt", **FIT)
+    assert fit(split, epochs=12, **FIT).ranking == kept.ranking == checkpoint_ranking(tmp_path / "run.pt", split)
+
+
+def test_a_cancelled_run_is_not_ranked(split: Split) -> None:
+    done: list[EpochStats] = []
+    result = fit(split, epochs=5, rank_every=1, on_epoch=done.append, should_stop=lambda: len(done) >= 2, **FIT)
+    assert result.stopped == "cancelled" and result.best_epoch >= 1
+    assert result.ranking is None
+    assert all(epoch.ranking is not None for epoch in result.epochs)  # the epochs' own rankings stay
+
+
+def test_rank_every_ranks_those_epochs_only(split: Split) -> None:
+    result = fit(split, epochs=5, rank_every=2, **FIT)
+    assert [epoch.ranking is not None for epoch in result.epochs] == [False, True, False, True, False]
+    assert result.ranking is not None
+
+
+def test_rank_every_zero_ranks_no_epoch_but_the_best_model(split: Split) -> None:
+    result = fit(split, epochs=3, **FIT)
+    assert all(epoch.ranking is None for epoch in result.epochs) and result.ranking is not None
+
+
+def test_a_negative_rank_every_is_refused(split: Split) -> None:
+    with pytest.raises(ConfigError, match=r"rank_every must be >= 0 \(got -1\)"):
+        fit(split, epochs=1, rank_every=-1, **FIT)
+
+
+@pytest.mark.parametrize("options", [
+    {},
+    {"model": "deepmf", "dropout": 0.3},  # the eager step, drawing dropout masks from torch's generator
+    {"model": "autorec", "k": 8, "batch_size": 16},
+    {"model": "glocal_k", "k": 3, "hidden": (8, 8), "pretrain_epochs": 2, "batch_size": 16},
+], ids=["mf", "deepmf-dropout", "autorec", "glocal_k"])
+def test_ranking_every_epoch_leaves_the_rmse_curve_alone(split: Split, options: dict[str, Any]) -> None:
+    ranked = fit(split, **(FIT | {"epochs": 4, "rank_every": 1} | options))
+    plain = fit(split, **(FIT | {"epochs": 4} | options))
+    assert all(epoch.ranking is not None for epoch in ranked.epochs)
+    assert [(e.train_rmse, e.test_rmse, e.val_rmse) for e in ranked.epochs] == \
+        [(e.train_rmse, e.test_rmse, e.val_rmse) for e in plain.epochs]
+    assert ranked.ranking == plain.ranking

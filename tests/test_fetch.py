@@ -14,6 +14,7 @@ import pytest
 from dmf_tui.cli import main
 from engine import datasets
 from engine.errors import DataError
+from engine.titles import read_titles
 
 RATINGS = b"1\t10\t4\t881250949\n2\t20\t3\t881250950\n"
 
@@ -152,3 +153,45 @@ def test_not_a_zip(server, monkeypatch, tmp_path):
     with pytest.raises(DataError, match="not a valid zip archive"):
         datasets.fetch("ml-100k", data_dir=tmp_path, url=f"{base}/ml-100k.zip")
     assert list(tmp_path.iterdir()) == []
+
+
+# ML-100K's item file is Latin-1 (the é below is one byte), its genres named in u.genre.
+ITEMS = ("10|Richard III (1995)|22-Jan-1996||http://x|0|0|0|0|0|0|0|0|1|0|0|0|0|0|0|0|0|1|0\n"
+         "20|Misérables, Les (1995)|01-Jan-1995||http://x|0|0|0|0|0|0|0|0|1|0|0|0|0|0|1|0|0|0|0\n").encode("latin-1")
+GENRES = b"unknown|0\nAction|1\nAdventure|2\nAnimation|3\nChildren's|4\nComedy|5\nCrime|6\nDocumentary|7\n" \
+         b"Drama|8\nFantasy|9\nFilm-Noir|10\nHorror|11\nMusical|12\nMystery|13\nRomance|14\nSci-Fi|15\n" \
+         b"Thriller|16\nWar|17\nWestern|18\n"
+
+
+def test_cli_fetch_extracts_the_item_file_beside_the_ratings(server, monkeypatch, tmp_path):
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as zf:
+        zf.writestr("ml-100k/u.data", RATINGS)
+        zf.writestr("ml-100k/u.item", ITEMS)
+        zf.writestr("ml-100k/u.genre", GENRES)
+        zf.writestr("ml-100k/u.user", b"not extracted")
+    files, base = server
+    files["ml-100k.zip"] = archive = buf.getvalue()
+    pin(monkeypatch, archive)
+    monkeypatch.setenv("DMF_DATA_DIR", str(tmp_path))
+
+    assert main(["data", "fetch", "ml-100k", "--url", f"{base}/ml-100k.zip"]) == 0
+
+    folder = tmp_path / "ml-100k"
+    assert sorted(p.name for p in folder.iterdir()) == ["u.data", "u.genre", "u.item"]
+    assert [(folder / name).read_bytes() for name in ("u.data", "u.item", "u.genre")] == [RATINGS, ITEMS, GENRES]
+    titles = read_titles(folder / "u.data")
+    assert (titles.title(10), titles.title(20), titles.items[20].genres, titles.problem) == (
+        "Richard III (1995)", "Misérables, Les (1995)", ("Drama", "Romance"), None)
+
+
+def test_cli_fetch_of_a_zip_without_an_item_file_has_ratings_only(server, monkeypatch, tmp_path):
+    files, base = server
+    files["ml-100k.zip"] = archive = build_zip()
+    pin(monkeypatch, archive)
+    monkeypatch.setenv("DMF_DATA_DIR", str(tmp_path))
+
+    assert main(["data", "fetch", "ml-100k", "--url", f"{base}/ml-100k.zip"]) == 0
+
+    assert [p.name for p in (tmp_path / "ml-100k").iterdir()] == ["u.data"]
+    assert datasets.load_dataset("ml-100k", data_dir=tmp_path).n_ratings == 2

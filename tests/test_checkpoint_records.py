@@ -143,8 +143,6 @@ def test_a_run_failing_after_its_best_epoch_keeps_that_checkpoint(store: Store, 
 
 # --- the same through `dmf-tui run` ---------------------------------------------------------------
 
-@pytest.mark.xfail(strict=True, reason="dmf-tui run records no checkpoint for a run that fails (the worker does), "
-                   "so `delete` leaves its run-<id>.pt behind")
 def test_run_failing_after_its_best_epoch_records_that_checkpoint(db: str, ratings: Path,
                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
     _diverge_at_epoch_2(monkeypatch)
@@ -157,8 +155,6 @@ def test_run_failing_after_its_best_epoch_records_that_checkpoint(db: str, ratin
     assert run.checkpoint == f"{db}.checkpoints/run-{run.id}.pt"
 
 
-@pytest.mark.xfail(strict=True, reason="checkpoint_of takes <db>.checkpoints/run-<id>.pt for any run that recorded "
-                   "none, even a finished --no-checkpoint run whose id a deleted run's file still carries")
 def test_a_no_checkpoint_run_is_not_given_a_file_left_under_its_id(db: str, ratings: Path, tmp_path: Path,
                                                                     capsys: pytest.CaptureFixture[str]) -> None:
     train = ["--db", db, "run", "--data", str(ratings), "--epochs", "1", "--device", "cpu"]

@@ -19,6 +19,7 @@ from rich.table import Table
 
 from dmf_tui.commands.output import Console
 from dmf_tui.trained import checkpoint_of
+from store.catalog import DATASETS
 from store.db import open_to_list, resolve_url
 from store.errors import StoreError
 
@@ -116,5 +117,7 @@ def _print_table(model: TrainedModel, found: list[Recommendation], title: str, *
         table.add_row(str(rank), str(r.item), f"{r.score:.3f}", r.title or "", extra)
     console.print(table)
     if model.titles.source is None and model.data.path is not None:
-        console.print(f"No item file beside {model.data.path}: items show by id.", style="dim")
+        # A dataset fetched before `data fetch` extracted item files has none: fetching it again brings it.
+        again = f" (`dmf-tui data fetch {model.data.name} --force` brings it)" if model.data.name in DATASETS else ""
+        console.print(f"No item file beside {model.data.path}: items show by id{again}.", style="dim")
     return 0

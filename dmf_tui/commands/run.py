@@ -110,39 +110,47 @@ def _train(args: argparse.Namespace, params: RunParams, stop: threading.Event) -
     with registered(store, device) as worker_id:
         record = store.start_run(params, worker_id=worker_id, device=device)
         checkpoint = _checkpoint_path(args, record.id)
+        if checkpoint is not None:
+            # One left by a deleted run whose id this one reuses is not this run's model.
+            checkpoint.unlink(missing_ok=True)
+
+        def kept() -> str | None:
+            """The checkpoint, if a best epoch wrote one: a run that failed or stopped after it keeps it."""
+            return str(checkpoint) if checkpoint is not None and checkpoint.exists() else None
+
         try:
             with progress or nullcontext():
                 result = fit_run(split, params, device, on_epoch=on_epoch,
                                  on_progress=on_progress if progress else None, should_stop=stop.is_set,
                                  checkpoint_path=checkpoint)
         except KeyboardInterrupt:  # a second signal
-            store.finish_run(record.id, RunStatus.INTERRUPTED, error="interrupted by the user", worker_id=worker_id)
+            store.finish_run(record.id, RunStatus.INTERRUPTED, error="interrupted by the user", worker_id=worker_id,
+                             checkpoint=kept())
             raise
         except ClaimLostError:  # stopped so long that its run was declared lost: leave it so
             raise
         except Exception as exc:
             store.finish_run(record.id, RunStatus.FAILED, error=failure_reason(exc, device, params),
-                             worker_id=worker_id)
+                             worker_id=worker_id, checkpoint=kept())
             raise
         if result.stopped == "cancelled" and output_closed.is_set():
             store.finish_run(record.id, RunStatus.INTERRUPTED, error="stopped: the reader of its output went away",
-                             worker_id=worker_id)
+                             worker_id=worker_id, checkpoint=kept())
             raise BrokenPipeError  # cli.main ends quietly with 141, as for any closed pipe
-        kept = str(checkpoint) if checkpoint is not None and checkpoint.exists() else None
         if result.stopped == "cancelled":
             store.finish_run(record.id, RunStatus.INTERRUPTED, error="interrupted by a signal", worker_id=worker_id,
-                             checkpoint=kept)
+                             checkpoint=kept())
             print(f"dmf-tui: interrupted: run {record.id} stopped after {len(result.epochs)} epoch(s)",
                   file=sys.stderr)
             return INTERRUPTED
-        store.finish_run(record.id, RunStatus.DONE, worker_id=worker_id, checkpoint=kept, ranking=result.ranking)
+        store.finish_run(record.id, RunStatus.DONE, worker_id=worker_id, checkpoint=kept(), ranking=result.ranking)
     chosen_by = " (chosen by validation RMSE)" if len(split.val) else ""
     print(f"run {record.id}: best epoch {result.best_epoch}{chosen_by}, test RMSE {result.best_test_rmse:.4f} "
           f"({result.stopped})", file=sys.stderr)
     if result.ranking is not None:
         print(f"run {record.id}: {ranking_line(result.ranking)}", file=sys.stderr)
-    if kept is not None:
-        print(f"run {record.id}: checkpoint {kept}; try `dmf-tui recommend {record.id} --user ID`", file=sys.stderr)
+    if checkpoint is not None:
+        print(f"run {record.id}: checkpoint {checkpoint}; try `dmf-tui recommend {record.id} --user ID`", file=sys.stderr)
     return 0
 
 

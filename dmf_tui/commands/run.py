@@ -150,7 +150,8 @@ def _train(args: argparse.Namespace, params: RunParams, stop: threading.Event) -
     if result.ranking is not None:
         print(f"run {record.id}: {ranking_line(result.ranking)}", file=sys.stderr)
     if checkpoint is not None:
-        print(f"run {record.id}: checkpoint {checkpoint}; try `dmf-tui recommend {record.id} --user ID`", file=sys.stderr)
+        print(f"run {record.id}: checkpoint {checkpoint}; try `dmf-tui recommend {record.id} --user ID`",
+              file=sys.stderr)
     return 0
 
 

@@ -151,11 +151,17 @@ def load(path: Path, *, what: str) -> Checkpoint:
         raise ConfigError(f"{what} ({path}) cannot be read: {first[:200]}") from None
     if not isinstance(raw, dict) or "state_dict" not in raw or "config" not in raw:
         raise ConfigError(f"{what} ({path}) is not a dmf-tui checkpoint")
-    if raw.get("format", 1) < FORMAT or "data" not in raw:
+    version = raw.get("format", 1)
+    if not isinstance(version, int):
+        raise ConfigError(f"{what} ({path}) is damaged: its format is {version!r}, not a number")
+    if version < FORMAT or "data" not in raw:
         raise ConfigError(f"{what} ({path}) was written by an older dmf-tui and lacks the id maps and "
                           "ratings needed to use it: train the run again")
-    if raw["format"] > FORMAT:
-        raise ConfigError(f"{what} ({path}) was written by a newer dmf-tui (checkpoint format {raw['format']}); "
+    if version > FORMAT:
+        raise ConfigError(f"{what} ({path}) was written by a newer dmf-tui (checkpoint format {version}); "
                           "upgrade dmf-tui")
-    return Checkpoint(state_dict=raw["state_dict"], config=raw["config"], epoch=int(raw["epoch"]),
-                      test_rmse=float(raw["test_rmse"]), data=RunData.unpack(raw["data"]))
+    try:
+        return Checkpoint(state_dict=raw["state_dict"], config=raw["config"], epoch=int(raw["epoch"]),
+                          test_rmse=float(raw["test_rmse"]), data=RunData.unpack(raw["data"]))
+    except (KeyError, TypeError, ValueError, AttributeError) as exc:
+        raise ConfigError(f"{what} ({path}) is damaged: {type(exc).__name__} {exc}") from None

@@ -61,10 +61,12 @@ def ranking_metrics(score: Scorer, known: UserRatings, test: tuple[torch.Tensor,
         scores = score(batch).float()
         rows, known_of_batch = _known_of(batch, offsets, known_items)
         scores[rows, known_of_batch] = -math.inf
-        top = scores.topk(min(AT, n_items), dim=1).indices
-        keys = batch.unsqueeze(1) * n_items + top
+        top = scores.topk(min(AT, n_items), dim=1)
+        keys = batch.unsqueeze(1) * n_items + top.indices
         where = torch.searchsorted(relevant, keys).clamp(max=len(relevant) - 1)
-        hits = (relevant[where] == keys).float()  # batch x AT, 1 where the item is relevant
+        # batch x AT, 1 where the item is relevant; a known item (a user left with fewer than AT
+        # unrated ones fills the list with them) is never a hit, even rated again in the test part.
+        hits = ((relevant[where] == keys) & torch.isfinite(top.values)).float()
         count = relevant_count[start:start + per_batch].float()
         found = hits.sum(1)
         precision += float((found / AT).sum())

@@ -122,9 +122,10 @@ class TrainedModel:
 
 def _index(ids: torch.Tensor, raw: int, kind: str, name: str) -> int:
     """The index of raw id `raw` among `ids` (sorted); ConfigError naming the run when it has none."""
-    where = int(torch.searchsorted(ids, torch.tensor(raw, dtype=ids.dtype)))
-    if where < len(ids) and int(ids[where]) == raw:
-        return where
+    if -(2**63) <= raw < 2**63:  # an id no int64 can hold is in no dataset
+        where = int(torch.searchsorted(ids, torch.tensor(raw, dtype=ids.dtype)))
+        if where < len(ids) and int(ids[where]) == raw:
+            return where
     raise ConfigError(f"{kind} {raw} is not in the data of {name} ({len(ids):,} {kind}s, ids "
                       f"{int(ids[0])}..{int(ids[-1])})")
 

@@ -26,11 +26,19 @@ from engine.ncf import GMF, NeuMF
 # users (int64 indices) -> their predicted ratings of every item (len(users) x n_items)
 Scorer = Callable[[torch.Tensor], torch.Tensor]
 
+# (user, item) pairs a model that works per pair (DeepMF past its first layer, NeuMF) holds at once:
+# with hidden layers of 64 that is 128 MiB, whatever the batch of users asked for.
+PAIRS_AT_ONCE = 1 << 19
 
-@torch.no_grad()
+
 def user_scorer(net: PairModel | RowModel) -> Scorer:
     """A function scoring every item for a batch of users with `net`'s weights of now (`net` is put
-    in eval mode). What it precomputes it computes here, once."""
+    in eval mode), without autograd. What it precomputes it computes here, once."""
+    with torch.no_grad():
+        return torch.no_grad()(_scorer(net))
+
+
+def _scorer(net: PairModel | RowModel) -> Scorer:
     net.eval()
     if isinstance(net, ItemMatrixModel):
         return _row_scorer(net)
@@ -47,8 +55,8 @@ def user_scorer(net: PairModel | RowModel) -> Scorer:
             return scores if offset is None else scores + offset
         return _with_biases(net, dot)
     if type(net) is DeepMF:
-        return _with_biases(net, _deepmf_scorer(net))
-    return _pairwise(net)  # NeuMF, and any other pair model
+        return _with_biases(net, _in_chunks(_deepmf_scorer(net), net.item_emb.num_embeddings))
+    return _in_chunks(_pairwise(net), net.item_emb.num_embeddings)  # NeuMF, and any other pair model
 
 
 def item_vectors(net: PairModel | RowModel) -> torch.Tensor | None:
@@ -69,6 +77,18 @@ def _with_biases(net: PairModel, score: Scorer) -> Scorer:
         user_bias = net.user_bias.index_select(0, users).unsqueeze(1)
         return score(users) + user_bias + net.item_bias + net.global_bias
     return biased
+
+
+def _in_chunks(score: Scorer, n_items: int) -> Scorer:
+    """`score` over a few users at a time, PAIRS_AT_ONCE pairs at most, for a scorer whose memory
+    grows with the pairs it scores."""
+    per_chunk = max(1, PAIRS_AT_ONCE // n_items)
+
+    def chunked(users: torch.Tensor) -> torch.Tensor:
+        if len(users) <= per_chunk:
+            return score(users)
+        return torch.cat([score(chunk) for chunk in torch.split(users, per_chunk)])
+    return chunked
 
 
 def _deepmf_scorer(net: DeepMF) -> Scorer:

@@ -204,8 +204,6 @@ def test_fewer_than_ten_items() -> None:
     assert_same(got, reference(table.numpy(), [[0], [0, 1, 2, 3]], rows))
 
 
-@pytest.mark.xfail(strict=True, reason="with fewer than 10 unrated items the top 10 is filled with known items "
-                   "(scored -inf); a known item that is also a liked test item (a pair rated twice) counts as a hit")
 def test_a_known_item_is_no_hit_even_in_a_short_catalogue() -> None:
     # User 0 rated item 0 in training and again in the test part (a file with a repeated pair).
     rows = [(0, 0, 5.0), (0, 1, 4.0)]

@@ -180,8 +180,6 @@ def test_bad_requests_are_one_clear_line(mf: Run, call: Request, message: str) -
         call(mf.model)
 
 
-@pytest.mark.xfail(strict=True, reason="an id past int64 overflows in torch.tensor(raw): ValueError, not the "
-                   "ConfigError that names the id")
 def test_an_id_too_large_for_any_dataset_is_one_clear_line(mf: Run) -> None:
     with pytest.raises(ConfigError, match=r"^user 100000000000000000000 is not in the data of run 5 "):
         mf.model.recommend(10**20)

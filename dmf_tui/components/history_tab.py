@@ -21,7 +21,7 @@ from textual.binding import Binding
 from textual.containers import Vertical
 from textual.widgets import DataTable, Input, Label
 
-from dmf_tui.components import fmt
+from dmf_tui.components import fmt, ranking
 from dmf_tui.components.fmt import Cell
 from dmf_tui.components.param_plot import ParamPlotScreen
 from dmf_tui.components.run_actions import cancel_sweep, delete_runs
@@ -48,18 +48,21 @@ FIXED_COLUMNS = 3
 
 def history_columns(has_val: bool) -> tuple[tuple[str, str], ...]:
     """(column key, header): which run it is, the metric that ranks, the validation RMSE when a
-    listed run has one, the parameters, then the rest. Every key but "mark" is a column
-    Store.leaderboard can sort by."""
+    listed run has one, the parameters, then the rest: the ranking metrics among the other
+    figures, where an 80-column terminal leaves the parameters in view (scrolled to, or sorted by,
+    with `s`). Every key but "mark" is a column Store.leaderboard can sort by."""
     return (
         ("mark", " "), ("id", "id"), ("status", "status"), ("best_test_rmse", "best test"),
         *((("best_val_rmse", "val"),) if has_val else ()), *fmt.PARAM_HEADINGS,
-        ("epoch", "epochs"), ("best_epoch", "@"), ("last_train_rmse", "train"), ("sweep_id", "sweep"),
-        ("finished_at", "finished (UTC)"),
+        ("epoch", "epochs"), ("best_epoch", "@"), ("last_train_rmse", "train"), *ranking.METRICS,
+        ("sweep_id", "sweep"), ("finished_at", "finished (UTC)"),
     )
 
 
 HEADERS = dict(history_columns(has_val=True))
 SORT_KEYS = tuple(key for key in HEADERS if key != "mark")
+# The columns whose best runs are those with the highest value: sorted by one, they come first.
+HIGHER_IS_BETTER = ranking.KEYS
 FILTER_HELP = "/ filter: lr:<1e-2 k:>=32 model:mf status:failed sweep:3 data:all #12 text"
 
 
@@ -77,7 +80,8 @@ def history_cells(run: RunRecord, *, marked: bool, best: bool, has_val: bool,
         mark, run.id, fmt.status_text(run), fmt.rmse(run.best_test_rmse),
         *((fmt.rmse(run.best_val_rmse),) if has_val else ()), *params,
         fmt.progress(run), run.best_epoch if run.best_epoch is not None else "-",
-        fmt.rmse(run.last_train_rmse), sweep, fmt.when(run.finished_at),
+        fmt.rmse(run.last_train_rmse), *(ranking.value(getattr(run, key)) for key, _ in ranking.METRICS),
+        sweep, fmt.when(run.finished_at),
     )
     return tuple(_bold(cell) for cell in cells) if best else cells
 
@@ -144,7 +148,8 @@ class HistoryTab(Vertical):
         Binding("U", "clear_marks", "Unmark all", show=False, id="history.clear_marks",
                 tooltip="clear every mark"),
         Binding("s", "sort_next", "Sort", show=False, id="history.sort",
-                tooltip="sort by the cursor's column (again: by the next one); a click on a header sorts too"),
+                tooltip="sort by the cursor's column (again: by the next one), P@10, R@10 and NDCG@10 highest "
+                        "first; a click on a header sorts too"),
         Binding("S", "sort_reverse", "Reverse", show=False, id="history.reverse", tooltip="reverse the order"),
         Binding("e", "export", "Export CSV", show=False, id="history.export",
                 tooltip="write the listed runs to a CSV file (asks where)"),
@@ -366,14 +371,15 @@ class HistoryTab(Vertical):
     def header_clicked(self, event: DataTable.HeaderSelected) -> None:
         key = event.column_key.value
         if key in SORT_KEYS:
-            self.sort_by(key, not self.descending if key == self.sort else False)
+            self.sort_by(key, not self.descending if key == self.sort else key in HIGHER_IS_BETTER)
 
     def action_sort_next(self) -> None:
-        """Sort by the column under the cursor; again on the same column moves to the next one."""
+        """Sort by the column under the cursor; again on the same column moves to the next one.
+        A metric sorts its best runs first: the lowest RMSE, the highest NDCG@10."""
         column = history_columns(self._has_val)[self.table.cursor_column][0]
         if column not in SORT_KEYS or column == self.sort:
             column = SORT_KEYS[(SORT_KEYS.index(self.sort) + 1) % len(SORT_KEYS)]
-        self.sort_by(column, False)
+        self.sort_by(column, column in HIGHER_IS_BETTER)
 
     def action_sort_reverse(self) -> None:
         self.sort_by(self.sort, not self.descending)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -12,8 +13,9 @@ from rich.style import Style
 from rich.text import Text
 from textual.app import App
 from textual.widgets import DataTable, Input, Label
+from textual.widgets.data_table import ColumnKey
 
-from dmf_tui.components.history_tab import PAGE, HistoryTab
+from dmf_tui.components.history_tab import PAGE, SORT_KEYS, HistoryTab
 from dmf_tui.components.param_plot import ParamPlotScreen
 from dmf_tui.components.run_detail import RunDetailScreen
 from dmf_tui.components.save_csv import SaveCsv
@@ -383,3 +385,50 @@ async def test_P_plots_every_listed_run_not_only_the_loaded_page(store, worker):
         await pilot.press("z", "P")
         await settle(pilot)
         assert isinstance(app.screen, ParamPlotScreen) and len(app.screen.runs) == 1  # the sweep's best
+
+
+async def test_s_sorts_by_ndcg_best_first_and_S_reverses_it(store, worker):
+    """Higher is better for the ranking metrics: sorted by one, the best runs come first, and the
+    runs that were not ranked last either way."""
+    ndcgs: dict[int, float] = {}
+    unranked = []
+    for ndcg in (0.21, None, 0.35, 0.28):
+        run = worker.start(SMALL)
+        worker.train(run.id, 3)
+        if ndcg is None:
+            store.finish_run(run.id, "done")
+            unranked.append(run.id)
+        else:
+            store.finish_run(run.id, "done", ranking=SimpleNamespace(precision=ndcg / 2, recall=ndcg / 3, ndcg=ndcg))
+            ndcgs[run.id] = ndcg
+    ranked = sorted(ndcgs, key=ndcgs.__getitem__, reverse=True)
+    app = make_app(store)
+    async with app.run_test(size=SIZE) as pilot:
+        history = await open_history(pilot)
+        for _ in SORT_KEYS:  # s moves from column to column: as far as NDCG@10
+            if history.sort == "ndcg_at_10":
+                break
+            await pilot.press("s")
+            await settle(pilot)
+        assert history.sort == "ndcg_at_10" and history.descending
+        assert [int(i) for i in cells(history.table, "id")] == ranked + unranked
+        assert cells(history.table, "ndcg_at_10") == ["0.3500", "0.2800", "0.2100", "-"]
+        assert summary(history).endswith("sorted by NDCG@10 ↓")
+        await pilot.press("S")
+        await settle(pilot)
+        assert [int(i) for i in cells(history.table, "id")] == ranked[::-1] + unranked
+        assert summary(history).endswith("sorted by NDCG@10 ↑")
+
+
+async def test_a_click_on_a_ranking_heading_sorts_it_best_first(store, worker):
+    for ndcg in (0.2, 0.3):
+        run = worker.start(SMALL)
+        worker.train(run.id, 3)
+        store.finish_run(run.id, "done", ranking=SimpleNamespace(precision=0.1, recall=0.1, ndcg=ndcg))
+    app = make_app(store)
+    async with app.run_test(size=SIZE) as pilot:
+        history = await open_history(pilot)
+        table = history.table
+        table.post_message(DataTable.HeaderSelected(table, ColumnKey("precision_at_10"), 0, Text("P@10")))
+        await settle(pilot)
+        assert history.sort == "precision_at_10" and history.descending

@@ -1,9 +1,11 @@
 """Run detail: a run's configuration, epochs, curves, the error of a failed run, and its notes.
-While the run is still going the screen keeps fetching the epochs that land.
+While the run is still going the screen keeps fetching the epochs that land. `t` shows the Recommend
+panel in place of the configuration and curves: the run's top 10 for a user id (esc: back).
 
 Letters are this screen's keys (clone, retry, cancel...) except inside the notes, where they are
-text. So the notes are entered on purpose (`i`, or Tab from the epochs the screen opens on), esc
-leaves them, and ctrl+s saves them wherever the focus is: typing a note never fires a key."""
+text, and the panel's user id, which drops them. So the notes are entered on purpose (`i`, or Tab
+from the epochs the screen opens on), esc leaves them, and ctrl+s saves them wherever the focus is:
+typing a note never fires a key."""
 
 from __future__ import annotations
 
@@ -16,12 +18,13 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.screen import Screen
-from textual.widgets import Footer, Static, TextArea
+from textual.widgets import ContentSwitcher, Footer, Static, TextArea
 
-from dmf_tui.components import fmt
+from dmf_tui.components import fmt, ranking
 from dmf_tui.components.confirm import Confirm
 from dmf_tui.components.curves import RmseCurves
 from dmf_tui.components.epoch_table import EpochTable
+from dmf_tui.components.recommend_panel import RecommendPanel
 from dmf_tui.components.run_log import RunLogScreen
 from dmf_tui.host import dmf_app
 from dmf_tui.messages import CancelRun, NewExperiment, RetryRun, StoreChanged
@@ -49,6 +52,11 @@ def config_table(run: RunRecord) -> Table:
         rows.append(("best val", fmt.rmse(run.best_val_rmse)))
     rows += [
         ("best epoch", str(run.best_epoch or "-")),
+    ]
+    # The best epoch's model ranked once training ended: absent for a run not ranked (yet).
+    rows += [(heading, ranking.value(getattr(run, key))) for key, heading in ranking.METRICS
+             if getattr(run, key) is not None]
+    rows += [
         ("last train", fmt.rmse(run.last_train_rmse)),
         ("last test", fmt.rmse(run.last_test_rmse)),
     ]
@@ -84,6 +92,9 @@ class RunDetailScreen(Screen[None]):
                 tooltip="the run's log: start, device, each epoch, warnings, the traceback of a failure"),
         Binding("o", "toggle_log_scale", "Log scale", id="detail.log_scale",
                 tooltip="draw the curves on a logarithmic RMSE axis, or a linear one again"),
+        Binding("t", "recommend", "Top 10", id="detail.recommend",
+                tooltip="the Recommend panel: type a user id and enter to see the run's top 10 items for that "
+                        "user, with titles (esc: back to the curves)"),
     ]
 
     def __init__(self, run_id: int) -> None:
@@ -98,14 +109,16 @@ class RunDetailScreen(Screen[None]):
     def compose(self) -> ComposeResult:
         yield Static(f"Run {self.run_id}", id="detail-title", classes="screen-title", markup=False)
         yield Static(id="detail-error", classes="error", markup=False)
-        with Horizontal(id="detail-top"):
-            with VerticalScroll(id="detail-config"):
-                yield Static(id="config")
-            with Vertical(id="detail-right"):
-                # The key line names the curves: a legend would cover the plot's first epochs.
-                yield Static(id="detail-key")
-                yield RmseCurves(title="", legend=False)
-                yield EpochTable(id="detail-epochs")
+        with ContentSwitcher(initial="detail-top", id="detail-switcher"):
+            with Horizontal(id="detail-top"):
+                with VerticalScroll(id="detail-config"):
+                    yield Static(id="config")
+                with Vertical(id="detail-right"):
+                    # The key line names the curves: a legend would cover the plot's first epochs.
+                    yield Static(id="detail-key")
+                    yield RmseCurves(title="", legend=False)
+                    yield EpochTable(id="detail-epochs")
+            yield RecommendPanel(dmf_app(self.app).store.url, id="recommend")
         # After the epochs: Tab from them (where the screen opens) goes to the notes.
         notes = TextArea(id="notes")
         notes.border_title = "Notes (i to edit, ctrl+s saves)"
@@ -122,6 +135,11 @@ class RunDetailScreen(Screen[None]):
     @property
     def notes(self) -> TextArea:
         return self.query_one("#notes", TextArea)
+
+    @property
+    def recommending(self) -> bool:
+        """Whether the Recommend panel is shown (in place of the configuration and curves)."""
+        return self.query_one(ContentSwitcher).current == "recommend"
 
     @property
     def notes_changed(self) -> bool:
@@ -148,6 +166,7 @@ class RunDetailScreen(Screen[None]):
         # The dataset's short label: its full path is in the config.
         self.query_one("#detail-title", Static).update(f"Run {run.id}  ·  {run.data_label}  ·  {run.params.label()}")
         self.query_one("#config", Static).update(config_table(run))
+        self.query_one(RecommendPanel).run = run
         error = self.query_one("#detail-error", Static)
         error.update(run.error or "")
         error.display = bool(run.error)
@@ -170,21 +189,40 @@ class RunDetailScreen(Screen[None]):
         if action in ("cancel", "retry"):
             finished = self.run is not None and self.run.status.is_finished
             return finished == (action == "retry")
+        if action in ("recommend", "toggle_log_scale"):  # the curves' key, while they are shown
+            return not self.recommending
         return True
 
     def action_edit_notes(self) -> None:
         self.notes.focus()
         self.notes.move_cursor(self.notes.document.end)
 
+    def action_recommend(self) -> None:
+        self.query_one(ContentSwitcher).current = "recommend"
+        self.query_one(RecommendPanel).user_input.focus()
+        self.refresh_bindings()
+
     def action_back(self) -> None:
         """Esc in the notes leaves them, as it leaves a text field anywhere: the edits stay, unsaved.
-        Outside them it goes back, after asking if the notes have edits that were not saved."""
+        In the Recommend panel it goes back to the curves. Elsewhere it goes back, after asking if
+        the notes have edits that were not saved."""
         if self.notes.has_focus:
-            self.query_one(EpochTable).focus()
+            self._focus_main()
+        elif self.recommending:
+            self.query_one(ContentSwitcher).current = "detail-top"
+            self._focus_main()
+            self.refresh_bindings()
         elif not self.notes_changed:
             self.dismiss()
         else:
             self.app.push_screen(Confirm("discard unsaved notes?", yes="Discard"), self._discard)
+
+    def _focus_main(self) -> None:
+        """The focus back where the keys are, in what is shown: the epochs, or the user id."""
+        if self.recommending:
+            self.query_one(RecommendPanel).user_input.focus()
+        else:
+            self.query_one(EpochTable).focus()
 
     def _discard(self, discard: bool | None) -> None:
         if discard:

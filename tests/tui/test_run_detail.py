@@ -4,10 +4,12 @@ without unsaved notes, the layout, the config, the log scale and the keys that a
 from __future__ import annotations
 
 import io
+from types import SimpleNamespace
 
 from rich.console import Console
 from sqlalchemy import func, select
 from textual.widgets import TextArea
+from textual.widgets.data_table import ColumnKey
 
 from dmf_tui.components.confirm import Confirm
 from dmf_tui.components.curves import RmseCurves
@@ -23,7 +25,7 @@ from tests.tui.conftest import TextualPrivate, make_app, settle
 NOTE = "lr far too high"
 # Every letter and digit that is a key on this screen or in the app (W stops workers, w starts one,
 # p resumes the queue, q quits, 1-3 change tabs, ...): none may act while the notes have the focus.
-EVERY_KEY = "i l c r L o n p w W q 1 2 3"
+EVERY_KEY = "i l c r L o t n p w W q 1 2 3"
 DEEP = RunParams(data="synthetic-100k", model="deepmf", hidden=(64, 32), lr=1e-2, epochs=10)
 
 
@@ -184,7 +186,7 @@ async def test_everything_fits_at_80x24(store, worker):
         assert any("CUDA out of memory" in line for line in lines)
         assert any("Notes (i to edit, ctrl+s saves)" in line for line in lines)
         # Every key of the screen in the footer (ctrl+s in the notes' title), the log included.
-        for key in ("esc Back", "i Notes", "l Clone", "r Retry", "L Log", "o Log scale"):
+        for key in ("esc Back", "i Notes", "l Clone", "r Retry", "L Log", "o Log scale", "t Top 10"):
             assert key in lines[-1]
 
 
@@ -286,3 +288,30 @@ async def test_L_opens_the_runs_log_and_esc_comes_back(store, worker):
         await pilot.press("escape")
         await settle(pilot)
         assert app.screen is detail
+
+
+async def test_run_detail_shows_the_ranking_metrics_where_the_run_has_them(store, worker):
+    ranked = worker.start(DEEP)
+    for epoch in (1, 2, 3):
+        # Ranked every second epoch (--rank-every 2): the first epoch has no NDCG@10.
+        ranking = SimpleNamespace(precision=0.1, recall=0.2, ndcg=0.25 + epoch / 100) if epoch != 1 else None
+        store.record_epoch(ranked.id, epoch, train_rmse=1.0, test_rmse=1.1 - epoch / 100, seconds=1.0,
+                           ranking=ranking)
+    store.finish_run(ranked.id, "done", ranking=SimpleNamespace(precision=0.1234, recall=0.2345, ndcg=0.3456))
+    plain = worker.run(DEEP, 3)
+    app = make_app(store)
+    async with app.run_test(size=(80, 24)) as pilot:
+        detail = await open_detail(app, pilot, ranked.id)
+        lines = TextualPrivate.screen_lines(app)
+        for heading, value in (("P@10", "0.1234"), ("R@10", "0.2345"), ("NDCG@10", "0.3456")):
+            assert any(line.split()[:2] == [heading, value] for line in lines), heading
+        table = detail.query_one(EpochTable)
+        assert table.has_ranking
+        assert [str(table.get_cell(row.key, "ndcg")) for row in table.ordered_rows] == ["", "0.2700", "0.2800"]
+        assert str(table.columns[ColumnKey("ndcg")].label) == "NDCG@10"
+        await pilot.press("escape")
+        detail = await open_detail(app, pilot, plain)
+        assert not any(line.split()[:1] in (["P@10"], ["NDCG@10"]) for line in TextualPrivate.screen_lines(app))
+        assert not detail.query_one(EpochTable).has_ranking
+        assert "NDCG@10" not in [str(c.label) for c in detail.query_one(EpochTable).columns.values()]
+

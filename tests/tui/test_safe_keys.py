@@ -15,6 +15,7 @@ no field, does reach the keys."""
 
 from __future__ import annotations
 
+import re
 import unicodedata
 from collections.abc import Callable
 from pathlib import Path
@@ -135,8 +136,8 @@ KNOWN_FIELDS = {
     "history": {"history-filter"},
     "form": {f"field-{name}" for name in HINTS},
     "search form": {f"field-{name}" for name in SEARCH_HINTS if name not in ("sampler", "pruner")},  # Selects
-    "running run": {"notes"},
-    "failed run": {"notes"},
+    "running run": {"notes", "recommend-user"},
+    "failed run": {"notes", "recommend-user"},
     "save csv": {"save-csv-path"},
     "extend search": {"extend-trials"},
 }
@@ -160,6 +161,21 @@ def _shown(ancestor: object) -> bool:
         return True
     tabs = next(node for node in ancestor.ancestors if isinstance(node, TabbedContent))
     return tabs.active == ancestor.id
+
+
+def accepted(field: Input | TextArea, typed: str) -> str:
+    """What the field holds once `typed` is typed into it: all of it, but in an Input that restricts
+    what it takes (Run detail's user id: digits only), the characters it takes, as Input checks them."""
+    if isinstance(field, TextArea) or (field.restrict is None and not field.max_length):
+        return typed
+    value = ""
+    for char in typed:
+        if field.restrict is not None and not re.fullmatch(field.restrict, value + char):
+            continue
+        if field.max_length and len(value + char) > field.max_length:
+            continue
+        value += char
+    return value
 
 
 def reveal(field: Widget) -> None:
@@ -205,4 +221,4 @@ async def test_text_typed_into_a_field_goes_nowhere_else(store, worker, tmp_path
             await type_text(pilot, TYPED)
             assert app.focused is field, f"{field.id}: the focus left the field"
             assert state(app) == before, f"{field.id}: a key reached something else"
-            assert (field.value if isinstance(field, Input) else field.text) == TYPED, field.id
+            assert (field.value if isinstance(field, Input) else field.text) == accepted(field, TYPED), field.id

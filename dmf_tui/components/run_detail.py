@@ -50,9 +50,7 @@ def config_table(run: RunRecord) -> Table:
     ]
     if run.best_val_rmse is not None:  # a run with a validation split picks its best epoch by it
         rows.append(("best val", fmt.rmse(run.best_val_rmse)))
-    rows += [
-        ("best epoch", str(run.best_epoch or "-")),
-    ]
+    rows.append(("best epoch", str(run.best_epoch or "-")))
     # The best epoch's model ranked once training ended: absent for a run not ranked (yet).
     rows += [(heading, ranking.value(getattr(run, key))) for key, heading in ranking.METRICS
              if getattr(run, key) is not None]

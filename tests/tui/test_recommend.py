@@ -135,13 +135,19 @@ async def test_an_unknown_user_id_is_one_line_and_the_panel_goes_on(tiny):
     with open_store(tiny) as store:
         app = make_app(store)
         async with app.run_test(size=SIZE) as pilot:
-            await open_detail(app, pilot, 1)
+            detail = await open_detail(app, pilot, 1)
             panel = await ask(pilot, "99999")
             assert status(panel) == "user 99999 is not in the data of run 1 (40 users, ids 1..40)"
             assert panel.query_one("#recommend-status").has_class("error")
             assert any("user 99999 is not in the data of run 1" in line for line in TextualPrivate.screen_lines(app))
             panel = await ask(pilot, "3")
             assert status(panel).startswith("Top 10 for user 3") and len(listed(app)) == 10
+            # Tab goes on to the notes, and esc from them comes back to the user id, the panel still shown.
+            await pilot.press("tab")
+            assert detail.notes.has_focus
+            await pilot.press("escape")
+            await settle(pilot)
+            assert panel.user_input.has_focus and detail.recommending
             await pilot.press("enter")  # nothing typed
             panel.user_input.value = ""
             await pilot.press("enter")

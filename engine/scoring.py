@@ -17,6 +17,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from engine.item_matrix import ItemMatrixModel
@@ -26,9 +27,11 @@ from engine.ncf import GMF, NeuMF
 # users (int64 indices) -> their predicted ratings of every item (len(users) x n_items)
 Scorer = Callable[[torch.Tensor], torch.Tensor]
 
-# (user, item) pairs a model that works per pair (DeepMF past its first layer, NeuMF) holds at once:
-# with hidden layers of 64 that is 128 MiB, whatever the batch of users asked for.
-PAIRS_AT_ONCE = 1 << 19
+# Activations a model that works per pair (the MLPs of DeepMF and NeuMF) holds at once: pairs times
+# its widest layer, 16 MiB of float32, so a chunk's layers stay in the CPU's caches (an MLP of 64, 32
+# ranks ML-1M's users twice as fast so as in chunks of eight times that: bench/RESULTS.md), whatever
+# the batch of users asked for.
+ACTIVATIONS_AT_ONCE = 1 << 22
 
 
 def user_scorer(net: PairModel | RowModel) -> Scorer:
@@ -54,9 +57,13 @@ def _scorer(net: PairModel | RowModel) -> Scorer:
             scores = (rows if scale is None else rows * scale) @ items.t()
             return scores if offset is None else scores + offset
         return _with_biases(net, dot)
+    n_items = net.item_emb.num_embeddings
     if type(net) is DeepMF:
-        return _with_biases(net, _in_chunks(_deepmf_scorer(net), net.item_emb.num_embeddings))
-    return _in_chunks(_pairwise(net), net.item_emb.num_embeddings)  # NeuMF, and any other pair model
+        return _with_biases(net, _in_chunks(_deepmf_scorer(net), n_items * _widest(net.mlp)))
+    if type(net) is NeuMF:
+        return _with_biases(net, _in_chunks(_neumf_scorer(net), n_items * _widest(net.mlp)))
+    # Any other pair model: its forward on every pair, a width of 4 k a pair as a guess.
+    return _in_chunks(_pairwise(net), n_items * 4 * net.item_emb.embedding_dim)
 
 
 def item_vectors(net: PairModel | RowModel) -> torch.Tensor | None:
@@ -79,10 +86,14 @@ def _with_biases(net: PairModel, score: Scorer) -> Scorer:
     return biased
 
 
-def _in_chunks(score: Scorer, n_items: int) -> Scorer:
-    """`score` over a few users at a time, PAIRS_AT_ONCE pairs at most, for a scorer whose memory
-    grows with the pairs it scores."""
-    per_chunk = max(1, PAIRS_AT_ONCE // n_items)
+def _widest(mlp: nn.Sequential) -> int:
+    return max(m.out_features for m in mlp if isinstance(m, nn.Linear))
+
+
+def _in_chunks(score: Scorer, per_user: int) -> Scorer:
+    """`score` over a few users at a time, about ACTIVATIONS_AT_ONCE activations, for a scorer that
+    holds `per_user` of them per user it scores."""
+    per_chunk = max(1, ACTIVATIONS_AT_ONCE // per_user)
 
     def chunked(users: torch.Tensor) -> torch.Tensor:
         if len(users) <= per_chunk:
@@ -93,19 +104,45 @@ def _in_chunks(score: Scorer, n_items: int) -> Scorer:
 
 def _deepmf_scorer(net: DeepMF) -> Scorer:
     layers = [m for m in net.mlp if isinstance(m, nn.Linear)]  # dropout is off in eval mode
-    first, rest = layers[0], layers[1:]
-    k = net.user_emb.embedding_dim
-    per_user = net.user_emb.weight @ first.weight[:, :k].t()  # n_users x h1
-    per_item = torch.addmm(first.bias, net.item_emb.weight, first.weight[:, k:].t())  # n_items x h1
+    mlp = _split_mlp(net.user_emb.weight, net.item_emb.weight, layers)
 
     def score(users: torch.Tensor) -> torch.Tensor:
-        x = (per_user.index_select(0, users).unsqueeze(1) + per_item).relu_()  # users x items x h1
-        for n, layer in enumerate(rest):
-            x = torch.nn.functional.linear(x, layer.weight, layer.bias)
-            if n < len(rest) - 1:
-                x = x.relu_()
-        return x.squeeze(-1)
+        return mlp(users).squeeze(-1)  # the last layer has no ReLU and one output
     return score
+
+
+def _neumf_scorer(net: NeuMF) -> Scorer:
+    """NeuMF's output layer reads cat(p * q, MLP(...)): its weights split in two, the GMF half folds into
+    the user rows (one matrix product with the item table) and the MLP half is a dot product per pair."""
+    k = net.user_emb.embedding_dim
+    weight = net.out.weight[0]
+    gmf_users = net.user_emb.weight * weight[:k]
+    layers = [m for m in net.mlp if isinstance(m, nn.Linear)]
+    mlp = _split_mlp(net.mlp_user_emb.weight, net.mlp_item_emb.weight, layers, relu_last=True)
+
+    def score(users: torch.Tensor) -> torch.Tensor:
+        gmf = torch.addmm(net.out.bias, gmf_users.index_select(0, users), net.item_emb.weight.t())
+        return gmf + mlp(users) @ weight[k:]
+    return score
+
+
+def _split_mlp(user_table: torch.Tensor, item_table: torch.Tensor, layers: list[nn.Linear], *,
+               relu_last: bool = False) -> Scorer:
+    """users -> the MLP `layers` (a ReLU after each but the last, and after the last too if `relu_last`)
+    over cat(user row, item row) for each user and every item: users x items x the last layer's width.
+    The first layer of a concatenation is W_u user + W_i item + b, so both halves are computed here,
+    once per user and once per item, and only the rest runs per pair."""
+    first, rest = layers[0], layers[1:]
+    k = user_table.shape[1]
+    per_user = user_table @ first.weight[:, :k].t()  # n_users x width
+    per_item = torch.addmm(first.bias, item_table, first.weight[:, k:].t())  # n_items x width
+
+    def run(users: torch.Tensor) -> torch.Tensor:
+        x = per_user.index_select(0, users).unsqueeze(1) + per_item
+        for layer in rest:
+            x = F.linear(x.relu_(), layer.weight, layer.bias)
+        return x.relu_() if relu_last else x
+    return run
 
 
 def _pairwise(net: PairModel) -> Scorer:

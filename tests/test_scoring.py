@@ -82,7 +82,7 @@ def test_a_model_scored_pair_by_pair_takes_a_few_users_at_a_time_with_the_same_s
     net = model(case)
     users = torch.tensor([3, 0, 11, 7, 3, 10, 1])
     whole = user_scorer(net)(users)
-    monkeypatch.setattr(scoring, "PAIRS_AT_ONCE", 2 * N_ITEMS)  # two users a chunk: four chunks
+    monkeypatch.setattr(scoring, "ACTIVATIONS_AT_ONCE", 2 * N_ITEMS * 10)  # two users a chunk at most
     torch.testing.assert_close(user_scorer(net)(users), whole, rtol=1e-6, atol=1e-6)
 
 

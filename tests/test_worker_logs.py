@@ -5,6 +5,7 @@ it ended; and that a log that cannot be written never costs the run."""
 from __future__ import annotations
 
 import os
+import re
 import socket
 import warnings
 from pathlib import Path
@@ -37,7 +38,7 @@ def test_a_runs_log_tells_its_start_data_epochs_and_end(store: Store, ratings: P
     _serve(store)
 
     (worker,) = store.workers()
-    start, data, *epochs, end = store.run_log(run_id)
+    start, data, *epochs, ranked, end = store.run_log(run_id)
     assert start.text == (f"started by worker {worker.id} on {socket.gethostname()} (pid {os.getpid()}): "
                           f"mf k=10 lr=0.001 batch_size=128 epochs=3, device auto asked, cpu used")
     assert data.text == ("dataset " + str(ratings) + ": 900 ratings of 60 users and 30 items; "
@@ -46,6 +47,10 @@ def test_a_runs_log_tells_its_start_data_epochs_and_end(store: Store, ratings: P
         f"epoch {e.epoch}: train RMSE {e.train_rmse:.4f}, test RMSE {e.test_rmse:.4f}, val RMSE {e.val_rmse:.4f} "
         f"({e.seconds:.2f} s)" for e in store.epochs(run_id)]
     assert len(epochs) == 3
+    run = store.get_run(run_id)
+    assert re.fullmatch(rf"ranked the best epoch's model on the test part: Precision@10 {run.precision_at_10:.4f}, "
+                        rf"Recall@10 {run.recall_at_10:.4f}, NDCG@10 {run.ndcg_at_10:.4f} "
+                        r"\(\d+ users with a rating >= 4 there\)", ranked.text)
     assert (end.text, end.level) == ("ended done", "info")
 
 

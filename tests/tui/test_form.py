@@ -22,7 +22,7 @@ from tests.tui.conftest import make_app, settle
 # text is long (a clone that rounded 1/3 would queue another model).
 UNUSUAL = RunParams(model="deepmf", data="synthetic-100k", k=7, hidden=(12, 6, 3), lr=1 / 3 * 1e-2,
                     weight_decay=0.1 + 0.2, batch_size=100, epochs=3, seed=5, device="cpu", split_seed=7,
-                    test_size=0.25, val_size=0.15, patience=2, dropout=0.05, bias=True, init_std=0.02,
+                    test_size=0.25, val_size=0.15, patience=2, rank_every=2, dropout=0.05, bias=True, init_std=0.02,
                     optimizer="adamw", reg=0.01, reg_bias=0.02, emb_dropout=0.1, momentum=0.8, schedule="cosine",
                     warmup=1, lr_step=3, lr_gamma=0.3, clip=True, reg_kernel=0.01, pretrain_epochs=2, conv_size=5,
                     dot_scale=0.5)

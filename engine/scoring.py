@@ -6,7 +6,9 @@ weights (in eval mode, without autograd):
 - MF and GMF: one matrix product of the users' rows with the item table;
 - DeepMF: the first layer of cat(user, item) is W_u user + W_i item + b, so both halves are computed
   once per user and once per item, and only the rest of the MLP runs per pair;
-- NeuMF: its forward over every (user, item) pair of the batch (it is rarely used and still fast);
+- NeuMF: its MLP branch as DeepMF's, its GMF branch one matrix product with the output layer's
+  weights folded into the user rows;
+- any other pair model (a subclass, a new model): its forward on every pair, slow but right;
 - AutoRec and GLocal-K: every item's hidden code once (it does not depend on the user), then the last
   layer's columns for the users asked for.
 tests/test_scoring.py checks each against `forward` on every pair.
@@ -29,7 +31,7 @@ Scorer = Callable[[torch.Tensor], torch.Tensor]
 
 # Activations a model that works per pair (the MLPs of DeepMF and NeuMF) holds at once: pairs times
 # its widest layer, 16 MiB of float32, so a chunk's layers stay in the CPU's caches (an MLP of 64, 32
-# ranks ML-1M's users twice as fast so as in chunks of eight times that: bench/RESULTS.md), whatever
+# ranks ML-1M's users twice as fast as in chunks of eight times that: bench/RESULTS.md), whatever
 # the batch of users asked for.
 ACTIVATIONS_AT_ONCE = 1 << 22
 

@@ -11,7 +11,7 @@ import torch
 from engine import scoring
 from engine.glocal_k import GLocalK
 from engine.item_matrix import ItemMatrixModel
-from engine.models import PairModel, RowModel, build_model
+from engine.models import MF, PairModel, RowModel, build_model
 from engine.ncf import NeuMF
 from engine.scoring import item_vectors, user_scorer
 from tests.tiny import tiny_dataset
@@ -84,6 +84,17 @@ def test_a_model_scored_pair_by_pair_takes_a_few_users_at_a_time_with_the_same_s
     whole = user_scorer(net)(users)
     monkeypatch.setattr(scoring, "ACTIVATIONS_AT_ONCE", 2 * N_ITEMS * 10)  # two users a chunk at most
     torch.testing.assert_close(user_scorer(net)(users), whole, rtol=1e-6, atol=1e-6)
+
+
+def test_a_pair_model_without_a_short_way_is_scored_by_its_forward() -> None:
+    class Shifted(MF):  # a new model: MF's tables, its own prediction
+        def forward(self, users: torch.Tensor, items: torch.Tensor) -> torch.Tensor:
+            return super().forward(users, items).sin() + users.float()
+
+    torch.manual_seed(2)
+    net = Shifted(N_USERS, N_ITEMS, 4)
+    users = torch.tensor([3, 0, 11])
+    torch.testing.assert_close(user_scorer(net)(users), every_pair(net, users), rtol=1e-6, atol=1e-6)
 
 
 @pytest.mark.parametrize("case", ["autorec", "glocal_k", "glocal_k-fine-tuning"])

@@ -204,7 +204,7 @@ def fit(split: Split, *, model: str = "mf", k: int = 10, hidden: Sequence[int] =
 
         config = {**(checkpoint_meta or {}), "model": model, **model_config}
         checkpoint = Path(checkpoint_path) if checkpoint_path is not None else None
-        run_data = RunData.from_split(split, split.dataset.source)
+        run_data = RunData.from_split(split)
         saved_data = run_data.pack() if checkpoint is not None else {}
         history: list[EpochStats] = []
         best: EpochStats | None = None

@@ -24,7 +24,7 @@ from engine.formats import read_ratings
 from engine.remap import Dataset, remap
 from engine.split import Split, split_dataset
 from engine.synthetic import make_synthetic
-from engine.titles import ITEM_FILES
+from engine.titles import GENRE_FILE, ITEM_FILES
 from store.catalog import (
     CHUNK,
     DATASETS,
@@ -159,7 +159,7 @@ def _extract(archive: Path, info: DatasetInfo, target: Path) -> None:
             names = set(zf.namelist())
             if info.member not in names:
                 raise DataError(f"{info.name}.zip has no {info.member} in it")
-            for name in (*ITEM_FILES.values(), "u.genre"):  # u.genre names ML-100K's genre flags
+            for name in (*ITEM_FILES.values(), GENRE_FILE):
                 if f"{folder}/{name}" in names:
                     _copy_member(zf, f"{folder}/{name}", target.with_name(name))
             _copy_member(zf, info.member, target)

@@ -15,6 +15,7 @@ import torch
 import torch.nn.functional as F
 
 from engine.checkpoint import RunData, load
+from engine.datasets import DATASETS
 from engine.errors import ConfigError
 from engine.models import PairModel, RowModel, build_model
 from engine.scoring import Scorer, item_vectors, user_scorer
@@ -55,6 +56,20 @@ class TrainedModel:
         if isinstance(net, RowModel):
             net.attach(*data.known.training())
         return cls(net, data, read_titles(Path(data.path) if data.path else None), name=name)
+
+    @property
+    def titles_note(self) -> str | None:
+        """One line on why some or all items show by id (what was wrong with the item file, or that
+        there is none), or None when the item file names every item it can."""
+        if self.titles.problem:
+            return self.titles.problem
+        if self.titles.source is not None:
+            return None
+        if self.data.path is None:
+            return f"{self.data.name} has no item file: items show by id"
+        # A dataset fetched before `data fetch` extracted item files has none: fetching it again brings it.
+        again = f" (`dmf-tui data fetch {self.data.name} --force` brings it)" if self.data.name in DATASETS else ""
+        return f"no item file beside {self.data.path}: items show by id{again}"
 
     def user_index(self, raw: int) -> int:
         return _index(self.data.user_ids, raw, "user", self.name)

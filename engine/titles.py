@@ -18,6 +18,7 @@ from pathlib import Path
 
 # Which item file goes with which ratings file; any other ratings file name: the first of these that exists.
 ITEM_FILES = {"u.data": "u.item", "ratings.dat": "movies.dat", "ratings.csv": "movies.csv"}
+GENRE_FILE = "u.genre"  # beside u.item: the names of its genre flags
 
 # ML-100K's genres in flag order, for when its u.genre is missing or unusable.
 STANDARD_GENRES = (
@@ -79,7 +80,7 @@ def read_titles(ratings_path: Path | None) -> Titles:
         return Titles({}, path, f"{path.name}: cannot be read ({e.strerror or e}); items show by id")
 
     if path.name == "u.item":
-        genres, genre_problem = _read_genres(path.with_name("u.genre"))
+        genres, genre_problem = _read_genres(path.with_name(GENRE_FILE))
         items, problem = _parse(path, data.decode("latin-1"), lambda line: _u_item_line(line, genres))
         return Titles(items, path, problem or genre_problem)
     parse_line = _movies_dat_line if path.name == "movies.dat" else _movies_csv_line

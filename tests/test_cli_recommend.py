@@ -155,6 +155,18 @@ def test_recommend_prints_ten_titles_from_u_item(trained: Trained, capsys: pytes
         [str(rank), str(entry["item"])] for rank, entry in enumerate(found, start=1)]
 
 
+def test_data_without_an_item_file_says_so_beside_the_list(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    db = tmp_path / "synthetic.db"
+    assert main(["--db", str(db), "run", "--data", "synthetic-100k", "--device", "cpu", "--epochs", "1"]) == 0
+    capsys.readouterr()
+    assert main(["--db", str(db), "recommend", "1", "--user", "1", "-n", "3"]) == 0
+    assert capsys.readouterr().out.splitlines()[-1] == "synthetic-100k has no item file: items show by id"
+    assert main(["--db", str(db), "similar", "1", "--item", "1", "-n", "3", "--json"]) == 0
+    out, err = capsys.readouterr()
+    assert [entry["title"] for entry in json.loads(out)] == [None] * 3  # the note stays out of the JSON
+    assert err == "dmf-tui: synthetic-100k has no item file: items show by id\n"
+
+
 def test_recommend_json_is_the_best_ten_unrated_items(trained: Trained, capsys: pytest.CaptureFixture[str]) -> None:
     found = _json(capsys, trained.db, "recommend", str(trained.best), "--user", str(USER))
     titles = _titles()

@@ -112,6 +112,7 @@ def test_titles_and_genres_are_u_items(mf: Run) -> None:
     entries = mf.model.recommend(1, n=20)
     assert [(entry.title, entry.genres) for entry in entries] == [titles[entry.item] for entry in entries]
     assert mf.model.titles.source == ML100K.parent / "u.item"
+    assert mf.model.titles_note is None
 
 
 def test_n_past_the_catalogue_gives_every_unrated_item(mf: Run) -> None:
@@ -224,6 +225,7 @@ def test_synthetic_data_has_no_titles(tmp_path: Path) -> None:
     entries = run.model.recommend(3, n=5) + run.model.similar(3, n=5)
     assert [(entry.title, entry.genres) for entry in entries] == [(None, ())] * 10
     assert run.model.titles.source is None
+    assert run.model.titles_note == f"{ds.name} has no item file: items show by id"
 
 
 def test_a_ratings_file_without_an_item_file_has_no_titles(tmp_path: Path) -> None:
@@ -233,6 +235,18 @@ def test_a_ratings_file_without_an_item_file_has_no_titles(tmp_path: Path) -> No
     run = train(split_dataset(load_dataset(str(path))), tmp_path, "run 8", model="mf")
     assert run.model.data.path == str(path)
     assert [entry.title for entry in run.model.recommend(3, n=5)] == [None] * 5
+    assert run.model.titles_note == f"no item file beside {path}: items show by id"
+
+
+def test_a_partly_malformed_item_file_is_named_in_the_note(tmp_path: Path) -> None:
+    ds = tiny_dataset(30, 40, 500)
+    path = tmp_path / "ratings.csv"
+    path.write_text("".join(f"{u + 1},{i + 1},{r:g},0\n" for u, i, r in zip(ds.users, ds.items, ds.ratings)))
+    (tmp_path / "movies.csv").write_text("movieId,title,genres\n1,[/] One,Drama\nx,Two,Comedy\n")
+    run = train(split_dataset(load_dataset(str(path))), tmp_path, "run 9", model="mf")
+    assert run.model.titles.title(1) == "[/] One"
+    assert run.model.titles_note == run.model.titles.problem
+    assert run.model.titles_note is not None and run.model.titles_note.startswith("movies.csv line 3: ")
 
 
 # ---- any model, from its checkpoint alone

@@ -19,7 +19,6 @@ from rich.table import Table
 
 from dmf_tui.commands.output import Console
 from dmf_tui.trained import checkpoint_of
-from store.catalog import DATASETS
 from store.db import open_to_list, resolve_url
 from store.errors import StoreError
 
@@ -57,7 +56,7 @@ def recommend_command(args: argparse.Namespace) -> int:
     model = _load(args)
     found = model.recommend(args.user, args.n, explain=args.explain)
     if args.json:
-        return _print_json(found)
+        return _print_json(model, found)
     title = f"Top {len(found)} for user {args.user}"
     return _print_table(model, found, title, score="predicted", explain=args.explain)
 
@@ -66,7 +65,7 @@ def similar_command(args: argparse.Namespace) -> int:
     model = _load(args)
     found = model.similar(args.item, args.n)
     if args.json:
-        return _print_json(found)
+        return _print_json(model, found)
     title = f"Closest to item {args.item}, {model.titles.label(args.item)}"
     return _print_table(model, found, title, score="cosine", explain=False)
 
@@ -81,13 +80,10 @@ def _load(args: argparse.Namespace) -> TrainedModel:
 
     from engine.recommend import TrainedModel
 
-    model = TrainedModel.load(path, name=f"run {run.id}")
-    if model.titles.problem:
-        print(f"dmf-tui: warning: {model.titles.problem}", file=sys.stderr)
-    return model
+    return TrainedModel.load(path, name=f"run {run.id}")
 
 
-def _print_json(found: list[Recommendation]) -> int:
+def _print_json(model: TrainedModel, found: list[Recommendation]) -> int:
     def entry(r: Recommendation) -> dict[str, Any]:
         out: dict[str, Any] = {"item": r.item, "title": r.title, "genres": list(r.genres), "score": r.score}
         if r.because is not None:
@@ -95,6 +91,8 @@ def _print_json(found: list[Recommendation]) -> int:
             out["because"] = {"item": item, "title": title, "rating": rating}
         return out
     print(json.dumps([entry(r) for r in found], indent=2))
+    if model.titles_note:  # beside the JSON, not in it
+        print(f"dmf-tui: {model.titles_note}", file=sys.stderr)
     return 0
 
 
@@ -116,8 +114,6 @@ def _print_table(model: TrainedModel, found: list[Recommendation], title: str, *
             extra = ", ".join(r.genres)
         table.add_row(str(rank), str(r.item), f"{r.score:.3f}", r.title or "", extra)
     console.print(table)
-    if model.titles.source is None and model.data.path is not None:
-        # A dataset fetched before `data fetch` extracted item files has none: fetching it again brings it.
-        again = f" (`dmf-tui data fetch {model.data.name} --force` brings it)" if model.data.name in DATASETS else ""
-        console.print(f"No item file beside {model.data.path}: items show by id{again}.", style="dim")
+    if model.titles_note:
+        console.print(model.titles_note, style="dim")
     return 0

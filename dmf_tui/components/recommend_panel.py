@@ -102,12 +102,7 @@ class RecommendPanel(Vertical):
             from engine.recommend import TrainedModel
 
             self._model = TrainedModel.load(path, name=f"run {run.id}")
-        model = self._model
-        note = model.titles.problem
-        if model.titles.source is None:
-            note = ("no item file beside the ratings: items show by id" if model.data.path is not None
-                    else f"{model.data.name} has no item file: items show by id")
-        return Answer(user, model.recommend(user, TOP), note)
+        return Answer(user, self._model.recommend(user, TOP), self._model.titles_note)
 
     def _say(self, line: str, *, error: bool = False) -> None:
         status = self.query_one("#recommend-status", Static)

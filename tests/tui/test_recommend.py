@@ -176,6 +176,22 @@ async def test_a_real_ml100k_run_shows_its_titles(ml100k_path, db, store):
         assert status(panel).startswith("user 99999 is not in the data of run 1 (943 users")
 
 
+async def test_why_items_show_by_id_is_a_dim_line_over_the_list(tiny, db, store):
+    train(db, "synthetic-100k")  # no item file: ids only
+    for database, said in ((tiny, None), (db, "synthetic-100k has no item file: items show by id")):
+        with open_store(database) as opened:
+            app = make_app(opened)
+            async with app.run_test(size=SIZE) as pilot:
+                await open_detail(app, pilot, 1)
+                panel = await ask(pilot, "3")
+                note = panel.query_one("#recommend-note", Static)
+                assert len(listed(app)) == 10
+                assert note.display == (said is not None)
+                if said is not None:
+                    assert str(note.render()) == said
+                    assert any(said in line for line in TextualPrivate.screen_lines(app))
+
+
 def no_checkpoint(worker: FakeWorker) -> int:
     return int(worker.run(DONE, 2))
 

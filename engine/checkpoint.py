@@ -129,7 +129,9 @@ def save(path: Path, net: torch.nn.Module, config: dict[str, Any], *, epoch: int
          data: dict[str, Any]) -> None:
     """Write the checkpoint of `net` at `epoch`; `data` is `RunData.pack()`, made once a run."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    state = {name: tensor.detach().cpu() for name, tensor in net.state_dict().items()}
+    # Copies: a parameter of a packed run is a view of a buffer that holds every run's (torch.save
+    # would write the whole buffer), and on CPU .cpu() alone copies nothing.
+    state = {name: tensor.detach().to("cpu", copy=True) for name, tensor in net.state_dict().items()}
     # Written beside and renamed, so a crash mid-save never leaves a truncated checkpoint.
     partial = path.with_name(path.name + ".partial")
     # The owner's alone, whatever the umask: a model trained on the user's ratings.

@@ -37,8 +37,10 @@ ROW_MODELS = ("autorec", "glocal_k")  # the RowModels among them
 
 # (users, items, ratings) -> the batch's sum of squared errors, the gradients left in the buffers.
 HandGrads = Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]
-# A model's own part of them (`_hand_head`): (users, items) -> (prediction without biases, what the
-# backward needs), and (upstream, that) -> (d loss / d user rows, d loss / d item rows).
+# A model's own part of them (`_hand_head`), over the V models of a pack at once, their batches as one
+# of V * B rows (model v's rows are rows v * n_users .. of the stacked tables): (users, items) ->
+# (prediction without biases, what the backward needs), and (upstream, that) -> (d loss / d user
+# rows, d loss / d item rows).
 _PredictRows = Callable[[torch.Tensor, torch.Tensor], tuple[torch.Tensor, Sequence[torch.Tensor]]]
 _BackwardRows = Callable[[torch.Tensor, Sequence[torch.Tensor]], tuple[torch.Tensor, torch.Tensor]]
 
@@ -49,25 +51,37 @@ _relu_backward = torch.ops.aten.threshold_backward.default
 def _scatter_into(table_grad: torch.Tensor) -> Callable[[torch.Tensor, torch.Tensor], None]:
     """A function (index, row_grads) that writes into `table_grad` the gradient of a table through
     `table.index_select(0, index)`: zero, plus each row's gradient added at its index (repeated
-    indices add up, in batch order, as in autograd's own backward)."""
+    indices add up, in batch order, as in autograd's own backward).
+
+    Only the rows the previous call wrote are zeroed again, not the whole table: the rest are still
+    zero, since nothing else writes into a gradient buffer (Adam's kernel reads it). For ML-1M's
+    tables that is a few hundred rows rather than 97k floats a step, about 18 us (bench/RESULTS.md)."""
     if table_grad.dim() == 2 and table_grad.shape[1] % 2 == 0 and table_grad.storage_offset() % 2 == 0:
         # Rows of an even width as complex64 rows of half the width: adding a complex number is adding
         # its two floats, so the sums are the same, bit for bit, and index_add_ (per element here)
         # does half the work (bench/RESULTS.md). The row gradients the models pass are contiguous rows
         # or even-width column slices of them, so they view alike. Float32 only: has_hand_grads.
-        table_as_complex = table_grad.view(torch.complex64)
+        table = table_grad.view(torch.complex64)
 
-        def scatter(index: torch.Tensor, row_grads: torch.Tensor) -> None:
-            table_as_complex.zero_()
-            table_as_complex.index_add_(0, index, row_grads.view(torch.complex64))
+        def as_rows(row_grads: torch.Tensor) -> torch.Tensor:
+            return row_grads.view(torch.complex64)
     else:
-        def scatter(index: torch.Tensor, row_grads: torch.Tensor) -> None:
-            table_grad.zero_()
-            table_grad.index_add_(0, index, row_grads)
+        table = table_grad
+
+        def as_rows(row_grads: torch.Tensor) -> torch.Tensor:
+            return row_grads
+    table.zero_()
+    written = table_grad.new_empty(0, dtype=torch.long)
+
+    def scatter(index: torch.Tensor, row_grads: torch.Tensor) -> None:
+        nonlocal written
+        table.index_fill_(0, written, 0)
+        table.index_add_(0, index, as_rows(row_grads))
+        written = index
     return scatter
 
 
-# Where each parameter starts in the buffer `flatten_parameters` makes: at a multiple of 64 bytes, as a
+# Where each parameter starts in the buffer `stack_parameters` makes: at a multiple of 64 bytes, as a
 # tensor of its own would (PyTorch's CPU allocator aligns to 64 bytes), so vector kernels and MKL see
 # operands aligned as before, and every table can be viewed as complex64 (`_scatter_into`), bias
 # models' included. The padding between parameters stays zero: Adam leaves a zero with a zero gradient
@@ -75,40 +89,59 @@ def _scatter_into(table_grad: torch.Tensor) -> Callable[[torch.Tensor, torch.Ten
 _ALIGN_BYTES = 64
 
 
-def flatten_parameters(net: nn.Module) -> torch.Tensor:
-    """Move every parameter of `net` into one new contiguous buffer, in `named_parameters()` order,
-    and return the buffer: each parameter's `.data` becomes its own view of it, holding the same
-    values, so the model, its seeded initial weights and its `state_dict()` are unchanged.
+def stack_parameters(nets: Sequence[nn.Module]) -> torch.Tensor:
+    """Move every parameter of the models `nets`, all of one structure (the runs of a pack, or one
+    model), into one new contiguous buffer and return it. Each parameter is stored for all the models
+    side by side ([V, *shape], in `named_parameters()` order, see `stacked_views`), and each model's
+    parameter's `.data` becomes its own slice of that, holding the same values: every model, its
+    seeded initial weights and its `state_dict()` are unchanged.
 
-    Why: the CPU trainer's Adam kernel then runs once over one tensor rather than once per parameter,
-    a launch per parameter less each step (bench/RESULTS.md). Adam is elementwise, so the update
-    is the same but for rounding: the kernel's vector loop now also covers what were the scalar tails
-    of small tensors (a DeepMF bias, say), which can round one ulp apart."""
-    params = list(net.parameters())
-    _, size = _layout(params)
-    flat = params[0].new_zeros(size)
-    for p, view in zip(params, parameter_views(net, flat).values()):
-        view.copy_(p.detach())
-        p.data = view
+    Why: a step can then work on every model at once, one kernel over [V, ...] instead of V (packing,
+    engine/steps.py); and for one model the buffer is all its parameters in a row, so Adam's kernel
+    runs once over one tensor rather than once per parameter (bench/RESULTS.md). Adam is elementwise,
+    so the update is the same but for rounding: the kernel's vector loop now also covers what were the
+    scalar tails of small tensors (a DeepMF bias, say), which can round one ulp apart."""
+    params = [list(net.parameters()) for net in nets]
+    if len({tuple(tuple(p.shape) for p in ps) for ps in params}) != 1:
+        raise ValueError("the models of a pack must have the same parameters, of the same shapes")
+    _, size = _layout(params[0], len(nets))
+    flat = params[0][0].new_zeros(size)
+    for name, stacked in stacked_views(nets[0], flat, len(nets)).items():
+        for v, net in enumerate(nets):
+            p = net.get_parameter(name)
+            stacked[v].copy_(p.detach())
+            p.data = stacked[v]
     return flat
 
 
-def parameter_views(net: nn.Module, flat: torch.Tensor) -> dict[str, torch.Tensor]:
-    """`flat`, a buffer laid out as `flatten_parameters` lays out the parameters (a gradient buffer, say),
-    as one view per parameter, keyed by its name in `named_parameters()`."""
+def stacked_views(net: nn.Module, flat: torch.Tensor, count: int = 1) -> dict[str, torch.Tensor]:
+    """`flat`, a buffer laid out as `stack_parameters` lays out `count` models shaped like `net` (their
+    parameters, or a gradient buffer), as one [count, *shape] view per parameter, keyed by its name in
+    `named_parameters()`."""
     named = list(net.named_parameters())
-    offsets, _ = _layout([p for _, p in named])
-    return {name: flat[offset:offset + p.numel()].view(p.shape) for (name, p), offset in zip(named, offsets)}
+    offsets, _ = _layout([p for _, p in named], count)
+    return {name: flat[offset:offset + count * p.numel()].view(count, *p.shape)
+            for (name, p), offset in zip(named, offsets)}
 
 
-def _layout(params: Sequence[torch.Tensor]) -> tuple[list[int], int]:
-    """Each parameter's offset in the flat buffer, and the buffer's size, in elements."""
+def flatten_parameters(net: nn.Module) -> torch.Tensor:
+    """`stack_parameters` of one model: every parameter of `net` in one buffer, in a row."""
+    return stack_parameters([net])
+
+
+def parameter_views(net: nn.Module, flat: torch.Tensor) -> dict[str, torch.Tensor]:
+    """`flat`, laid out as `flatten_parameters(net)`, as one view per parameter of `net`, by name."""
+    return {name: view[0] for name, view in stacked_views(net, flat).items()}
+
+
+def _layout(params: Sequence[torch.Tensor], count: int = 1) -> tuple[list[int], int]:
+    """Each parameter's offset in the flat buffer of `count` models, and the buffer's size, in elements."""
     offsets, size = [], 0
     for p in params:
         align = max(1, _ALIGN_BYTES // p.element_size())
         size = -(-size // align) * align
         offsets.append(size)
-        size += p.numel()
+        size += count * p.numel()
     return offsets, size
 
 
@@ -193,76 +226,137 @@ class PairModel(nn.Module):
     def batch_loss(self, users: torch.Tensor, items: torch.Tensor,
                    ratings: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """(the loss to minimise, the batch's sum of squared errors): see the class's docstring."""
-        mse = F.mse_loss(self(users, items), ratings)
+        mse, norms, bias_norms = self.loss_terms(users, items, ratings, norms=bool(self.reg),
+                                                 bias_norms=bool(self.reg_bias and self.bias))
         loss = mse
         if self.reg:
-            norms = sum(self.rows(table, users if by_user else items).square().sum()
-                        for table, by_user in self.tables())
             loss = loss + self.reg * norms / len(ratings)
         if self.reg_bias and self.bias:
-            norms = self.user_bias.index_select(0, users).square().sum() + \
-                self.item_bias.index_select(0, items).square().sum()
-            loss = loss + self.reg_bias * norms / len(ratings)
+            loss = loss + self.reg_bias * bias_norms / len(ratings)
         return loss, mse.detach() * len(ratings)
+
+    def loss_terms(self, users: torch.Tensor, items: torch.Tensor, ratings: torch.Tensor, *, norms: bool,
+                   bias_norms: bool) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """The parts of `batch_loss` before they are weighed: the MSE, the sum of the squared rows the
+        batch uses (|p_u|^2 + |q_i|^2, of every table), and of its squared biases; each sum only if
+        asked for, else 0. The packed step weighs them with each run's own reg and reg_bias."""
+        mse = F.mse_loss(self(users, items), ratings)
+        zero = mse.new_zeros(())
+        row_norms = sum((self.rows(table, users if by_user else items).square().sum()
+                         for table, by_user in self.tables()), zero) if norms else zero
+        if bias_norms and self.bias:
+            bias_sum = self.user_bias.index_select(0, users).square().sum() + \
+                self.item_bias.index_select(0, items).square().sum()
+        else:
+            bias_sum = zero
+        return mse, row_norms, bias_sum
 
     def hand_grads(self, grads: dict[str, torch.Tensor]) -> HandGrads:
         """A function of a batch (users, items, ratings) that overwrites `grads`, a buffer per parameter
         keyed by its name in `named_parameters()`, with the gradient of `batch_loss(users, items, ratings)`
-        (the MSE and the reg terms), and returns the batch's sum of squared errors.
-
-        The embedding tables' buffers are rewritten whole, zero in the rows the batch does not touch,
-        so that a dense optimizer sees what `backward()` would have left in `.grad`. The function
-        works on the parameters' storage (detached, so it sees every in-place update and needs no
-        autograd) and binds everything it needs now, so a call looks nothing up.
-
-        Refused (ValueError) for a model outside `has_hand_grads`' list, whose gradients these are not.
-        """
-        if not has_hand_grads(self):
-            raise ValueError(f"no hand-written gradients for this {type(self).__name__}: "
-                             "its structure is not one has_hand_grads lists")
-        scatter_user_table, scatter_item_table = (_scatter_into(grads["user_emb.weight"]),
-                                                  _scatter_into(grads["item_emb.weight"]))
-        predict_rows, backward_rows = self._hand_head(grads)
-        user_table, item_table = self.user_emb.weight.detach(), self.item_emb.weight.detach()
-        bias, reg, reg_bias = self.bias, self.reg, (self.reg_bias if self.bias else 0.0)
-        if bias:
-            user_bias, item_bias, global_bias = (self.user_bias.detach(), self.item_bias.detach(),
-                                                 self.global_bias.detach())
-            scatter_user_bias, scatter_item_bias = _scatter_into(grads["user_bias"]), _scatter_into(grads["item_bias"])
-            global_bias_grad = grads["global_bias"]
+        (the MSE and the reg terms), and returns the batch's sum of squared errors: `pack_hand_grads`
+        for a pack of this one model. Refused (ValueError) for a model outside `has_hand_grads`' list."""
+        params = {name: p.detach().unsqueeze(0) for name, p in self.named_parameters()}
+        of_pack = pack_hand_grads([self], params, {name: grad.unsqueeze(0) for name, grad in grads.items()})
 
         def mse_grads(users: torch.Tensor, items: torch.Tensor, ratings: torch.Tensor) -> torch.Tensor:
-            error, saved = predict_rows(users, items)  # the prediction, about to become the error
-            if bias:
-                error += user_bias.index_select(0, users) + item_bias.index_select(0, items) + global_bias
-            error -= ratings
-            sse = torch.dot(error, error)
-            upstream = error.mul_(2.0 / len(ratings))  # d loss / d prediction, as mse_loss's backward has it
-            user_grad, item_grad = backward_rows(upstream, saved)
-            if reg:  # d/dp of reg * sum(|p_u|^2) / B, once per use of the row
-                user_grad = user_grad + user_table.index_select(0, users) * (2.0 * reg / len(ratings))
-                item_grad = item_grad + item_table.index_select(0, items) * (2.0 * reg / len(ratings))
-            scatter_user_table(users, user_grad)
-            scatter_item_table(items, item_grad)
-            if bias:
-                torch.sum(upstream, 0, out=global_bias_grad)
-                user_upstream = item_upstream = upstream
-                if reg_bias:
-                    user_upstream = upstream + user_bias.index_select(0, users) * (2.0 * reg_bias / len(ratings))
-                    item_upstream = upstream + item_bias.index_select(0, items) * (2.0 * reg_bias / len(ratings))
-                scatter_user_bias(users, user_upstream)
-                scatter_item_bias(items, item_upstream)
-            return sse
-
+            return of_pack(users, items, ratings)[0]
         return mse_grads
 
-    def _hand_head(self, grads: dict[str, torch.Tensor]) -> tuple[_PredictRows, _BackwardRows]:
-        """The model's own part of `hand_grads`, as two functions:
+    def _hand_head(self, params: dict[str, torch.Tensor],
+                   grads: dict[str, torch.Tensor]) -> tuple[_PredictRows, _BackwardRows]:
+        """The model's own part of `pack_hand_grads`, for the pack whose stacked parameters and
+        gradient buffers ([V, *shape] each) are `params` and `grads`, as two functions:
         `predict_rows(users, items) -> (prediction without biases, saved for the backward)`, which
         reads the batch's embedding rows, and
         `backward_rows(upstream, saved) -> (d loss / d user rows, d loss / d item rows)`,
         which also fills `grads` for the model's parameters other than the tables and biases."""
         raise NotImplementedError
+
+
+def pack_hand_grads(nets: Sequence[PairModel], params: dict[str, torch.Tensor],
+                    grads: dict[str, torch.Tensor]) -> HandGrads:
+    """The hand-written gradients of a pack: the V models `nets`, of one structure that `has_hand_grads`
+    allows, whose parameters are stacked in `params` ([V, *shape] per name, the storage the models'
+    parameters view: `stack_parameters`), with gradient buffers `grads` laid out alike.
+
+    Returns a function of the pack's batches (users, items, ratings: [V, B] each, model v's batch in
+    row v; or [B] for one model) that overwrites `grads` with the gradient of each model's
+    `batch_loss` on its own batch (the MSE and its own reg terms) and returns the V sums of squared
+    errors. The models share nothing but the kernels: model v's rows and gradients stay its own.
+
+    The embedding tables' buffers come out whole, zero in the rows the batch does not touch, so that
+    a dense optimizer sees what `backward()` would have left in `.grad`. The function works on the
+    parameters' storage (detached, so it sees every in-place update and needs no autograd) and binds
+    everything it needs now, so a call looks nothing up.
+
+    Refused (ValueError) for a model outside `has_hand_grads`' list, whose gradients these are not.
+    """
+    first = nets[0]
+    if not all(has_hand_grads(net) and type(net) is type(first) and net.bias == first.bias for net in nets):
+        raise ValueError(f"no hand-written gradients for this {type(first).__name__}: "
+                         "its structure is not one has_hand_grads lists")
+    count = len(nets)
+    (n_users, k), n_items = params["user_emb.weight"].shape[1:], params["item_emb.weight"].shape[1]
+    # Every model's table as rows of one: model v's user u is row v * n_users + u.
+    user_table, item_table = params["user_emb.weight"].view(-1, k), params["item_emb.weight"].view(-1, k)
+    user_offsets = torch.arange(count, device=user_table.device).mul_(n_users).unsqueeze(1)
+    item_offsets = torch.arange(count, device=user_table.device).mul_(n_items).unsqueeze(1)
+    scatter_user_table = _scatter_into(grads["user_emb.weight"].view(-1, k))
+    scatter_item_table = _scatter_into(grads["item_emb.weight"].view(-1, k))
+    predict_rows, backward_rows = first._hand_head(params, grads)
+    bias = first.bias
+    # Each model's own penalties, as a column that scales each row of the pack's batch by its model's.
+    reg = torch.tensor([net.reg for net in nets], device=user_table.device)
+    reg_bias = torch.tensor([net.reg_bias if bias else 0.0 for net in nets], device=user_table.device)
+    use_reg, use_reg_bias = bool(reg.any()), bool(reg_bias.any())
+    scales: dict[int, tuple[torch.Tensor, torch.Tensor]] = {}
+
+    def scale_of(size: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """d/dp of reg * sum(|p_u|^2) / B per use of a row: 2 * reg / B for each row of the batch."""
+        if size not in scales:
+            scales[size] = ((reg * (2.0 / size)).repeat_interleave(size).unsqueeze(1),
+                            (reg_bias * (2.0 / size)).repeat_interleave(size))
+        return scales[size]
+
+    if bias:
+        user_bias, item_bias = params["user_bias"].view(-1), params["item_bias"].view(-1)
+        global_bias = params["global_bias"].view(count, 1)
+        scatter_user_bias, scatter_item_bias = (_scatter_into(grads["user_bias"].view(-1)),
+                                                _scatter_into(grads["item_bias"].view(-1)))
+        global_bias_grad = grads["global_bias"].view(count)
+
+    def mse_grads(users: torch.Tensor, items: torch.Tensor, ratings: torch.Tensor) -> torch.Tensor:
+        size = users.shape[-1]
+        if count > 1:
+            users, items = (users + user_offsets).view(-1), (items + item_offsets).view(-1)
+        error, saved = predict_rows(users, items)  # the prediction, about to become the error
+        if bias:
+            error += user_bias.index_select(0, users) + item_bias.index_select(0, items)
+            error.view(count, size).add_(global_bias)
+        error -= ratings.reshape(-1)
+        per_model = error.view(count, size)
+        sse: torch.Tensor = torch.linalg.vecdot(per_model, per_model)
+        upstream = error.mul_(2.0 / size)  # d loss / d prediction, as mse_loss's backward has it
+        user_grad, item_grad = backward_rows(upstream, saved)
+        if use_reg:
+            row_scale, _ = scale_of(size)
+            user_grad = user_grad + user_table.index_select(0, users) * row_scale
+            item_grad = item_grad + item_table.index_select(0, items) * row_scale
+        scatter_user_table(users, user_grad)
+        scatter_item_table(items, item_grad)
+        if bias:
+            torch.sum(upstream.view(count, size), 1, out=global_bias_grad)
+            user_upstream = item_upstream = upstream
+            if use_reg_bias:
+                _, bias_scale = scale_of(size)
+                user_upstream = upstream + user_bias.index_select(0, users) * bias_scale
+                item_upstream = upstream + item_bias.index_select(0, items) * bias_scale
+            scatter_user_bias(users, user_upstream)
+            scatter_item_bias(items, item_upstream)
+        return sse
+
+    return mse_grads
 
 
 def mlp_layers(width: int, hidden: Sequence[int], dropout: float) -> tuple[list[nn.Module], int]:
@@ -289,8 +383,10 @@ class MF(PairModel):
         prediction = (user * item).sum(dim=1)
         return prediction + self.biases(users, items) if self.bias else prediction
 
-    def _hand_head(self, grads: dict[str, torch.Tensor]) -> tuple[_PredictRows, _BackwardRows]:
-        user_table, item_table = self.user_emb.weight.detach(), self.item_emb.weight.detach()
+    def _hand_head(self, params: dict[str, torch.Tensor],
+                   grads: dict[str, torch.Tensor]) -> tuple[_PredictRows, _BackwardRows]:
+        k = self.user_emb.embedding_dim
+        user_table, item_table = params["user_emb.weight"].view(-1, k), params["item_emb.weight"].view(-1, k)
 
         def predict_rows(
             users: torch.Tensor, items: torch.Tensor
@@ -322,12 +418,16 @@ class DeepMF(PairModel):
         prediction: torch.Tensor = self.mlp(x).squeeze(-1)  # nn.Module's __call__ is typed Any
         return prediction + self.biases(users, items) if self.bias else prediction
 
-    def _hand_head(self, grads: dict[str, torch.Tensor]) -> tuple[_PredictRows, _BackwardRows]:
-        # Each Linear layer's weight and bias with their gradient buffers; a ReLU follows all but the last.
-        layers = [(m.weight.detach(), m.bias.detach(), grads[f"mlp.{n}.weight"], grads[f"mlp.{n}.bias"])
+    def _hand_head(self, params: dict[str, torch.Tensor],
+                   grads: dict[str, torch.Tensor]) -> tuple[_PredictRows, _BackwardRows]:
+        # Each Linear layer's weight ([V, out, in]) and bias ([V, out]) with their gradient buffers; a
+        # ReLU follows all but the last. Batched matrix products apply each model's own layers to its
+        # own rows.
+        layers = [(params[f"mlp.{n}.weight"], params[f"mlp.{n}.bias"], grads[f"mlp.{n}.weight"], grads[f"mlp.{n}.bias"])
                   for n, m in enumerate(self.mlp) if isinstance(m, nn.Linear)]
-        user_table, item_table = self.user_emb.weight.detach(), self.item_emb.weight.detach()
         k = self.user_emb.embedding_dim
+        user_table, item_table = params["user_emb.weight"].view(-1, k), params["item_emb.weight"].view(-1, k)
+        count = len(params["user_emb.weight"])
         # The first layer's input, [user rows | item rows], is read straight into the two halves of a
         # buffer kept from step to step (index_select with out=) rather than cat'ed, which saves a copy
         # and an allocation a step. A batch of another size (an epoch's last) gets its own.
@@ -335,10 +435,10 @@ class DeepMF(PairModel):
             return x, x[:, :k], x[:, k:]
 
         first_input = halves(user_table.new_empty((0, 2 * k)))
-        # The hidden layers' weights transposed, as mm wants them, and the last layer's weight as the
-        # vector addmv wants.
-        hidden = [(weight.t(), bias) for weight, bias, _, _ in layers[:-1]]
-        last_weight, last_bias = layers[-1][0][0], layers[-1][1]
+        # The hidden layers' weights transposed, as bmm wants them, with their biases as [V, 1, out];
+        # the last layer's (one output) as [V, in, 1].
+        hidden = [(weight.transpose(1, 2), bias.unsqueeze(1)) for weight, bias, _, _ in layers[:-1]]
+        last_weight, last_bias = layers[-1][0].transpose(1, 2), layers[-1][1].view(count, 1, 1)
 
         def predict_rows(users: torch.Tensor, items: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
             nonlocal first_input
@@ -347,23 +447,23 @@ class DeepMF(PairModel):
             x, x_user, x_item = first_input
             torch.index_select(user_table, 0, users, out=x_user)
             torch.index_select(item_table, 0, items, out=x_item)
-            inputs = [x]  # the input of every layer, for the backward
-            # mm then add_, and addmv for the last layer (one output), rather than F.linear: the same
-            # sums without addmm's broadcast copy of the bias (bench/RESULTS.md).
+            inputs = [x.view(count, -1, 2 * k)]  # the input of every layer, for the backward
+            # bmm then add_, rather than F.linear: the same sums without a broadcast copy of the bias.
             for weight_t, bias in hidden:
-                inputs.append(torch.mm(inputs[-1], weight_t).add_(bias).relu_())
-            return torch.addmv(last_bias, inputs[-1], last_weight), inputs
+                inputs.append(torch.bmm(inputs[-1], weight_t).add_(bias).relu_())
+            return torch.baddbmm(last_bias, inputs[-1], last_weight).view(-1), inputs
 
         def backward_rows(upstream: torch.Tensor, inputs: Sequence[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
-            grad = upstream.unsqueeze(1)  # d loss / d (output of layer n), batch x width
+            grad = upstream.view(count, -1, 1)  # d loss / d (output of layer n), V x batch x width
             for n in range(len(layers) - 1, -1, -1):
                 weight, _, weight_grad, bias_grad = layers[n]
-                torch.mm(grad.t(), inputs[n], out=weight_grad)
-                torch.sum(grad, 0, out=bias_grad)
-                grad = grad.mm(weight)  # d loss / d (input of layer n)
+                torch.bmm(grad.transpose(1, 2), inputs[n], out=weight_grad)
+                torch.sum(grad, 1, out=bias_grad)
+                grad = torch.bmm(grad, weight)  # d loss / d (input of layer n)
                 if n > 0:
                     grad = _relu_backward(grad, inputs[n], 0)  # through the ReLU that made that input
-            return grad[:, :k], grad[:, k:]
+            rows = grad.view(-1, 2 * k)
+            return rows[:, :k], rows[:, k:]
 
         return predict_rows, backward_rows
 

@@ -5,22 +5,21 @@ The reference lab spent almost all of its time handing out one sample at a time 
 shuffles it with one permutation and slices batches out of it, so a step is a few kernels and no
 Python per sample. Everything else is the lab's recipe: Adam with weight decay, MSE, batch 512.
 
-The step is `_EagerStep` (the model's batch loss, autograd, a torch optimizer); on CUDA it is captured
-once in a CUDA graph and replayed (`_GraphStep`), which removes most launch overhead for these small
-models. On CPU, where there is no graph to hide that overhead, `_HandStep` computes the same step with
-the model's hand-written gradients and a direct call of Adam's fused kernel, for the models those
-gradients are written for (`has_hand_grads`); MPS, and CPU for any other model or optimizer (one with
-dropout, say, or SGD), run `_EagerStep`. bench/RESULTS.md ("Why the CPU step is built as it is") has the measurements
-behind these choices.
+The loop trains a pack: V runs of one model structure on one split, each with its own seed, batch
+order, learning rate, epochs, early stopping, cancel and failure, whose steps share their kernels
+(`fit_pack`); a run alone (`fit`) is the pack of one. Packing is a dimension of the step
+(engine/steps.py), not another trainer: this loop is the same for one run and for many.
 """
 
 from __future__ import annotations
 
 import contextlib
+import inspect
 import math
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any, TypedDict
 
@@ -31,20 +30,11 @@ from torch import nn
 from engine import checkpoint as checkpoints
 from engine.checkpoint import RunData
 from engine.errors import ConfigError, DeviceError, DivergedError
-from engine.models import (
-    MF,
-    ROW_MODELS,
-    DeepMF,
-    PairModel,
-    RowModel,
-    build_model,
-    flatten_parameters,
-    has_hand_grads,
-    parameter_views,
-)
+from engine.models import ROW_MODELS, RowModel, build_model
 from engine.ranking import Ranking, ranking_metrics
 from engine.scoring import user_scorer
 from engine.split import Split
+from engine.steps import HandStep, make_step
 
 # The optimizers fit() takes, by name: the lab's Adam (weight decay as an L2 term added to the
 # gradient), AdamW (weight decay applied to the weights apart from the gradient's moments), SGD with
@@ -53,6 +43,14 @@ from engine.split import Split
 OPTIMIZERS = ("adam", "adamw", "sgd", "adagrad", "sparse_adam")
 SCHEDULES = ("none", "cosine", "step", "plateau")
 CAPTURABLE = ("adam", "adamw")  # the optimizers whose step a CUDA graph can capture
+
+# fit()'s arguments that may differ between the runs of one pack: what each run does with the
+# pack's shared step. Every other argument (the model's structure and shapes, the batch size, the
+# optimizer, the device) is the pack's, the same for all its runs. store/params.py marks the same
+# parameters `per_run`; tests/test_packing.py keeps the two equal.
+PER_RUN = frozenset({"lr", "weight_decay", "init_std", "seed", "epochs", "patience", "reg", "reg_bias", "schedule",
+                     "warmup", "lr_step", "lr_gamma", "clip", "rank_every", "on_epoch", "on_progress",
+                     "should_stop", "checkpoint_path", "checkpoint_meta"})
 
 # How often (in batches) to report progress and ask whether to stop: often enough to cancel a large
 # epoch within a second or so, rarely enough to cost nothing.
@@ -103,6 +101,7 @@ class _ModelConfig(TypedDict):
     n_items: int
 
 
+
 def resolve_device(spec: str = "auto") -> torch.device:
     """The torch device for "auto" (CUDA, then MPS, then CPU), "cpu", "cuda", "cuda:N" or "mps"."""
     mps_ok = torch.backends.mps.is_available()
@@ -126,6 +125,7 @@ def resolve_device(spec: str = "auto") -> torch.device:
                               f"device{'s' if count != 1 else ''} (cuda:0..cuda:{count - 1})")
         return torch.device("cuda", index)
     raise DeviceError(f"unknown device {spec!r}: use auto, cpu, cuda, cuda:N or mps")
+
 
 
 def fit(split: Split, *, model: str = "mf", k: int = 10, hidden: Sequence[int] = (10, 5), bias: bool = False,
@@ -152,135 +152,315 @@ def fit(split: Split, *, model: str = "mf", k: int = 10, hidden: Sequence[int] =
     build_model needs to make the model again, plus `checkpoint_meta`: the worker puts the run's
     parameters there) and the id maps and known ratings of the split.
     """
-    if batch_size <= 0 or epochs <= 0:
-        raise ConfigError(f"batch_size and epochs must be > 0 (got {batch_size} and {epochs})")
-    if rank_every < 0:
-        raise ConfigError(f"rank_every must be >= 0 (got {rank_every})")
+    # Every argument but the split: one run, trained as a pack of one.
+    run = {name: value for name, value in locals().items() if name != "split"}
+    (outcome,) = fit_pack(split, [run])
+    if isinstance(outcome, Exception):
+        raise outcome
+    return outcome
+
+
+def pack_refusal(*, model: str, optimizer: str, dropout: float, emb_dropout: float) -> str | None:
+    """Why runs with these options cannot train in a pack of more than one (None: they can)."""
+    if model in ROW_MODELS:
+        return f"{model} trains on whole rows of the rating matrix, which do not pack"
+    if optimizer != "adam":
+        return f"only adam packs, not {optimizer}"
+    if dropout or emb_dropout:
+        # Each run alone draws its masks from torch's global generator, in an order a pack cannot keep.
+        return "a run with dropout trains alone, so that its masks are those it would draw alone"
+    return None
+
+
+def fit_pack(split: Split, runs: Sequence[Mapping[str, Any]],
+             on_end: Callable[[int, TrainResult | Exception], None] | None = None) -> list[TrainResult | Exception]:
+    """Train several runs on one split as one pack: `runs` holds each run's fit() arguments (those left
+    out take fit()'s defaults). They must agree on everything but PER_RUN, and a pack of more than one
+    must be a pair model trained with Adam without dropout (`pack_refusal`): ConfigError otherwise.
+
+    Every run is trained as fit() would train it alone: its own seed, initial weights and batch order;
+    its own schedule, epochs, early stopping, cancel, checkpoint and ranking; the runs share only the
+    kernels of each step, so on CPU each run's figures are its own run's to within float rounding. A
+    run that ends (its epochs done, stopped early, cancelled, diverged, or one of its callbacks raised)
+    leaves the pack and the others train on; `on_end(index, outcome)` is called then. Returns each
+    run's outcome, in order: its TrainResult, or the exception that ended it (a DivergedError, say).
+    An error of the step itself (out of memory) ends every run still training with it.
+    """
+    if not runs:
+        raise ConfigError("a pack needs at least one run")
+    options = [_options(run) for run in runs]
+    first = options[0]
+    for other in options[1:]:
+        for name, value in first.items():
+            if name not in PER_RUN and other[name] != value:
+                raise ConfigError(f"the runs of a pack must have the same {name} (got {value!r} and {other[name]!r})")
+    if len(options) > 1:
+        reason = pack_refusal(model=first["model"], optimizer=first["optimizer"], dropout=first["dropout"],
+                              emb_dropout=first["emb_dropout"])
+        if reason:
+            raise ConfigError(reason)
+    model, optimizer, batch_size = first["model"], first["optimizer"], first["batch_size"]
     if optimizer not in OPTIMIZERS:
         raise ConfigError(f"unknown optimizer {optimizer!r}: choose one of {', '.join(OPTIMIZERS)}")
-    schedule_lr = _Schedule(schedule, lr=lr, epochs=epochs, warmup=warmup, step=lr_step, gamma=lr_gamma)
-    dev = resolve_device(device)
-    if capture is None:
-        # A captured step replays the learning rate it was captured with, on batches of one shape: a
-        # row model's last batch of items is shorter, and its steps are few and large anyway.
-        # Adam and AdamW are built capturable; the other optimizers are not.
-        capture = (dev.type == "cuda" and schedule_lr.constant and model not in ROW_MODELS
-                   and optimizer in CAPTURABLE)
-    elif capture and dev.type != "cuda":
-        raise ConfigError(f"capture=True needs a CUDA device, not {dev}")
-    elif capture and not schedule_lr.constant:
-        raise ConfigError("capture=True replays one learning rate: it cannot follow a schedule or a warm-up")
-    elif capture and optimizer not in CAPTURABLE:
-        raise ConfigError(f"capture=True needs a capturable optimizer ({', '.join(CAPTURABLE)}), not {optimizer}")
-    elif capture and model in ROW_MODELS:
-        raise ConfigError(f"capture=True captures a step over (user, item, rating) batches, which {model} has not")
-    # One intra-op thread on CPU for a pair model: a batch-512 step is a few dozen tiny kernels, where a
-    # second thread buys nothing on a quiet machine and, with other processes on the cores, makes each
-    # kernel wait for a descheduled helper thread (bench/RESULTS.md). A row model's step is a few large
-    # matrix products, which do use every core.
-    with _intra_op_threads(1 if dev.type == "cpu" and model not in ROW_MODELS else None):
+    for o in options:
+        if batch_size <= 0 or o["epochs"] <= 0:
+            raise ConfigError(f"batch_size and epochs must be > 0 (got {batch_size} and {o['epochs']})")
+        if o["rank_every"] < 0:
+            raise ConfigError(f"rank_every must be >= 0 (got {o['rank_every']})")
+    schedules = [_Schedule(o["schedule"], lr=o["lr"], epochs=o["epochs"], warmup=o["warmup"], step=o["lr_step"],
+                           gamma=o["lr_gamma"]) for o in options]
+    dev = resolve_device(first["device"])
+    # A pack's learning rates are tensors its captured step reads, so a pack follows its schedules
+    # captured; a run alone replays the rate it was captured with.
+    capture = _capture(first["capture"], dev, model=model, optimizer=optimizer,
+                       constant=len(options) > 1 or schedules[0].constant)
+    # One intra-op thread on CPU for a pair model alone: a batch-512 step is a few dozen tiny kernels,
+    # where a second thread buys nothing on a quiet machine and, with other processes on the cores,
+    # makes each kernel wait for a descheduled helper thread (bench/RESULTS.md). A pack's kernels are
+    # V times larger and use the process's threads, as a row model's matrix products do.
+    with _intra_op_threads(1 if dev.type == "cpu" and model not in ROW_MODELS and len(options) == 1 else None):
         train = _on_device(split.part("train"), dev)
         test = _on_device(split.part("test"), dev)
         val = _on_device(split.part("val"), dev)
         n_train = len(train[0])
         if n_train == 0 or len(test[0]) == 0:
             raise ConfigError("the split has an empty train or test part")
+        data = _Data(split, train, test, val, checkpoints=any(o["checkpoint_path"] is not None for o in options))
+        members = [_Run(index, o, schedule, data, dev) for index, (o, schedule) in enumerate(zip(options, schedules))]
+        # Sum of squared training errors over the epoch of each run, kept on the device so no batch
+        # waits for the host.
+        sse = torch.zeros(len(members), device=dev)
+        step = make_step([run.net for run in members], sse, optimizer=optimizer,
+                         lrs=[schedule.at(1) for schedule in schedules],
+                         weight_decays=[o["weight_decay"] for o in options], momentum=first["momentum"],
+                         batch_size=batch_size, capture=capture)
+        outcomes: list[TrainResult | Exception | None] = [None] * len(members)
+        live = list(members)  # the runs still training
 
-        torch.manual_seed(seed)  # initial weights and dropout
-        shuffle = torch.Generator(device=dev).manual_seed(seed)  # batch order
-        model_config = _ModelConfig(k=k, hidden=list(hidden), bias=bias, dropout=dropout, init_std=init_std,
-                                    emb_dropout=emb_dropout, reg=reg, reg_bias=reg_bias, reg_kernel=reg_kernel,
-                                    pretrain_epochs=pretrain_epochs, conv_size=conv_size, dot_scale=dot_scale,
-                                    n_users=split.dataset.n_users, n_items=split.dataset.n_items)
-        net = build_model(model, **model_config).to(dev)
-        if isinstance(net, RowModel):
-            net.attach(*train)
-        # Sum of squared training errors over the epoch, kept on the device so no batch waits for the host.
-        sse = torch.zeros((), device=dev)
-        step = _make_step(net, sse, optimizer=optimizer, lr=schedule_lr.at(1), weight_decay=weight_decay,
-                          momentum=momentum, batch_size=batch_size, capture=capture)
-        # Predictions are clipped to what a rating can be, when asked: the range seen in training.
-        bounds = (float(train[2].min()), float(train[2].max())) if clip else None
+        def finish(run: _Run, error: Exception | None = None) -> None:
+            """End `run`: it leaves the step and the live runs; its outcome is handed on."""
+            live.remove(run)
+            step.drop(run.index)
+            outcome: TrainResult | Exception
+            if error is not None:
+                outcome = error
+            else:
+                try:
+                    outcome = run.result()
+                except Exception as exc:  # its final ranking failed: the run's failure, not the pack's
+                    outcome = exc
+            outcomes[run.index] = outcome
+            if on_end is not None:
+                on_end(run.index, outcome)
 
-        config = {**(checkpoint_meta or {}), "model": model, **model_config}
-        checkpoint = Path(checkpoint_path) if checkpoint_path is not None else None
-        run_data = RunData.from_split(split)
-        saved_data = run_data.pack() if checkpoint is not None else {}
-        history: list[EpochStats] = []
-        best: EpochStats | None = None
-        best_state: dict[str, torch.Tensor] = {}  # the best epoch's weights, ranked once training ends
+        def attempt(run: _Run, work: Callable[[], bool]) -> bool | None:
+            """work()'s answer for `run` (a callback of its, its epoch's end); None if it raised: the
+            run has then ended with that error (a database that refused its epoch, a divergence),
+            and the pack trains on without it."""
+            try:
+                return work()
+            except Exception as exc:
+                finish(run, exc)
+                return None
 
-        def rank() -> Ranking | None:
-            return ranking_metrics(user_scorer(net), run_data.known, test, split.dataset.n_items)
-        stopped = "completed"
-        n_batches = math.ceil(n_train / batch_size)
-
-        for epoch in range(1, epochs + 1):
-            if should_stop is not None and should_stop():
-                stopped = "cancelled"
+        for epoch in range(1, max(o["epochs"] for o in options) + 1):
+            for run in list(live):
+                if attempt(run, run.stop_asked):
+                    run.stopped = "cancelled"
+                    finish(run)
+            if not live:
                 break
             started = time.perf_counter()
-            net.train()
             sse.zero_()
-            step.set_lr(schedule_lr.at(epoch))
-            if isinstance(net, RowModel):
-                batches: Iterator[tuple[torch.Tensor, ...]] = net.batches(batch_size, shuffle)
-                n_batches = net.n_batches(batch_size)
-            else:
-                order = torch.randperm(n_train, generator=shuffle, device=dev)
-                # index_select rather than t[order]: the same rows, faster on CPU. The batches are views
-                # into the shuffled copy; the last one is simply shorter.
-                batches = zip(*(torch.split(t.index_select(0, order), batch_size) for t in train))
-            cancelled = False
-            # The hand-written step needs no autograd, so inference mode is entered once an epoch rather
-            # than once a step. The other steps run with autograd on, as usual.
-            with torch.inference_mode(isinstance(step, _HandStep)):
-                for b, batch in enumerate(batches, start=1):
-                    step(*batch)
-                    if b % CHECK_EVERY == 0 or b == n_batches:
-                        if on_progress is not None:
-                            on_progress(b, n_batches)
-                        if should_stop is not None and should_stop():
-                            cancelled = True
-                            break
-            if cancelled:
-                stopped = "cancelled"
+            for run in live:
+                run.net.train()
+            step.set_lrs([run.schedule.at(epoch) for run in members])
+            batches, n_batches = _batches(members, live, train, batch_size)
+            cancelled: set[_Run] = set()  # asked to stop during this epoch
+            try:
+                # The hand-written step needs no autograd, so inference mode is entered once an epoch
+                # rather than once a step. The other steps run with autograd on, as usual.
+                with torch.inference_mode(isinstance(step, HandStep)):
+                    for b, batch in enumerate(batches, start=1):
+                        step(*batch)
+                        if b % CHECK_EVERY == 0 or b == n_batches:
+                            for run in list(live):
+                                if run not in cancelled and attempt(run, partial(run.progress, b, n_batches)):
+                                    cancelled.add(run)
+                                    step.drop(run.index)  # it moves no further, though the epoch goes on
+                            if all(run in cancelled for run in live):
+                                break
+            except Exception as exc:  # the step itself failed (out of memory): every live run ends with it
+                for run in list(live):
+                    finish(run, exc)
                 break
+            sums = sse.tolist()
+            for run in list(live):
+                if run in cancelled:
+                    run.stopped = "cancelled"
+                    finish(run)
+                elif attempt(run, partial(run.end_epoch, epoch, sums[run.index], started)) is False:
+                    finish(run)
+    ended = [outcome for outcome in outcomes if outcome is not None]
+    assert len(ended) == len(outcomes), "every run ends by its last epoch"
+    return ended
 
-            train_rmse = math.sqrt(sse.item() / n_train)
-            if not math.isfinite(train_rmse):
-                raise DivergedError(f"diverged: loss became {train_rmse} at epoch {epoch}")
-            net.eval()
-            test_rmse = _rmse(net, *test, bounds=bounds)
-            val_rmse = _rmse(net, *val, bounds=bounds) if len(val[0]) else None
-            if not math.isfinite(test_rmse):
-                raise DivergedError(f"diverged: test RMSE became {test_rmse} at epoch {epoch}")
-            seconds = time.perf_counter() - started
-            ranking = rank() if rank_every and epoch % rank_every == 0 else None
-            stats = EpochStats(epoch, train_rmse, test_rmse, val_rmse, seconds, ranking)
-            history.append(stats)
 
-            if best is None or _watched(stats) < _watched(best):
-                best = stats
-                best_state = {name: t.detach().clone() for name, t in net.state_dict().items()}
-                if checkpoint is not None:
-                    checkpoints.save(checkpoint, net, config, epoch=epoch, test_rmse=test_rmse, data=saved_data)
-            if on_epoch is not None:
-                on_epoch(stats)
-            # The plateau schedule watches validation, else the training curve: never test.
-            schedule_lr.observe(epoch, val_rmse if val_rmse is not None else train_rmse)
-            if patience and epoch - best.epoch >= patience:
-                stopped = "early_stopped"
-                break
+_FIT_DEFAULTS = {name: p.default for name, p in inspect.signature(fit).parameters.items() if name != "split"}
 
+
+def _options(run: Mapping[str, Any]) -> dict[str, Any]:
+    """One run's fit() arguments, every one of them: `run`'s, else fit()'s defaults."""
+    unknown = set(run) - set(_FIT_DEFAULTS)
+    if unknown:
+        raise ConfigError(f"unknown fit() argument(s): {', '.join(sorted(unknown))}")
+    return _FIT_DEFAULTS | dict(run)
+
+
+def _capture(asked: bool | None, dev: torch.device, *, model: str, optimizer: str, constant: bool) -> bool:
+    """Whether the step is captured in a CUDA graph: as `asked`, or (None) wherever it can be."""
+    if asked is None:
+        # A captured step replays the learning rate it was captured with, on batches of one shape: a
+        # row model's last batch of items is shorter, and its steps are few and large anyway.
+        # Adam and AdamW are built capturable; the other optimizers are not.
+        return dev.type == "cuda" and constant and model not in ROW_MODELS and optimizer in CAPTURABLE
+    if asked and dev.type != "cuda":
+        raise ConfigError(f"capture=True needs a CUDA device, not {dev}")
+    if asked and not constant:
+        raise ConfigError("capture=True replays one learning rate: it cannot follow a schedule or a warm-up")
+    if asked and optimizer not in CAPTURABLE:
+        raise ConfigError(f"capture=True needs a capturable optimizer ({', '.join(CAPTURABLE)}), not {optimizer}")
+    if asked and model in ROW_MODELS:
+        raise ConfigError(f"capture=True captures a step over (user, item, rating) batches, which {model} has not")
+    return asked
+
+
+def _batches(members: Sequence[_Run], live: Sequence[_Run], train: _Part,
+             batch_size: int) -> tuple[Iterator[tuple[torch.Tensor, ...]], int]:
+    """One epoch's batches of the pack and how many there are: the training part shuffled in each live
+    run's own order, [B] tensors for a run alone, [V, B] for a pack (a run that has ended gets the
+    part as it is, drawing nothing: its rows are computed with the others' and never applied)."""
+    if len(members) == 1:
+        (run,) = members
+        if isinstance(run.net, RowModel):
+            return iter(run.net.batches(batch_size, run.shuffle)), run.net.n_batches(batch_size)
+        order = run.order(len(train[0]))
+        # index_select rather than t[order]: the same rows, faster on CPU. The batches are views into
+        # the shuffled copy; the last one is simply shorter.
+        return zip(*(torch.split(t.index_select(0, order), batch_size) for t in train)), _count(train, batch_size)
+    orders = [run.order(len(train[0])) if run in live else None for run in members]
+    stacked = [torch.stack([t if order is None else t.index_select(0, order) for order in orders]) for t in train]
+    return zip(*(torch.split(t, batch_size, dim=1) for t in stacked)), _count(train, batch_size)
+
+
+def _count(train: _Part, batch_size: int) -> int:
+    return math.ceil(len(train[0]) / batch_size)
+
+
+_Part = tuple[torch.Tensor, torch.Tensor, torch.Tensor]  # users, items, ratings
+
+
+class _Data:
+    """What every run of a pack evaluates, ranks and checkpoints with: the split's parts on the device,
+    its id maps and known ratings (RunData, packed once for all the runs' checkpoints)."""
+
+    def __init__(self, split: Split, train: _Part, test: _Part, val: _Part, *, checkpoints: bool) -> None:
+        self.split, self.train, self.test, self.val = split, train, test, val
+        self.run_data = RunData.from_split(split)
+        self.saved = self.run_data.pack() if checkpoints else {}
+        # Predictions are clipped to what a rating can be, when a run asks: the range seen in training.
+        self.bounds = (float(train[2].min()), float(train[2].max()))
+
+
+class _Run:
+    """One run of a pack: its model, batch order and schedule, and its epochs as they land."""
+
+    def __init__(self, index: int, options: dict[str, Any], schedule: _Schedule, data: _Data,
+                 dev: torch.device) -> None:
+        self.index, self.options, self.schedule, self.data = index, options, schedule, data
+        dataset = data.split.dataset
+        self.model_config = _ModelConfig(
+            k=options["k"], hidden=list(options["hidden"]), bias=options["bias"], dropout=options["dropout"],
+            init_std=options["init_std"], emb_dropout=options["emb_dropout"], reg=options["reg"],
+            reg_bias=options["reg_bias"], reg_kernel=options["reg_kernel"],
+            pretrain_epochs=options["pretrain_epochs"], conv_size=options["conv_size"],
+            dot_scale=options["dot_scale"], n_users=dataset.n_users, n_items=dataset.n_items)
+        torch.manual_seed(options["seed"])  # initial weights (and, alone, dropout)
+        self.shuffle = torch.Generator(device=dev).manual_seed(options["seed"])  # batch order
+        self.net = build_model(options["model"], **self.model_config).to(dev)
+        if isinstance(self.net, RowModel):
+            self.net.attach(*data.train)
+        path = options["checkpoint_path"]
+        self.checkpoint = Path(path) if path is not None else None
+        self.config = {**(options["checkpoint_meta"] or {}), "model": options["model"], **self.model_config}
+        self.bounds = data.bounds if options["clip"] else None
+        self.history: list[EpochStats] = []
+        self.best: EpochStats | None = None
+        self.best_state: dict[str, torch.Tensor] = {}  # the best epoch's weights, ranked once training ends
+        self.stopped = "completed"
+
+    def order(self, n: int) -> torch.Tensor:
+        """This epoch's batch order, from the run's own generator."""
+        return torch.randperm(n, generator=self.shuffle, device=self.shuffle.device)
+
+    def stop_asked(self) -> bool:
+        should_stop = self.options["should_stop"]
+        return should_stop is not None and bool(should_stop())
+
+    def progress(self, done: int, total: int) -> bool:
+        """Report how far the epoch has got; True if the run is asked to stop."""
+        on_progress = self.options["on_progress"]
+        if on_progress is not None:
+            on_progress(done, total)
+        return self.stop_asked()
+
+    def rank(self) -> Ranking | None:
+        return ranking_metrics(user_scorer(self.net), self.data.run_data.known, self.data.test,
+                               self.data.split.dataset.n_items)
+
+    def end_epoch(self, epoch: int, sse: float, started: float) -> bool:
+        """Evaluate the epoch just trained, record it, and say whether the run trains on."""
+        train_rmse = math.sqrt(sse / len(self.data.train[0]))
+        if not math.isfinite(train_rmse):
+            raise DivergedError(f"diverged: loss became {train_rmse} at epoch {epoch}")
+        self.net.eval()
+        test_rmse = _rmse(self.net, *self.data.test, bounds=self.bounds)
+        val_rmse = _rmse(self.net, *self.data.val, bounds=self.bounds) if len(self.data.val[0]) else None
+        if not math.isfinite(test_rmse):
+            raise DivergedError(f"diverged: test RMSE became {test_rmse} at epoch {epoch}")
+        seconds = time.perf_counter() - started
+        rank_every = self.options["rank_every"]
+        ranking = self.rank() if rank_every and epoch % rank_every == 0 else None
+        stats = EpochStats(epoch, train_rmse, test_rmse, val_rmse, seconds, ranking)
+        self.history.append(stats)
+        if self.best is None or _watched(stats) < _watched(self.best):
+            self.best = stats
+            self.best_state = {name: t.detach().clone() for name, t in self.net.state_dict().items()}
+            if self.checkpoint is not None:
+                checkpoints.save(self.checkpoint, self.net, self.config, epoch=epoch, test_rmse=test_rmse,
+                                 data=self.data.saved)
+        on_epoch = self.options["on_epoch"]
+        if on_epoch is not None:
+            on_epoch(stats)
+        # The plateau schedule watches validation, else the training curve: never test.
+        self.schedule.observe(epoch, val_rmse if val_rmse is not None else train_rmse)
+        patience = self.options["patience"]
+        if patience and epoch - self.best.epoch >= patience:
+            self.stopped = "early_stopped"
+            return False
+        return epoch < int(self.options["epochs"])
+
+    def result(self) -> TrainResult:
+        """The run's result once it has ended: its best epoch's model restored and, unless it was
+        cancelled, ranked."""
         final_ranking = None
-        if best is not None and stopped != "cancelled":
-            net.load_state_dict(best_state)
-            final_ranking = best.ranking or rank()
-        return TrainResult(epochs=history, best_epoch=best.epoch if best else 0,
-                           best_test_rmse=best.test_rmse if best else math.nan, stopped=stopped,
-                           checkpoint=checkpoint if best is not None and checkpoint is not None else None,
-                           ranking=final_ranking)
+        if self.best is not None and self.stopped != "cancelled":
+            self.net.load_state_dict(self.best_state)
+            final_ranking = self.best.ranking or self.rank()
+        best = self.best
+        return TrainResult(epochs=self.history, best_epoch=best.epoch if best else 0,
+                           best_test_rmse=best.test_rmse if best else math.nan, stopped=self.stopped,
+                           checkpoint=self.checkpoint if best is not None else None, ranking=final_ranking)
 
 
 @contextlib.contextmanager
@@ -303,305 +483,6 @@ def _on_device(part: tuple[np.ndarray, np.ndarray, np.ndarray],
     return (torch.as_tensor(users, dtype=torch.long).to(dev),
             torch.as_tensor(items, dtype=torch.long).to(dev),
             torch.as_tensor(ratings, dtype=torch.float32).to(dev))
-
-
-def _make_step(net: PairModel | RowModel, sse: torch.Tensor, *, optimizer: str, lr: float, weight_decay: float,
-               momentum: float = 0.9, batch_size: int, capture: bool) -> _Step:
-    """The training step: called with a batch, it updates `net` and adds the batch's squared errors to `sse`.
-
-    On CPU that is `_HandStep` for Adam and a model whose gradients `hand_grads` writes
-    (`has_hand_grads`); for any other model or optimizer, and on other devices, `_EagerStep`, captured
-    on CUDA."""
-    dev = sse.device
-    if dev.type == "cpu" and not capture and optimizer == "adam" and has_hand_grads(net):
-        return _HandStep(net, sse, lr=lr, weight_decay=weight_decay)
-    eager = _EagerStep(net, _optimizer(optimizer, net, dev, lr=lr, weight_decay=weight_decay, momentum=momentum,
-                                       capturable=capture), sse)
-    if capture:
-        return _GraphStep(eager, batch_size)
-    return eager
-
-
-def _optimizer(name: str, net: PairModel | RowModel, dev: torch.device, *, lr: float, weight_decay: float,
-               momentum: float, capturable: bool) -> torch.optim.Optimizer | _SparseAdam:
-    params = list(net.parameters())
-    if name == "sgd":
-        return torch.optim.SGD(params, lr=lr, momentum=momentum, weight_decay=weight_decay)
-    if name == "adagrad":
-        return torch.optim.Adagrad(params, lr=lr, weight_decay=weight_decay)
-    if name == "sparse_adam":
-        if not isinstance(net, PairModel):
-            raise ConfigError(f"optimizer sparse_adam needs embedding tables, which {type(net).__name__} has not")
-        if weight_decay:
-            # SparseAdam has none: the tables would go undecayed while the rest decayed.
-            raise ConfigError("optimizer sparse_adam takes no weight decay: decay the rows it moves with reg")
-        return _SparseAdam(net, lr=lr)
-    kind = torch.optim.AdamW if name == "adamw" else torch.optim.Adam
-    # The fused kernel updates every parameter in one call, about half the time of the default
-    # per-tensor loop on CPU (bench/RESULTS.md); on CUDA it is also graph-capturable.
-    if dev.type in ("cpu", "cuda"):
-        return kind(params, lr=lr, weight_decay=weight_decay, fused=True, capturable=capturable)
-    return kind(params, lr=lr, weight_decay=weight_decay)
-
-
-class _SparseAdam:
-    """Lazy Adam: torch's SparseAdam for the embedding tables, whose gradients are then sparse (only
-    the rows a batch used), and Adam for every other parameter (MLP layers, biases). A row's moments
-    and value move only when a batch uses it."""
-
-    def __init__(self, net: PairModel, *, lr: float) -> None:
-        net.sparse = True
-        tables = [table.weight for table, _ in net.tables()]
-        table_ids = {id(t) for t in tables}
-        dense = [p for p in net.parameters() if id(p) not in table_ids]
-        self.parts: list[torch.optim.Optimizer] = [torch.optim.SparseAdam(tables, lr=lr)]
-        if dense:
-            self.parts.append(torch.optim.Adam(dense, lr=lr))
-        self.param_groups = [group for part in self.parts for group in part.param_groups]
-
-    def zero_grad(self, set_to_none: bool = True) -> None:
-        for part in self.parts:
-            part.zero_grad(set_to_none=set_to_none)
-
-    def step(self) -> None:
-        for part in self.parts:
-            part.step()
-
-
-class _Step:
-    """What fit() calls with each batch; `set_lr` changes the learning rate between epochs."""
-
-    def __call__(self, *batch: torch.Tensor) -> None:
-        raise NotImplementedError
-
-    def set_lr(self, lr: float) -> None:
-        raise NotImplementedError
-
-
-class _EagerStep(_Step):
-    """The plain step: the model's batch loss, autograd's backward, the optimizer's step."""
-
-    def __init__(self, net: PairModel | RowModel, optimizer: torch.optim.Optimizer | _SparseAdam,
-                 sse: torch.Tensor) -> None:
-        self.net, self.optimizer, self.sse = net, optimizer, sse
-
-    def __call__(self, *batch: torch.Tensor) -> None:
-        loss, batch_sse = self.net.batch_loss(*batch)
-        self.optimizer.zero_grad(set_to_none=True)
-        torch.autograd.backward(loss)  # loss.backward(), which torch leaves unannotated
-        self.optimizer.step()
-        self.sse.add_(batch_sse)
-
-    def set_lr(self, lr: float) -> None:
-        for group in self.optimizer.param_groups:
-            group["lr"] = lr
-
-
-class _HandStep(_Step):
-    """`_EagerStep` for CPU at a fraction of its cost: the same gradients, the same Adam update.
-
-    Why it exists: at batch 512 these models are a few thousand flops a step, and on CPU the step's
-    time went to machinery, not arithmetic: autograd's graph, a fresh zeroed gradient table per
-    embedding per step (the backward of a lookup), and torch.optim's per-step Python (the figures are
-    in bench/RESULTS.md). Here the model writes its gradients by hand into buffers allocated once
-    (`hand_grads`, checked against autograd in tests/test_models.py; `_make_step` takes this step only
-    for the models `has_hand_grads` allows), and Adam is the kernel that torch.optim.Adam(fused=True)
-    itself calls, over the same dense state, so every parameter, every embedding row included, moves
-    every step exactly as with torch.optim.Adam (L2 weight decay added to the gradient, bias
-    correction). tests/test_trainer.py checks a few hundred steps against the plain nn.Module +
-    backward() + torch.optim.Adam step.
-    """
-
-    def __init__(self, net: MF | DeepMF, sse: torch.Tensor, *, lr: float, weight_decay: float) -> None:
-        self.sse = sse
-        # Every parameter becomes a view of one buffer, and every gradient a view of another laid out
-        # alike, so that Adam's kernel runs once, over one tensor (see flatten_parameters). The buffer
-        # is updated in place, outside autograd.
-        params = flatten_parameters(net)
-        self.grad = torch.zeros_like(params)
-        self.mse_grads = net.hand_grads(parameter_views(net, self.grad))
-        self.adam = _FusedAdam([params], [self.grad], lr=lr, weight_decay=weight_decay)
-
-    def __call__(self, *batch: torch.Tensor) -> None:
-        users, items, ratings = batch
-        # No autograd here at all; inference mode also drops its per-op bookkeeping. fit() runs a whole
-        # epoch's steps in inference mode, so that entering it is not paid again every step.
-        if torch.is_inference_mode_enabled():
-            self._step(users, items, ratings)
-        else:
-            with torch.inference_mode():
-                self._step(users, items, ratings)
-
-    def _step(self, users: torch.Tensor, items: torch.Tensor, ratings: torch.Tensor) -> None:
-        self.sse += self.mse_grads(users, items, ratings)
-        self.adam.step()
-
-    def set_lr(self, lr: float) -> None:
-        self.adam.set_lr(lr)
-
-
-# The arguments `_FusedAdam.step` passes to the private kernel torch._fused_adam_, in order, as
-# (name, type, keyword-only, written to), as its schema has them in torch 2.13. "Written to" matters:
-# a kernel that did not write `self` would not train, one that wrote `state_steps` would count twice.
-_FUSED_ADAM_ARGUMENTS = (
-    ("self", "List[Tensor]", False, True),
-    ("grads", "List[Tensor]", False, True),
-    ("exp_avgs", "List[Tensor]", False, True),
-    ("exp_avg_sqs", "List[Tensor]", False, True),
-    ("max_exp_avg_sqs", "List[Tensor]", False, True),
-    ("state_steps", "List[Tensor]", False, False),
-    ("lr", "float", True, False),
-    ("beta1", "float", True, False),
-    ("beta2", "float", True, False),
-    ("weight_decay", "float", True, False),
-    ("eps", "float", True, False),
-    ("amsgrad", "bool", True, False),
-    ("maximize", "bool", True, False),
-)
-
-
-def _fused_adam_if_it_fits(
-    kernel: Callable[..., None] | None, schema: torch._C.FunctionSchema | None
-) -> Callable[..., None] | None:
-    """`kernel` if `schema`, its signature (a torch FunctionSchema), takes exactly the arguments
-    `_FusedAdam.step` passes, in that order, and no other argument without a default; else None."""
-    if kernel is None or schema is None:
-        return None
-    arguments = list(schema.arguments)
-    passed = arguments[:len(_FUSED_ADAM_ARGUMENTS)]
-    signature = tuple((a.name, str(a.type), a.kwarg_only, bool(a.is_write)) for a in passed)
-    extra = arguments[len(_FUSED_ADAM_ARGUMENTS):]
-    if signature == _FUSED_ADAM_ARGUMENTS and all(a.has_default_value() for a in extra):
-        return kernel
-    return None
-
-
-def _find_fused_adam() -> Callable[..., None] | None:
-    try:
-        return _fused_adam_if_it_fits(getattr(torch, "_fused_adam_", None),
-                                      torch.ops.aten._fused_adam_.default._schema)
-    except Exception:  # the kernel or its schema missing or moved in a torch not seen yet: go without
-        return None
-
-
-# Checked once, at import: with a torch whose kernel is missing or differs, `_FusedAdam` steps through
-# torch.optim.Adam instead, slower and the same, never a TypeError mid-run.
-_FUSED_ADAM = _find_fused_adam()
-
-
-class _FusedAdam:
-    """torch.optim.Adam(fused=True)'s step over fixed parameter and gradient lists, without its Python.
-
-    torch.optim.Adam looks up its state, groups tensors by device and dtype and checks its arguments on
-    every step, which on CPU costs as much as the kernel itself for an ML-1M-sized MF (bench/RESULTS.md).
-    This keeps the same state (exp_avg, exp_avg_sq, a float32 step count) and calls the same private
-    kernel, `_FUSED_ADAM`; where this torch's kernel is missing or has another signature,
-    torch.optim.Adam does the step, reading the same gradient buffers.
-    """
-
-    BETAS = (0.9, 0.999)  # torch.optim.Adam's defaults, as the lab uses
-    EPS = 1e-8
-
-    def __init__(self, params: list[torch.Tensor], grads: list[torch.Tensor], *, lr: float,
-                 weight_decay: float) -> None:
-        self.params, self.grads, self.lr, self.weight_decay = params, grads, lr, weight_decay
-        self.kernel = _FUSED_ADAM
-        if self.kernel is None:
-            for param, grad in zip(params, grads):
-                param.grad = grad
-            self.fallback = torch.optim.Adam(params, lr=lr, betas=self.BETAS, eps=self.EPS,
-                                             weight_decay=weight_decay)
-            return
-        self.exp_avgs = [torch.zeros_like(p) for p in params]
-        self.exp_avg_sqs = [torch.zeros_like(p) for p in params]
-        # One count shared by every parameter: they all step together.
-        self.count = torch.zeros((), dtype=torch.float32, device=params[0].device)
-        self.steps = [self.count] * len(params)
-
-    def set_lr(self, lr: float) -> None:
-        self.lr = lr
-        if self.kernel is None:
-            self.fallback.param_groups[0]["lr"] = lr
-
-    def step(self) -> None:
-        if self.kernel is None:
-            self.fallback.step()
-            return
-        self.count += 1
-        self.kernel(self.params, self.grads, self.exp_avgs, self.exp_avg_sqs, [], self.steps, lr=self.lr,
-                    beta1=self.BETAS[0], beta2=self.BETAS[1], weight_decay=self.weight_decay, eps=self.EPS,
-                    amsgrad=False, maximize=False)
-
-
-class _GraphStep(_Step):
-    """A pair model's `_EagerStep` captured once in a CUDA graph and replayed for every full batch.
-
-    Capturing needs a few eager steps first (on a side stream, as torch.cuda.graphs asks) so that
-    Adam's state exists; those are real training steps on real batches, not extra work. The short
-    last batch of an epoch has another shape, so it runs eagerly rather than being padded into the
-    loss. If capture fails, every later step runs eagerly: slower, same results.
-    """
-
-    WARMUP = 3
-
-    def __init__(self, eager: _EagerStep, batch_size: int) -> None:
-        self.eager, self.optimizer, self.sse, self.batch_size = eager, eager.optimizer, eager.sse, batch_size
-        self.graph: torch.cuda.CUDAGraph | None = None
-        self.eager_only = False
-        self.warmed = 0
-        dev = self.sse.device
-        self.users = torch.zeros(batch_size, dtype=torch.long, device=dev)
-        self.items = torch.zeros(batch_size, dtype=torch.long, device=dev)
-        self.ratings = torch.zeros(batch_size, dtype=torch.float32, device=dev)
-
-    def __call__(self, *batch: torch.Tensor) -> None:
-        users, items, ratings = batch
-        # Streams, capture and replay use the *current* CUDA device, which need not be ours (cuda:1).
-        with torch.cuda.device(self.sse.device):
-            self._step(users, items, ratings)
-
-    def _step(self, users: torch.Tensor, items: torch.Tensor, ratings: torch.Tensor) -> None:
-        if self.eager_only or len(ratings) != self.batch_size:
-            return self._eager(users, items, ratings)
-        if self.graph is None and self.warmed < self.WARMUP:
-            side = torch.cuda.Stream()  # type: ignore[no-untyped-call]  # torch leaves its __new__ unannotated
-            side.wait_stream(torch.cuda.current_stream())
-            with torch.cuda.stream(side):
-                self._eager(users, items, ratings)
-            torch.cuda.current_stream().wait_stream(side)
-            self.warmed += 1
-            return None
-        self.users.copy_(users)
-        self.items.copy_(items)
-        self.ratings.copy_(ratings)
-        if self.graph is None:
-            try:
-                self.graph = self._capture()
-            except RuntimeError:
-                # Capturing never runs the kernels, so the model is untouched: train this batch eagerly.
-                self.eager_only = True
-                torch.cuda.synchronize()
-                return self._eager(users, items, ratings)
-        self.graph.replay()
-        return None
-
-    def set_lr(self, lr: float) -> None:
-        # fit() captures only a learning rate that never changes; this is the first epoch's, set before
-        # any capture.
-        self.eager.set_lr(lr)
-
-    def _eager(self, users: torch.Tensor, items: torch.Tensor, ratings: torch.Tensor) -> None:
-        # Gradients left by a replay live in the graph's private memory; dropping them (set_to_none
-        # inside the step) makes the eager backward allocate fresh ones instead of adding to them.
-        self.eager(users, items, ratings)
-
-    def _capture(self) -> torch.cuda.CUDAGraph:
-        graph = torch.cuda.CUDAGraph()
-        # With no .grad tensors, the captured backward allocates them in the graph's own pool.
-        self.optimizer.zero_grad(set_to_none=True)
-        with torch.cuda.graph(graph):
-            self.eager(self.users, self.items, self.ratings)
-        return graph
 
 
 @torch.inference_mode()

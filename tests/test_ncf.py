@@ -9,7 +9,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from engine import trainer
+from engine import steps
 from engine.models import build_model, has_hand_grads
 from engine.ncf import GMF, NeuMF
 from engine.split import split_dataset
@@ -171,9 +171,9 @@ def test_embedding_dropout_drops_the_mlp_branch_rows_too():
 def test_they_take_the_autograd_step_not_the_hand_written_one(model):
     net = build_model(model, 10, 6, k=4)
     assert not has_hand_grads(net)
-    step = trainer._make_step(net, torch.zeros(()), optimizer="adam", lr=0.01, weight_decay=0.0,
+    step = steps.make_step([net], torch.zeros(()), optimizer="adam", lrs=[0.01], weight_decays=[0.0],
                               batch_size=8, capture=False)
-    assert isinstance(step, trainer._EagerStep)
+    assert isinstance(step, steps.EagerStep)
 
 
 @pytest.mark.parametrize("model", ["gmf", "neumf"])

@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from dmf_tui.cli import main
-from engine import trainer
+from engine import steps, trainer
 from engine.errors import ConfigError
 from engine.models import RowModel, build_model
 from engine.split import split_dataset
@@ -49,13 +49,13 @@ def test_every_optimizer_trains_and_each_otherwise(split):
 
 @pytest.mark.parametrize("name, kind", [
     ("adamw", torch.optim.AdamW), ("sgd", torch.optim.SGD), ("adagrad", torch.optim.Adagrad),
-    ("sparse_adam", trainer._SparseAdam),
+    ("sparse_adam", steps.SparseAdam),
 ])
 def test_every_optimizer_but_adam_takes_the_autograd_step_with_its_own_optimizer(name, kind):
     # The hand-written CPU step is Adam's update: any other optimizer must get autograd and its own.
-    step = trainer._make_step(build_model("mf", 60, 40), torch.zeros(()), optimizer=name, lr=0.01,
-                              weight_decay=0.0, momentum=0.7, batch_size=64, capture=False)
-    assert isinstance(step, trainer._EagerStep) and type(step.optimizer) is kind
+    step = steps.make_step([build_model("mf", 60, 40)], torch.zeros(()), optimizer=name, lrs=[0.01],
+                              weight_decays=[0.0], momentum=0.7, batch_size=64, capture=False)
+    assert isinstance(step, steps.EagerStep) and type(step.optimizer) is kind
     if name == "sgd":
         assert [group["momentum"] for group in step.optimizer.param_groups] == [0.7]
 
@@ -73,7 +73,7 @@ def two_steps(optimizer: str, name: str = "mf") -> list[dict[str, torch.Tensor]]
     """The model's parameters before, after a step on users 0, 1 x item 2, and after one on user 3 x item 4."""
     torch.manual_seed(0)
     net = build_model(name, 6, 6, bias=True)
-    step = trainer._make_step(net, torch.zeros(()), optimizer=optimizer, lr=0.1, weight_decay=0.0,
+    step = steps.make_step([net], torch.zeros(()), optimizer=optimizer, lrs=[0.1], weight_decays=[0.0],
                               batch_size=2, capture=False)
     snapshots = [{n: p.detach().clone() for n, p in net.named_parameters()}]
     for users, items, ratings in [([0, 1], [2, 2], [5.0, 1.0]), ([3], [4], [4.0])]:
@@ -120,15 +120,15 @@ class Reconstruction(RowModel):
 
 def test_sparse_adam_refuses_a_model_without_embedding_tables():
     with pytest.raises(ConfigError, match="optimizer sparse_adam needs embedding tables, which Reconstruction has not"):
-        trainer._make_step(Reconstruction(), torch.zeros(()), optimizer="sparse_adam", lr=0.01, weight_decay=0.0,
+        steps.make_step([Reconstruction()], torch.zeros(()), optimizer="sparse_adam", lrs=[0.01], weight_decays=[0.0],
                            batch_size=64, capture=False)
 
 
 def test_sparse_adam_refuses_weight_decay_in_the_engine_too():
     # fit() called from a script skips RunParams: it must not decay the dense parts and not the tables.
     with pytest.raises(ConfigError, match="sparse_adam takes no weight decay"):
-        trainer._make_step(build_model("mf", 10, 10), torch.zeros(()), optimizer="sparse_adam", lr=0.01,
-                           weight_decay=1e-5, batch_size=64, capture=False)
+        steps.make_step([build_model("mf", 10, 10)], torch.zeros(()), optimizer="sparse_adam", lrs=[0.01],
+                           weight_decays=[1e-5], batch_size=64, capture=False)
 
 
 @pytest.mark.parametrize("fields, message", [

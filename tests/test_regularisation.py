@@ -13,7 +13,7 @@ import torch
 import torch.nn.functional as F
 
 from dmf_tui.cli import main
-from engine import trainer
+from engine import steps
 from engine.errors import ConfigError
 from engine.models import MF, build_model, has_hand_grads
 from engine.split import Split, split_dataset
@@ -148,9 +148,9 @@ def test_the_cpu_step_with_regularisation_trains_like_autograd_and_adam(name, op
     net = build_model(name, n_users, n_items, **options)
     adam = torch.optim.Adam(reference.parameters(), lr=lr, weight_decay=weight_decay)
     sse = torch.zeros(())
-    step = trainer._make_step(net, sse, optimizer="adam", lr=lr, weight_decay=weight_decay, batch_size=size,
+    step = steps.make_step([net], sse, optimizer="adam", lrs=[lr], weight_decays=[weight_decay], batch_size=size,
                               capture=False)
-    assert isinstance(step, trainer._HandStep)
+    assert isinstance(step, steps.HandStep)
     for n in range(STEPS):
         start = n * size % (len(ratings) - size)
         u, i, r = users[start:start + size], items[start:start + size], ratings[start:start + size]
@@ -203,9 +203,9 @@ def test_embedding_dropout_is_on_in_training_and_off_in_evaluation():
     model.eval()
     assert torch.equal(model(users, items), exact)
     assert not has_hand_grads(model)  # its gradients are not the hand-written ones
-    step = trainer._make_step(model, torch.zeros(()), optimizer="adam", lr=0.01, weight_decay=0.0,
+    step = steps.make_step([model], torch.zeros(()), optimizer="adam", lrs=[0.01], weight_decays=[0.0],
                               batch_size=64, capture=False)
-    assert isinstance(step, trainer._EagerStep)
+    assert isinstance(step, steps.EagerStep)
 
 
 @pytest.mark.parametrize("option", ["dropout", "emb_dropout"])

@@ -12,7 +12,7 @@ import pytest
 import torch
 
 from dmf_tui.cli import main
-from engine import trainer
+from engine import adam, steps, trainer
 from engine.errors import ConfigError
 from engine.split import split_dataset
 from engine.trainer import EpochStats, _Schedule, fit
@@ -94,11 +94,11 @@ def split_with_val():
     return split_dataset(tiny_dataset(), val_size=0.2)
 
 
-def current_lr(step: trainer._Step) -> float:
+def current_lr(step: steps.Step) -> float:
     """The rate the step's optimizer will use for its next update."""
-    if isinstance(step, trainer._HandStep):
-        return step.adam.lr
-    assert isinstance(step, trainer._EagerStep)
+    if isinstance(step, steps.HandStep):
+        return step.adams[0].lr
+    assert isinstance(step, steps.EagerStep)
     rates = {group["lr"] for group in step.optimizer.param_groups}
     assert len(rates) == 1  # every part of the optimizer (sparse_adam has two) follows the schedule
     return float(rates.pop())
@@ -106,19 +106,19 @@ def current_lr(step: trainer._Step) -> float:
 
 def lr_of_each_epoch(split, monkeypatch, **options) -> tuple[list[float], list[EpochStats]]:
     """Train, and return the rate the optimizer held during each epoch, and the epochs' stats."""
-    steps: list[trainer._Step] = []
-    make_step = trainer._make_step
+    made: list[steps.Step] = []
+    make_step = steps.make_step
 
-    def kept_make_step(*args: Any, **kwargs: Any) -> trainer._Step:
-        steps.append(make_step(*args, **kwargs))
-        return steps[-1]
+    def kept_make_step(*args: Any, **kwargs: Any) -> steps.Step:
+        made.append(make_step(*args, **kwargs))
+        return made[-1]
 
-    monkeypatch.setattr(trainer, "_make_step", kept_make_step)
+    monkeypatch.setattr(trainer, "make_step", kept_make_step)
     seen: list[float] = []
     history: list[EpochStats] = []
 
     def on_epoch(stats: EpochStats) -> None:
-        seen.append(current_lr(steps[0]))
+        seen.append(current_lr(made[0]))
         history.append(stats)
 
     fit(split, device="cpu", on_epoch=on_epoch, **options)
@@ -137,7 +137,7 @@ def test_fit_gives_the_optimizer_each_epochs_rate(split, monkeypatch, optimizer,
 @pytest.mark.parametrize("optimizer, kernel", [("adam", True), ("adam", False), ("sgd", True)])
 def test_the_rate_changes_the_training_from_the_epoch_it_changes(split, monkeypatch, optimizer, kernel):
     if not kernel:
-        monkeypatch.setattr(trainer, "_FUSED_ADAM", None)
+        monkeypatch.setattr(adam, "FUSED_ADAM", None)
     options: dict[str, Any] = {"optimizer": optimizer, "epochs": 3, "device": "cpu", "lr": 0.05}
     constant = fit(split, **options)
     decayed = fit(split, **options, schedule="step", lr_step=1, lr_gamma=0.1)

@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 import torch
 
+from engine import adam, steps, trainer
 from engine import models as engine_models
-from engine import trainer
 from engine.errors import ConfigError, DeviceError, DivergedError
 from engine.models import MF, build_model
 from engine.remap import Dataset
@@ -65,11 +65,11 @@ def test_the_row_models_are_the_same_list_in_the_store_and_the_engine_and_are_ro
 
 def test_adamw_takes_the_autograd_step_and_trains_otherwise_than_adam(split):
     def step(optimizer: str):
-        return trainer._make_step(MF(60, 40), torch.zeros(()), optimizer=optimizer, lr=0.01, weight_decay=0.1,
+        return steps.make_step([MF(60, 40)], torch.zeros(()), optimizer=optimizer, lrs=[0.01], weight_decays=[0.1],
                                   batch_size=512, capture=False)
 
     # The hand-written step is Adam's update: AdamW must not take it.
-    assert isinstance(step("adam"), trainer._HandStep) and not isinstance(step("adamw"), trainer._HandStep)
+    assert isinstance(step("adam"), steps.HandStep) and not isinstance(step("adamw"), steps.HandStep)
     adam, adamw = (quick(split, weight_decay=0.1, optimizer=name, epochs=2) for name in ("adam", "adamw"))
     assert [e.train_rmse for e in adam.epochs] != [e.train_rmse for e in adamw.epochs]
     with pytest.raises(ConfigError, match="unknown optimizer 'rmsprop'"):
@@ -138,7 +138,7 @@ def test_train_rmse_is_exact_over_all_training_rows(split):
 @pytest.mark.parametrize("emb_dropout", [0.0, 0.2])  # the hand-written step and the autograd one
 def test_every_training_row_is_used_once_per_epoch_short_last_batch_included(split, monkeypatch, emb_dropout):
     seen = []
-    make_step = trainer._make_step
+    make_step = steps.make_step
 
     def recording_make_step(*args, **kwargs):
         step = make_step(*args, **kwargs)
@@ -151,7 +151,7 @@ def test_every_training_row_is_used_once_per_epoch_short_last_batch_included(spl
         monkeypatch.setattr(type(step), "__call__", recording_call)
         return step
 
-    monkeypatch.setattr(trainer, "_make_step", recording_make_step)
+    monkeypatch.setattr(trainer, "make_step", recording_make_step)
     quick(split, epochs=1, emb_dropout=emb_dropout)
     assert [len(b) for b in seen] == [512, 512, 176]
     # A permutation of the training rows: each (user) multiset matches, nothing repeated or dropped.
@@ -256,7 +256,7 @@ def assert_step_trains_like_autograd_and_adam(make_model):
     net = make_model(n_users, n_items)
     optimizer = torch.optim.Adam(reference.parameters(), lr=lr, weight_decay=weight_decay)
     sse = torch.zeros(())
-    step = trainer._make_step(net, sse, optimizer="adam", lr=lr, weight_decay=weight_decay, batch_size=batch,
+    step = steps.make_step([net], sse, optimizer="adam", lrs=[lr], weight_decays=[weight_decay], batch_size=batch,
                               capture=False)
 
     for n in range(EQUIVALENCE_STEPS):
@@ -294,14 +294,14 @@ def test_cpu_step_matches_autograd_and_torch_adam(model, options, kernel, monkey
     # no kernel, so _FusedAdam steps through torch.optim.Adam.
     if kernel == "missing":
         monkeypatch.delattr(torch, "_fused_adam_")
-        monkeypatch.setattr(trainer, "_FUSED_ADAM", trainer._find_fused_adam())
+        monkeypatch.setattr(adam, "FUSED_ADAM", adam.find_fused_adam())
     elif kernel == "changed":
         renamed = torch._C.parse_schema(TORCH_2_13_FUSED_ADAM.replace("float lr", "float learning_rate"))
-        monkeypatch.setattr(trainer, "_FUSED_ADAM", trainer._fused_adam_if_it_fits(torch._fused_adam_, renamed))
+        monkeypatch.setattr(adam, "FUSED_ADAM", adam.fused_adam_if_it_fits(torch._fused_adam_, renamed))
     step = assert_step_trains_like_autograd_and_adam(
         lambda n_users, n_items: build_model(model, n_users, n_items, **options))
-    assert isinstance(step, trainer._HandStep)
-    assert (step.adam.kernel is not None) == (kernel == "fused")
+    assert isinstance(step, steps.HandStep)
+    assert (step.adams[0].kernel is not None) == (kernel == "fused")
 
 
 class ScaledMF(MF):
@@ -331,14 +331,14 @@ def deepmf_with(change):
 def test_a_model_outside_the_hand_written_gradients_trains_by_autograd(make_model):
     # The hand-written step would train these as the plain DeepMF or MF, silently: they must get autograd.
     step = assert_step_trains_like_autograd_and_adam(make_model)
-    assert not isinstance(step, trainer._HandStep)
+    assert not isinstance(step, steps.HandStep)
 
 
 def test_the_fused_adam_kernel_of_this_torch_is_used():
     # Fails when a torch upgrade changes the kernel: training still works (slower); check what changed
-    # and update trainer._FUSED_ADAM_ARGUMENTS if the call still means the same.
-    assert trainer._FUSED_ADAM is torch._fused_adam_
-    assert trainer._fused_adam_if_it_fits(torch._fused_adam_, torch._C.parse_schema(TORCH_2_13_FUSED_ADAM))
+    # and update adam.FUSED_ADAM_ARGUMENTS if the call still means the same.
+    assert adam.FUSED_ADAM is torch._fused_adam_
+    assert adam.fused_adam_if_it_fits(torch._fused_adam_, torch._C.parse_schema(TORCH_2_13_FUSED_ADAM))
 
 
 @pytest.mark.parametrize("old, new", [
@@ -353,13 +353,13 @@ def test_the_fused_adam_kernel_of_this_torch_is_used():
 def test_a_fused_adam_kernel_with_another_signature_is_not_called(old, new):
     assert old in TORCH_2_13_FUSED_ADAM
     changed = torch._C.parse_schema(TORCH_2_13_FUSED_ADAM.replace(old, new))
-    assert trainer._fused_adam_if_it_fits(torch._fused_adam_, changed) is None
+    assert adam.fused_adam_if_it_fits(torch._fused_adam_, changed) is None
 
 
 def test_a_fused_adam_kernel_with_a_new_optional_argument_is_still_called():
     schema = torch._C.parse_schema(TORCH_2_13_FUSED_ADAM.replace("found_inf=None)",
                                                                  "found_inf=None, bool decoupled=False)"))
-    assert trainer._fused_adam_if_it_fits(torch._fused_adam_, schema) is torch._fused_adam_
+    assert adam.fused_adam_if_it_fits(torch._fused_adam_, schema) is torch._fused_adam_
 
 
 def test_fit_matches_a_plain_training_loop(split):

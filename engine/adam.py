@@ -1,0 +1,149 @@
+"""Adam as the training steps call it: without torch.optim's per-step Python.
+
+`FusedAdam` calls the kernel torch.optim.Adam(fused=True) itself calls, over fixed parameter and
+gradient lists; the CPU's hand-written step uses it, once per run of a pack, since each run has its
+own learning rate and weight decay. `StackedAdam` is the same update in plain tensor ops over a
+pack's stacked parameters, with a learning rate and weight decay per run held on the device, so a
+CUDA graph can capture it and a schedule can still change the rates between replays.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+import torch
+
+# The arguments `FusedAdam.step` passes to the private kernel torch._fused_adam_, in order, as
+# (name, type, keyword-only, written to), as its schema has them in torch 2.13. "Written to" matters:
+# a kernel that did not write `self` would not train, one that wrote `state_steps` would count twice.
+FUSED_ADAM_ARGUMENTS = (
+    ("self", "List[Tensor]", False, True),
+    ("grads", "List[Tensor]", False, True),
+    ("exp_avgs", "List[Tensor]", False, True),
+    ("exp_avg_sqs", "List[Tensor]", False, True),
+    ("max_exp_avg_sqs", "List[Tensor]", False, True),
+    ("state_steps", "List[Tensor]", False, False),
+    ("lr", "float", True, False),
+    ("beta1", "float", True, False),
+    ("beta2", "float", True, False),
+    ("weight_decay", "float", True, False),
+    ("eps", "float", True, False),
+    ("amsgrad", "bool", True, False),
+    ("maximize", "bool", True, False),
+)
+
+
+def fused_adam_if_it_fits(
+    kernel: Callable[..., None] | None, schema: torch._C.FunctionSchema | None
+) -> Callable[..., None] | None:
+    """`kernel` if `schema`, its signature (a torch FunctionSchema), takes exactly the arguments
+    `FusedAdam.step` passes, in that order, and no other argument without a default; else None."""
+    if kernel is None or schema is None:
+        return None
+    arguments = list(schema.arguments)
+    passed = arguments[:len(FUSED_ADAM_ARGUMENTS)]
+    signature = tuple((a.name, str(a.type), a.kwarg_only, bool(a.is_write)) for a in passed)
+    extra = arguments[len(FUSED_ADAM_ARGUMENTS):]
+    if signature == FUSED_ADAM_ARGUMENTS and all(a.has_default_value() for a in extra):
+        return kernel
+    return None
+
+
+def find_fused_adam() -> Callable[..., None] | None:
+    try:
+        return fused_adam_if_it_fits(getattr(torch, "_fused_adam_", None),
+                                      torch.ops.aten._fused_adam_.default._schema)
+    except Exception:  # the kernel or its schema missing or moved in a torch not seen yet: go without
+        return None
+
+
+# Checked once, at import: with a torch whose kernel is missing or differs, `FusedAdam` steps through
+# torch.optim.Adam instead, slower and the same, never a TypeError mid-run.
+FUSED_ADAM = find_fused_adam()
+
+
+class FusedAdam:
+    """torch.optim.Adam(fused=True)'s step over fixed parameter and gradient lists, without its Python.
+
+    torch.optim.Adam looks up its state, groups tensors by device and dtype and checks its arguments on
+    every step, which on CPU costs as much as the kernel itself for an ML-1M-sized MF (bench/RESULTS.md).
+    This keeps the same state (exp_avg, exp_avg_sq, a float32 step count) and calls the same private
+    kernel, `FUSED_ADAM`; where this torch's kernel is missing or has another signature,
+    torch.optim.Adam does the step, reading the same gradient buffers.
+    """
+
+    BETAS = (0.9, 0.999)  # torch.optim.Adam's defaults, as the lab uses
+    EPS = 1e-8
+
+    def __init__(self, params: list[torch.Tensor], grads: list[torch.Tensor], *, lr: float,
+                 weight_decay: float) -> None:
+        self.params, self.grads, self.lr, self.weight_decay = params, grads, lr, weight_decay
+        self.kernel = FUSED_ADAM
+        if self.kernel is None:
+            for param, grad in zip(params, grads):
+                param.grad = grad
+            self.fallback = torch.optim.Adam(params, lr=lr, betas=self.BETAS, eps=self.EPS,
+                                             weight_decay=weight_decay)
+            return
+        self.exp_avgs = [torch.zeros_like(p) for p in params]
+        self.exp_avg_sqs = [torch.zeros_like(p) for p in params]
+        # One count shared by every parameter: they all step together.
+        self.count = torch.zeros((), dtype=torch.float32, device=params[0].device)
+        self.steps = [self.count] * len(params)
+
+    def set_lr(self, lr: float) -> None:
+        self.lr = lr
+        if self.kernel is None:
+            self.fallback.param_groups[0]["lr"] = lr
+
+    def step(self) -> None:
+        if self.kernel is None:
+            self.fallback.step()
+            return
+        self.count += 1
+        self.kernel(self.params, self.grads, self.exp_avgs, self.exp_avg_sqs, [], self.steps, lr=self.lr,
+                    beta1=self.BETAS[0], beta2=self.BETAS[1], weight_decay=self.weight_decay, eps=self.EPS,
+                    amsgrad=False, maximize=False)
+
+
+class StackedAdam:
+    """torch.optim.Adam (L2 weight decay added to the gradient, bias correction) over one buffer that
+    holds the parameters of V runs, each with its own learning rate and weight decay.
+
+    `member` gives, for each element of the buffer, the run it belongs to. A step is a handful of
+    elementwise kernels over the whole buffer whatever V is, in the order and precision of Adam's fused
+    kernel (the bias corrections and step sizes in float64, then float32), so a run moves as
+    `FusedAdam` would move it alone, to the last bit but for fused multiply-adds. Every tensor stays on
+    the device and the step count is a tensor, so the step can be captured in a CUDA graph; `set_lrs`
+    writes the new rates into the same tensor, which a captured step then reads. A run given a rate
+    of 0 no longer moves.
+    """
+
+    BETAS = FusedAdam.BETAS
+    EPS = FusedAdam.EPS
+
+    def __init__(self, param: torch.Tensor, member: torch.Tensor, *, lrs: Sequence[float],
+                 weight_decays: Sequence[float]) -> None:
+        dev = param.device
+        self.param, self.member = param, member
+        self.exp_avg = torch.zeros_like(param)
+        self.exp_avg_sq = torch.zeros_like(param)
+        self.count = torch.zeros((), dtype=torch.float64, device=dev)
+        self.lrs = torch.zeros(len(lrs), dtype=torch.float64, device=dev)
+        self.weight_decay = torch.tensor(list(weight_decays), dtype=param.dtype, device=dev).index_select(0, member)
+        self.set_lrs(lrs)
+
+    def set_lrs(self, lrs: Sequence[float]) -> None:
+        self.lrs.copy_(torch.tensor(list(lrs), dtype=torch.float64))
+
+    @torch.no_grad()
+    def step(self, grad: torch.Tensor) -> None:
+        beta1, beta2 = self.BETAS
+        self.count += 1
+        step_size = (self.lrs / (1 - beta1 ** self.count)).to(self.param.dtype)
+        correction2_sqrt = (1 - beta2 ** self.count).sqrt().to(self.param.dtype)
+        grad = grad + self.param * self.weight_decay
+        self.exp_avg.lerp_(grad, 1 - beta1)
+        self.exp_avg_sq.mul_(beta2).addcmul_(grad, grad, value=1 - beta2)
+        denom = (self.exp_avg_sq.sqrt() / correction2_sqrt).add_(self.EPS)
+        self.param.addcdiv_(self.exp_avg * step_size.neg().index_select(0, self.member), denom)

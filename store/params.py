@@ -60,6 +60,9 @@ class Param:
     # ratings are split) or "data" (what is loaded).
     feeds: Literal["fit", "split", "data"]
     only: tuple[str, ...]  # the models it applies to; () for all. The others ignore it.
+    # Whether runs that differ in it may still train together in one pack (engine.trainer.PER_RUN):
+    # what each run does with the pack's shared step, not the shape of that step.
+    per_run: bool
 
     @property
     def flag(self) -> str:
@@ -78,10 +81,10 @@ class Param:
 def param(default: Any, help: str, *, label: str, hint: str, check: Check | None = None,
           parse: Callable[[str], Any] | None = None, advanced: bool = False,
           summary: Literal["always", "changed", "never"] = "changed", heading: str | None = None,
-          feeds: Literal["fit", "split", "data"] = "fit", only: tuple[str, ...] = ()) -> Any:
+          feeds: Literal["fit", "split", "data"] = "fit", only: tuple[str, ...] = (), per_run: bool = False) -> Any:
     """A RunParams field with its declaration (the name is filled in from the field)."""
     declared = Param("", default, help, label, hint, check, parse or _PARSE_BY_TYPE[type(default)],
-                     advanced, summary, heading, feeds, only)
+                     advanced, summary, heading, feeds, only, per_run)
     return dataclasses.field(default=default, metadata={"param": declared})
 
 
@@ -189,14 +192,14 @@ class RunParams:
                                     hint="e.g. 10,5/64,32 (MLP models)", check=_sizes,
                                     heading="hidden", only=MLP_MODELS)
     lr: float = param(1e-3, "Adam learning rate", label="Learning rate", hint="e.g. 1e-3,1e-2",
-                      check=_positive, summary="always", heading="lr")
+                      check=_positive, summary="always", heading="lr", per_run=True)
     weight_decay: float = param(1e-5, "Adam weight decay", label="Weight decay", hint="e.g. 1e-5",
-                                check=_non_negative, heading="wd")
+                                check=_non_negative, heading="wd", per_run=True)
     batch_size: int = param(512, "training batch size", label="Batch size", hint="e.g. 512",
                             check=_positive, heading="batch")
-    epochs: int = param(20, "number of epochs", label="Epochs", hint="e.g. 20", check=_positive)
+    epochs: int = param(20, "number of epochs", label="Epochs", hint="e.g. 20", check=_positive, per_run=True)
     seed: int = param(0, "seed of the initialisation and the batch order", label="Seed",
-                      hint="e.g. 0,1,2: three seeds", check=_non_negative)
+                      hint="e.g. 0,1,2: three seeds", check=_non_negative, per_run=True)
     device: str = param("auto", "auto, cpu, cuda, cuda:N or mps", label="Device",
                         hint="auto, cpu, cuda, cuda:N or mps", check=_device, parse=_parse_word, summary="never")
     # The rest sit in the form's Advanced section. Their defaults are the lab's split, or leave the
@@ -213,11 +216,11 @@ class RunParams:
                             summary="never", feeds="split")
     patience: int = param(0, "epochs without improvement before stopping early (0: never)", label="Patience",
                           hint="e.g. 3; 0: never stop early", check=_non_negative, advanced=True,
-                          summary="never")
+                          summary="never", per_run=True)
     rank_every: int = param(0, "also compute the ranking metrics (Precision, Recall and NDCG at 10 on the test "
                             "part) every N epochs; the best epoch's model is always ranked once training ends",
                             label="Rank every", hint="e.g. 5 epochs; 0: once, at the end", check=_non_negative,
-                            advanced=True, summary="never")
+                            advanced=True, summary="never", per_run=True)
     dropout: float = param(0.0, "dropout between hidden layers (DeepMF, NeuMF) or on the input (AutoRec, GLocal-K)",
                            label="Dropout", hint="e.g. 0.1; not MF or GMF", check=_below_one, advanced=True,
                            only=("deepmf", "neumf", "autorec", "glocal_k"))
@@ -225,7 +228,7 @@ class RunParams:
                        hint="true or false", advanced=True, only=PAIR_MODELS)
     init_std: float = param(0.0, "std of a normal embedding init (0: PyTorch's default)", label="Init std",
                             hint="e.g. 0.01; 0: PyTorch's init", check=_non_negative, advanced=True,
-                            summary="never", only=PAIR_MODELS)
+                            summary="never", only=PAIR_MODELS, per_run=True)
     optimizer: str = param("adam", "adam (the lab's: weight decay as L2 in the gradient), adamw (decoupled weight "
                            "decay), sgd (with --momentum), adagrad, or sparse_adam (lazy: moves only the embedding "
                            "rows a batch uses; decay them with --reg)", label="Optimizer",
@@ -233,10 +236,10 @@ class RunParams:
                            parse=_parse_word, advanced=True)
     reg: float = param(0.0, "L2 penalty, per rating, on the user and item rows each rating uses (AutoRec and "
                        "GLocal-K: the L2 penalty on their weights)", label="Regularisation",
-                       hint="e.g. 0.05, per rating", check=_non_negative, advanced=True)
+                       hint="e.g. 0.05, per rating", check=_non_negative, advanced=True, per_run=True)
     reg_bias: float = param(0.0, "L2 penalty, per rating, on the user and item biases it uses",
                             label="Bias regularisation", hint="e.g. 0.01; needs biases", check=_non_negative,
-                            advanced=True, only=PAIR_MODELS)
+                            advanced=True, only=PAIR_MODELS, per_run=True)
     emb_dropout: float = param(0.0, "dropout on the user and item embeddings", label="Embedding dropout",
                                hint="e.g. 0.1", check=_below_one, advanced=True, only=PAIR_MODELS)
     momentum: float = param(0.9, "SGD momentum", label="Momentum", hint="sgd only; e.g. 0.9",
@@ -246,13 +249,13 @@ class RunParams:
                           "after --lr-step epochs without a better validation RMSE, or train RMSE without "
                           "a validation part)", label="LR schedule",
                           hint="none, cosine, step or plateau", check=_one_of(SCHEDULES), parse=_parse_word,
-                          advanced=True)
+                          advanced=True, per_run=True)
     warmup: int = param(0, "epochs over which the learning rate rises linearly to --lr", label="Warm-up epochs",
-                        hint="e.g. 2", check=_non_negative, advanced=True)
+                        hint="e.g. 2", check=_non_negative, advanced=True, per_run=True)
     lr_step: int = param(10, "epochs between decays (step schedule), or without improvement before one "
-                         "(plateau)", label="LR step", hint="e.g. 10 epochs", check=_positive, advanced=True)
+                         "(plateau)", label="LR step", hint="e.g. 10 epochs", check=_positive, advanced=True, per_run=True)
     lr_gamma: float = param(0.5, "factor of each learning-rate decay (step and plateau schedules)",
-                            label="LR decay factor", hint="e.g. 0.5", check=_fraction, advanced=True)
+                            label="LR decay factor", hint="e.g. 0.5", check=_fraction, advanced=True, per_run=True)
     # GLocal-K's own (Han et al., 2021): the kernels' sparsity penalty, and its two phases.
     reg_kernel: float = param(0.006, "GLocal-K: L2 penalty on the local kernels (the paper's lambda_s)",
                               label="Kernel regularisation", hint="GLocal-K only; e.g. 0.006", check=_non_negative,
@@ -266,7 +269,7 @@ class RunParams:
     dot_scale: float = param(1.0, "GLocal-K: scale of the global kernel", label="Global kernel scale",
                              hint="GLocal-K only; e.g. 1", check=_positive, advanced=True, only=("glocal_k",))
     clip: bool = param(False, "clip predictions to the training ratings' range (1-5 on MovieLens) when "
-                       "evaluating", label="Clip predictions", hint="true or false", advanced=True)
+                       "evaluating", label="Clip predictions", hint="true or false", advanced=True, per_run=True)
 
     def _conflict(self) -> str | None:
         """A combination of values that each pass their own check but cannot train together."""
@@ -311,6 +314,16 @@ class RunParams:
         no hidden layers), so a grid that varies only those queues one run, not several identical ones."""
         return tuple((name, getattr(self, name)) for name, declared in PARAMS.items()
                      if declared.applies_to(self.model))
+
+    def pack_key(self) -> tuple[tuple[str, Any], ...] | None:
+        """What runs must share to train together in one pack (engine.trainer.fit_pack): every
+        parameter but the `per_run` ones, so the same data, split, model structure, batch size,
+        optimizer and device. None for a run that trains alone: a row model, another optimizer than
+        adam, or dropout (a run alone draws its masks in an order a pack cannot keep); the engine's
+        pack_refusal says the same."""
+        if self.model in ROW_MODELS or self.optimizer != "adam" or self.dropout or self.emb_dropout:
+            return None
+        return tuple((name, getattr(self, name)) for name, declared in PARAMS.items() if not declared.per_run)
 
     def label(self) -> str:
         """A short human description, e.g. 'mf k=10 lr=0.001'."""

@@ -65,6 +65,8 @@ class RunRecord:
     precision_at_10: float | None  # ranking metrics of the best epoch's model on the test part
     recall_at_10: float | None
     ndcg_at_10: float | None
+    pack_id: int | None  # the first run of the pack it trained in; None when it trained alone or not yet
+    pack_size: int | None  # how many runs that pack started with
 
     @property
     def data_label(self) -> str:

@@ -19,7 +19,7 @@ from store import catalog
 from store.errors import StoreError
 from store.tables import Base, Epoch, QueueState, Run, RunLog, SchemaVersion, Sweep
 
-SCHEMA_VERSION = 6
+SCHEMA_VERSION = 7
 
 log = logging.getLogger("dmf.store")
 
@@ -85,6 +85,12 @@ def _checkpoints_and_ranking(conn: Connection) -> None:
     _add_columns(conn, Epoch, RANKING_COLUMNS)
 
 
+def _packs(conn: Connection) -> None:
+    """Version 7: the pack a run trained in (its first run's id and its size); NULL for every run of
+    before, each of which trained alone."""
+    _add_columns(conn, Run, ("pack_id", "pack_size"))
+
+
 def _add_columns(conn: Connection, model: type[Base], names: tuple[str, ...]) -> None:
     table = Base.metadata.tables[model.__tablename__]
     for name in names:
@@ -104,6 +110,7 @@ MIGRATIONS: dict[int, Callable[[Connection], None]] = {
     4: _identities_archive_and_logs,
     5: _searches,
     6: _checkpoints_and_ranking,
+    7: _packs,
 }
 
 

@@ -167,6 +167,11 @@ class Run(Base):
     precision_at_10: Mapped[float | None]
     recall_at_10: Mapped[float | None]
     ndcg_at_10: Mapped[float | None]
+    # Added in schema version 7. A run that trained in a pack (engine.trainer.fit_pack: runs of one
+    # structure trained as one batched model): the id of the pack's first run, and how many runs the
+    # pack started with. NULL for a run that trained alone, or has not trained yet.
+    pack_id: Mapped[int | None]
+    pack_size: Mapped[int | None]
 
     # Loaded with the run in the same query (a join), so listing runs with their sweep's name costs
     # no query per run.

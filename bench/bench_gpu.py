@@ -9,7 +9,14 @@ Prints, for synthetic-1m (ML-1M's shape, batch 512, K=10):
      difference in test RMSE between the two over all epochs (same seed: they should agree);
   2. the throughput of 1, 4 and 16 worker slots on one card: several slot processes claim short
      MF runs from one queue; epochs per second of all slots together, measured between the 25th
-     and 75th percentile of the epochs' timestamps so slot start-up (CUDA context, data) is excluded.
+     and 75th percentile of the epochs' timestamps so slot start-up (CUDA context, data) is excluded;
+  3. packing (issue 14): MF and DeepMF runs of one grid (learning rates x weight decays, each run its
+     own seed) trained as packs of 1, 4, 16, 64 and 256 through fit_pack (the pack's step vmapped over
+     the stacked parameters and captured in a CUDA graph), in run-epochs per second: over the epochs
+     alone (each epoch's time is its slowest run's, every run's evaluation included) and over the
+     whole fit_pack call (set-up and each run's final ranking included); then --compare packed runs
+     against as many runs alone, the solo figure extrapolated from --solo-runs runs through fit, and
+     the largest test RMSE difference between those solo runs and the same runs in the pack.
 Then the card, torch and CUDA versions, as a markdown block for bench/RESULTS.md.
 """
 
@@ -17,16 +24,19 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import os
 import statistics
 import sys
 import tempfile
+import time
 from pathlib import Path
+from typing import Any
 
 import torch
 
 from engine.split import split_dataset
 from engine.synthetic import make_synthetic
-from engine.trainer import fit, resolve_device
+from engine.trainer import TrainResult, fit, fit_pack, resolve_device
 from engine.worker import WorkerOptions, run_slots
 from store.db import open_store
 from store.params import RunParams
@@ -57,6 +67,39 @@ def slot_throughput(slots: int, device: str, runs_per_slot: int, epochs: int) ->
     return between / window if window > 0 else float("nan")
 
 
+PACK_LRS = (1e-3, 3e-3, 1e-2, 3e-2)
+PACK_WEIGHT_DECAYS = (0.0, 1e-5)
+
+
+def pack_runs(model: str, device: str, epochs: int, count: int) -> list[dict[str, Any]]:
+    """`count` runs of one pack: the grid's cells in turn, run i with seed i."""
+    cells = [(lr, wd) for lr in PACK_LRS for wd in PACK_WEIGHT_DECAYS]
+    return [{"model": model, "device": device, "epochs": epochs, "lr": cells[i % len(cells)][0],
+             "weight_decay": cells[i % len(cells)][1], "seed": i} for i in range(count)]
+
+
+def synchronized(device: str) -> None:
+    if device.startswith("cuda"):
+        torch.cuda.synchronize(torch.device(device))
+
+
+def pack_rates(split, model: str, device: str, size: int, epochs: int) -> tuple[float, float, list[TrainResult]]:
+    """Run-epochs per second of one pack of `size`: over its epochs, and over the whole fit_pack call."""
+    synchronized(device)
+    started = time.perf_counter()
+    outcomes = fit_pack(split, pack_runs(model, device, epochs, size))
+    synchronized(device)
+    whole = time.perf_counter() - started
+    results = []
+    for outcome in outcomes:
+        if isinstance(outcome, Exception):
+            raise SystemExit(f"{model} pack of {size}: a run failed: {outcome!r}")
+        results.append(outcome)
+    # A run's epoch time runs from the pack's epoch start to the end of its own evaluation.
+    epoch_wall = sum(max(r.epochs[e].seconds for r in results) for e in range(epochs))
+    return size * epochs / epoch_wall, size * epochs / whole, results
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--device", default="cuda")
@@ -64,10 +107,15 @@ def main() -> int:
     parser.add_argument("--slots", default="1,4,16", help="slot counts to measure")
     parser.add_argument("--slot-epochs", type=int, default=10, help="epochs of each run in the slot test")
     parser.add_argument("--runs-per-slot", type=int, default=3)
+    parser.add_argument("--packs", default="1,4,16,64,256", help="pack sizes to measure")
+    parser.add_argument("--pack-epochs", type=int, default=3, help="epochs of each run in the pack test")
+    parser.add_argument("--compare", type=int, default=64, help="the pack size compared with as many runs alone")
+    parser.add_argument("--solo-runs", type=int, default=3, help="runs alone timed for that comparison")
     parser.add_argument("--quick", action="store_true", help="small settings, to check the script works")
     args = parser.parse_args()
     if args.quick:
         args.epochs, args.slots, args.slot_epochs, args.runs_per_slot = 2, "1,2", 2, 1
+        args.packs, args.pack_epochs, args.compare, args.solo_runs = "1,2,4", 1, 4, 1
 
     device = str(resolve_device(args.device))
     on_cuda = device.startswith("cuda")
@@ -93,10 +141,34 @@ def main() -> int:
         slot_rows.append(f"| {slots} | {rate:.2f} | {rate / base:.2f}x |")
         print(slot_rows[-1], flush=True)
 
+    pack_rows, compare_rows = [], []
+    for model in ("mf", "deepmf"):
+        by_size: dict[int, tuple[float, float, list[TrainResult]]] = {}
+        for size in sorted(int(s) for s in args.packs.split(",")):
+            by_size[size] = pack_rates(split, model, device, size, args.pack_epochs)
+            epochs_rate, whole_rate, _ = by_size[size]
+            base_epochs, base_whole = by_size[min(by_size)][:2]
+            pack_rows.append(f"| {model} | {size} | {epochs_rate:.2f} | {epochs_rate / base_epochs:.1f}x | "
+                             f"{whole_rate:.2f} | {whole_rate / base_whole:.1f}x |")
+            print(pack_rows[-1], flush=True)
+        if args.compare in by_size:
+            solo_runs = pack_runs(model, device, args.pack_epochs, args.solo_runs)
+            synchronized(device)
+            started = time.perf_counter()
+            solo = [fit(split, **run) for run in solo_runs]
+            synchronized(device)
+            per_run = (time.perf_counter() - started) / len(solo)
+            packed = by_size[args.compare][2]
+            diff = max(abs(a.test_rmse - b.test_rmse) for s, p in zip(solo, packed) for a, b in zip(s.epochs, p.epochs))
+            packed_s = args.compare * args.pack_epochs / by_size[args.compare][1]
+            compare_rows.append(f"| {model} | {args.compare} | {per_run * args.compare:.1f} | {packed_s:.1f} | "
+                                f"**{per_run * args.compare / packed_s:.1f}x** | {diff:.1e} |")
+            print(compare_rows[-1], flush=True)
+
     card = torch.cuda.get_device_name(torch.device(device)) if on_cuda else "CPU"
     print()
-    print(f"Machine: {card}; torch {torch.__version__}, CUDA {torch.version.cuda}; "
-          f"{dt.date.today().isoformat()}; command: python {' '.join(sys.argv)}")
+    print(f"Machine: {card}; torch {torch.__version__}, CUDA {torch.version.cuda}; load average "
+          f"{os.getloadavg()[0]:.2f}; {dt.date.today().isoformat()}; command: python {' '.join(sys.argv)}")
     print()
     print("| model | eager s/epoch | captured s/epoch | speed-up | max test RMSE difference |")
     print("|---|---:|---:|---:|---:|")
@@ -105,6 +177,17 @@ def main() -> int:
     print(f"| slots on one {'card' if on_cuda else 'CPU'} | epochs/s (all slots, MF) | vs 1 slot |")
     print("|---:|---:|---:|")
     print("\n".join(slot_rows))
+    print()
+    smallest = min(int(s) for s in args.packs.split(","))
+    print(f"| model | pack size | run-epochs/s (epochs) | vs pack of {smallest} | run-epochs/s (whole fit_pack) "
+          f"| vs pack of {smallest} |")
+    print("|---|---:|---:|---:|---:|---:|")
+    print("\n".join(pack_rows))
+    print()
+    print(f"| model | runs | alone s (extrapolated from {args.solo_runs}) | one pack s | speed-up | "
+          f"max test RMSE difference (the {args.solo_runs} runs) |")
+    print("|---|---:|---:|---:|---:|---:|")
+    print("\n".join(compare_rows))
     return 0
 
 

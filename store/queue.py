@@ -9,6 +9,9 @@ A worker's writes to the run it claimed (device, progress, epochs, its end) are 
 they happen only while the run is still running under that worker. A worker stopped for longer than
 the heartbeat grace (SIGSTOP, a hung mount, a closed laptop) finds its run declared lost when it
 wakes, and gets ClaimLostError instead of writing on into it.
+
+A worker may claim several runs at once, a pack that trains as one batched model (claim_pack). Each
+stays its own run for all of the above: claimed, fenced, ended and found lost one by one.
 """
 
 from __future__ import annotations
@@ -16,13 +19,13 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable, Sequence
 
-from sqlalchemy import case, or_, select
+from sqlalchemy import ColumnElement, and_, case, or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from store import catalog
 from store.base import StoreBase, change_claimed, change_run, last_position, load_runs
-from store.errors import StoreError, UnknownRunError
+from store.errors import ParamError, StoreError, UnknownRunError
 from store.params import RunParams, check_retries
 from store.records import Ranking, RunRecord, run_record
 from store.searches import ask_trial, stopped_search
@@ -77,32 +80,46 @@ class QueueOps(StoreBase):
     # --- the worker's side -------------------------------------------------------------------
 
     def claim(self, worker_id: int | None, *, device: str) -> RunRecord | None:
-        """Take the first queued run and mark it running on `device`; None when the queue is
-        empty or paused. A search holds a place in the queue, as a grid's runs do: when it comes
-        before the first queued run and has trials left, its next trial is asked and taken."""
+        """Take the first queued run and mark it running on `device`; None when the queue is empty
+        or paused. That is claim_pack's first run, alone."""
+        pack = self.claim_pack(worker_id, device=device, limit=1)
+        return pack[0] if pack else None
+
+    def claim_pack(self, worker_id: int | None, *, device: str, limit: int) -> list[RunRecord]:
+        """Take the first queued run and up to `limit` - 1 more that can train with it as one pack
+        (engine.trainer.fit_pack), all marked running on `device` in one transaction; [] when the
+        queue is empty or paused.
+
+        The first run is the first in the queue. A search holds a place in the queue, as a grid's runs
+        do: when it comes before the first queued run and has trials left, its next trial is asked and
+        taken. The others share the first's RunParams.pack_key (a run whose key is None trains alone):
+        more trials of the first's search while it draws ones that fit (the first that does not is
+        queued, to be taken next), then queued runs in queue order among the next PACK_WINDOW, those
+        of paused searches excepted. Every run of a pack of two or more records the pack (pack_id, the
+        first run's id; pack_size)."""
+        if isinstance(limit, bool) or not isinstance(limit, int) or limit < 1:
+            raise ParamError(f"a pack is 1 run or more: limit must be a whole number >= 1 (got {limit!r})")
         with self._write() as session:
             if session.get_one(QueueState, 1).paused:
-                return None
-            # The queued trials of a paused search wait with it.
-            paused = select(Sweep.id).where(Sweep.state == "paused")
-            # On SQLite the first try always wins (the write lock is held). On a server another
-            # claimer can take the candidate between the SELECT and the UPDATE: then take the next.
-            while True:
-                first = session.execute(
-                    select(Run.id, Run.position).where(Run.status == RunStatus.QUEUED,
-                                                       or_(Run.sweep_id.is_(None), Run.sweep_id.not_in(paused)))
-                    .order_by(Run.position, Run.id).limit(1)
-                ).one_or_none()
-                trial = ask_trial(session, worker_id, device, before=None if first is None else first.position)
-                if trial is not None:
-                    return run_record(trial)
-                if first is None:
-                    return None
-                candidate = first.id
-                now = utcnow()
-                if change_run(session, candidate, RunStatus.QUEUED, status=RunStatus.RUNNING,
-                              worker_id=worker_id, ran_on=device, started_at=now, updated_at=now):
-                    return run_record(session.get_one(Run, candidate))
+                return []
+            first = _claim_first(session, worker_id, device)
+            if first is None:
+                return []
+            pack = [first]
+            key = RunParams.from_dict(first.params, validate=False).pack_key()
+            if key is not None and limit > 1:
+                if first.trial is not None:
+                    while len(pack) < limit:
+                        trial = ask_trial(session, worker_id, device, before=None, search=first.sweep_id,
+                                          joins=lambda params: params.pack_key() == key)
+                        if trial is None:
+                            break
+                        pack.append(trial)
+                pack += _claim_matching(session, worker_id, device, key, limit - len(pack))
+            if len(pack) > 1:
+                for run in pack:
+                    run.pack_id, run.pack_size = first.id, len(pack)
+            return [run_record(run) for run in pack]
 
     # The writes below take the id of the worker that claimed the run (None: any worker, as for a
     # run started without one) and raise ClaimLostError when the run is no longer running under it.
@@ -223,6 +240,60 @@ class QueueOps(StoreBase):
             (run,) = load_runs(session, [run_id])
             run.tags = ",".join(t.strip() for t in tags if t.strip())
             run.updated_at = utcnow()
+
+
+# How many queued runs a claim looks through for runs to pack with its first: more than any grid a
+# person queues, and a bound on one claim's work however long the queue grows.
+PACK_WINDOW = 1000
+
+
+def _claimable() -> ColumnElement[bool]:
+    """The queued runs a worker may take: not those of a paused search, which wait with it."""
+    paused = select(Sweep.id).where(Sweep.state == "paused")
+    return and_(Run.status == RunStatus.QUEUED, or_(Run.sweep_id.is_(None), Run.sweep_id.not_in(paused)))
+
+
+def _claim_first(session: Session, worker_id: int | None, device: str) -> Run | None:
+    """The first run of a claim, marked running: the first claimable run, or the next trial of a
+    search placed before it; None when there is neither."""
+    # On SQLite the first try always wins (the write lock is held). On a server another claimer can
+    # take the candidate between the SELECT and the UPDATE: then take the next.
+    while True:
+        first = session.execute(
+            select(Run.id, Run.position).where(_claimable()).order_by(Run.position, Run.id).limit(1)
+        ).one_or_none()
+        trial = ask_trial(session, worker_id, device, before=None if first is None else first.position)
+        if trial is not None:
+            return trial
+        if first is None:
+            return None
+        if _take(session, first.id, worker_id, device):
+            return session.get_one(Run, first.id)
+
+
+def _claim_matching(session: Session, worker_id: int | None, device: str, key: tuple[object, ...],
+                    room: int) -> list[Run]:
+    """Up to `room` claimable runs whose pack key is `key`, in queue order among the next
+    PACK_WINDOW, marked running."""
+    taken: list[Run] = []
+    if room < 1:
+        return taken
+    window = session.execute(
+        select(Run.id, Run.params).where(_claimable()).order_by(Run.position, Run.id).limit(PACK_WINDOW)
+    ).all()
+    for run_id, params in window:
+        if RunParams.from_dict(params, validate=False).pack_key() == key and _take(session, run_id, worker_id, device):
+            taken.append(session.get_one(Run, run_id))
+            if len(taken) == room:
+                break
+    return taken
+
+
+def _take(session: Session, run_id: int, worker_id: int | None, device: str) -> bool:
+    """Mark a queued run running under `worker_id` on `device`; False when another claimer took it first."""
+    now = utcnow()
+    return change_run(session, run_id, RunStatus.QUEUED, status=RunStatus.RUNNING, worker_id=worker_id,
+                      ran_on=device, started_at=now, updated_at=now)
 
 
 def queue_again(session: Session, run_id: int) -> int | None:

@@ -13,7 +13,7 @@ loses nothing.
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -163,16 +163,24 @@ class SearchOps(StoreBase):
         return prune
 
 
-def ask_trial(session: Session, worker_id: int | None, device: str, *, before: int | None) -> Run | None:
+def ask_trial(session: Session, worker_id: int | None, device: str, *, before: int | None,
+              search: int | None = None, joins: Callable[[RunParams], bool] | None = None) -> Run | None:
     """In a claim's write transaction: the next trial of the first active search in the queue (placed
     before queue position `before`, when there is a queued run there) with trials left, created as a
     run running under `worker_id` on `device`; None when no such search has one to give.
 
     A trial whose sampled values cannot train together (a conflict between two parameters) is recorded
-    as failed with the reason, which teaches the sampler, and the next trial is asked."""
+    as failed with the reason, which teaches the sampler, and the next trial is asked.
+
+    A pack asking for more trials of its search names it (`search`) and says which trials may train
+    with it (`joins`). A trial that may not is queued at its search's place in the queue, so the
+    next claim takes it first, and None is returned: once a search draws something else, the pack has
+    had what that search can give it now."""
     searches = select(Sweep).where(Sweep.state == "active").order_by(Sweep.position).with_for_update()
     if before is not None:
         searches = searches.where(Sweep.position < before)
+    if search is not None:
+        searches = searches.where(Sweep.id == search)
     for sweep in session.scalars(searches):
         spec = _spec(sweep)
         while True:
@@ -195,17 +203,21 @@ def ask_trial(session: Session, worker_id: int | None, device: str, *, before: i
                 break
             sweep.study_attrs = answer.study_attrs
             values: dict[str, Any] = dict(sweep_id=sweep.id, trial=asked + 1, trial_attrs=answer.trial_attrs,
-                                          retries=spec.retries, created_at=now, updated_at=now,
-                                          started_at=now)
+                                          retries=spec.retries, created_at=now, updated_at=now)
             try:
                 params = spec.params_for(answer.sampled)
             except ParamError as error:
                 # Recorded with the values drawn, unchecked, so a person sees what conflicted.
-                session.add(Run(status=RunStatus.FAILED, finished_at=now, error=f"the trial's values conflict: {error}",
-                                **values, **param_columns(spec.params_for(answer.sampled, validate=False))))
+                session.add(Run(status=RunStatus.FAILED, started_at=now, finished_at=now,
+                                error=f"the trial's values conflict: {error}", **values,
+                                **param_columns(spec.params_for(answer.sampled, validate=False))))
                 session.flush()
                 continue
-            run = Run(status=RunStatus.RUNNING, worker_id=worker_id, ran_on=device, **values,
+            if joins is not None and not joins(params):
+                session.add(Run(status=RunStatus.QUEUED, position=sweep.position, **values, **param_columns(params)))
+                session.flush()
+                return None
+            run = Run(status=RunStatus.RUNNING, worker_id=worker_id, ran_on=device, started_at=now, **values,
                       **param_columns(params))
             session.add(run)
             session.flush()

@@ -117,6 +117,14 @@ def device(run: RunRecord) -> str:
     return run.ran_on or run.params.device
 
 
+def pack(run: RunRecord) -> str:
+    """The pack a run trains (or trained) in: "#5", a multiplication sign and "3" for the pack whose
+    first run is #5, of 3 runs; "" for a run that trains alone."""
+    if run.pack_id is None or run.pack_size is None:
+        return ""
+    return f"#{run.pack_id}\N{MULTIPLICATION SIGN}{run.pack_size}"
+
+
 def progress(run: RunRecord) -> str:
     """'3/20', and while the 4th epoch is under way '3/20 +45%'."""
     done = f"{run.epoch}/{run.params.epochs}"

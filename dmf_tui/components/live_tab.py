@@ -19,6 +19,14 @@ from dmf_tui.source import Snapshot
 from store.records import EpochRecord, RunRecord
 
 
+def where(run: RunRecord) -> str:
+    """Its device, and the pack it trains in there: the panels of one pack all end in the same
+    "pack <fmt.pack> on cpu", several runs that are one batched model in one worker slot."""
+    device = fmt.device(run)
+    pack = fmt.pack(run)
+    return f"pack {pack} on {device}" if pack else device
+
+
 class LiveRun(Vertical):
     """One running run. It keeps the epochs it was given, since the source sends only new ones."""
 
@@ -51,7 +59,7 @@ class LiveRun(Vertical):
             curves.set_runs({f"#{self.run_id}": self.epochs})
         # Two lines, so 80 columns show all of it: what the run is, then how far it got and the key.
         self.query_one("#live-title", Static).update(Text.assemble(
-            f"run {run.id} · {run.params.label()} · {run.data_label} · {fmt.device(run)}\n"
+            f"run {run.id} · {run.params.label()} · {run.data_label} · {where(run)}\n"
             f"epoch {fmt.progress(run)} · best {fmt.rmse(run.best_test_rmse)} · "
             f"ETA {fmt.duration(fmt.eta(run, epoch_seconds))}   ",
             curves.key(),

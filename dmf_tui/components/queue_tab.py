@@ -2,7 +2,8 @@
 worker slot, and below them the runs that ended badly most recently, with their reason.
 
 Laid out for 80 columns first: a row's id and status stay on the left when the table scrolls
-sideways, and what a person watches (epoch, test RMSE, ETA) comes before the parameters."""
+sideways, and what a person watches (epoch, test RMSE, ETA, the pack a run trains in) comes before
+the parameters."""
 
 from __future__ import annotations
 
@@ -32,7 +33,7 @@ if TYPE_CHECKING:
 FIXED = 2
 QUEUE_COLUMNS = (
     ("id", "id"), ("status", "status"), ("epoch", "epoch"), ("test", "test RMSE"), ("eta", "ETA"),
-    *fmt.PARAM_HEADINGS, ("device", "device"),
+    ("pack", "pack"), *fmt.PARAM_HEADINGS, ("device", "device"),
 )
 PROBLEM_COLUMNS = (
     ("id", "id"), ("status", "status"), ("reason", "reason"), ("model", "model"), ("data", "data"),
@@ -49,7 +50,7 @@ ACTIVE = (RunStatus.QUEUED, RunStatus.RUNNING)
 def queue_cells(run: RunRecord, epoch_seconds: float | None) -> tuple[Cell, ...]:
     return (
         run.id, fmt.status_text(run), fmt.progress(run), fmt.rmse(run.last_test_rmse),
-        fmt.duration(fmt.eta(run, epoch_seconds)), *param_cells(run), fmt.device(run),
+        fmt.duration(fmt.eta(run, epoch_seconds)), fmt.pack(run), *param_cells(run), fmt.device(run),
     )
 
 

@@ -42,6 +42,11 @@ def config_table(run: RunRecord) -> Table:
         ("status", fmt.status_text(run)),
         ("sweep", _sweep(run)),
         ("ran on", run.ran_on or "-"),
+    ]
+    # Trained as one batched model with other runs (engine.trainer.fit_pack): "pack of 3 runs (#5)".
+    if run.pack_id is not None and run.pack_size is not None:
+        rows.append(("pack", f"of {fmt.count(run.pack_size, 'run')} (#{run.pack_id})"))
+    rows += [
         ("created", fmt.when(run.created_at)),
         ("started", fmt.when(run.started_at)),
         ("finished", fmt.when(run.finished_at)),

@@ -19,6 +19,7 @@ from store.db import open_to_list
 from store.filters import RunFilter, parse_filter, parse_term
 from store.params import FIELD_NAMES, PARAMS, RunParams, format_value
 from store.records import EpochRecord, RunRecord
+from store.status import RunStatus
 
 DEFAULT_TOP = 50
 
@@ -161,6 +162,7 @@ def show_run(args: argparse.Namespace) -> int:
     about.add_column()
     facts: list[tuple[str, Any]] = [
         ("sweep", run.sweep_id), ("trial", run.trial), ("ran on", run.ran_on), ("worker", run.worker_id),
+        ("pack", _pack(run)),
         ("created", _time(run.created_at)), ("started", _time(run.started_at)),
         ("finished", _time(run.finished_at)), ("epoch", f"{run.epoch}/{run.params.epochs}"),
         ("best test RMSE", _best(run)), ("ranking @10", _ranking(run)), ("checkpoint", run.checkpoint),
@@ -243,6 +245,15 @@ def _best(run: RunRecord) -> str:
     if run.best_test_rmse is None:
         return ""
     return f"{run.best_test_rmse:.4f} @{run.best_epoch}"
+
+
+def _pack(run: RunRecord) -> str | None:
+    """Which runs it trained with as one batched model; None for a run that trained alone."""
+    if run.pack_id is None or run.pack_size is None:
+        return None
+    verb = "training" if run.status == RunStatus.RUNNING else "trained"
+    return (f"{verb} with {fmt.count(run.pack_size - 1, 'other run')} in pack #{run.pack_id} "
+            f"({fmt.count(run.pack_size, 'run')})")
 
 
 def _ranking(run: RunRecord) -> str | None:

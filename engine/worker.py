@@ -44,6 +44,7 @@ from collections import OrderedDict
 from collections.abc import Callable, Hashable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -55,7 +56,7 @@ from engine.errors import ConfigError, DeviceError, EngineError
 from engine.ranking import Ranking
 from engine.remap import Dataset
 from engine.split import Split, split_dataset
-from engine.trainer import EpochStats, TrainResult, fit, resolve_device
+from engine.trainer import EpochStats, TrainResult, fit, fit_pack, resolve_device
 from store.db import Store, checkpoint_file, open_store
 from store.errors import ClaimLostError, database_error
 from store.memory import Shape, gib, physical_memory, shortfall, training_bytes
@@ -83,6 +84,10 @@ PROGRESS_EVERY_S = 1.0
 MAX_RESTARTS = 3
 # prctl(2) option: the signal this process gets when its parent dies.
 PR_SET_PDEATHSIG = 1
+# The most runs a slot packs by default (`--pack`), by device kind. On CPU a pack's per-run step
+# stops getting cheaper past about 8 runs, where Adam's pass over every parameter (which packing
+# cannot share) dominates; a GPU has room for far more (bench/RESULTS.md, "Packed runs").
+PACK_LIMIT = {"cpu": 8, "cuda": 64, "mps": 8}
 # What stops a worker as Ctrl-C does; SIGHUP is a closed terminal (Windows has none).
 STOP_SIGNALS = ("SIGTERM", "SIGINT", "SIGHUP")
 
@@ -93,6 +98,9 @@ class WorkerOptions:
     poll_s: float = 2.0  # how long to sleep when the queue is empty
     exit_when_empty: bool = False
     checkpoint_dir: Path | None = None  # where run-<id>.pt goes; None keeps no checkpoints
+    # The most runs a slot claims and trains as one pack; None: PACK_LIMIT for its device, cut down
+    # to what fits in memory once the runs' dataset is known (`pack_room`).
+    pack: int | None = None
 
 
 def plan_slots(*, gpus: str | None = None, slots_per_gpu: int = 1, slots: int | None = None) -> list[str]:
@@ -229,14 +237,15 @@ class Slot:
         with registered(self.store, self.device) as self.worker_id:
             log.info("worker %d started on %s (pid %d)", self.worker_id, self.device, os.getpid())
             reap_lost(self.store)
+            limit = self.options.pack or PACK_LIMIT.get(self.device.split(":")[0], 1)
             while not self.stop.is_set():
                 try:
-                    run = self.store.claim(self.worker_id, device=self.device)
+                    runs = self.store.claim_pack(self.worker_id, device=self.device, limit=limit)
                 except DBAPIError as exc:  # say, a full disk: wait for it to be fixed
                     self.wait_out(exc, "cannot claim a run")
                     continue
-                if run is not None:
-                    self.train(run)
+                if runs:
+                    self.train(runs)
                 elif self.options.exit_when_empty:
                     log.info("worker %d: the queue is empty", self.worker_id)
                     break
@@ -245,21 +254,26 @@ class Slot:
         log.info("worker %d stopped", self.worker_id)
         return 0
 
-    def train(self, run: RunRecord) -> str:
-        """Train one claimed run to its end and record how it ended; returns the final status, or
-        "dropped" when the run stopped being this worker's meanwhile (see store/queue.py). What
-        happens goes in the run's log too, with every Python warning raised meanwhile."""
+    def train(self, runs: list[RunRecord]) -> list[str]:
+        """Train claimed runs, a pack (or one run alone), to their end and record how each ended;
+        returns each one's final status, or "dropped" for a run that stopped being this worker's
+        meanwhile (see store/queue.py). What happens goes in each run's log, with every Python
+        warning raised meanwhile."""
+        claimed = [_Claimed(self, run) for run in runs]
         with warnings.catch_warnings():
-            # Each warning once per place it is raised from, for this run (the filters' reset makes
+            # Each warning once per place it is raised from, for this pack (the filters' reset makes
             # warnings that an earlier run already showed count again).
             warnings.simplefilter("default")
-            warnings.showwarning = self._warning_logger(run.id)
+            warnings.showwarning = self._warning_logger([run.id for run in runs])
             try:
-                return self._train(run)
-            except ClaimLostError as exc:
-                log.warning("run %d: dropped, it is no longer this worker's: %s", run.id, exc)
-                self.note(run.id, f"dropped by worker {self.worker_id}: {exc}", level="warning")
-                return "dropped"
+                self._train(claimed)
+            except KeyboardInterrupt:
+                for run in claimed:
+                    if run.status is None:
+                        run.note("interrupted: stopped at once by a second signal", level="warning")
+                        run.end(RunStatus.INTERRUPTED, error="stopped at once by a second signal")
+                raise
+        return [run.status or "dropped" for run in claimed]
 
     def note(self, run_id: int, text: str, *, level: str = "info") -> None:
         """Add a line to the run's log. A line that cannot be written (a full disk) is given up:
@@ -269,102 +283,60 @@ class Slot:
         except Exception as exc:  # whatever it was, the run goes on
             log.warning("run %d: cannot write its log: %s", run_id, exc)
 
-    def _warning_logger(self, run_id: int) -> Callable[..., None]:
-        """A warnings.showwarning that writes the warning to the run's log (and the worker's)."""
+    def _warning_logger(self, run_ids: list[int]) -> Callable[..., None]:
+        """A warnings.showwarning that writes the warning to the runs' logs (and the worker's)."""
         def show(message: Warning | str, category: type[Warning], filename: str, lineno: int,
                  file: Any = None, line: str | None = None) -> None:
             text = f"{category.__name__}: {message} ({filename}:{lineno})"
-            log.warning("run %d: %s", run_id, text)
-            self.note(run_id, text, level="warning")
+            for run_id in run_ids:
+                log.warning("run %d: %s", run_id, text)
+                self.note(run_id, text, level="warning")
         return show
 
-    def _train(self, run: RunRecord) -> RunStatus:
-        params = run.params
-        device = self.device_for(params)
-        log.info("run %d: %s on %s", run.id, params.label(), device)
-        self.note(run.id, f"started by worker {self.worker_id} on {socket.gethostname()} (pid {os.getpid()}): "
-                          f"{params.label()}, device {params.device} asked, {device} used")
-        cancelled = _Throttled(lambda: self.store.is_cancel_requested(run.id), CANCEL_CHECK_S)
-        # Set when the trial's search prunes it: the trainer stops before its next epoch.
-        pruned = threading.Event()
-
-        def should_stop() -> bool:
-            return self.stop.is_set() or pruned.is_set() or cancelled()
-
-        def on_epoch(stats: EpochStats) -> None:
-            record_epoch(self.store, run.id, stats, worker_id=self.worker_id)
-            log.info("run %d: epoch %d test RMSE %.4f (%.1f s)", run.id, stats.epoch, stats.test_rmse,
-                     stats.seconds)
-            self.note(run.id, epoch_line(stats))
-            last = stats.epoch == params.epochs
-            if run.trial is not None and not last and self.store.should_prune(run.id, worker_id=self.worker_id):
-                pruned.set()
-                self.note(run.id, f"pruned after epoch {stats.epoch}: its search's pruner found the "
-                                  "curve behind the other trials'")
-
-        last_progress = time.monotonic()
-
-        def on_progress(done: int, total: int) -> None:
-            nonlocal last_progress
-            if done < total and time.monotonic() - last_progress >= PROGRESS_EVERY_S:
-                self.store.set_progress(run.id, done / total, worker_id=self.worker_id)
-                last_progress = time.monotonic()
-
-        error = None
-        checkpoint = self.checkpoint_path(run.id)
-        if checkpoint is not None:
-            # One left by a deleted run whose id this one reuses is not this run's model.
-            checkpoint.unlink(missing_ok=True)
+    def _train(self, claimed: list[_Claimed]) -> None:
+        first = claimed[0]
+        params, device = first.params, first.device
+        ids = ", ".join(str(run.id) for run in claimed)
+        pack = f" in a pack of {len(claimed)} (runs {ids})" if len(claimed) > 1 else ""
+        for run in claimed:
+            log.info("run %d: %s on %s%s", run.id, run.params.label(), device, pack)
+            run.note(f"started by worker {self.worker_id} on {socket.gethostname()} (pid {os.getpid()}): "
+                     f"{run.params.label()}, device {run.params.device} asked, {device} used{pack}")
         try:
             if device != self.device:
-                self.store.set_device(run.id, device, worker_id=self.worker_id)
-            split = unless_stopped(lambda: self.cache.get(params), should_stop)
-            if split is not None:
-                self.note(run.id, split_line(params.data, split))
-            result = None if split is None else fit_run(
-                split,
-                params,
-                device,
-                on_epoch=on_epoch,
-                on_progress=on_progress,
-                should_stop=should_stop,
-                checkpoint_path=checkpoint,
-            )
-        except KeyboardInterrupt:
-            self.note(run.id, "interrupted: stopped at once by a second signal", level="warning")
-            self.finish(run.id, RunStatus.INTERRUPTED, error="stopped at once by a second signal")
-            raise
-        except ClaimLostError:
-            raise
-        except Exception as exc:  # a run's failure is recorded on the run; the queue goes on
-            status, error = RunStatus.FAILED, failure_reason(exc, device, params)
-            # The error column keeps the reason; the log keeps the whole traceback.
-            self.note(run.id, "".join(traceback.format_exception(type(exc), exc, exc.__traceback__)).rstrip(),
-                      level="error")
-        else:
-            if result is not None and result.stopped != "cancelled":
-                status = RunStatus.DONE
-            elif pruned.is_set():  # even if the worker was told to stop meanwhile: not to be run again
-                status = RunStatus.PRUNED
-            elif self.store.is_cancel_requested(run.id):
-                status = RunStatus.CANCELLED
-            else:
-                status = RunStatus.INTERRUPTED
-        ranking = result.ranking if status == RunStatus.DONE and result is not None else None
-        if ranking is not None:
-            self.note(run.id, ranking_line(ranking))
-        ended = f"{status}{f': {error.splitlines()[0]}' if error else ''}"
-        # Before the end is recorded: whoever follows the log (`logs --follow`, Run detail) stops
-        # reading once it sees the run ended, and then has this line.
-        self.note(run.id, f"ended {ended}", level="info" if status == RunStatus.DONE else "warning")
-        # A run that failed or stopped after a best epoch keeps that epoch's checkpoint, usable too.
-        kept = str(checkpoint) if checkpoint is not None and checkpoint.exists() else None
-        self.finish(run.id, status, error=error, checkpoint=kept, ranking=ranking)
-        log.info("run %d: %s", run.id, ended)
-        if status == RunStatus.FAILED and device.startswith("cuda"):
-            # Out of the except block, so the traceback no longer holds the failed run's tensors.
-            torch.cuda.empty_cache()
-        return status
+                for run in claimed:
+                    self.store.set_device(run.id, device, worker_id=self.worker_id)
+            split = unless_stopped(lambda: self.cache.get(params), lambda: all(run.should_stop() for run in claimed))
+        except ClaimLostError as exc:
+            for run in claimed:
+                run.drop(exc)
+            return
+        except Exception as exc:  # the data or the device failed every run of the pack alike
+            for run in claimed:
+                run.ended(exc)
+            return
+        if split is None:  # stopped while the dataset loaded
+            for run in claimed:
+                run.ended(None)
+            return
+        for run in claimed:
+            run.note(split_line(params.data, split))
+        # The runs that fit in memory train together; the rest of the claim trains after them.
+        room = pack_room(split, params, device, len(claimed))
+        for start in range(0, len(claimed), max(1, room)):
+            group = claimed[start:start + max(1, room)]
+            if room < len(claimed):
+                for run in group:
+                    run.note(f"the device has room for {room} of this pack's {len(claimed)} runs at once: "
+                             f"training {len(group)} of them now")
+            try:
+                if room < 1:
+                    check_room(split, params, device)  # raises, with the reason
+                fit_pack(split, [run.fit_args() for run in group], on_end=partial(_ended, group))
+            except Exception as exc:  # before training started (a refused option): every run fails alike
+                for run in group:
+                    if run.status is None:
+                        run.ended(exc)
 
     def finish(self, run_id: int, status: RunStatus, *, error: str | None = None, checkpoint: str | None = None,
                ranking: Ranking | None = None) -> None:
@@ -405,29 +377,147 @@ class Slot:
         return checkpoint_file(self.options.checkpoint_dir, run_id)
 
 
+def _ended(group: list[_Claimed], index: int, outcome: TrainResult | Exception) -> None:
+    """fit_pack's on_end for the runs of `group`."""
+    group[index].ended(outcome)
+
+
+class _Claimed:
+    """One claimed run as its slot trains it, alone or in a pack: its callbacks for the trainer (which
+    write its epochs and progress and ask whether it should stop), and how it ends."""
+
+    def __init__(self, slot: Slot, run: RunRecord) -> None:
+        self.slot, self.id, self.params, self.trial = slot, run.id, run.params, run.trial
+        self.device = slot.device_for(run.params)
+        self.status: RunStatus | None = None  # once it has ended
+        self.cancelled = _Throttled(lambda: slot.store.is_cancel_requested(run.id), CANCEL_CHECK_S)
+        # Set when the trial's search prunes it: the trainer stops it before its next epoch.
+        self.pruned = threading.Event()
+        self.last_progress = time.monotonic()
+        self.checkpoint = slot.checkpoint_path(run.id)
+        if self.checkpoint is not None:
+            # One left by a deleted run whose id this one reuses is not this run's model.
+            self.checkpoint.unlink(missing_ok=True)
+
+    def note(self, text: str, *, level: str = "info") -> None:
+        self.slot.note(self.id, text, level=level)
+
+    def fit_args(self) -> dict[str, Any]:
+        """This run's arguments of engine.trainer.fit_pack."""
+        return self.params.engine_args("fit") | {
+            "device": self.device, "checkpoint_meta": self.params.to_dict(), "checkpoint_path": self.checkpoint,
+            "on_epoch": self.on_epoch, "on_progress": self.on_progress, "should_stop": self.should_stop}
+
+    def should_stop(self) -> bool:
+        return self.slot.stop.is_set() or self.pruned.is_set() or self.cancelled()
+
+    def on_epoch(self, stats: EpochStats) -> None:
+        slot = self.slot
+        record_epoch(slot.store, self.id, stats, worker_id=slot.worker_id)
+        log.info("run %d: epoch %d test RMSE %.4f (%.1f s)", self.id, stats.epoch, stats.test_rmse, stats.seconds)
+        self.note(epoch_line(stats))
+        last = stats.epoch == self.params.epochs
+        if self.trial is not None and not last and slot.store.should_prune(self.id, worker_id=slot.worker_id):
+            self.pruned.set()
+            self.note(f"pruned after epoch {stats.epoch}: its search's pruner found the curve behind the "
+                      "other trials'")
+
+    def on_progress(self, done: int, total: int) -> None:
+        if done < total and time.monotonic() - self.last_progress >= PROGRESS_EVERY_S:
+            self.slot.store.set_progress(self.id, done / total, worker_id=self.slot.worker_id)
+            self.last_progress = time.monotonic()
+
+    def ended(self, outcome: TrainResult | Exception | None) -> None:
+        """Record how the run ended, from the trainer's outcome: its result, the error that ended it,
+        or None when it stopped before training (while its dataset loaded)."""
+        if isinstance(outcome, ClaimLostError):
+            self.drop(outcome)
+            return
+        error = None
+        if isinstance(outcome, Exception):  # a run's failure is recorded on the run; the queue goes on
+            status, error = RunStatus.FAILED, failure_reason(outcome, self.device, self.params)
+            # The error column keeps the reason; the log keeps the whole traceback.
+            self.note("".join(traceback.format_exception(type(outcome), outcome, outcome.__traceback__)).rstrip(),
+                      level="error")
+        elif outcome is not None and outcome.stopped != "cancelled":
+            status = RunStatus.DONE
+        elif self.pruned.is_set():  # even if the worker was told to stop meanwhile: not to be run again
+            status = RunStatus.PRUNED
+        elif self.slot.store.is_cancel_requested(self.id):
+            status = RunStatus.CANCELLED
+        else:
+            status = RunStatus.INTERRUPTED
+        ranking = outcome.ranking if status == RunStatus.DONE and isinstance(outcome, TrainResult) else None
+        if ranking is not None:
+            self.note(ranking_line(ranking))
+        try:
+            self.end(status, error=error, ranking=ranking)
+        except ClaimLostError as exc:
+            self.drop(exc)
+            return
+        if status == RunStatus.FAILED and self.device.startswith("cuda"):
+            torch.cuda.empty_cache()
+
+    def end(self, status: RunStatus, *, error: str | None = None, ranking: Ranking | None = None) -> None:
+        """Record the run's end as `status`."""
+        ended = f"{status}{f': {error.splitlines()[0]}' if error else ''}"
+        # Before the end is recorded: whoever follows the log (`logs --follow`, Run detail) stops
+        # reading once it sees the run ended, and then has this line.
+        self.note(f"ended {ended}", level="info" if status == RunStatus.DONE else "warning")
+        # A run that failed or stopped after a best epoch keeps that epoch's checkpoint, usable too.
+        kept = str(self.checkpoint) if self.checkpoint is not None and self.checkpoint.exists() else None
+        self.slot.finish(self.id, status, error=error, checkpoint=kept, ranking=ranking)
+        self.status = status
+        log.info("run %d: %s", self.id, ended)
+
+    def drop(self, exc: ClaimLostError) -> None:
+        """The run stopped being this worker's (declared lost while this process was stopped): leave it."""
+        log.warning("run %d: dropped, it is no longer this worker's: %s", self.id, exc)
+        self.note(f"dropped by worker {self.slot.worker_id}: {exc}", level="warning")
+
+
 def fit_run(split: Split, params: RunParams, device: str, **callbacks: Any) -> TrainResult:
     """fit() with a run's parameters on `device`, once check_room has let it."""
     check_room(split, params, device)
     return fit(split, **params.engine_args("fit") | {"device": device}, checkpoint_meta=params.to_dict(), **callbacks)
 
 
-def check_room(split: Split, params: RunParams, device: str) -> None:
-    """ConfigError, before anything is allocated, for a run whose tables and Adam's state cannot fit
-    on `device`: better at once than after they have grown the process until the system kills it.
-    (The estimate is the one that refuses such a run when it is queued on a named dataset,
-    store/memory.py; a file's shape is known only now.)"""
-    dataset = split.dataset
-    need = training_bytes(Shape(dataset.n_users, dataset.n_items, dataset.n_ratings), model=params.model,
-                          k=params.k, hidden=params.hidden, bias=params.bias, batch_size=params.batch_size)
-    dev = resolve_device(device)
-    have: int | None  # None where the system does not say
-    if dev.type == "cuda":
-        have, _ = torch.cuda.mem_get_info(dev)  # what is free: other slots may share the GPU
-    else:
-        have = physical_memory()  # MPS shares it too
-    reason = shortfall(need, have, f"the device ({dev})", free=dev.type == "cuda")
+def check_room(split: Split, params: RunParams, device: str, runs: int = 1) -> None:
+    """ConfigError, before anything is allocated, for `runs` runs like `params` (a pack) whose tables
+    and Adam's state cannot fit on `device`: better at once than after they have grown the process
+    until the system kills it. (The estimate is the one that refuses such a run when it is queued on a
+    named dataset, store/memory.py; a file's shape is known only now.)"""
+    have, where, free = _room(device)
+    reason = shortfall(_pack_bytes(split, params, runs), have, where, free=free)
     if reason:
         raise ConfigError(reason)
+
+
+def pack_room(split: Split, params: RunParams, device: str, runs: int) -> int:
+    """How many of `runs` runs like `params` fit on `device` at once, as one pack (0: not even one)."""
+    have, where, free = _room(device)
+    if have is None or not shortfall(_pack_bytes(split, params, runs), have, where, free=free):
+        return runs
+    return max((n for n in range(runs) if not shortfall(_pack_bytes(split, params, n), have, where, free=free)),
+               default=0)
+
+
+def _pack_bytes(split: Split, params: RunParams, runs: int) -> int:
+    """What `runs` runs like `params` need as one pack: one run's estimate each; every run shuffles its
+    own copy of the training part, so that part of the estimate is every run's too."""
+    dataset = split.dataset
+    return runs * training_bytes(Shape(dataset.n_users, dataset.n_items, dataset.n_ratings), model=params.model,
+                                 k=params.k, hidden=params.hidden, bias=params.bias, batch_size=params.batch_size)
+
+
+def _room(device: str) -> tuple[int | None, str, bool]:
+    """(bytes the device has for training, None where the system does not say; its name in a
+    refusal; whether that is free memory rather than all of it)."""
+    dev = resolve_device(device)
+    if dev.type == "cuda":
+        free, _ = torch.cuda.mem_get_info(dev)  # what is free: other slots may share the GPU
+        return free, f"the device ({dev})", True
+    return physical_memory(), f"the device ({dev})", False  # MPS shares it too
 
 
 def failure_reason(exc: BaseException, device: str, params: RunParams) -> str:

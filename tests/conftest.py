@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import subprocess
 import sys
 
 # One torch thread for the whole session, set before any test module imports torch (and inherited
@@ -22,6 +23,7 @@ from pathlib import Path  # noqa: E402
 import pytest  # noqa: E402
 
 from store.db import Store, open_store  # noqa: E402
+from tests.processes import Spawned  # noqa: E402
 
 ML100K = Path(__file__).resolve().parents[2] / "shared" / "data" / "ml-100k" / "u.data"
 
@@ -62,3 +64,28 @@ def store(db: str) -> Iterator[Store]:
 def hostile(request: pytest.FixtureRequest) -> str:
     """Each HOSTILE text in turn."""
     return str(request.param)
+
+
+@pytest.fixture
+def spawn(tmp_path: Path):
+    """Starts `dmf-tui --db <tmp>/runs.db ARGS...` with its output in a log file; kills whatever is
+    left of the processes it started when the test ends."""
+    started: list[Spawned] = []
+    env = {**os.environ, "XDG_DATA_HOME": str(tmp_path / "xdg"), "PYTHONUNBUFFERED": "1"}
+
+    def start(*args: str, name: str = "worker") -> Spawned:
+        log = open(tmp_path / f"{name}.log", "ab")  # noqa: SIM115  (the process writes it; closed at the end)
+        process = Spawned(
+            [sys.executable, "-m", "dmf_tui", "--db", str(tmp_path / "runs.db"), *args],
+            stdout=log, stderr=subprocess.STDOUT, env=env,
+        )
+        log.close()
+        process.log = tmp_path / f"{name}.log"
+        started.append(process)
+        return process
+
+    yield start
+    for process in started:
+        if process.poll() is None:
+            process.kill()
+            process.wait()

@@ -3,6 +3,8 @@ for a condition with a deadline, and processes whose exit and log a test can rea
 
 from __future__ import annotations
 
+import signal
+import sqlite3
 import subprocess
 import sys
 import time
@@ -70,3 +72,38 @@ def finished(process: subprocess.Popen[Any], timeout: float = DEADLINE_S) -> int
         if not isinstance(process, Spawned):
             raise AssertionError("process did not exit") from None
         raise AssertionError(f"process did not exit; its log:\n{process.log.read_text()[-3000:]}") from None
+
+
+def stop_outside_a_write(process: subprocess.Popen, db: Path) -> None:
+    """SIGSTOP the process at a moment it holds no write lock on `db` (stopped inside one, it would
+    keep every other writer waiting; that is not what these tests are about)."""
+    while True:
+        process.send_signal(signal.SIGSTOP)
+        probe = sqlite3.connect(db, timeout=0.05, isolation_level=None)
+        try:
+            probe.execute("BEGIN IMMEDIATE")
+            probe.execute("ROLLBACK")
+            return
+        except sqlite3.OperationalError:
+            process.send_signal(signal.SIGCONT)
+            time.sleep(0.01)
+        finally:
+            probe.close()
+
+
+def fit_pack_through(fit: Callable[..., Any]) -> Callable[..., list[Any]]:
+    """A stand-in for engine.trainer.fit_pack that trains each run of its pack alone through `fit` (a
+    test's fault-injecting wrapper of engine.trainer.fit), handing each outcome to `on_end` as the
+    real one does: for tests of how the worker records what happened to a run."""
+    def fit_pack(split: Any, runs: list[dict[str, Any]], on_end: Callable[[int, Any], None] | None = None) -> list[Any]:
+        outcomes: list[Any] = []
+        for index, run in enumerate(runs):
+            try:
+                outcome = fit(split, **run)
+            except Exception as exc:
+                outcome = exc
+            outcomes.append(outcome)
+            if on_end is not None:
+                on_end(index, outcome)
+        return outcomes
+    return fit_pack

@@ -22,7 +22,7 @@ from engine.worker import Slot, WorkerOptions
 from store.db import Store, open_store
 from store.errors import NoCheckpointError
 from store.records import RunRecord
-from tests.processes import DEADLINE_S, LONG, epochs_done, params, wait_for, write_ratings
+from tests.processes import DEADLINE_S, LONG, epochs_done, fit_pack_through, params, wait_for, write_ratings
 
 RANKING = ("precision_at_10", "recall_at_10", "ndcg_at_10")
 
@@ -123,7 +123,8 @@ def _diverge_at_epoch_2(monkeypatch: pytest.MonkeyPatch) -> None:
                 raise DivergedError("diverged: test RMSE became nan at epoch 2")
         return real_fit(split, on_epoch=on_epoch_then_diverge, **kwargs)
 
-    monkeypatch.setattr(worker_module, "fit", diverging)
+    monkeypatch.setattr(worker_module, "fit_pack", fit_pack_through(diverging))  # the worker's runs
+    monkeypatch.setattr(worker_module, "fit", diverging)  # `dmf-tui run`'s
 
 
 def test_a_run_failing_after_its_best_epoch_keeps_that_checkpoint(store: Store, ratings: Path, checkpoints: Path,

@@ -8,7 +8,7 @@ import torch
 
 from engine.split import split_dataset
 from engine.synthetic import make_synthetic
-from engine.trainer import fit
+from engine.trainer import fit, fit_pack
 
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
 
@@ -34,3 +34,19 @@ def test_an_explicit_card_is_used(split):
     last = torch.cuda.device_count() - 1
     result = fit(split, epochs=1, device=f"cuda:{last}")
     assert result.epochs[0].test_rmse > 0
+
+
+@pytest.mark.parametrize("model", ["mf", "deepmf", "neumf"])
+def test_a_captured_pack_gives_each_run_its_eager_curve(split, model):
+    # The pack's step (vmap over the runs, StackedAdam) captured in one graph, with a schedule: its
+    # rates are tensors the replays read, so the captured pack follows it, and a run that ends early
+    # (epochs 2) is given a rate of 0 without disturbing the others.
+    runs = [dict(model=model, lr=lr, weight_decay=wd, seed=seed, epochs=epochs, device="cuda", schedule="cosine")
+            for seed, (lr, wd, epochs) in enumerate([(1e-3, 0.0, 3), (1e-2, 1e-5, 2), (3e-3, 1e-4, 3)])]
+    packed = fit_pack(split, runs)
+    for run, outcome in zip(runs, packed):
+        assert not isinstance(outcome, Exception)
+        alone = fit(split, **run, capture=False)
+        assert len(outcome.epochs) == len(alone.epochs) == run["epochs"]
+        for a, b in zip(alone.epochs, outcome.epochs):
+            assert a.test_rmse == pytest.approx(b.test_rmse, abs=1e-4)

@@ -89,7 +89,7 @@ def test_the_worker_fails_the_run_it_cannot_write_waits_and_goes_on(disk, tmp_pa
     log = tmp_path / "worker.log"
     with open(log, "ab") as out:
         worker = Spawned(
-            [sys.executable, "-m", "dmf_tui", "--db", str(db), "worker", "--poll", "0.1",
+            [sys.executable, "-m", "dmf_tui", "--db", str(db), "worker", "--poll", "0.1", "--pack", "1",
              "--checkpoint-dir", "none"],
             stdout=out, stderr=subprocess.STDOUT, env={**os.environ, "PYTHONUNBUFFERED": "1"})
     worker.log = log

@@ -26,8 +26,10 @@ def base(tmp_path: Path) -> RunParams:
     return RunParams(data=str(write_ratings(tmp_path / "u.data")), epochs=EPOCHS, batch_size=128, device="cpu")
 
 
-def _serve(store: Store, stop: threading.Event | None = None) -> int:
-    return Slot(store, "cpu", WorkerOptions(db=store.url, exit_when_empty=True, poll_s=0.05), stop).serve()
+def _serve(store: Store, stop: threading.Event | None = None, *, pack: int = 1) -> int:
+    """One worker over the queue; by default its trials one at a time, as these tests follow them."""
+    options = WorkerOptions(db=store.url, exit_when_empty=True, poll_s=0.05, pack=pack)
+    return Slot(store, "cpu", options, stop).serve()
 
 
 def _search(store: Store, base: RunParams, *, pruner: str, trials: int = 6) -> int:
@@ -52,6 +54,22 @@ def test_a_worker_runs_a_whole_search_and_stops_when_it_is_done(store: Store, ba
         assert all(e.val_rmse is not None for e in store.epochs(run.id))
     best = min(trials, key=lambda run: run.best_val_rmse or 0.0)
     assert (record.best_run_id, record.best_val_rmse) == (best.id, best.best_val_rmse)
+
+
+def test_a_searchs_trials_train_in_packs_and_each_is_pruned_alone(store: Store, base: RunParams) -> None:
+    search = _search(store, base, pruner="asha")
+
+    assert _serve(store, pack=3) == 0
+
+    trials = store.search_trials(search)
+    assert [run.pack_size for run in trials] == [3] * 6  # asked three at a time
+    assert [run.pack_id for run in trials] == [trials[0].id] * 3 + [trials[3].id] * 3
+    pruned = [run for run in trials if run.status == "pruned"]
+    assert pruned and {run.status for run in trials} == {"done", "pruned"}
+    for run in pruned:  # it left its pack at its rung; the rest of the pack trained on
+        assert 1 <= run.epoch < EPOCHS
+        assert [e.epoch for e in store.epochs(run.id)] == list(range(1, run.epoch + 1))
+    assert store.get_search(search).phase == "finished"
 
 
 def test_a_pruner_stops_trials_behind_the_others_keeping_their_epochs(store: Store, base: RunParams) -> None:

@@ -11,11 +11,9 @@ from __future__ import annotations
 import json
 import os
 import signal
-import sqlite3
 import subprocess
 import sys
 import threading
-import time
 from pathlib import Path
 
 import pytest
@@ -30,7 +28,17 @@ from engine.errors import ConfigError, DeviceError, DivergedError
 from engine.worker import Slot, SplitCache, WorkerOptions, failure_reason, plan_slots
 from store.db import Store, state_dir
 from store.params import RunParams
-from tests.processes import DEADLINE_S, LONG, Spawned, epochs_done, finished, params, wait_for, write_ratings
+from tests.processes import (
+    DEADLINE_S,
+    LONG,
+    epochs_done,
+    finished,
+    fit_pack_through,
+    params,
+    stop_outside_a_write,
+    wait_for,
+    write_ratings,
+)
 
 
 @pytest.fixture
@@ -112,12 +120,13 @@ def test_a_failed_run_records_why_and_the_queue_goes_on(store, ratings, monkeypa
             raise error
         return real_fit(split, **{**kwargs, "device": "cpu"})
 
-    monkeypatch.setattr(worker_module, "fit", fit)
-    monkeypatch.setattr(worker_module, "check_room", lambda *_: None)  # there is no cuda:0 to ask
+    monkeypatch.setattr(worker_module, "fit_pack", fit_pack_through(fit))
+    # There is no cuda:0 to ask for room.
+    monkeypatch.setattr(worker_module, "pack_room", lambda split, params, device, runs: runs)
     failing = store.enqueue(params(ratings, device="auto"))
     fine = store.enqueue(params(ratings, device="auto"))
 
-    Slot(store, "cuda:0", WorkerOptions(db=store.url, exit_when_empty=True)).serve()
+    Slot(store, "cuda:0", WorkerOptions(db=store.url, exit_when_empty=True, pack=1)).serve()
 
     assert calls[0] == "cuda:0"  # an "auto" run trains on the slot's device
     failed = store.get_run(failing)
@@ -161,8 +170,9 @@ def test_a_run_declared_lost_under_the_worker_is_dropped_and_the_queue_goes_on(s
     """Fencing, in-process: the run is declared lost (as if its worker had stalled past the grace)
     while the worker trains it; the worker's next write is refused, it drops the run, goes on."""
     long = store.enqueue(params(ratings, epochs=LONG))
-    after = store.enqueue(params(ratings))
-    worker = threading.Thread(target=Slot(store, "cpu", WorkerOptions(db=store.url, exit_when_empty=True)).serve)
+    after = store.enqueue(params(ratings))  # trained after it, not beside it in a pack
+    options = WorkerOptions(db=store.url, exit_when_empty=True, pack=1)
+    worker = threading.Thread(target=Slot(store, "cpu", options).serve)
     worker.start()
     wait_for(epochs_done(store, long, 1), "an epoch of the long run")
 
@@ -311,35 +321,10 @@ def test_state_dir_is_beside_a_database_file(tmp_path, monkeypatch):
 
 # --- real processes -----------------------------------------------------------------------------
 
-@pytest.fixture
-def spawn(tmp_path: Path):
-    """Starts `dmf-tui --db <tmp>/runs.db ARGS...` with its output in a log file; kills whatever is
-    left of the processes it started when the test ends."""
-    started: list[Spawned] = []
-    env = {**os.environ, "XDG_DATA_HOME": str(tmp_path / "xdg"), "PYTHONUNBUFFERED": "1"}
-
-    def start(*args: str, name: str = "worker") -> Spawned:
-        log = open(tmp_path / f"{name}.log", "ab")  # noqa: SIM115  (the process writes it; closed at the end)
-        process = Spawned(
-            [sys.executable, "-m", "dmf_tui", "--db", str(tmp_path / "runs.db"), *args],
-            stdout=log, stderr=subprocess.STDOUT, env=env,
-        )
-        log.close()
-        process.log = tmp_path / f"{name}.log"
-        started.append(process)
-        return process
-
-    yield start
-    for process in started:
-        if process.poll() is None:
-            process.kill()
-            process.wait()
-
-
 def test_kill_9_leaves_the_run_lost_and_the_next_worker_goes_on(store, ratings, spawn):
     long = store.enqueue(params(ratings, epochs=LONG))
     rest = [store.enqueue(params(ratings)) for _ in range(2)]
-    first = spawn("worker", "--poll", "0.1", name="first")
+    first = spawn("worker", "--poll", "0.1", "--pack", "1", name="first")
     wait_for(epochs_done(store, long, 2), "two epochs of the long run")
 
     first.kill()
@@ -357,7 +342,7 @@ def test_kill_9_leaves_the_run_lost_and_the_next_worker_goes_on(store, ratings, 
 def test_sigterm_interrupts_the_run_and_exits_0(store, ratings, spawn):
     long = store.enqueue(params(ratings, epochs=LONG))
     waiting = store.enqueue(params(ratings))
-    process = spawn("worker", "--poll", "0.1")
+    process = spawn("worker", "--poll", "0.1", "--pack", "1")
     wait_for(epochs_done(store, long, 1), "an epoch of the long run")
 
     process.send_signal(signal.SIGTERM)
@@ -378,23 +363,6 @@ def test_sighup_interrupts_the_run_like_sigterm(store, ratings, spawn):
     assert finished(process) == 0
     assert store.get_run(long).status == "interrupted"
     assert [w.state for w in store.workers()] == ["stopped"]
-
-
-def stop_outside_a_write(process: subprocess.Popen, db: Path) -> None:
-    """SIGSTOP the process at a moment it holds no write lock on `db` (stopped inside one, it would
-    keep every other writer waiting; that is not what these tests are about)."""
-    while True:
-        process.send_signal(signal.SIGSTOP)
-        probe = sqlite3.connect(db, timeout=0.05, isolation_level=None)
-        try:
-            probe.execute("BEGIN IMMEDIATE")
-            probe.execute("ROLLBACK")
-            return
-        except sqlite3.OperationalError:
-            process.send_signal(signal.SIGCONT)
-            time.sleep(0.01)
-        finally:
-            probe.close()
 
 
 def test_a_worker_stopped_past_the_grace_finds_its_run_lost_and_writes_nothing_to_it(store, ratings, spawn,
@@ -449,7 +417,7 @@ def test_two_workers_run_each_of_20_runs_once_while_a_reader_polls(store: Store,
 
 def test_slots_are_supervised_restarted_and_stopped_together(store, ratings, spawn):
     runs = [store.enqueue(params(ratings, epochs=LONG, seed=s)) for s in range(2)]
-    parent = spawn("worker", "--slots", "2", "--poll", "0.1")
+    parent = spawn("worker", "--slots", "2", "--poll", "0.1", "--pack", "1")
     wait_for(lambda: all(store.get_run(r).epoch >= 1 for r in runs), "both slots to train")
     slots = {w.id: w.pid for w in store.workers(alive_only=True)}
     assert len(slots) == 2 and parent.pid not in slots.values()
@@ -470,7 +438,7 @@ def test_slots_are_supervised_restarted_and_stopped_together(store, ratings, spa
 
 def test_slots_stop_when_their_supervisor_is_killed(store, ratings, spawn):
     runs = [store.enqueue(params(ratings, epochs=LONG, seed=s)) for s in range(2)]
-    parent = spawn("worker", "--slots", "2", "--poll", "0.1")
+    parent = spawn("worker", "--slots", "2", "--poll", "0.1", "--pack", "1")
     wait_for(lambda: all(store.get_run(r).epoch >= 1 for r in runs), "both slots to train")
     slots = [w.pid for w in store.workers(alive_only=True)]
 

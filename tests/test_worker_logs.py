@@ -17,7 +17,7 @@ import engine.trainer as trainer_module
 import engine.worker as worker_module
 from engine.worker import Slot, WorkerOptions
 from store.db import Store
-from tests.processes import params, write_ratings
+from tests.processes import fit_pack_through, params, write_ratings
 
 
 @pytest.fixture
@@ -62,7 +62,7 @@ def test_warnings_raised_while_training_go_to_the_runs_log(store: Store, ratings
         warnings.warn("the learning rate looks [bold]high[/bold]", UserWarning, stacklevel=1)
         return real_fit(split, **kwargs)
 
-    monkeypatch.setattr(worker_module, "fit", fit)
+    monkeypatch.setattr(worker_module, "fit_pack", fit_pack_through(fit))
     first, second = store.enqueue(params(ratings)), store.enqueue(params(ratings, lr=0.01))
     _serve(store)
 
@@ -80,14 +80,14 @@ def test_a_failure_logs_the_whole_traceback(store: Store, ratings: Path, monkeyp
     def fit(split: Any, **kwargs: Any) -> None:
         deep_inside(split)
 
-    monkeypatch.setattr(worker_module, "fit", fit)
+    monkeypatch.setattr(worker_module, "fit_pack", fit_pack_through(fit))
     run_id = store.enqueue(params(ratings))
     _serve(store)
 
     *_, traceback, end = store.run_log(run_id)
     assert traceback.level == "error"
     assert traceback.text.startswith("Traceback (most recent call last):")
-    assert "in _train" in traceback.text and "in deep_inside" in traceback.text
+    assert "in fit" in traceback.text and "in deep_inside" in traceback.text
     assert traceback.text.endswith("ValueError: bad shape")
     assert (end.text, end.level) == ("ended failed: ValueError: bad shape", "warning")
     assert store.get_run(run_id).status == "failed"

@@ -4,6 +4,8 @@
     dmf-tui worker --detach                the same in the background; survives closing the terminal
     dmf-tui worker --gpus 0,1 --slots-per-gpu 2    four runs at once, two per GPU
     dmf-tui worker --slots 2               two runs at once on the CPU
+    dmf-tui worker --pack 1                every run alone (by default a slot trains up to 8
+                                           compatible runs on CPU, 64 on a GPU, as one pack)
     dmf-tui worker status [--json] [--all]
     dmf-tui worker stop [--wait S]
 
@@ -28,6 +30,8 @@ from store.status import RunStatus, WorkerState
 # What the worker keeps beside each database, named after it (runs.db -> runs.db.worker.log) so that
 # two databases in one folder never share a log (nor checkpoints: store.db.CHECKPOINTS_SUFFIX).
 LOG_SUFFIX = ".worker.log"
+# More runs than this in one pack is a typo: each holds its own tables and Adam state.
+MAX_PACK = 4096
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -40,6 +44,9 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
                         "CUDA_VISIBLE_DEVICES shows them)")
     parser.add_argument("--slots-per-gpu", type=int, default=1, metavar="N", help="runs at once per GPU")
     parser.add_argument("--slots", type=int, metavar="N", help="runs at once without --gpus (default 1)")
+    parser.add_argument("--pack", type=int, metavar="N", help="the most queued runs a slot trains at once as "
+                        "one batched model (runs of one sweep that differ only in lr, weight decay, reg, seed, "
+                        "epochs, ...; default 8 on CPU, 64 on a GPU, fewer when memory is short; 1: every run alone)")
     parser.add_argument("--exit-when-empty", action="store_true", help="exit once the queue is empty")
     parser.add_argument("--poll", type=float, default=2.0, metavar="S", help="seconds between looks at an "
                         "empty queue (default 2)")
@@ -74,6 +81,8 @@ def _work(args: argparse.Namespace) -> int:
     # Written so that nan fails too; a wait of more than a day is a typo (and inf overflows the timer).
     if not 0 < args.poll <= 86400:
         raise ConfigError(f"--poll must be between 0 and 86400 seconds (got {args.poll})")
+    if args.pack is not None and not 1 <= args.pack <= MAX_PACK:
+        raise ConfigError(f"--pack must be between 1 and {MAX_PACK} runs (got {args.pack})")
     # Checked here, in the foreground, so a missing GPU or a bad database is reported in the
     # terminal rather than in the background worker's log.
     devices = plan_slots(gpus=args.gpus, slots_per_gpu=args.slots_per_gpu, slots=args.slots)
@@ -93,7 +102,7 @@ def _work(args: argparse.Namespace) -> int:
         private_dir(checkpoints)  # a checkpoint is the user's model: theirs alone
     configure_logging()
     options = WorkerOptions(db=url, poll_s=args.poll, exit_when_empty=args.exit_when_empty,
-                            checkpoint_dir=checkpoints)
+                            checkpoint_dir=checkpoints, pack=args.pack)
     return run_slots(devices, options)
 
 
@@ -101,7 +110,8 @@ def _detach(args: argparse.Namespace, url: str, log_path: Path) -> int:
     """Start the same worker in a new session, so closing the terminal (SIGHUP) does not reach it."""
     command = [sys.executable, "-m", "dmf_tui", "--db", url, "worker",
                "--slots-per-gpu", str(args.slots_per_gpu), "--poll", str(args.poll)]
-    optional = (("--gpus", args.gpus), ("--slots", args.slots), ("--checkpoint-dir", args.checkpoint_dir))
+    optional = (("--gpus", args.gpus), ("--slots", args.slots), ("--checkpoint-dir", args.checkpoint_dir),
+                ("--pack", args.pack))
     for flag, value in optional:
         if value is not None:
             command += [flag, str(value)]
@@ -122,14 +132,19 @@ def _detach(args: argparse.Namespace, url: str, log_path: Path) -> int:
 def _status(args: argparse.Namespace) -> int:
     with open_to_list(args.db) as store:
         workers = store.workers()
-        current = {run.worker_id: run.id for run in store.queue() if run.status == RunStatus.RUNNING}
+        # A worker's running runs: one, or a pack's.
+        current: dict[int | None, list[int]] = {}
+        for run in store.queue():
+            if run.status == RunStatus.RUNNING:
+                current.setdefault(run.worker_id, []).append(run.id)
         # Heartbeats carry the database's clock: their age is measured against it, not this machine's.
         now = store.database_now()
     shown = workers if args.all else [w for w in workers if w.state != WorkerState.STOPPED]
     if args.json:
         print(json.dumps([
             {"id": w.id, "state": w.state, "pid": w.pid, "host": w.host, "devices": list(w.devices),
-             "slots": w.slots, "run": current.get(w.id), "started_at": w.started_at.isoformat(),
+             "slots": w.slots, "run": min(current.get(w.id, []), default=None), "runs": sorted(current.get(w.id, [])),
+             "started_at": w.started_at.isoformat(),
              "heartbeat_at": w.heartbeat_at.isoformat(),
              "stopped_at": w.stopped_at.isoformat() if w.stopped_at else None}
             for w in shown
@@ -141,9 +156,9 @@ def _status(args: argparse.Namespace) -> int:
     rows = [("ID", "STATE", "PID", "HOST", "DEVICE", "RUN", "HEARTBEAT")]
     for w in shown:
         ago = f"{(now - w.heartbeat_at).total_seconds():.0f} s ago" if w.state != WorkerState.STOPPED else "-"
-        run = current.get(w.id)
-        rows.append((str(w.id), w.state, str(w.pid), w.host, ",".join(w.devices),
-                     f"#{run}" if run else "-", ago))
+        runs = sorted(current.get(w.id, []))
+        training = f"#{runs[0]}" + (f" +{len(runs) - 1} (pack)" if len(runs) > 1 else "") if runs else "-"
+        rows.append((str(w.id), w.state, str(w.pid), w.host, ",".join(w.devices), training, ago))
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
     for row in rows:
         print("  ".join(cell.ljust(width) for cell, width in zip(row, widths)).rstrip())

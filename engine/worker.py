@@ -325,13 +325,14 @@ class Slot:
         room = pack_room(split, params, device, len(claimed))
         for start in range(0, len(claimed), max(1, room)):
             group = claimed[start:start + max(1, room)]
-            if room < len(claimed):
-                for run in group:
-                    run.note(f"the device has room for {room} of this pack's {len(claimed)} runs at once: "
-                             f"training {len(group)} of them now")
             try:
                 if room < 1:
                     check_room(split, params, device)  # raises, with the reason
+                if room < len(claimed):
+                    self.store.set_pack([run.id for run in group], worker_id=self.worker_id)
+                    for run in group:
+                        run.note(f"the device has room for {room} of the {len(claimed)} runs claimed together: "
+                                 f"this one trains in a pack of {len(group)}")
                 fit_pack(split, [run.fit_args() for run in group], on_end=partial(_ended, group))
             except Exception as exc:  # before training started (a refused option): every run fails alike
                 for run in group:

@@ -130,6 +130,15 @@ class QueueOps(StoreBase):
         with self._write() as session:
             change_claimed(session, run_id, worker_id, ran_on=device, updated_at=utcnow())
 
+    def set_pack(self, run_ids: Sequence[int], *, worker_id: int | None = None) -> None:
+        """Record that the claimed runs `run_ids` train together as one pack (the first's id, their
+        count), or alone when there is one: what a worker records when its device has room for
+        fewer of a claim's runs at once than it claimed."""
+        pack_id, pack_size = (run_ids[0], len(run_ids)) if len(run_ids) > 1 else (None, None)
+        with self._write() as session:
+            for run_id in run_ids:
+                change_claimed(session, run_id, worker_id, pack_id=pack_id, pack_size=pack_size, updated_at=utcnow())
+
     def set_progress(self, run_id: int, fraction: float, *, worker_id: int | None = None) -> None:
         """How far the running epoch has got (0..1); record_epoch sets it back to 0."""
         with self._write() as session:

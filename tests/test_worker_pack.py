@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+import engine.worker as worker_module
 import store.queue as queue_module
 from engine.worker import Slot, WorkerOptions
 from store.db import Store, open_store
@@ -52,6 +53,16 @@ def test_a_grid_trains_as_one_pack_and_each_run_is_the_run_it_would_be_alone(sto
             assert packed.ndcg_at_10 == pytest.approx(solo.ndcg_at_10, abs=1e-5)
     log = "\n".join(line.text for line in store.run_log(ids[1]))
     assert f"in a pack of 4 (runs {', '.join(map(str, ids))})" in log
+
+
+def test_a_claim_larger_than_the_device_has_room_for_trains_in_packs_that_fit(store, ratings, tmp_path,
+                                                                             monkeypatch):
+    monkeypatch.setattr(worker_module, "pack_room", lambda split, params, device, runs: 2)
+    ids = [store.enqueue(p) for p in grid(ratings)]
+    serve(store, tmp_path)
+    runs = [store.get_run(i) for i in ids]
+    assert [(r.status, r.pack_id, r.pack_size) for r in runs] == [("done", ids[0], 2)] * 2 + [("done", ids[2], 2)] * 2
+    assert "this one trains in a pack of 2" in "\n".join(line.text for line in store.run_log(ids[3]))
 
 
 def test_runs_that_cannot_share_a_step_are_not_packed(store, ratings, tmp_path):

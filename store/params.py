@@ -253,7 +253,8 @@ class RunParams:
     warmup: int = param(0, "epochs over which the learning rate rises linearly to --lr", label="Warm-up epochs",
                         hint="e.g. 2", check=_non_negative, advanced=True, per_run=True)
     lr_step: int = param(10, "epochs between decays (step schedule), or without improvement before one "
-                         "(plateau)", label="LR step", hint="e.g. 10 epochs", check=_positive, advanced=True, per_run=True)
+                         "(plateau)", label="LR step", hint="e.g. 10 epochs", check=_positive, advanced=True,
+                         per_run=True)
     lr_gamma: float = param(0.5, "factor of each learning-rate decay (step and plateau schedules)",
                             label="LR decay factor", hint="e.g. 0.5", check=_fraction, advanced=True, per_run=True)
     # GLocal-K's own (Han et al., 2021): the kernels' sparsity penalty, and its two phases.

@@ -8,7 +8,7 @@ Prints, for synthetic-1m (ML-1M's shape, batch 512, K=10):
      the epochs after the first (the first includes the warm-up and capture), and the largest
      difference in test RMSE between the two over all epochs (same seed: they should agree);
   2. the throughput of 1, 4 and 16 worker slots on one card: several slot processes claim short
-     MF runs from one queue; epochs per second of all slots together, measured between the 25th
+     MF runs from one queue, each run alone (pack 1); epochs per second of all slots together, measured between the 25th
      and 75th percentile of the epochs' timestamps so slot start-up (CUDA context, data) is excluded;
   3. packing (issue 14): MF and DeepMF runs of one grid (learning rates x weight decays, each run its
      own seed) trained as packs of 1, 4, 16, 64 and 256 through fit_pack (the pack's step vmapped over
@@ -56,7 +56,8 @@ def slot_throughput(slots: int, device: str, runs_per_slot: int, epochs: int) ->
         store = open_store(db)
         params = RunParams(model="mf", data="synthetic-1m", epochs=epochs, device="auto")
         store.enqueue_grid([params] * (slots * runs_per_slot), name=f"{slots} slots")
-        code = run_slots([device] * slots, WorkerOptions(db=db, exit_when_empty=True, poll_s=0.2))
+        # pack=1: this measures slots, each run alone; packing has its own part below.
+        code = run_slots([device] * slots, WorkerOptions(db=db, exit_when_empty=True, poll_s=0.2, pack=1))
         if code != 0:
             raise SystemExit(f"the {slots}-slot worker exited with {code}")
         stamps = sorted(e.created_at for run in store.leaderboard() for e in store.epochs(run.id))

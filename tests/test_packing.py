@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 import torch
 
-from engine import checkpoint, steps, trainer
+from engine import adam, checkpoint, steps, trainer
 from engine.adam import StackedAdam
 from engine.errors import ConfigError, DivergedError
 from engine.models import MODELS, _scatter_into, build_model
@@ -162,6 +162,20 @@ def test_the_autograd_packed_step_trains_mf_and_deepmf_as_they_would_be_alone(
     assert [type(step) for step in steps_made] == [HandStep] * len(runs) + [PackedStep]
     for outcome, result in zip(packed, alone):
         assert_same_run(outcome, result)
+
+
+@pytest.mark.parametrize("name", ["mf-bias", "deepmf-bias"])
+def test_a_hand_step_pack_without_the_fused_adam_kernel_trains_as_alone_too(
+        split: Split, steps_made: list[steps.Step], monkeypatch: pytest.MonkeyPatch, name: str) -> None:
+    # What a torch whose private kernel is missing or changed gets: each run's Adam is torch.optim.Adam.
+    monkeypatch.setattr(adam, "FUSED_ADAM", None)
+    structure, _ = STRUCTURES[name]
+    runs = variants(structure)
+    packed = fit_pack(split, runs)
+    (step,) = steps_made
+    assert isinstance(step, HandStep) and all(run_adam.kernel is None for run_adam in step.adams)
+    for run, outcome in zip(runs, packed):
+        assert_same_run(outcome, fit(split, **run))
 
 
 @pytest.mark.parametrize("model", ["mf", "gmf"])
@@ -426,7 +440,7 @@ def test_stacked_adam_moves_each_run_as_torch_adam_with_its_own_rate_and_decay()
     # Two runs' parameters in one buffer, and torch.optim.Adam over the same, a group per run.
     buffer = torch.cat([first.flatten(), second])
     member = torch.tensor([0] * first.numel() + [1] * second.numel())
-    adam = StackedAdam(buffer, member, lrs=[0.01, 0.003], weight_decays=[1e-2, 0.0])
+    stacked = StackedAdam(buffer, member, lrs=[0.01, 0.003], weight_decays=[1e-2, 0.0])
     ours = [first.clone().requires_grad_(), second.clone().requires_grad_()]
     reference = torch.optim.Adam([{"params": [ours[0]], "lr": 0.01, "weight_decay": 1e-2},
                                   {"params": [ours[1]], "lr": 0.003, "weight_decay": 0.0}])
@@ -435,7 +449,7 @@ def test_stacked_adam_moves_each_run_as_torch_adam_with_its_own_rate_and_decay()
         grads = torch.randn(7, 3, generator=gradients), torch.randn(5, generator=gradients)
         ours[0].grad, ours[1].grad = grads[0].clone(), grads[1].clone()
         reference.step()
-        adam.step(torch.cat([grads[0].flatten(), grads[1]]))
+        stacked.step(torch.cat([grads[0].flatten(), grads[1]]))
     expected = torch.cat([ours[0].detach().flatten(), ours[1].detach()])
     # Measured: equal to the bit.
     torch.testing.assert_close(buffer, expected, rtol=1e-6, atol=0)
@@ -447,12 +461,12 @@ def test_stacked_adam_leaves_a_run_with_a_rate_of_zero_unchanged() -> None:
     buffer = torch.randn(12)
     before = buffer.clone()
     member = torch.tensor([0] * 8 + [1] * 4)
-    adam = StackedAdam(buffer, member, lrs=[0.01, 0.01], weight_decays=[1e-3, 1e-3])
-    adam.step(torch.randn(12))
+    stacked = StackedAdam(buffer, member, lrs=[0.01, 0.01], weight_decays=[1e-3, 1e-3])
+    stacked.step(torch.randn(12))
     moved = buffer.clone()
-    adam.set_lrs([0.01, 0.0])  # run 1 has ended: it moves no further, though its moments still do
+    stacked.set_lrs([0.01, 0.0])  # run 1 has ended: it moves no further, though its moments still do
     for _ in range(20):
-        adam.step(torch.randn(12))
+        stacked.step(torch.randn(12))
     assert torch.equal(buffer[8:], moved[8:])
     assert not torch.equal(buffer[:8], moved[:8])
     assert not torch.equal(moved, before)

@@ -23,8 +23,9 @@ set-up and the final ranking.
 Worker level (--worker): for each pack size N, a fresh database gets the grid queued with `dmf-tui add`
 and `dmf-tui worker --exit-when-empty --pack N` trains it in a subprocess; the figure is the
 subprocess's wall time per run (start-up, dataset load and checkpoints included), beside the span from
-the first run's start to the last run's end as the store recorded them. `--pack 1 --slots 2` is the
-other way of using both cores.
+the first run's start to the last run's end as the store recorded them. Each pack size runs on torch's
+default intra-op threads (a pack uses the process's) and on one (OMP_NUM_THREADS=1). `--pack 1
+--slots 2` is the other way of using both cores.
 
 The machine is shared: each figure is printed with the load average and with how many cores other
 processes kept busy while it was taken (from /proc/stat, less this process and its children); a figure
@@ -294,13 +295,16 @@ class WorkerFigure:
     packs: list[int]  # the pack sizes the runs trained in
 
 
-def worker_run(model: str, epochs: int, runs: int, flags: Sequence[str]) -> WorkerFigure:
+def worker_run(model: str, epochs: int, runs: int, flags: Sequence[str], threads: int | None) -> WorkerFigure:
+    """`runs` runs of the grid queued in a fresh database, then trained by `dmf-tui worker FLAGS` on
+    torch's default intra-op threads, or `threads` of them (OMP_NUM_THREADS, which torch reads)."""
+    env = os.environ | ({"OMP_NUM_THREADS": str(threads)} if threads else {})
     with tempfile.TemporaryDirectory() as tmp:
         db = str(Path(tmp) / "runs.db")
         queue_grid(db, model, epochs, runs)
         with measuring() as figure:
             done = subprocess.run([dmf_tui(), "--db", db, "worker", "--exit-when-empty", "--poll", "0.2", *flags],
-                                  capture_output=True, text=True)
+                                  capture_output=True, text=True, env=env)
         if done.returncode != 0:
             raise SystemExit(f"worker {' '.join(flags)} exited {done.returncode}: {done.stderr[-2000:]}")
         store = open_store(db)
@@ -320,31 +324,35 @@ def worker_level(args: argparse.Namespace) -> int:
     if not worker_takes_pack():
         print("dmf-tui worker has no --pack yet: nothing to measure end to end")
         return 1
-    sizes = [int(s) for s in args.worker_packs.split(",")]
-    # Each pack size on the 8-run grid (16 runs for packs above 8), each number of runs with its own
-    # --pack 1 baseline first, and --pack 1 --slots 2 last.
-    settings = [(runs, ["--pack", str(n)]) for runs in sorted({max(8, n) for n in sizes})
-                for n in [1, *(n for n in sizes if max(8, n) == runs and n != 1)]]
-    settings.append((8, ["--pack", "1", "--slots", "2"]))
+    sizes = [int(s) for s in args.worker_packs.split(",") if s != "1"]
+    thread_settings = [None if t == "default" else int(t) for t in args.worker_threads.split(",")]
+    # For each number of runs (8; 16 for packs above 8): its --pack 1 baseline first, then each pack
+    # size on each thread setting; --pack 1 --slots 2 last.
+    settings: list[tuple[int, list[str], int | None]] = []
+    for runs in sorted({max(8, n) for n in [1, *sizes]}):
+        settings.append((runs, ["--pack", "1"], None))
+        settings += [(runs, ["--pack", str(n)], t) for t in thread_settings for n in sizes if max(8, n) == runs]
+    settings.append((8, ["--pack", "1", "--slots", "2"], None))
     table = []
     for model in args.models.split(","):
         print(f"== {model}: dmf-tui worker on a fresh queue per setting", flush=True)
         baselines: dict[int, WorkerFigure] = {}  # --pack 1, by number of runs
-        for runs, flags in settings:
-            label = f"{model} {runs} runs, worker {' '.join(flags)}"
-            _, result = calmest(label, partial(worker_run, model, args.epochs, runs, flags), busy=args.busy,
-                                tries=args.tries)
+        for runs, flags, threads in settings:
+            label = f"{model} {runs} runs, worker {' '.join(flags)}{f', OMP_NUM_THREADS={threads}' if threads else ''}"
+            _, result = calmest(label, partial(worker_run, model, args.epochs, runs, flags, threads),
+                                busy=args.busy, tries=args.tries)
             base = baselines.setdefault(runs, result)
             diff = max(abs(rmse - base.best[cell]) for cell, rmse in result.best.items())
-            table.append([model, str(runs), " ".join(flags), ",".join(map(str, result.packs)),
-                          f"{result.figure.seconds:.1f}", f"{result.figure.seconds / runs:.2f}",
-                          f"**{base.figure.seconds / result.figure.seconds:.2f}x**", f"{result.span / runs:.2f}",
-                          f"{diff:.1e}", f"{result.figure.others:.2f}", f"{result.figure.load:.2f}"])
+            wall = result.figure.seconds
+            table.append([model, str(runs), " ".join(flags), str(threads or f"torch's ({torch.get_num_threads()})"),
+                          ",".join(map(str, result.packs)), f"{wall:.1f}", f"{wall / runs:.2f}",
+                          f"**{base.figure.seconds / wall:.2f}x**", f"{result.span / runs:.2f}", f"{diff:.1e}",
+                          f"{result.figure.others:.2f}", f"{result.figure.load:.2f}"])
     print()
     print(f"Machine: {describe()}, torch {torch.__version__}; {dt.date.today().isoformat()}")
     print(f"Command: python bench/bench_pack.py {' '.join(sys.argv[1:])}")
     print()
-    print_table(["model", "runs", "worker flags", "packs trained", "wall s", "wall s/run", "vs --pack 1",
+    print_table(["model", "runs", "worker flags", "threads", "packs trained", "wall s", "wall s/run", "vs --pack 1",
                  "span s/run", "max best RMSE diff vs --pack 1", "others' cores", "load"], table)
     return 0
 
@@ -358,6 +366,8 @@ def main() -> int:
     parser.add_argument("--threads", default="1,2", help="torch intra-op threads for the packs, engine level")
     parser.add_argument("--autograd-pack", type=int, default=8, help="size of the autograd pack (0: skip)")
     parser.add_argument("--worker-packs", default="1,2,4,8,16", help="--pack values, worker level")
+    parser.add_argument("--worker-threads", default="default,1", help="intra-op threads of a packing worker, "
+                        "worker level: default (torch's) or a number (OMP_NUM_THREADS)")
     parser.add_argument("--busy", type=float, default=0.5, help="take a figure again when other processes "
                         "kept more than this many cores busy meanwhile")
     parser.add_argument("--tries", type=int, default=2, help="the most times a figure is taken")

@@ -184,7 +184,8 @@ def fit_pack(split: Split, runs: Sequence[Mapping[str, Any]],
     run that ends (its epochs done, stopped early, cancelled, diverged, or one of its callbacks raised)
     leaves the pack and the others train on; `on_end(index, outcome)` is called then. Returns each
     run's outcome, in order: its TrainResult, or the exception that ended it (a DivergedError, say).
-    An error of the step itself (out of memory) ends every run still training with it.
+    An error of the step itself (out of memory) ends every run still training with it; one that
+    `on_end` raises is the caller's, and ends the whole pack as it leaves fit_pack.
     """
     if not runs:
         raise ConfigError("a pack needs at least one run")
@@ -292,7 +293,11 @@ def fit_pack(split: Split, runs: Sequence[Mapping[str, Any]],
                                 break
             except Exception as exc:  # the step itself failed (out of memory): every live run ends with it
                 for run in list(live):
-                    finish(run, exc)
+                    if run in cancelled:  # it had stopped before: cancelled, as it asked
+                        run.stopped = "cancelled"
+                        finish(run)
+                    else:
+                        finish(run, exc)
                 break
             sums = sse.tolist()
             for run in list(live):
@@ -314,7 +319,9 @@ def _options(run: Mapping[str, Any]) -> dict[str, Any]:
     unknown = set(run) - set(_FIT_DEFAULTS)
     if unknown:
         raise ConfigError(f"unknown fit() argument(s): {', '.join(sorted(unknown))}")
-    return _FIT_DEFAULTS | dict(run)
+    options = _FIT_DEFAULTS | dict(run)
+    options["hidden"] = tuple(options["hidden"])  # [10, 5] and (10, 5) are one shape
+    return options
 
 
 def _capture(asked: bool | None, dev: torch.device, *, model: str, optimizer: str, constant: bool) -> bool:

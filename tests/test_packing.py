@@ -279,6 +279,23 @@ def test_a_failing_step_ends_every_run_still_training_with_its_error(split: Spli
     assert ended == [0, 1, 2]
 
 
+def test_a_run_cancelled_before_the_step_fails_in_its_epoch_ends_cancelled(split: Split,
+                                                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(trainer, "CHECK_EVERY", 2)
+    stop, _ = asked_to_stop_after(2)  # asked before the epoch, then at its second batch: stop
+    runs = [{**BASE, "lr": 0.01, "should_stop": stop}, {**BASE, "lr": 0.02, "seed": 1}]
+    make_step = steps.make_step
+    monkeypatch.setattr(trainer, "make_step", lambda *args, **kwargs: FailingStep(make_step(*args, **kwargs), 4))
+    cancelled, failed = fit_pack(split, runs)
+    assert isinstance(cancelled, TrainResult) and cancelled.stopped == "cancelled"
+    assert isinstance(failed, RuntimeError) and str(failed) == "out of memory"
+
+
+def test_hidden_layers_as_a_list_or_a_tuple_are_one_shape(split: Split) -> None:
+    runs = [{**BASE, "model": "deepmf", "hidden": [8, 4]}, {**BASE, "model": "deepmf", "hidden": (8, 4), "seed": 1}]
+    assert all(isinstance(outcome, TrainResult) for outcome in fit_pack(split, [{**run, "epochs": 1} for run in runs]))
+
+
 @pytest.mark.parametrize("model, kind", [("mf", HandStep), ("deepmf", HandStep), ("gmf", PackedStep),
                                          ("neumf", PackedStep)])
 def test_a_dropped_run_moves_no_further_while_the_others_train_on(model: str, kind: type[steps.Step]) -> None:

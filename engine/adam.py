@@ -96,6 +96,18 @@ class FusedAdam:
         if self.kernel is None:
             self.fallback.param_groups[0]["lr"] = lr
 
+    def take_state(self, other: FusedAdam) -> None:
+        """Go on from `other`'s moments and step count: the same parameters, in new storage (a pack
+        that lost some of its runs), so the next step is the one `other` would have taken."""
+        if self.kernel is None:
+            for mine, theirs in zip(self.params, other.params):
+                state = other.fallback.state[theirs]
+                self.fallback.state[mine] = {name: value.clone() for name, value in state.items()}
+            return
+        for mine, theirs in zip(self.exp_avgs + self.exp_avg_sqs, other.exp_avgs + other.exp_avg_sqs):
+            mine.copy_(theirs)
+        self.count.copy_(other.count)
+
     def step(self) -> None:
         if self.kernel is None:
             self.fallback.step()

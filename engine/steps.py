@@ -110,6 +110,8 @@ class SparseAdam:
 class Step:
     """What fit() calls with each batch of its pack; see the module's docstring."""
 
+    sse: torch.Tensor  # each run's sum of squared training errors, [V], added to by every call
+
     def __call__(self, *batch: torch.Tensor) -> None:
         raise NotImplementedError
 
@@ -121,6 +123,13 @@ class Step:
         """Stop moving run `member`'s parameters: it has ended (its epochs done, stopped early,
         cancelled, diverged), and the others train on exactly as before. A run alone is never dropped:
         its end is the end of training."""
+
+    def keep(self, members: Sequence[int]) -> Step:
+        """The step of a smaller pack: these members (by their place in this one) only, their
+        parameters moved to new storage and their optimizer state with them, so each goes on exactly
+        where it was. fit() makes it between epochs once runs have left, so that they cost nothing
+        more (a dropped run is still computed with the others, only never applied)."""
+        raise NotImplementedError(f"{type(self).__name__} trains one run")
 
     def zero_grad(self) -> None:
         """Drop the gradients autograd left (a captured step's live in the graph's memory)."""
@@ -170,15 +179,15 @@ class HandStep(Step):
     """
 
     def __init__(self, nets: Sequence[PairModel | RowModel], sse: torch.Tensor, *, lrs: Sequence[float],
-                 weight_decays: Sequence[float]) -> None:
-        self.sse = sse
+                 weight_decays: Sequence[float], one_buffer: bool = True) -> None:
+        self.nets, self.sse = list(nets), sse
         # Every parameter of every run becomes a view of one buffer, and every gradient a view of
         # another laid out alike (stack_parameters). The buffer is updated in place, outside autograd.
         params = stack_parameters(nets)
         self.grad = torch.zeros_like(params)
         stacked, grads = stacked_views(nets[0], params, len(nets)), stacked_views(nets[0], self.grad, len(nets))
         self.mse_grads = pack_hand_grads([net for net in nets if isinstance(net, PairModel)], stacked, grads)
-        if len(nets) == 1:  # the buffer is the one run's parameters in a row: one tensor for the kernel
+        if len(nets) == 1 and one_buffer:  # the buffer is the run's parameters in a row: one tensor for the kernel
             self.adams = [FusedAdam([params], [self.grad], lr=lrs[0], weight_decay=weight_decays[0])]
         else:
             self.adams = [FusedAdam([p[v] for p in stacked.values()], [g[v] for g in grads.values()], lr=lr,
@@ -210,6 +219,15 @@ class HandStep(Step):
         if self.adams[member] in self.moving:
             self.moving.remove(self.adams[member])
 
+    def keep(self, members: Sequence[int]) -> HandStep:
+        # Adam's state per parameter, as in any pack, even for one run left.
+        step = HandStep([self.nets[m] for m in members], self.sse.new_zeros(len(members)),
+                        lrs=[self.adams[m].lr for m in members],
+                        weight_decays=[self.adams[m].weight_decay for m in members], one_buffer=False)
+        for adam, m in zip(step.adams, members):
+            adam.take_state(self.adams[m])
+        return step
+
 
 class PackedStep(Step):
     """The autograd step over a pack of V pair models of one structure: each run's `loss_terms` at
@@ -223,7 +241,8 @@ class PackedStep(Step):
 
     def __init__(self, nets: Sequence[PairModel], sse: torch.Tensor, *, lrs: Sequence[float],
                  weight_decays: Sequence[float]) -> None:
-        self.net, self.sse, self.count = nets[0], sse, len(nets)
+        self.nets, self.net, self.sse, self.count = list(nets), nets[0], sse, len(nets)
+        self.weight_decays = list(weight_decays)
         self.params = stack_parameters(nets).requires_grad_()
         # For each element of the buffer, the run it belongs to (the padding between parameters: 0,
         # where it stays zero as everything there is zero).
@@ -245,7 +264,7 @@ class PackedStep(Step):
         self.terms = torch.func.vmap(run_terms)
 
     def __call__(self, *batch: torch.Tensor) -> None:
-        users, items, ratings = batch
+        users, items, ratings = (t.view(self.count, -1) for t in batch)  # [B] when one run is left
         params = {f"net.{name}": view for name, view in stacked_views(self.net, self.params, self.count).items()}
         mse, norms, bias_norms = self.terms(params, users, items, ratings)
         size = users.shape[-1]
@@ -263,6 +282,16 @@ class PackedStep(Step):
     def drop(self, member: int) -> None:
         self.moving[member] = False
         self.set_lrs(self.lrs)
+
+    def keep(self, members: Sequence[int]) -> PackedStep:
+        step = PackedStep([self.nets[m] for m in members], self.sse.new_zeros(len(members)),
+                          lrs=[self.lrs[m] for m in members], weight_decays=[self.weight_decays[m] for m in members])
+        index = torch.tensor(list(members), device=self.sse.device)
+        for mine, theirs in ((step.adam.exp_avg, self.adam.exp_avg), (step.adam.exp_avg_sq, self.adam.exp_avg_sq)):
+            for name, view in stacked_views(self.net, mine, len(members)).items():
+                view.copy_(stacked_views(self.net, theirs, self.count)[name].index_select(0, index))
+        step.adam.count.copy_(self.adam.count)
+        return step
 
     def zero_grad(self) -> None:
         self.params.grad = None
@@ -339,6 +368,11 @@ class GraphStep(Step):
 
     def drop(self, member: int) -> None:
         self.eager.drop(member)
+
+    def keep(self, members: Sequence[int]) -> GraphStep:
+        if not isinstance(self.eager, PackedStep):
+            raise NotImplementedError("a captured run alone is never made smaller")
+        return GraphStep(self.eager.keep(members), self.batch_size)  # captured again, for the new shapes
 
     def _eager(self, *batch: torch.Tensor) -> None:
         # Gradients left by a replay live in the graph's private memory; dropping them (set_to_none

@@ -182,7 +182,8 @@ def fit_pack(split: Split, runs: Sequence[Mapping[str, Any]],
     its own schedule, epochs, early stopping, cancel, checkpoint and ranking; the runs share only the
     kernels of each step, so on CPU each run's figures are its own run's to within float rounding. A
     run that ends (its epochs done, stopped early, cancelled, diverged, or one of its callbacks raised)
-    leaves the pack and the others train on; `on_end(index, outcome)` is called then. Returns each
+    leaves the pack and the others train on: it stops moving at once, and from the next epoch the
+    step trains the others only (Step.keep); `on_end(index, outcome)` is called when it ends. Returns each
     run's outcome, in order: its TrainResult, or the exception that ended it (a DivergedError, say).
     An error of the step itself (out of memory) ends every run still training with it; one that
     `on_end` raises is the caller's, and ends the whole pack as it leaves fit_pack.
@@ -228,20 +229,20 @@ def fit_pack(split: Split, runs: Sequence[Mapping[str, Any]],
             raise ConfigError("the split has an empty train or test part")
         data = _Data(split, train, test, val, checkpoints=any(o["checkpoint_path"] is not None for o in options))
         members = [_Run(index, o, schedule, data, dev) for index, (o, schedule) in enumerate(zip(options, schedules))]
-        # Sum of squared training errors over the epoch of each run, kept on the device so no batch
-        # waits for the host.
-        sse = torch.zeros(len(members), device=dev)
-        step = make_step([run.net for run in members], sse, optimizer=optimizer,
+        # Sum of squared training errors over the epoch of each run (step.sse), kept on the device so
+        # no batch waits for the host.
+        step = make_step([run.net for run in members], torch.zeros(len(members), device=dev), optimizer=optimizer,
                          lrs=[schedule.at(1) for schedule in schedules],
                          weight_decays=[o["weight_decay"] for o in options], momentum=first["momentum"],
                          batch_size=batch_size, capture=capture)
         outcomes: list[TrainResult | Exception | None] = [None] * len(members)
-        live = list(members)  # the runs still training
+        live = list(members)  # the runs still training, in their order in the step
+        size = len(live)  # how many runs the step trains (some of them dropped since, maybe)
 
         def finish(run: _Run, error: Exception | None = None) -> None:
             """End `run`: it leaves the step and the live runs; its outcome is handed on."""
             live.remove(run)
-            step.drop(run.index)
+            step.drop(run.slot)
             outcome: TrainResult | Exception
             if error is not None:
                 outcome = error
@@ -271,12 +272,17 @@ def fit_pack(split: Split, runs: Sequence[Mapping[str, Any]],
                     finish(run)
             if not live:
                 break
+            if len(live) < size:  # runs have left the pack: the rest go on in a smaller one
+                step = step.keep([run.slot for run in live])
+                size = len(live)
+                for slot, run in enumerate(live):
+                    run.slot = slot
             started = time.perf_counter()
-            sse.zero_()
+            step.sse.zero_()
             for run in live:
                 run.net.train()
-            step.set_lrs([run.schedule.at(epoch) for run in members])
-            batches, n_batches = _batches(members, live, train, batch_size)
+            step.set_lrs([run.schedule.at(epoch) for run in live])
+            batches, n_batches = _batches(live, train, batch_size)
             cancelled: set[_Run] = set()  # asked to stop during this epoch
             try:
                 # The hand-written step needs no autograd, so inference mode is entered once an epoch
@@ -288,7 +294,7 @@ def fit_pack(split: Split, runs: Sequence[Mapping[str, Any]],
                             for run in list(live):
                                 if run not in cancelled and attempt(run, partial(run.progress, b, n_batches)):
                                     cancelled.add(run)
-                                    step.drop(run.index)  # it moves no further, though the epoch goes on
+                                    step.drop(run.slot)  # it moves no further, though the epoch goes on
                             if all(run in cancelled for run in live):
                                 break
             except Exception as exc:  # the step itself failed (out of memory): every live run ends with it
@@ -299,12 +305,12 @@ def fit_pack(split: Split, runs: Sequence[Mapping[str, Any]],
                     else:
                         finish(run, exc)
                 break
-            sums = sse.tolist()
+            sums = step.sse.tolist()
             for run in list(live):
                 if run in cancelled:
                     run.stopped = "cancelled"
                     finish(run)
-                elif attempt(run, partial(run.end_epoch, epoch, sums[run.index], started)) is False:
+                elif attempt(run, partial(run.end_epoch, epoch, sums[run.slot], started)) is False:
                     finish(run)
     ended = [outcome for outcome in outcomes if outcome is not None]
     assert len(ended) == len(outcomes), "every run ends by its last epoch"
@@ -342,21 +348,19 @@ def _capture(asked: bool | None, dev: torch.device, *, model: str, optimizer: st
     return asked
 
 
-def _batches(members: Sequence[_Run], live: Sequence[_Run], train: _Part,
-             batch_size: int) -> tuple[Iterator[tuple[torch.Tensor, ...]], int]:
-    """One epoch's batches of the pack and how many there are: the training part shuffled in each live
-    run's own order, [B] tensors for a run alone, [V, B] for a pack (a run that has ended gets the
-    part as it is, drawing nothing: its rows are computed with the others' and never applied)."""
-    if len(members) == 1:
-        (run,) = members
+def _batches(runs: Sequence[_Run], train: _Part, batch_size: int) -> tuple[Iterator[tuple[torch.Tensor, ...]], int]:
+    """One epoch's batches of the pack's `runs` and how many there are: the training part shuffled in
+    each run's own order, [B] tensors for a run alone, [V, B] for a pack."""
+    if len(runs) == 1:
+        (run,) = runs
         if isinstance(run.net, RowModel):
             return iter(run.net.batches(batch_size, run.shuffle)), run.net.n_batches(batch_size)
         order = run.order(len(train[0]))
         # index_select rather than t[order]: the same rows, faster on CPU. The batches are views into
         # the shuffled copy; the last one is simply shorter.
         return zip(*(torch.split(t.index_select(0, order), batch_size) for t in train)), _count(train, batch_size)
-    orders = [run.order(len(train[0])) if run in live else None for run in members]
-    stacked = [torch.stack([t if order is None else t.index_select(0, order) for order in orders]) for t in train]
+    orders = [run.order(len(train[0])) for run in runs]
+    stacked = [torch.stack([t.index_select(0, order) for order in orders]) for t in train]
     return zip(*(torch.split(t, batch_size, dim=1) for t in stacked)), _count(train, batch_size)
 
 
@@ -385,6 +389,7 @@ class _Run:
     def __init__(self, index: int, options: dict[str, Any], schedule: _Schedule, data: _Data,
                  dev: torch.device) -> None:
         self.index, self.options, self.schedule, self.data = index, options, schedule, data
+        self.slot = index  # its place in the pack's step, which changes as other runs leave
         dataset = data.split.dataset
         self.model_config = _ModelConfig(
             k=options["k"], hidden=list(options["hidden"]), bias=options["bias"], dropout=options["dropout"],

@@ -190,6 +190,26 @@ def test_each_run_trains_its_own_number_of_epochs_and_a_short_one_leaving_distur
     assert_same_run(long, fit(split, **runs[1]))
 
 
+@pytest.mark.parametrize("model, kernel", [("mf", True), ("mf", False), ("deepmf", True), ("gmf", True)])
+def test_runs_that_have_left_cost_nothing_more_the_pack_goes_on_smaller(split: Split, model: str, kernel: bool,
+                                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    if not kernel:  # torch.optim.Adam's state is carried over instead of the kernel's
+        monkeypatch.setattr(adam, "FUSED_ADAM", None)
+    kept: list[list[int]] = []
+    for kind in (HandStep, PackedStep):
+        def spying(self: Any, members: Sequence[int], real: Callable[..., steps.Step] = kind.keep) -> steps.Step:
+            kept.append(list(members))
+            return real(self, members)
+        monkeypatch.setattr(kind, "keep", spying)
+    runs = [{**BASE, "model": model, "epochs": epochs, "seed": seed, "lr": 0.01 * (seed + 1)}
+            for seed, epochs in enumerate((1, 4, 2))]
+    outcomes = fit_pack(split, runs)
+    # After epoch 1 the step keeps runs 1 and 2 (its places 1 and 2), after epoch 2 run 1 (now place 0).
+    assert kept == [[1, 2], [0]]
+    for run, outcome in zip(runs, outcomes):
+        assert_same_run(outcome, fit(split, **run))
+
+
 def asked_to_stop_after(calls: int) -> tuple[Callable[[], bool], list[int]]:
     """A should_stop that says stop from its `calls`-th call on, and the list its calls go to."""
     asked: list[int] = []
@@ -249,7 +269,7 @@ class FailingStep(steps.Step):
     """`step`, but its `fail_at`-th call raises, as a step that ran out of memory would."""
 
     def __init__(self, step: steps.Step, fail_at: int) -> None:
-        self.step, self.fail_at, self.calls = step, fail_at, 0
+        self.step, self.fail_at, self.calls, self.sse = step, fail_at, 0, step.sse
 
     def __call__(self, *batch: torch.Tensor) -> None:
         self.calls += 1
@@ -262,6 +282,9 @@ class FailingStep(steps.Step):
 
     def drop(self, member: int) -> None:
         self.step.drop(member)
+
+    def keep(self, members: Sequence[int]) -> steps.Step:
+        return FailingStep(self.step.keep(members), self.fail_at - self.calls)  # the same call fails
 
 
 def test_a_failing_step_ends_every_run_still_training_with_its_error(split: Split,

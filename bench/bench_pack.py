@@ -2,6 +2,7 @@
 
     .venv/bin/python bench/bench_pack.py             # engine level: fit() vs fit_pack(), MF and DeepMF
     .venv/bin/python bench/bench_pack.py --worker    # end to end: `dmf-tui worker --pack N` on a temp db
+    .venv/bin/python bench/bench_pack.py --steps     # the CPU step alone: where a packed step's time goes
 
 The grid is the issue's: lr 1e-3, 3e-3, 1e-2, 3e-2 x weight decay 0, 1e-5 (8 runs, seed 0) on
 synthetic-1m (ML-1M's shape, the lab's split), 3 epochs each, CPU; 16 runs are that grid x seeds 0, 1.
@@ -26,6 +27,10 @@ subprocess's wall time per run (start-up, dataset load and checkpoints included)
 the first run's start to the last run's end as the store recorded them. Each pack size runs on torch's
 default intra-op threads (a pack uses the process's) and on one (OMP_NUM_THREADS=1). `--pack 1
 --slots 2` is the other way of using both cores.
+
+Steps (--steps): engine.steps.HandStep alone on random batches of synthetic-1m, for packs of 1 and 8
+on 1 and 2 threads: microseconds per step, split into the gradients of all runs (one set of kernels)
+and Adam (its fused kernel once per run, over every parameter: dense Adam moves every row every step).
 
 The machine is shared: each figure is printed with the load average and with how many cores other
 processes kept busy while it was taken (from /proc/stat, less this process and its children); a figure
@@ -63,6 +68,7 @@ from engine.models import build_model
 from engine.ranking import ranking_metrics
 from engine.scoring import user_scorer
 from engine.split import Split, split_dataset
+from engine.steps import HandStep
 from engine.trainer import TrainResult, fit, fit_pack
 from store.db import open_store
 
@@ -268,6 +274,59 @@ def engine_level(args: argparse.Namespace, split: Split) -> int:
     return 0
 
 
+# --- the step alone ----------------------------------------------------------------------------------
+
+def step_microseconds(split: Split, model: str, size: int, steps: int) -> tuple[float, float, float]:
+    """Microseconds per step of a HandStep training `size` runs of `model`: the whole step, its
+    gradients, its Adam updates (each timed on its own over `steps` calls, after a warm-up)."""
+    ds = split.dataset
+    nets = []
+    for seed in range(size):
+        torch.manual_seed(seed)
+        nets.append(build_model(model, ds.n_users, ds.n_items, k=10, hidden=[10, 5]))
+    step = HandStep(nets, torch.zeros(size), lrs=[1e-3] * size, weight_decays=[1e-5] * size)
+    users, items, ratings = (torch.as_tensor(a) for a in split.part("train"))
+    rows = torch.randint(0, len(users), (size, 512), generator=torch.Generator().manual_seed(0))
+    # [8, 512] for a pack, [512] for a run alone, as fit hands them to the step.
+    batch = [t[rows] if size > 1 else t[rows[0]] for t in (users.long(), items.long(), ratings.float())]
+
+    def adams() -> None:
+        for adam in step.adams:
+            adam.step()
+
+    parts: list[Callable[[], object]] = [lambda: step(*batch), lambda: step.mse_grads(*batch), adams]
+    out = []
+    with torch.inference_mode():
+        for part in parts:
+            for _ in range(50):
+                part()
+            started = time.perf_counter()
+            for _ in range(steps):
+                part()
+            out.append((time.perf_counter() - started) / steps * 1e6)
+    return out[0], out[1], out[2]
+
+
+def step_level(args: argparse.Namespace, split: Split) -> int:
+    table = []
+    for model in args.models.split(","):
+        for n_threads in (int(t) for t in args.threads.split(",")):
+            for size in (1, 8):
+                with threads(n_threads), measuring() as figure:
+                    whole, grads, adam = step_microseconds(split, model, size, args.step_count)
+                table.append([model, str(size), str(n_threads), f"{whole:.0f}", f"{grads:.0f}", f"{adam:.0f}",
+                              f"**{whole / size:.0f}**", f"{adam / size:.0f}", f"{figure[0].others:.2f}",
+                              f"{figure[0].load:.2f}"])
+                print("| " + " | ".join(table[-1]) + " |", flush=True)
+    print()
+    print(f"Machine: {describe()}, torch {torch.__version__}; {dt.date.today().isoformat()}")
+    print(f"Command: python bench/bench_pack.py {' '.join(sys.argv[1:])}")
+    print()
+    print_table(["model", "pack", "threads", "step us", "gradients us", "Adam us", "step us per run",
+                 "Adam us per run", "others' cores", "load"], table)
+    return 0
+
+
 # --- worker level ------------------------------------------------------------------------------------
 
 def dmf_tui() -> str:
@@ -368,6 +427,8 @@ def main() -> int:
     parser.add_argument("--worker-packs", default="1,2,4,8,16", help="--pack values, worker level")
     parser.add_argument("--worker-threads", default="default,1", help="intra-op threads of a packing worker, "
                         "worker level: default (torch's) or a number (OMP_NUM_THREADS)")
+    parser.add_argument("--steps", action="store_true", help="the CPU step alone, packs of 1 and 8")
+    parser.add_argument("--step-count", type=int, default=300, help="steps timed per figure, --steps")
     parser.add_argument("--busy", type=float, default=0.5, help="take a figure again when other processes "
                         "kept more than this many cores busy meanwhile")
     parser.add_argument("--tries", type=int, default=2, help="the most times a figure is taken")
@@ -375,7 +436,8 @@ def main() -> int:
     print(f"{describe()}, torch {torch.__version__}", flush=True)
     if args.worker:
         return worker_level(args)
-    return engine_level(args, split_dataset(load_dataset("synthetic-1m")))
+    split = split_dataset(load_dataset("synthetic-1m"))
+    return step_level(args, split) if args.steps else engine_level(args, split)
 
 
 if __name__ == "__main__":

@@ -481,16 +481,17 @@ class _Run:
 
 
 class _ThreadGovernor:
-    """The intra-op threads of a pack's steps on CPU: `most` (the slot's share of the cores) or one,
-    whichever trains faster now, timed on the steps themselves.
+    """The intra-op threads of a pack's steps on CPU: one, or `most` (the slot's share of the cores)
+    while that trains faster, timed on the steps themselves.
 
     Why: with every core free, a pack's kernels are big enough for two threads to share (dense Adam
     over every run's parameters above all); but while another process holds a core, each kernel's
     threads wait at its end for the descheduled one, and a pack ran 30x slower on two threads than
     on one (bench/RESULTS.md, "Packed runs"). So the steps are timed over every WINDOW batches and
-    the faster setting kept; the other is tried again after PATIENCE windows, then after twice as
-    many each time it loses (the machine may change; a losing trial costs one window). With `most`
-    = 1 it does nothing.
+    the faster setting kept. The other is tried again after PATIENCE windows, then twice as many
+    each time it loses; a trial is given up as soon as it has taken longer than a whole window of
+    the setting it challenges, so a losing one costs a batch or two, not a window. It starts on one
+    thread, the safe one. With `most` = 1 it does nothing.
     """
 
     WINDOW = 20
@@ -500,10 +501,10 @@ class _ThreadGovernor:
     def __init__(self, most: int, clock: Callable[[], float] = time.perf_counter,
                  set_threads: Callable[[int], None] = torch.set_num_threads) -> None:
         self.most, self.clock, self.set_threads = most, clock, set_threads
-        self.threads = most
+        self.threads = 1
         self.seconds: dict[int, float] = {}  # threads -> seconds per batch, when last timed
-        self.trying = False  # whether `threads` is on trial, the other having been faster
-        self.patience = self.until_trial = self.PATIENCE
+        self.trying = False  # whether `threads` is on trial against the other
+        self.patience, self.until_trial = self.PATIENCE, 0
         self.since, self.batch = 0.0, 0
 
     def start(self) -> None:
@@ -514,29 +515,33 @@ class _ThreadGovernor:
 
     def tick(self, batch: int) -> None:
         """`batch` batches of the epoch are done."""
-        if self.most <= 1 or batch - self.batch < self.WINDOW:
+        if self.most <= 1:
+            return
+        other = 1 if self.threads == self.most else self.most
+        done = batch - self.batch
+        if self.trying and other in self.seconds:
+            now = self.clock()
+            if now - self.since > self.WINDOW * self.seconds[other]:  # lost already: back, and wait longer
+                self.seconds[self.threads] = (now - self.since) / done
+                self.patience = self.until_trial = min(self.MOST_PATIENCE, 2 * self.patience)
+                self.use(other, trying=False, now=now, batch=batch)
+                return
+        if done < self.WINDOW:
             return
         now = self.clock()
-        self.seconds[self.threads] = (now - self.since) / (batch - self.batch)
+        self.seconds[self.threads] = (now - self.since) / done
         self.since, self.batch = now, batch
-        other = 1 if self.threads == self.most else self.most
-        if other not in self.seconds:
-            self.use(other, trying=False)  # time each setting once
-        elif self.seconds[self.threads] > self.seconds[other]:
-            if self.trying:  # it lost again: wait longer before the next trial
-                self.patience = min(self.MOST_PATIENCE, 2 * self.patience)
-            self.until_trial = self.patience
-            self.use(other, trying=False)
-        elif self.trying:  # it won: the machine changed
-            self.patience = self.until_trial = self.PATIENCE
-            self.trying = False
+        if self.trying:  # a whole window no slower than the other's: it won, the machine changed
+            self.trying, self.patience, self.until_trial = False, self.PATIENCE, self.PATIENCE
+        elif other in self.seconds and self.seconds[self.threads] > self.seconds[other]:
+            self.use(other, trying=True, now=now, batch=batch)  # this one got slower: try the other
         elif self.until_trial > 0:
             self.until_trial -= 1
         else:
-            self.use(other, trying=True)
+            self.use(other, trying=True, now=now, batch=batch)
 
-    def use(self, threads: int, *, trying: bool) -> None:
-        self.threads, self.trying = threads, trying
+    def use(self, threads: int, *, trying: bool, now: float, batch: int) -> None:
+        self.threads, self.trying, self.since, self.batch = threads, trying, now, batch
         self.set_threads(threads)
 
 

@@ -553,12 +553,12 @@ def test_a_pack_trains_on_the_faster_thread_count_and_follows_the_machine_when_i
     machine = Machine({2: 1.0, 1: 1.8})  # every core free: two threads are faster
     governor = trainer._ThreadGovernor(2, clock=lambda: machine.now, set_threads=machine.set_threads)
     used = machine.train(governor, 3000)
-    assert used[:20] == [2] * 20 and used[20:40] == [1] * 20  # each timed over a short probe first
+    assert used[:20] == [1] * 20 and used[20:40] == [2] * 20  # one thread first, the safe one, then two
     assert used[-1] == 2 and used.count(1) < 0.05 * len(used)
 
     machine.cost = {2: 30.0, 1: 1.8}  # another process takes a core: two threads wait for each other
     used = machine.train(governor, 3000)
-    assert used[-1] == 1 and used.count(2) < 0.05 * len(used)
+    assert used[-1] == 1 and used.count(2) < 0.02 * len(used)  # a window to see it, then a batch or two a trial
     # It keeps trying two threads, ever more rarely while they lose, so it sees the core come back.
     machine.cost = {2: 1.0, 1: 1.8}
     used = machine.train(governor, 60_000)

@@ -546,11 +546,8 @@ class _ThreadGovernor:
 
 
 @contextlib.contextmanager
-def _intra_op_threads(n: int | None) -> Iterator[None]:
-    """Run the block with `n` torch intra-op threads (None: leave the setting alone), then restore it."""
-    if n is None:
-        yield
-        return
+def _intra_op_threads(n: int) -> Iterator[None]:
+    """Run the block with `n` torch intra-op threads, then restore the setting."""
     before = torch.get_num_threads()
     torch.set_num_threads(n)
     try:

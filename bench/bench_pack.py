@@ -35,7 +35,8 @@ and Adam (its fused kernel once per run, over every parameter: dense Adam moves 
 The machine is shared: each figure is printed with the load average and with how many cores other
 processes kept busy while it was taken (from /proc/stat, less this process and its children); a figure
 taken while others used more than --busy cores is taken again (up to --tries times), and the calmest
-try is kept.
+try is kept. --contend makes the sharing deliberate: a spinning child process holds one core during
+every figure (counted as this process's CPU, not others').
 """
 
 from __future__ import annotations
@@ -124,12 +125,28 @@ def measuring() -> Iterator[list[Measured]]:
         out.append(Measured(wall, others, os.getloadavg()[0]))
 
 
-def calmest(label: str, work: Callable[[], T], *, busy: float, tries: int) -> tuple[Measured, T]:
+@contextlib.contextmanager
+def spinning(on: bool) -> Iterator[None]:
+    """With `on`, a child process keeps one core busy meanwhile, as another engineer's tests would. It
+    is waited for before `measuring` ends, so its CPU counts as this process's, not as others'."""
+    if not on:
+        yield
+        return
+    spinner = subprocess.Popen([sys.executable, "-c", "while True: pass"])
+    try:
+        yield
+    finally:
+        spinner.kill()
+        spinner.wait()
+
+
+def calmest(label: str, work: Callable[[], T], *, busy: float, tries: int, contend: bool) -> tuple[Measured, T]:
     """Run `work` once, again (up to `tries` in all) while others kept more than `busy` cores busy;
-    the calmest try's figure and result. Each try is printed as it ends."""
+    the calmest try's figure and result. Each try is printed as it ends. With `contend`, a spinning
+    child process holds one core while `work` runs."""
     best: tuple[Measured, T] | None = None
     for attempt in range(1, tries + 1):
-        with measuring() as figure:
+        with measuring() as figure, spinning(contend):
             result = work()
         (m,) = figure
         print(f"  {label}: {m.seconds:.2f} s ({m.note}){' try ' + str(attempt) if attempt > 1 else ''}", flush=True)
@@ -219,7 +236,7 @@ def measure_model(args: argparse.Namespace, split: Split, model: str, cells: Seq
     print(f"== {model}: {len(cells)} runs solo through fit, then packs", flush=True)
     kwargs = [run_kwargs(model, args.epochs, cell) for cell in cells]
     figure, solo = calmest(f"{model} solo x{len(cells)}", lambda: [fit(split, **kw) for kw in kwargs],
-                           busy=args.busy, tries=args.tries)
+                           busy=args.busy, tries=args.tries, contend=args.contend)
     rows = [Row(model, len(cells), 1, 1, "hand", figure, sum(epoch_seconds([r]) for r in solo), None)]
 
     def packed(size: int, n_threads: int, kind: str) -> None:
@@ -230,7 +247,7 @@ def measure_model(args: argparse.Namespace, split: Split, model: str, cells: Seq
         with threads(n_threads), step:
             figure, by_pack = calmest(f"{model} {len(runs)} runs in packs of {size}, {n_threads} thread(s), {kind}",
                                       lambda: [fit_pack(split, pack) for pack in packs],
-                                      busy=args.busy, tries=args.tries)
+                                      busy=args.busy, tries=args.tries, contend=args.contend)
         outcomes = [outcome for pack in by_pack for outcome in pack]
         rows.append(Row(model, len(runs), size, n_threads, kind, figure, sum(epoch_seconds(p) for p in by_pack),
                         max_difference(outcomes, solo)))
@@ -399,7 +416,7 @@ def worker_level(args: argparse.Namespace) -> int:
         for runs, flags, threads in settings:
             label = f"{model} {runs} runs, worker {' '.join(flags)}{f', OMP_NUM_THREADS={threads}' if threads else ''}"
             _, result = calmest(label, partial(worker_run, model, args.epochs, runs, flags, threads),
-                                busy=args.busy, tries=args.tries)
+                                busy=args.busy, tries=args.tries, contend=args.contend)
             base = baselines.setdefault(runs, result)
             diff = max(abs(rmse - base.best[cell]) for cell, rmse in result.best.items())
             wall = result.figure.seconds
@@ -431,6 +448,8 @@ def main() -> int:
     parser.add_argument("--step-count", type=int, default=300, help="steps timed per figure, --steps")
     parser.add_argument("--busy", type=float, default=0.5, help="take a figure again when other processes "
                         "kept more than this many cores busy meanwhile")
+    parser.add_argument("--contend", action="store_true", help="keep one core busy with a spinning process "
+                        "during every figure, as a shared machine does")
     parser.add_argument("--tries", type=int, default=2, help="the most times a figure is taken")
     args = parser.parse_args()
     print(f"{describe()}, torch {torch.__version__}", flush=True)

@@ -17,7 +17,10 @@ Prints, for synthetic-1m (ML-1M's shape, batch 512, K=10):
      whole fit_pack call (set-up and each run's final ranking included); then --compare packed runs
      against as many runs alone, the solo figure extrapolated from --solo-runs runs through fit, and
      the largest test RMSE difference between those solo runs and the same runs in the pack.
-Then the card, torch and CUDA versions, as a markdown block for bench/RESULTS.md.
+Then the card, torch and CUDA versions, as a markdown block for bench/RESULTS.md. `--epochs 0`, an empty
+`--slots` or an empty `--packs` skips that part, to fit a run into the device time there is:
+
+    .venv/bin/python bench/bench_gpu.py --epochs 0 --slots ""   # the packing part alone
 """
 
 from __future__ import annotations
@@ -104,19 +107,20 @@ def pack_rates(split, model: str, device: str, size: int, epochs: int) -> tuple[
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--device", default="cuda")
-    parser.add_argument("--epochs", type=int, default=4, help="epochs per eager/captured timing")
-    parser.add_argument("--slots", default="1,4,16", help="slot counts to measure")
+    parser.add_argument("--epochs", type=int, default=4, help="epochs per eager/captured timing (0: skip it)")
+    parser.add_argument("--slots", default="1,4,16", help="slot counts to measure (empty: skip them)")
     parser.add_argument("--slot-epochs", type=int, default=10, help="epochs of each run in the slot test")
     parser.add_argument("--runs-per-slot", type=int, default=3)
-    parser.add_argument("--packs", default="1,4,16,64,256", help="pack sizes to measure")
+    parser.add_argument("--packs", default="1,4,16,64,256", help="pack sizes to measure (empty: skip them)")
     parser.add_argument("--pack-epochs", type=int, default=3, help="epochs of each run in the pack test")
     parser.add_argument("--compare", type=int, default=64, help="the pack size compared with as many runs alone")
     parser.add_argument("--solo-runs", type=int, default=3, help="runs alone timed for that comparison")
     parser.add_argument("--quick", action="store_true", help="small settings, to check the script works")
     args = parser.parse_args()
-    if args.quick:
-        args.epochs, args.slots, args.slot_epochs, args.runs_per_slot = 2, "1,2", 2, 1
-        args.packs, args.pack_epochs, args.compare, args.solo_runs = "1,2,4", 1, 4, 1
+    if args.quick:  # the same parts, smaller (a part skipped stays skipped)
+        args.epochs = min(args.epochs, 2)
+        args.slots, args.slot_epochs, args.runs_per_slot = "1,2" if args.slots else "", 2, 1
+        args.packs, args.pack_epochs, args.compare, args.solo_runs = "1,2,4" if args.packs else "", 1, 4, 1
 
     device = str(resolve_device(args.device))
     on_cuda = device.startswith("cuda")
@@ -124,7 +128,7 @@ def main() -> int:
     print(f"synthetic-1m: {len(split.train)} train rows, batch 512, K=10, on {device}", flush=True)
 
     rows = []
-    for model in ("mf", "deepmf"):
+    for model in ("mf", "deepmf") if args.epochs else ():
         eager_s, eager_rmse = epoch_times(split, model, device, False, args.epochs)
         if on_cuda:
             captured_s, captured_rmse = epoch_times(split, model, device, True, args.epochs)
@@ -136,7 +140,7 @@ def main() -> int:
 
     slot_rows = []
     base = None
-    for slots in (int(s) for s in args.slots.split(",")):
+    for slots in (int(s) for s in args.slots.split(",") if s):
         rate = slot_throughput(slots, device, args.runs_per_slot, args.slot_epochs)
         base = base or rate
         slot_rows.append(f"| {slots} | {rate:.2f} | {rate / base:.2f}x |")
@@ -145,7 +149,7 @@ def main() -> int:
     pack_rows, compare_rows = [], []
     for model in ("mf", "deepmf"):
         by_size: dict[int, tuple[float, float, list[TrainResult]]] = {}
-        for size in sorted(int(s) for s in args.packs.split(",")):
+        for size in sorted(int(s) for s in args.packs.split(",") if s):
             by_size[size] = pack_rates(split, model, device, size, args.pack_epochs)
             epochs_rate, whole_rate, _ = by_size[size]
             base_epochs, base_whole = by_size[min(by_size)][:2]
@@ -179,7 +183,7 @@ def main() -> int:
     print("|---:|---:|---:|")
     print("\n".join(slot_rows))
     print()
-    smallest = min(int(s) for s in args.packs.split(","))
+    smallest = min((int(s) for s in args.packs.split(",") if s), default=1)
     print(f"| model | pack size | run-epochs/s (epochs) | vs pack of {smallest} | run-epochs/s (whole fit_pack) "
           f"| vs pack of {smallest} |")
     print("|---|---:|---:|---:|---:|---:|")

@@ -11,7 +11,9 @@ Engine level, for each model:
   - solo: the 16 runs one after another through engine.trainer.fit (which trains a pair model alone on
     one thread, whatever the process has); its seconds per run is the baseline of every speed-up;
   - packs: the runs split into packs of 2, 4, 8 (the 8-run grid) and 16 (the 16 runs), each pack one
-    fit_pack call, with torch's intra-op threads set to 1 and to 2 (a pack uses the process's threads);
+    fit_pack call, with torch's intra-op threads set to 1 and to 2 before it: a pack trains on one
+    thread or up to the process's, whichever its steps find faster (fit_pack's _ThreadGovernor), so
+    "up to 2" lets it choose and 1 holds it to one;
   - autograd: a pack of 8 through PackedStep (torch.func.vmap + StackedAdam) rather than the
     hand-written HandStep, by making engine.steps.has_hand_grads say no;
   - ranking: one engine.ranking.ranking_metrics call (the ranking fit does once per run when the run
@@ -24,9 +26,9 @@ set-up and the final ranking.
 Worker level (--worker): for each pack size N, a fresh database gets the grid queued with `dmf-tui add`
 and `dmf-tui worker --exit-when-empty --pack N` trains it in a subprocess; the figure is the
 subprocess's wall time per run (start-up, dataset load and checkpoints included), beside the span from
-the first run's start to the last run's end as the store recorded them. Each pack size runs on torch's
-default intra-op threads (a pack uses the process's) and on one (OMP_NUM_THREADS=1). `--pack 1
---slots 2` is the other way of using both cores.
+the first run's start to the last run's end as the store recorded them. Each pack size runs with
+torch's default intra-op threads (2 here: the pack chooses 1 or 2 as above) and held to one
+(OMP_NUM_THREADS=1). `--pack 1 --slots 2` is the other way of using both cores.
 
 Steps (--steps): engine.steps.HandStep alone on random batches of synthetic-1m, for packs of 1 and 8
 on 1 and 2 threads: microseconds per step, split into the gradients of all runs (one set of kernels)
@@ -174,9 +176,15 @@ class Row:
     def cells(self, solo_per_run: float) -> list[str]:
         per_run = self.figure.seconds / self.runs
         diff = "-" if self.max_diff is None else f"{self.max_diff:.1e}"
-        return [self.model, str(self.runs), "solo (fit)" if self.pack == 1 else str(self.pack), str(self.threads),
-                self.step, f"{self.figure.seconds:.1f}", f"{per_run:.2f}", f"{self.in_epochs / self.runs:.2f}",
-                f"**{solo_per_run / per_run:.2f}x**", diff, f"{self.figure.others:.2f}", f"{self.figure.load:.2f}"]
+        pack = "solo (fit)" if self.pack == 1 else str(self.pack)
+        return [self.model, str(self.runs), pack, threads_cell(self.threads), self.step, f"{self.figure.seconds:.1f}",
+                f"{per_run:.2f}", f"{self.in_epochs / self.runs:.2f}", f"**{solo_per_run / per_run:.2f}x**", diff,
+                f"{self.figure.others:.2f}", f"{self.figure.load:.2f}"]
+
+
+def threads_cell(threads: int) -> str:
+    """A pack on more than one thread uses them only while they are faster (fit_pack's governor)."""
+    return "up to " + str(threads) if threads > 1 else str(threads)
 
 
 def epoch_seconds(pack: Sequence[TrainResult | Exception]) -> float:
@@ -420,7 +428,7 @@ def worker_level(args: argparse.Namespace) -> int:
             base = baselines.setdefault(runs, result)
             diff = max(abs(rmse - base.best[cell]) for cell, rmse in result.best.items())
             wall = result.figure.seconds
-            table.append([model, str(runs), " ".join(flags), str(threads or f"torch's ({torch.get_num_threads()})"),
+            table.append([model, str(runs), " ".join(flags), threads_cell(threads or torch.get_num_threads()),
                           ",".join(map(str, result.packs)), f"{wall:.1f}", f"{wall / runs:.2f}",
                           f"**{base.figure.seconds / wall:.2f}x**", f"{result.span / runs:.2f}", f"{diff:.1e}",
                           f"{result.figure.others:.2f}", f"{result.figure.load:.2f}"])

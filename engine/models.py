@@ -41,8 +41,8 @@ HandGrads = Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]
 # of V * B rows (model v's rows are rows v * n_users .. of the stacked tables): (users, items) ->
 # (prediction without biases, what the backward needs), and (upstream, that) -> (d loss / d user
 # rows, d loss / d item rows).
-_PredictRows = Callable[[torch.Tensor, torch.Tensor], tuple[torch.Tensor, Sequence[torch.Tensor]]]
-_BackwardRows = Callable[[torch.Tensor, Sequence[torch.Tensor]], tuple[torch.Tensor, torch.Tensor]]
+_PredictRows = Callable[[torch.Tensor, torch.Tensor], tuple[torch.Tensor, Any]]
+_BackwardRows = Callable[[torch.Tensor, Any], tuple[torch.Tensor, torch.Tensor]]
 
 # ReLU's backward as autograd computes it: the gradient where the ReLU's output is > 0, else 0.
 _relu_backward = torch.ops.aten.threshold_backward.default
@@ -96,11 +96,8 @@ def stack_parameters(nets: Sequence[nn.Module]) -> torch.Tensor:
     parameter's `.data` becomes its own slice of that, holding the same values: every model, its
     seeded initial weights and its `state_dict()` are unchanged.
 
-    Why: a step can then work on every model at once, one kernel over [V, ...] instead of V (packing,
-    engine/steps.py); and for one model the buffer is all its parameters in a row, so Adam's kernel
-    runs once over one tensor rather than once per parameter (bench/RESULTS.md). Adam is elementwise,
-    so the update is the same but for rounding: the kernel's vector loop now also covers what were the
-    scalar tails of small tensors (a DeepMF bias, say), which can round one ulp apart."""
+    Why: a step can then read and write the embedding rows of every model at once, one kernel over
+    [V, ...] instead of V (packing, engine/steps.py), and their gradients lie alike in one buffer."""
     params = [list(net.parameters()) for net in nets]
     if len({tuple(tuple(p.shape) for p in ps) for ps in params}) != 1:
         raise ValueError("the models of a pack must have the same parameters, of the same shapes")
@@ -421,8 +418,11 @@ class DeepMF(PairModel):
     def _hand_head(self, params: dict[str, torch.Tensor],
                    grads: dict[str, torch.Tensor]) -> tuple[_PredictRows, _BackwardRows]:
         # Each Linear layer's weight ([V, out, in]) and bias ([V, out]) with their gradient buffers; a
-        # ReLU follows all but the last. Batched matrix products apply each model's own layers to its
-        # own rows.
+        # ReLU follows all but the last. The embedding rows of all the runs are read and written at
+        # once, but each run's MLP is its own few matrix products, the very ones of a run alone: a
+        # batched product of several runs sums in another order, and DeepMF at a high rate turns
+        # that last bit into 6e-4 of test RMSE in 3 epochs (measured); a pack must give each run
+        # exactly what it would get alone.
         layers = [(params[f"mlp.{n}.weight"], params[f"mlp.{n}.bias"], grads[f"mlp.{n}.weight"], grads[f"mlp.{n}.bias"])
                   for n, m in enumerate(self.mlp) if isinstance(m, nn.Linear)]
         k = self.user_emb.embedding_dim
@@ -430,42 +430,60 @@ class DeepMF(PairModel):
         count = len(params["user_emb.weight"])
         # The first layer's input, [user rows | item rows], is read straight into the two halves of a
         # buffer kept from step to step (index_select with out=) rather than cat'ed, which saves a copy
-        # and an allocation a step. A batch of another size (an epoch's last) gets its own.
-        def halves(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-            return x, x[:, :k], x[:, k:]
+        # and an allocation a step; so are the predictions and the rows' gradients. A batch of
+        # another size (an epoch's last) gets its own.
+        buffers: dict[str, torch.Tensor] = {}
 
-        first_input = halves(user_table.new_empty((0, 2 * k)))
-        # The hidden layers' weights transposed, as bmm wants them, with their biases as [V, 1, out];
-        # the last layer's (one output) as [V, in, 1].
-        hidden = [(weight.transpose(1, 2), bias.unsqueeze(1)) for weight, bias, _, _ in layers[:-1]]
-        last_weight, last_bias = layers[-1][0].transpose(1, 2), layers[-1][1].view(count, 1, 1)
+        def buffer(name: str, *shape: int) -> torch.Tensor:
+            if name not in buffers or buffers[name].shape != shape:
+                buffers[name] = user_table.new_empty(shape)
+            return buffers[name]
 
-        def predict_rows(users: torch.Tensor, items: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
-            nonlocal first_input
-            if len(first_input[0]) != len(users):
-                first_input = halves(user_table.new_empty((len(users), 2 * k)))
-            x, x_user, x_item = first_input
-            torch.index_select(user_table, 0, users, out=x_user)
-            torch.index_select(item_table, 0, items, out=x_item)
-            inputs = [x.view(count, -1, 2 * k)]  # the input of every layer, for the backward
-            # bmm then add_, rather than F.linear: the same sums without a broadcast copy of the bias.
-            for weight_t, bias in hidden:
-                inputs.append(torch.bmm(inputs[-1], weight_t).add_(bias).relu_())
-            return torch.baddbmm(last_bias, inputs[-1], last_weight).view(-1), inputs
+        # Per run: the hidden layers' weights transposed, as mm wants them, with their biases; the
+        # last layer's weight as the vector addmv wants, with its bias.
+        hidden = [[(weight[run].t(), bias[run]) for weight, bias, _, _ in layers[:-1]] for run in range(count)]
+        last = [(layers[-1][0][run][0], layers[-1][1][run]) for run in range(count)]
 
-        def backward_rows(upstream: torch.Tensor, inputs: Sequence[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
-            grad = upstream.view(count, -1, 1)  # d loss / d (output of layer n), V x batch x width
-            for n in range(len(layers) - 1, -1, -1):
-                weight, _, weight_grad, bias_grad = layers[n]
-                torch.bmm(grad.transpose(1, 2), inputs[n], out=weight_grad)
-                torch.sum(grad, 1, out=bias_grad)
-                grad = torch.bmm(grad, weight)  # d loss / d (input of layer n)
-                if n > 0:
-                    grad = _relu_backward(grad, inputs[n], 0)  # through the ReLU that made that input
-            rows = grad.view(-1, 2 * k)
-            return rows[:, :k], rows[:, k:]
+        def predict_rows(users: torch.Tensor, items: torch.Tensor) -> tuple[torch.Tensor, list[list[torch.Tensor]]]:
+            size = len(users) // count
+            x = buffer("input", count * size, 2 * k)
+            torch.index_select(user_table, 0, users, out=x[:, :k])
+            torch.index_select(item_table, 0, items, out=x[:, k:])
+            prediction = buffer("prediction", count, size)
+            every_input = []  # each run's input of every layer, for the backward
+            for run, x_run in enumerate(x.view(count, size, 2 * k)):
+                inputs = [x_run]
+                # mm then add_, and addmv for the last layer (one output), rather than F.linear: the
+                # same sums without addmm's broadcast copy of the bias (bench/RESULTS.md).
+                for weight_t, bias in hidden[run]:
+                    inputs.append(torch.mm(inputs[-1], weight_t).add_(bias).relu_())
+                weight, bias = last[run]
+                torch.addmv(bias, inputs[-1], weight, out=prediction[run])
+                every_input.append(inputs)
+            return prediction.view(-1), every_input
+
+        def backward_rows(upstream: torch.Tensor,
+                          every_input: Sequence[Sequence[torch.Tensor]]) -> tuple[torch.Tensor, torch.Tensor]:
+            size = len(upstream) // count
+            rows = buffer("rows", count, size, 2 * k)  # d loss / d (first layer's input), per run
+            for run, (up, inputs) in enumerate(zip(upstream.view(count, size), every_input)):
+                grad = up.unsqueeze(1)  # d loss / d (output of layer n), batch x width
+                for n in range(len(layers) - 1, -1, -1):
+                    weight, _, weight_grad, bias_grad = layers[n]
+                    torch.mm(grad.t(), inputs[n], out=weight_grad[run])
+                    torch.sum(grad, 0, out=bias_grad[run])
+                    if n > 0:  # d loss / d (input of layer n), through the ReLU that made that input
+                        grad = _relu_backward(grad.mm(weight[run]), inputs[n], 0)
+                    else:
+                        torch.mm(grad, weight[run], out=rows[run])
+            flat = rows.view(-1, 2 * k)
+            return flat[:, :k], flat[:, k:]
 
         return predict_rows, backward_rows
+
+
+# The models whose gradients are written by hand (`has_hand_grads` says for which structures exactly).
+HAND_GRADS = ("mf", "deepmf")
 
 
 def has_hand_grads(net: nn.Module) -> TypeGuard[MF | DeepMF]:

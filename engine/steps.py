@@ -172,14 +172,16 @@ class HandStep(Step):
     correction). tests/test_trainer.py checks a few hundred steps against the plain nn.Module +
     backward() + torch.optim.Adam step.
 
-    In a pack, the gradients of all V runs are one set of kernels; Adam's kernel runs once per run, with
-    its own learning rate and weight decay, over that run's parameters. Its cost is memory bandwidth
-    over every parameter (dense Adam moves every row every step), which packing cannot share: it is
-    the floor of a packed CPU step.
+    In a pack, the embedding rows of all V runs are read and their gradients written by one set of
+    kernels; each run's MLP (DeepMF) is its own products, and Adam's kernel runs once per run, with
+    its own learning rate and weight decay, over that run's parameters: so each run's figures are
+    those it gets alone, bit for bit (tests/test_packing.py). Adam's cost is memory bandwidth over
+    every parameter (dense Adam moves every row every step), which packing cannot share: it is the
+    floor of a packed CPU step (bench/RESULTS.md, "Packed runs").
     """
 
     def __init__(self, nets: Sequence[PairModel | RowModel], sse: torch.Tensor, *, lrs: Sequence[float],
-                 weight_decays: Sequence[float], one_buffer: bool = True) -> None:
+                 weight_decays: Sequence[float]) -> None:
         self.nets, self.sse = list(nets), sse
         # Every parameter of every run becomes a view of one buffer, and every gradient a view of
         # another laid out alike (stack_parameters). The buffer is updated in place, outside autograd.
@@ -187,12 +189,13 @@ class HandStep(Step):
         self.grad = torch.zeros_like(params)
         stacked, grads = stacked_views(nets[0], params, len(nets)), stacked_views(nets[0], self.grad, len(nets))
         self.mse_grads = pack_hand_grads([net for net in nets if isinstance(net, PairModel)], stacked, grads)
-        if len(nets) == 1 and one_buffer:  # the buffer is the run's parameters in a row: one tensor for the kernel
-            self.adams = [FusedAdam([params], [self.grad], lr=lrs[0], weight_decay=weight_decays[0])]
-        else:
-            self.adams = [FusedAdam([p[v] for p in stacked.values()], [g[v] for g in grads.values()], lr=lr,
-                                    weight_decay=weight_decay)
-                          for v, (lr, weight_decay) in enumerate(zip(lrs, weight_decays))]
+        # Adam's kernel once per run, over that run's parameters one tensor each: a run alone moves
+        # exactly as it does in any pack (over one buffer of all its parameters, the kernel would
+        # round the last elements of small tensors another way, and DeepMF at a high rate turns
+        # that into 3e-3 of test RMSE in 3 epochs: measured).
+        self.adams = [FusedAdam([p[v] for p in stacked.values()], [g[v] for g in grads.values()], lr=lr,
+                                weight_decay=weight_decay)
+                      for v, (lr, weight_decay) in enumerate(zip(lrs, weight_decays))]
         self.moving = list(self.adams)
 
     def __call__(self, *batch: torch.Tensor) -> None:
@@ -220,10 +223,9 @@ class HandStep(Step):
             self.moving.remove(self.adams[member])
 
     def keep(self, members: Sequence[int]) -> HandStep:
-        # Adam's state per parameter, as in any pack, even for one run left.
         step = HandStep([self.nets[m] for m in members], self.sse.new_zeros(len(members)),
                         lrs=[self.adams[m].lr for m in members],
-                        weight_decays=[self.adams[m].weight_decay for m in members], one_buffer=False)
+                        weight_decays=[self.adams[m].weight_decay for m in members])
         for adam, m in zip(step.adams, members):
             adam.take_state(self.adams[m])
         return step

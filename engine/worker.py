@@ -53,6 +53,7 @@ from sqlalchemy.exc import DBAPIError
 
 from engine.datasets import load_dataset
 from engine.errors import ConfigError, DeviceError, EngineError
+from engine.models import HAND_GRADS
 from engine.ranking import Ranking
 from engine.remap import Dataset
 from engine.split import Split, split_dataset
@@ -323,6 +324,11 @@ class Slot:
             run.note(split_line(params.data, split))
         # The runs that fit in memory train together; the rest of the claim trains after them.
         room = pack_room(split, params, device, len(claimed))
+        why = f"the device has room for {room} of the {len(claimed)} runs claimed together"
+        if room > 1 and resolve_device(device).type == "cpu" and params.model not in HAND_GRADS:
+            # Only the hand-written step gives each run of a pack its own figures bit for bit on CPU;
+            # through autograd they would be a rounding apart, which a high rate can grow.
+            room, why = 1, f"on the CPU only {' and '.join(HAND_GRADS)} runs train in packs"
         for start in range(0, len(claimed), max(1, room)):
             group = claimed[start:start + max(1, room)]
             try:
@@ -330,9 +336,9 @@ class Slot:
                     check_room(split, params, device)  # raises, with the reason
                 if room < len(claimed):
                     self.store.set_pack([run.id for run in group], worker_id=self.worker_id)
+                    trains = f"in a pack of {len(group)}" if len(group) > 1 else "alone"
                     for run in group:
-                        run.note(f"the device has room for {room} of the {len(claimed)} runs claimed together: "
-                                 f"this one trains in a pack of {len(group)}")
+                        run.note(f"{why}: this one trains {trains}")
                 fit_pack(split, [run.fit_args() for run in group], on_end=partial(_ended, group))
             except Exception as exc:  # before training started (a refused option): every run fails alike
                 for run in group:

@@ -216,13 +216,13 @@ def fit_pack(split: Split, runs: Sequence[Mapping[str, Any]],
     # captured; a run alone replays the rate it was captured with.
     capture = _capture(first["capture"], dev, model=model, optimizer=optimizer,
                        constant=len(options) > 1 or schedules[0].constant)
-    # One intra-op thread on CPU for a pair model alone: a batch-512 step is a few dozen tiny kernels,
-    # where a second thread buys nothing on a quiet machine and, with other processes on the cores,
-    # makes each kernel wait for a descheduled helper thread (bench/RESULTS.md). A pack's kernels are
-    # V times larger: they use the process's threads while that is faster (`_ThreadGovernor`), as a
-    # row model's matrix products do.
-    most = torch.get_num_threads()
-    with _intra_op_threads(1 if dev.type == "cpu" and model not in ROW_MODELS and len(options) == 1 else most):
+    # One intra-op thread on CPU for a pair model, alone or in a pack: a batch-512 step is a few dozen
+    # small kernels, where a second thread buys little on a quiet machine and, with other processes on
+    # the cores, makes each kernel wait for a descheduled helper thread (a pack ran 30x slower);
+    # and a matrix product split over two threads sums in another order, which a high rate grows
+    # into another run (bench/RESULTS.md, "Packed runs"). A row model's step is a few large matrix
+    # products, which do use every core.
+    with _intra_op_threads(1 if dev.type == "cpu" and model not in ROW_MODELS else torch.get_num_threads()):
         train = _on_device(split.part("train"), dev)
         test = _on_device(split.part("test"), dev)
         val = _on_device(split.part("val"), dev)
@@ -237,7 +237,6 @@ def fit_pack(split: Split, runs: Sequence[Mapping[str, Any]],
                          lrs=[schedule.at(1) for schedule in schedules],
                          weight_decays=[o["weight_decay"] for o in options], momentum=first["momentum"],
                          batch_size=batch_size, capture=capture)
-        governor = _ThreadGovernor(most if dev.type == "cpu" and len(members) > 1 and model not in ROW_MODELS else 1)
         outcomes: list[TrainResult | Exception | None] = [None] * len(members)
         live = list(members)  # the runs still training, in their order in the step
         size = len(live)  # how many runs the step trains (some of them dropped since, maybe)
@@ -281,7 +280,6 @@ def fit_pack(split: Split, runs: Sequence[Mapping[str, Any]],
                 for slot, run in enumerate(live):
                     run.slot = slot
             started = time.perf_counter()
-            governor.start()
             step.sse.zero_()
             for run in live:
                 run.net.train()
@@ -294,7 +292,6 @@ def fit_pack(split: Split, runs: Sequence[Mapping[str, Any]],
                 with torch.inference_mode(isinstance(step, HandStep)):
                     for b, batch in enumerate(batches, start=1):
                         step(*batch)
-                        governor.tick(b)
                         if b % CHECK_EVERY == 0 or b == n_batches:
                             for run in list(live):
                                 if run not in cancelled and attempt(run, partial(run.progress, b, n_batches)):
@@ -478,71 +475,6 @@ class _Run:
         return TrainResult(epochs=self.history, best_epoch=best.epoch if best else 0,
                            best_test_rmse=best.test_rmse if best else math.nan, stopped=self.stopped,
                            checkpoint=self.checkpoint if best is not None else None, ranking=final_ranking)
-
-
-class _ThreadGovernor:
-    """The intra-op threads of a pack's steps on CPU: one, or `most` (the slot's share of the cores)
-    while that trains faster, timed on the steps themselves.
-
-    Why: with every core free, a pack's kernels are big enough for two threads to share (dense Adam
-    over every run's parameters above all); but while another process holds a core, each kernel's
-    threads wait at its end for the descheduled one, and a pack ran 30x slower on two threads than
-    on one (bench/RESULTS.md, "Packed runs"). So the steps are timed over every WINDOW batches and
-    the faster setting kept. The other is tried again after PATIENCE windows, then twice as many
-    each time it loses; a trial is given up as soon as it has taken longer than a whole window of
-    the setting it challenges, so a losing one costs a batch or two, not a window. It starts on one
-    thread, the safe one. With `most` = 1 it does nothing.
-    """
-
-    WINDOW = 20
-    PATIENCE = 4
-    MOST_PATIENCE = 256
-
-    def __init__(self, most: int, clock: Callable[[], float] = time.perf_counter,
-                 set_threads: Callable[[int], None] = torch.set_num_threads) -> None:
-        self.most, self.clock, self.set_threads = most, clock, set_threads
-        self.threads = 1
-        self.seconds: dict[int, float] = {}  # threads -> seconds per batch, when last timed
-        self.trying = False  # whether `threads` is on trial against the other
-        self.patience, self.until_trial = self.PATIENCE, 0
-        self.since, self.batch = 0.0, 0
-
-    def start(self) -> None:
-        """An epoch's batches begin (the time between epochs is not the steps')."""
-        self.since, self.batch = self.clock(), 0
-        if self.most > 1:
-            self.set_threads(self.threads)
-
-    def tick(self, batch: int) -> None:
-        """`batch` batches of the epoch are done."""
-        if self.most <= 1:
-            return
-        other = 1 if self.threads == self.most else self.most
-        done = batch - self.batch
-        if self.trying and other in self.seconds:
-            now = self.clock()
-            if now - self.since > self.WINDOW * self.seconds[other]:  # lost already: back, and wait longer
-                self.seconds[self.threads] = (now - self.since) / done
-                self.patience = self.until_trial = min(self.MOST_PATIENCE, 2 * self.patience)
-                self.use(other, trying=False, now=now, batch=batch)
-                return
-        if done < self.WINDOW:
-            return
-        now = self.clock()
-        self.seconds[self.threads] = (now - self.since) / done
-        self.since, self.batch = now, batch
-        if self.trying:  # a whole window no slower than the other's: it won, the machine changed
-            self.trying, self.patience, self.until_trial = False, self.PATIENCE, self.PATIENCE
-        elif other in self.seconds and self.seconds[self.threads] > self.seconds[other]:
-            self.use(other, trying=True, now=now, batch=batch)  # this one got slower: try the other
-        elif self.until_trial > 0:
-            self.until_trial -= 1
-        else:
-            self.use(other, trying=True, now=now, batch=batch)
-
-    def use(self, threads: int, *, trying: bool, now: float, batch: int) -> None:
-        self.threads, self.trying, self.since, self.batch = threads, trying, now, batch
-        self.set_threads(threads)
 
 
 @contextlib.contextmanager

@@ -544,66 +544,23 @@ def test_a_gradient_table_holds_only_the_last_batchs_rows_after_many(shape: tupl
 
 # --- the threads of a pack on CPU ---------------------------------------------------------------
 
-class Machine:
-    """A clock and torch.set_num_threads for _ThreadGovernor: a batch takes `cost[threads]` seconds."""
-
-    def __init__(self, cost: dict[int, float]) -> None:
-        self.cost, self.now, self.threads = cost, 0.0, max(cost)  # as the process starts: every thread
-
-    def set_threads(self, threads: int) -> None:
-        self.threads = threads
-
-    def train(self, governor: trainer._ThreadGovernor, batches: int) -> list[int]:
-        """Run `batches` batches (an epoch); return the threads each ran on."""
-        used = []
-        governor.start()
-        for b in range(1, batches + 1):
-            self.now += self.cost[self.threads]
-            used.append(self.threads)
-            governor.tick(b)
-        return used
-
-
-def test_a_pack_trains_on_the_faster_thread_count_and_follows_the_machine_when_it_changes() -> None:
-    machine = Machine({2: 1.0, 1: 1.8})  # every core free: two threads are faster
-    governor = trainer._ThreadGovernor(2, clock=lambda: machine.now, set_threads=machine.set_threads)
-    used = machine.train(governor, 3000)
-    assert used[:20] == [1] * 20 and used[20:40] == [2] * 20  # one thread first, the safe one, then two
-    assert used[-1] == 2 and used.count(1) < 0.05 * len(used)
-
-    machine.cost = {2: 30.0, 1: 1.8}  # another process takes a core: two threads wait for each other
-    used = machine.train(governor, 3000)
-    assert used[-1] == 1 and used.count(2) < 0.02 * len(used)  # a window to see it, then a batch or two a trial
-    # It keeps trying two threads, ever more rarely while they lose, so it sees the core come back.
-    machine.cost = {2: 1.0, 1: 1.8}
-    used = machine.train(governor, 60_000)
-    assert used[-1] == 2
-
-
-def test_one_thread_is_left_alone() -> None:
-    machine = Machine({1: 1.0})
-    governor = trainer._ThreadGovernor(1, clock=lambda: machine.now, set_threads=machine.set_threads)
-    machine.set_threads = lambda threads: pytest.fail("set")  # type: ignore[method-assign]
-    assert machine.train(governor, 500) == [1] * 500
-
-
-@pytest.mark.parametrize("model", ["mf", "deepmf", "gmf"])
-def test_a_pack_gives_the_same_numbers_on_one_thread_or_two(split: Split, model: str,
-                                                            monkeypatch: pytest.MonkeyPatch) -> None:
-    # Whichever the governor picks as the machine changes, a run's figures are the same, bit for bit:
-    # same seed, same data, same device, same numbers.
-    monkeypatch.setattr(trainer._ThreadGovernor, "WINDOW", 10**9)  # stays on the threads it starts with
+@pytest.mark.parametrize("model", ["mf", "deepmf"])
+def test_a_pack_trains_on_one_thread_whatever_the_process_has(split: Split, model: str) -> None:
+    # Two threads split a matrix product's sums in another order (a run would drift from itself
+    # alone) and wait for each other on a busy machine; the process's own setting comes back after.
     runs = [{**BASE, "model": model, "bias": True, "reg": 0.01, "epochs": 2, "lr": lr, "seed": seed}
             for seed, lr in enumerate((1e-3, 1e-2, 3e-3))]
+    seen: list[int] = []
     before = torch.get_num_threads()
     try:
         figures = []
         for threads in (1, 2):
             torch.set_num_threads(threads)
-            outcomes = fit_pack(split, runs)
-            assert torch.get_num_threads() == threads  # the process's setting is its own again
+            outcomes = fit_pack(split, [{**run, "on_epoch": lambda stats: seen.append(torch.get_num_threads())}
+                                        for run in runs])
+            assert torch.get_num_threads() == threads
             figures.append([[(e.train_rmse, e.test_rmse) for e in o.epochs] for o in outcomes
                             if isinstance(o, TrainResult)])
     finally:
         torch.set_num_threads(before)
-    assert len(figures[0]) == 3 and figures[0] == figures[1]
+    assert set(seen) == {1} and len(figures[0]) == 3 and figures[0] == figures[1]

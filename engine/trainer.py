@@ -180,7 +180,8 @@ def fit_pack(split: Split, runs: Sequence[Mapping[str, Any]],
 
     Every run is trained as fit() would train it alone: its own seed, initial weights and batch order;
     its own schedule, epochs, early stopping, cancel, checkpoint and ranking; the runs share only the
-    kernels of each step, so on CPU each run's figures are its own run's to within float rounding. A
+    kernels of each step: on CPU, through the hand-written step, each run's figures are its own run's
+    bit for bit (through autograd's vmap, to a rounding; the worker packs only the former there). A
     run that ends (its epochs done, stopped early, cancelled, diverged, or one of its callbacks raised)
     leaves the pack and the others train on: it stops moving at once, and from the next epoch the
     step trains the others only (Step.keep); `on_end(index, outcome)` is called when it ends. Returns each

@@ -11,13 +11,11 @@ Engine level, for each model, each setting right after the same runs alone (engi
 after another; fit trains a pair model alone on one thread), since this machine's speed drifts by up
 to a third within minutes and a speed-up is only read between figures taken together:
   - packs: the runs split into packs of 2, 4, 8 (the 8-run grid) and 16 (the 16 runs), each pack one
-    fit_pack call, with torch's intra-op threads set to 1 and to 2 before it: a pack trains on one
-    thread or up to the process's, whichever its steps find faster (fit_pack's _ThreadGovernor), so
-    "up to 2" lets it choose and 1 holds it to one;
+    fit_pack call (on CPU a pack, like a run alone, trains on one thread);
   - autograd: a pack of 8 through PackedStep (torch.func.vmap + StackedAdam) rather than the
     hand-written HandStep, by making engine.steps.has_hand_grads say no;
   - ranking: one engine.ranking.ranking_metrics call (the ranking fit does once per run when the run
-    ends: a pack ranks its runs one by one) on 1 and 2 threads, so the reader sees its share of a run.
+    ends: a pack ranks its runs one by one) on one thread, so the reader sees its share of a run.
 Every packed run's test RMSE, every epoch, is checked against its run alone: the table prints the
 largest difference (the issue asks for 1e-5). In brackets, the part of a run's seconds spent in its
 epochs (training and evaluating; a pack's epoch lasts until its slowest run has evaluated); the rest is
@@ -27,9 +25,8 @@ Worker level (--worker): for each pack size N, a fresh database gets the grid qu
 and `dmf-tui worker --exit-when-empty --pack N` trains it in a subprocess, right after `--pack 1` did
 the same on another fresh database; the figure is the subprocess's wall time per run (start-up,
 dataset load and checkpoints included), with in brackets the span from the first run's start to the
-last run's end as the store recorded them, per run. Each pack size runs with
-torch's default intra-op threads (2 here: the pack chooses 1 or 2 as above) and held to one
-(OMP_NUM_THREADS=1). `--pack 1 --slots 2` is the other way of using both cores.
+last run's end as the store recorded them, per run. `--pack 1 --slots 2`, two runs alone at a time,
+is the way to use both cores.
 
 Steps (--steps): engine.steps.HandStep alone on random batches of synthetic-1m, for packs of 1 and 8
 on 1 and 2 threads: microseconds per step, split into the gradients of all runs (one set of kernels)
@@ -171,7 +168,6 @@ class Row:
     model: str
     runs: int
     pack: int
-    threads: int
     step: str
     solo: Measured  # the runs one after another through fit
     solo_in_epochs: float  # seconds of that spent in epochs (training and evaluation), the rest outside
@@ -181,15 +177,10 @@ class Row:
 
     def cells(self) -> list[str]:
         solo, packed = self.solo.seconds / self.runs, self.figure.seconds / self.runs
-        return [self.model, str(self.runs), str(self.pack), threads_cell(self.threads), self.step,
+        return [self.model, str(self.runs), str(self.pack), self.step,
                 f"{solo:.2f} ({self.solo_in_epochs / self.runs:.2f})",
                 f"{packed:.2f} ({self.in_epochs / self.runs:.2f})", f"**{solo / packed:.2f}x**",
                 f"{self.max_diff:.1e}", f"{max(self.solo.others, self.figure.others):.2f}", f"{self.figure.load:.2f}"]
-
-
-def threads_cell(threads: int) -> str:
-    """A pack on more than one thread uses them only while they are faster (fit_pack's governor)."""
-    return "up to " + str(threads) if threads > 1 else str(threads)
 
 
 def epoch_seconds(pack: Sequence[TrainResult | Exception]) -> float:
@@ -227,7 +218,7 @@ def threads(n: int) -> Iterator[None]:
         torch.set_num_threads(before)
 
 
-def ranking_seconds(split: Split, model: str, n_threads: int) -> float:
+def ranking_seconds(split: Split, model: str) -> float:
     """One ranking_metrics call over the test part, as fit makes for each run once it ends (the
     weights do not change its cost: a fresh seed-0 model)."""
     torch.manual_seed(0)
@@ -237,66 +228,62 @@ def ranking_seconds(split: Split, model: str, n_threads: int) -> float:
     test = (torch.as_tensor(users, dtype=torch.long), torch.as_tensor(items, dtype=torch.long),
             torch.as_tensor(ratings, dtype=torch.float32))
     known = RunData.from_split(split).known
-    with threads(n_threads):
+    with threads(1):  # as fit ranks a pair model's runs
         started = time.perf_counter()
         ranking_metrics(user_scorer(net), known, test, ds.n_items)
         return time.perf_counter() - started
 
 
 def measure_model(args: argparse.Namespace, split: Split, model: str, cells: Sequence[tuple[float, float, int]],
-                  sizes: Sequence[int], thread_counts: Sequence[int]) -> tuple[list[Row], list[str]]:
+                  sizes: Sequence[int]) -> tuple[list[Row], list[str]]:
     """The engine-level rows of `model` and its line of the ranking table."""
     print(f"== {model}: each pack setting after the same runs alone", flush=True)
     kwargs = [run_kwargs(model, args.epochs, cell) for cell in cells]
     rows: list[Row] = []
 
-    def packed(size: int, n_threads: int, kind: str) -> None:
+    def packed(size: int, kind: str) -> None:
         runs = kwargs[:max(8, size)]
         solo_figure, solo = calmest(f"{model} {len(runs)} runs alone", lambda: [fit(split, **kw) for kw in runs],
                                     busy=args.busy, tries=args.tries, contend=args.contend)
         packs = [runs[i:i + size] for i in range(0, len(runs), size)]
         step = mock.patch("engine.steps.has_hand_grads", lambda net: False) if kind == "autograd" \
             else contextlib.nullcontext()
-        with threads(n_threads), step:
-            figure, by_pack = calmest(f"{model} {len(runs)} runs in packs of {size}, {n_threads} thread(s), {kind}",
+        with step:
+            figure, by_pack = calmest(f"{model} {len(runs)} runs in packs of {size}, {kind}",
                                       lambda: [fit_pack(split, pack) for pack in packs],
                                       busy=args.busy, tries=args.tries, contend=args.contend)
         outcomes = [outcome for pack in by_pack for outcome in pack]
-        rows.append(Row(model, len(runs), size, n_threads, kind, solo_figure, sum(epoch_seconds([r]) for r in solo),
+        rows.append(Row(model, len(runs), size, kind, solo_figure, sum(epoch_seconds([r]) for r in solo),
                         figure, sum(epoch_seconds(p) for p in by_pack), max_difference(outcomes, solo)))
 
-    for n_threads in thread_counts:
-        for size in sizes:
-            packed(size, n_threads, "hand")
+    for size in sizes:
+        packed(size, "hand")
     if args.autograd_pack:
-        for n_threads in thread_counts:
-            packed(args.autograd_pack, n_threads, "autograd")
+        packed(args.autograd_pack, "autograd")
 
     solo_per_run = sum(row.solo.seconds for row in rows) / sum(row.runs for row in rows)
-    ranks = [ranking_seconds(split, model, n) for n in thread_counts]
-    print(f"  {model} ranking: " + ", ".join(f"{n} thr. {r:.2f} s" for n, r in zip(thread_counts, ranks)), flush=True)
-    return rows, [model, f"{solo_per_run:.2f}", *(f"{r:.2f} ({100 * r / solo_per_run:.0f} %)" for r in ranks)]
+    rank = ranking_seconds(split, model)
+    print(f"  {model} ranking: {rank:.2f} s", flush=True)
+    return rows, [model, f"{solo_per_run:.2f}", f"{rank:.2f} ({100 * rank / solo_per_run:.0f} %)"]
 
 
 def engine_level(args: argparse.Namespace, split: Split) -> int:
     sizes = [int(s) for s in args.packs.split(",")]
-    thread_counts = [int(t) for t in args.threads.split(",")]
     cells = grid(max([8, *sizes]))
     rows: list[Row] = []
     rank_rows = []
     for model in args.models.split(","):
-        model_rows, rank_row = measure_model(args, split, model, cells, sizes, thread_counts)
+        model_rows, rank_row = measure_model(args, split, model, cells, sizes)
         rows += model_rows
         rank_rows.append(rank_row)
     print()
     print(f"Machine: {describe()}, torch {torch.__version__}; {dt.date.today().isoformat()}")
     print(f"Command: python bench/bench_pack.py {' '.join(sys.argv[1:])}")
     print()
-    print_table(["model", "runs", "pack", "threads", "step", "alone s/run (in epochs)", "packed s/run (in epochs)",
-                 "speed-up", "max test RMSE diff", "others' cores", "load"], (row.cells() for row in rows))
+    print_table(["model", "runs", "pack", "step", "alone s/run (in epochs)", "packed s/run (in epochs)", "speed-up",
+                 "max test RMSE diff", "others' cores", "load"], (row.cells() for row in rows))
     print()
-    print_table(["model", "alone s/run (mean)", *(f"ranking s, {n} thr. (% of a run alone)" for n in thread_counts)],
-                rank_rows)
+    print_table(["model", "alone s/run (mean)", "final ranking s (% of a run alone)"], rank_rows)
     return 0
 
 
@@ -380,16 +367,14 @@ class WorkerFigure:
     packs: list[int]  # the pack sizes the runs trained in
 
 
-def worker_run(model: str, epochs: int, runs: int, flags: Sequence[str], threads: int | None) -> WorkerFigure:
-    """`runs` runs of the grid queued in a fresh database, then trained by `dmf-tui worker FLAGS` on
-    torch's default intra-op threads, or `threads` of them (OMP_NUM_THREADS, which torch reads)."""
-    env = os.environ | ({"OMP_NUM_THREADS": str(threads)} if threads else {})
+def worker_run(model: str, epochs: int, runs: int, flags: Sequence[str]) -> WorkerFigure:
+    """`runs` runs of the grid queued in a fresh database, then trained by `dmf-tui worker FLAGS`."""
     with tempfile.TemporaryDirectory() as tmp:
         db = str(Path(tmp) / "runs.db")
         queue_grid(db, model, epochs, runs)
         with measuring() as figure:
             done = subprocess.run([dmf_tui(), "--db", db, "worker", "--exit-when-empty", "--poll", "0.2", *flags],
-                                  capture_output=True, text=True, env=env)
+                                  capture_output=True, text=True)
         if done.returncode != 0:
             raise SystemExit(f"worker {' '.join(flags)} exited {done.returncode}: {done.stderr[-2000:]}")
         store = open_store(db)
@@ -409,28 +394,24 @@ def worker_level(args: argparse.Namespace) -> int:
     if not worker_takes_pack():
         print("dmf-tui worker has no --pack yet: nothing to measure end to end")
         return 1
-    sizes = [int(s) for s in args.worker_packs.split(",") if s != "1"]
-    thread_settings = [None if t == "default" else int(t) for t in args.worker_threads.split(",")]
-    # Each pack size on each thread setting, on the 8-run grid (16 runs for packs above 8), then
-    # --pack 1 --slots 2; each right after --pack 1 on the same runs.
-    settings = [(max(8, n), ["--pack", str(n)], t) for t in thread_settings for n in sizes]
-    settings.append((8, ["--pack", "1", "--slots", "2"], None))
+    # Each pack size on the 8-run grid (16 runs for packs above 8), then --pack 1 --slots 2; each right
+    # after --pack 1 on the same runs.
+    settings = [(max(8, n), ["--pack", str(n)]) for n in (int(s) for s in args.worker_packs.split(",")) if n != 1]
+    settings.append((8, ["--pack", "1", "--slots", "2"]))
     table = []
     for model in args.models.split(","):
         print(f"== {model}: dmf-tui worker on a fresh queue per setting, each after --pack 1", flush=True)
-        for runs, flags, threads in settings:
+        for runs, flags in settings:
             _, base = calmest(f"{model} {runs} runs, worker --pack 1",
-                              partial(worker_run, model, args.epochs, runs, ["--pack", "1"], None),
+                              partial(worker_run, model, args.epochs, runs, ["--pack", "1"]),
                               busy=args.busy, tries=args.tries, contend=args.contend)
-            label = f"{model} {runs} runs, worker {' '.join(flags)}{f', OMP_NUM_THREADS={threads}' if threads else ''}"
-            _, result = calmest(label, partial(worker_run, model, args.epochs, runs, flags, threads),
+            _, result = calmest(f"{model} {runs} runs, worker {' '.join(flags)}",
+                                partial(worker_run, model, args.epochs, runs, flags),
                                 busy=args.busy, tries=args.tries, contend=args.contend)
             wall, base_wall = result.figure.seconds, base.figure.seconds
             diff = max(abs(rmse - base.best[cell]) for cell, rmse in result.best.items())
-            # Each slot trains its runs alone, on one thread (fit).
-            threads_text = "1 a slot" if "--slots" in flags else threads_cell(threads or torch.get_num_threads())
-            table.append([model, str(runs), " ".join(flags), threads_text,
-                          ",".join(map(str, result.packs)), f"{base_wall / runs:.2f} ({base.span / runs:.2f})",
+            table.append([model, str(runs), " ".join(flags), ",".join(map(str, result.packs)),
+                          f"{base_wall / runs:.2f} ({base.span / runs:.2f})",
                           f"{wall / runs:.2f} ({result.span / runs:.2f})", f"**{base_wall / wall:.2f}x**",
                           f"{diff:.1e}", f"{max(base.figure.others, result.figure.others):.2f}",
                           f"{result.figure.load:.2f}"])
@@ -438,8 +419,8 @@ def worker_level(args: argparse.Namespace) -> int:
     print(f"Machine: {describe()}, torch {torch.__version__}; {dt.date.today().isoformat()}")
     print(f"Command: python bench/bench_pack.py {' '.join(sys.argv[1:])}")
     print()
-    print_table(["model", "runs", "worker flags", "threads", "packs trained", "--pack 1 wall s/run (span)",
-                 "wall s/run (span)", "vs --pack 1", "max best RMSE diff vs --pack 1", "others' cores", "load"], table)
+    print_table(["model", "runs", "worker flags", "packs trained", "--pack 1 wall s/run (span)", "wall s/run (span)",
+                 "vs --pack 1", "max best RMSE diff vs --pack 1", "others' cores", "load"], table)
     return 0
 
 
@@ -449,11 +430,9 @@ def main() -> int:
     parser.add_argument("--models", default="mf,deepmf")
     parser.add_argument("--epochs", type=int, default=3)
     parser.add_argument("--packs", default="2,4,8,16", help="pack sizes, engine level")
-    parser.add_argument("--threads", default="1,2", help="torch intra-op threads for the packs, engine level")
+    parser.add_argument("--threads", default="1,2", help="torch intra-op threads, --steps")
     parser.add_argument("--autograd-pack", type=int, default=8, help="size of the autograd pack (0: skip)")
     parser.add_argument("--worker-packs", default="1,2,4,8,16", help="--pack values, worker level")
-    parser.add_argument("--worker-threads", default="default,1", help="intra-op threads of a packing worker, "
-                        "worker level: default (torch's) or a number (OMP_NUM_THREADS)")
     parser.add_argument("--steps", action="store_true", help="the CPU step alone, packs of 1 and 8")
     parser.add_argument("--step-count", type=int, default=300, help="steps timed per figure, --steps")
     parser.add_argument("--busy", type=float, default=0.5, help="take a figure again when other processes "

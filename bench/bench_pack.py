@@ -32,6 +32,9 @@ Steps (--steps): engine.steps.HandStep alone on random batches of synthetic-1m, 
 on 1 and 2 threads: microseconds per step, split into the gradients of all runs (one set of kernels)
 and Adam (its fused kernel once per run, over every parameter: dense Adam moves every row every step).
 
+With --repeat N every setting and its baseline are taken N times in turn; the tables show the median
+seconds and the median speed-up of the pairs with their range.
+
 The machine is shared: each figure is printed with the load average and with how many cores other
 processes kept busy while it was taken (from /proc/stat, less this process and its children); a figure
 taken while others used more than --busy cores is taken again (up to --tries times), and the calmest
@@ -47,11 +50,12 @@ import datetime as dt
 import math
 import os
 import resource
+import statistics
 import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
@@ -162,25 +166,36 @@ def calmest(label: str, work: Callable[[], T], *, busy: float, tries: int, conte
 
 @dataclass
 class Row:
-    """One pack setting, beside the same runs trained alone just before it: the machine's speed drifts
-    by up to a third within minutes, so a speed-up is only read between figures taken together."""
+    """One pack setting, each time beside the same runs trained alone just before it: the machine's
+    speed drifts by up to a third within minutes, so a speed-up is only read between figures taken
+    together. One entry per repetition in each list."""
 
     model: str
     runs: int
     pack: int
     step: str
-    solo: Measured  # the runs one after another through fit
-    solo_in_epochs: float  # seconds of that spent in epochs (training and evaluation), the rest outside
-    figure: Measured  # the runs in packs through fit_pack
-    in_epochs: float
+    solo: list[Measured]  # the runs one after another through fit
+    solo_in_epochs: list[float]  # seconds of that spent in epochs (training and evaluation), the rest outside
+    figure: list[Measured]  # the runs in packs through fit_pack
+    in_epochs: list[float]
     max_diff: float  # largest |test RMSE - solo's| over every epoch of every run
 
     def cells(self) -> list[str]:
-        solo, packed = self.solo.seconds / self.runs, self.figure.seconds / self.runs
+        def per_run(values: Iterable[float]) -> str:
+            return f"{statistics.median(values) / self.runs:.2f}"
+
         return [self.model, str(self.runs), str(self.pack), self.step,
-                f"{solo:.2f} ({self.solo_in_epochs / self.runs:.2f})",
-                f"{packed:.2f} ({self.in_epochs / self.runs:.2f})", f"**{solo / packed:.2f}x**",
-                f"{self.max_diff:.1e}", f"{max(self.solo.others, self.figure.others):.2f}", f"{self.figure.load:.2f}"]
+                f"{per_run(m.seconds for m in self.solo)} ({per_run(self.solo_in_epochs)})",
+                f"{per_run(m.seconds for m in self.figure)} ({per_run(self.in_epochs)})",
+                speed_up_cell([a.seconds / b.seconds for a, b in zip(self.solo, self.figure)]),
+                f"{self.max_diff:.1e}", f"{max(m.others for m in [*self.solo, *self.figure]):.2f}",
+                f"{self.figure[-1].load:.2f}"]
+
+
+def speed_up_cell(ratios: Sequence[float]) -> str:
+    """The median of the pairs' speed-ups, and their range when there are several."""
+    text = f"**{statistics.median(ratios):.2f}x**"
+    return text + (f" ({min(ratios):.2f}-{max(ratios):.2f})" if len(ratios) > 1 else "")
 
 
 def epoch_seconds(pack: Sequence[TrainResult | Exception]) -> float:
@@ -243,25 +258,31 @@ def measure_model(args: argparse.Namespace, split: Split, model: str, cells: Seq
 
     def packed(size: int, kind: str) -> None:
         runs = kwargs[:max(8, size)]
-        solo_figure, solo = calmest(f"{model} {len(runs)} runs alone", lambda: [fit(split, **kw) for kw in runs],
-                                    busy=args.busy, tries=args.tries, contend=args.contend)
         packs = [runs[i:i + size] for i in range(0, len(runs), size)]
-        step = mock.patch("engine.steps.has_hand_grads", lambda net: False) if kind == "autograd" \
-            else contextlib.nullcontext()
-        with step:
-            figure, by_pack = calmest(f"{model} {len(runs)} runs in packs of {size}, {kind}",
-                                      lambda: [fit_pack(split, pack) for pack in packs],
-                                      busy=args.busy, tries=args.tries, contend=args.contend)
-        outcomes = [outcome for pack in by_pack for outcome in pack]
-        rows.append(Row(model, len(runs), size, kind, solo_figure, sum(epoch_seconds([r]) for r in solo),
-                        figure, sum(epoch_seconds(p) for p in by_pack), max_difference(outcomes, solo)))
+        row = Row(model, len(runs), size, kind, [], [], [], [], 0.0)
+        for _ in range(args.repeat):
+            solo_figure, solo = calmest(f"{model} {len(runs)} runs alone", lambda: [fit(split, **kw) for kw in runs],
+                                        busy=args.busy, tries=args.tries, contend=args.contend)
+            step = mock.patch("engine.steps.has_hand_grads", lambda net: False) if kind == "autograd" \
+                else contextlib.nullcontext()
+            with step:
+                figure, by_pack = calmest(f"{model} {len(runs)} runs in packs of {size}, {kind}",
+                                          lambda: [fit_pack(split, pack) for pack in packs],
+                                          busy=args.busy, tries=args.tries, contend=args.contend)
+            outcomes = [outcome for pack in by_pack for outcome in pack]
+            row.solo.append(solo_figure)
+            row.solo_in_epochs.append(sum(epoch_seconds([r]) for r in solo))
+            row.figure.append(figure)
+            row.in_epochs.append(sum(epoch_seconds(p) for p in by_pack))
+            row.max_diff = max(row.max_diff, max_difference(outcomes, solo))
+        rows.append(row)
 
     for size in sizes:
         packed(size, "hand")
     if args.autograd_pack:
         packed(args.autograd_pack, "autograd")
 
-    solo_per_run = sum(row.solo.seconds for row in rows) / sum(row.runs for row in rows)
+    solo_per_run = statistics.mean(m.seconds / row.runs for row in rows for m in row.solo)
     rank = ranking_seconds(split, model)
     print(f"  {model} ranking: {rank:.2f} s", flush=True)
     return rows, [model, f"{solo_per_run:.2f}", f"{rank:.2f} ({100 * rank / solo_per_run:.0f} %)"]
@@ -390,6 +411,12 @@ def worker_run(model: str, epochs: int, runs: int, flags: Sequence[str]) -> Work
                         sorted({r.pack_size or 1 for r in records}))
 
 
+def worker_per_run(figures: Sequence[WorkerFigure], runs: int) -> str:
+    """The median wall time per run, and in brackets the median span per run."""
+    return (f"{statistics.median(f.figure.seconds for f in figures) / runs:.2f} "
+            f"({statistics.median(f.span for f in figures) / runs:.2f})")
+
+
 def worker_level(args: argparse.Namespace) -> int:
     if not worker_takes_pack():
         print("dmf-tui worker has no --pack yet: nothing to measure end to end")
@@ -402,19 +429,22 @@ def worker_level(args: argparse.Namespace) -> int:
     for model in args.models.split(","):
         print(f"== {model}: dmf-tui worker on a fresh queue per setting, each after --pack 1", flush=True)
         for runs, flags in settings:
-            _, base = calmest(f"{model} {runs} runs, worker --pack 1",
-                              partial(worker_run, model, args.epochs, runs, ["--pack", "1"]),
-                              busy=args.busy, tries=args.tries, contend=args.contend)
-            _, result = calmest(f"{model} {runs} runs, worker {' '.join(flags)}",
-                                partial(worker_run, model, args.epochs, runs, flags),
-                                busy=args.busy, tries=args.tries, contend=args.contend)
-            wall, base_wall = result.figure.seconds, base.figure.seconds
-            diff = max(abs(rmse - base.best[cell]) for cell, rmse in result.best.items())
-            table.append([model, str(runs), " ".join(flags), ",".join(map(str, result.packs)),
-                          f"{base_wall / runs:.2f} ({base.span / runs:.2f})",
-                          f"{wall / runs:.2f} ({result.span / runs:.2f})", f"**{base_wall / wall:.2f}x**",
-                          f"{diff:.1e}", f"{max(base.figure.others, result.figure.others):.2f}",
-                          f"{result.figure.load:.2f}"])
+            pairs = []
+            for _ in range(args.repeat):
+                _, base = calmest(f"{model} {runs} runs, worker --pack 1",
+                                  partial(worker_run, model, args.epochs, runs, ["--pack", "1"]),
+                                  busy=args.busy, tries=args.tries, contend=args.contend)
+                _, result = calmest(f"{model} {runs} runs, worker {' '.join(flags)}",
+                                    partial(worker_run, model, args.epochs, runs, flags),
+                                    busy=args.busy, tries=args.tries, contend=args.contend)
+                pairs.append((base, result))
+            diff = max(abs(rmse - base.best[cell]) for base, result in pairs for cell, rmse in result.best.items())
+            table.append([model, str(runs), " ".join(flags), ",".join(map(str, pairs[0][1].packs)),
+                          worker_per_run([base for base, _ in pairs], runs),
+                          worker_per_run([result for _, result in pairs], runs),
+                          speed_up_cell([base.figure.seconds / result.figure.seconds for base, result in pairs]),
+                          f"{diff:.1e}", f"{max(f.figure.others for pair in pairs for f in pair):.2f}",
+                          f"{pairs[-1][1].figure.load:.2f}"])
     print()
     print(f"Machine: {describe()}, torch {torch.__version__}; {dt.date.today().isoformat()}")
     print(f"Command: python bench/bench_pack.py {' '.join(sys.argv[1:])}")
@@ -435,6 +465,8 @@ def main() -> int:
     parser.add_argument("--worker-packs", default="1,2,4,8,16", help="--pack values, worker level")
     parser.add_argument("--steps", action="store_true", help="the CPU step alone, packs of 1 and 8")
     parser.add_argument("--step-count", type=int, default=300, help="steps timed per figure, --steps")
+    parser.add_argument("--repeat", type=int, default=1, help="times each setting and its baseline are taken; "
+                        "the table shows medians, and the speed-ups' range")
     parser.add_argument("--busy", type=float, default=0.5, help="take a figure again when other processes "
                         "kept more than this many cores busy meanwhile")
     parser.add_argument("--contend", action="store_true", help="keep one core busy with a spinning process "

@@ -310,33 +310,43 @@ def engine_level(args: argparse.Namespace, split: Split) -> int:
 
 # --- the step alone ----------------------------------------------------------------------------------
 
+WARM_UP = 50  # steps before each timing
+
 def step_microseconds(split: Split, model: str, size: int, steps: int) -> tuple[float, float, float]:
     """Microseconds per step of a HandStep training `size` runs of `model`: the whole step, its
-    gradients, its Adam updates (each timed on its own over `steps` calls, after a warm-up)."""
+    gradients, its Adam updates (each timed on its own over `steps` calls, after WARM_UP).
+
+    Each call gets the next batch of each run's own shuffled order, as in an epoch: a batch used
+    again and again is fitted until its gradients are subnormal floats, which made Adam 30x slower."""
     ds = split.dataset
     nets = []
     for seed in range(size):
         torch.manual_seed(seed)
         nets.append(build_model(model, ds.n_users, ds.n_items, k=10, hidden=[10, 5]))
     step = HandStep(nets, torch.zeros(size), lrs=[1e-3] * size, weight_decays=[1e-5] * size)
-    users, items, ratings = (torch.as_tensor(a) for a in split.part("train"))
-    rows = torch.randint(0, len(users), (size, 512), generator=torch.Generator().manual_seed(0))
+    train = [t.long() for t in (torch.as_tensor(a) for a in split.part("train")[:2])]
+    train.append(torch.as_tensor(split.part("train")[2]).float())
+    calls = WARM_UP + steps
+    shuffle = torch.Generator().manual_seed(0)
+    epochs = math.ceil(calls * 512 / len(train[0]))  # of each run's order, one shuffle an epoch
+    orders = torch.stack([torch.cat([torch.randperm(len(train[0]), generator=shuffle) for _ in range(epochs)])
+                          [:calls * 512] for _ in range(size)])
     # [8, 512] for a pack, [512] for a run alone, as fit hands them to the step.
-    batch = [t[rows] if size > 1 else t[rows[0]] for t in (users.long(), items.long(), ratings.float())]
+    batches = [[t[orders[:, i * 512:(i + 1) * 512]].squeeze(0) for t in train] for i in range(calls)]
 
-    def adams() -> None:
+    def adams(_: Sequence[torch.Tensor]) -> None:
         for adam in step.adams:
             adam.step()
 
-    parts: list[Callable[[], object]] = [lambda: step(*batch), lambda: step.mse_grads(*batch), adams]
+    parts: list[Callable[[Sequence[torch.Tensor]], object]] = [lambda b: step(*b), lambda b: step.mse_grads(*b), adams]
     out = []
     with torch.inference_mode():
         for part in parts:
-            for _ in range(50):
-                part()
+            for batch in batches[:WARM_UP]:
+                part(batch)
             started = time.perf_counter()
-            for _ in range(steps):
-                part()
+            for batch in batches[WARM_UP:]:
+                part(batch)
             out.append((time.perf_counter() - started) / steps * 1e6)
     return out[0], out[1], out[2]
 

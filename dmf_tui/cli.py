@@ -28,6 +28,7 @@ COMMAND_MODULES = (
     "dmf_tui.commands.logs",
     "dmf_tui.commands.recommend",
     "dmf_tui.commands.worker",
+    "dmf_tui.commands.db",
     "dmf_tui.commands.tui",
 )
 

@@ -40,7 +40,9 @@ HandGrads = Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]
 # A model's own part of them (`_hand_head`), over the V models of a pack at once, their batches as one
 # of V * B rows (model v's rows are rows v * n_users .. of the stacked tables): (users, items) ->
 # (prediction without biases, what the backward needs), and (upstream, that) -> (d loss / d user
-# rows, d loss / d item rows).
+# rows, d loss / d item rows). The upstream gradient d loss / d prediction is the very tensor the
+# prediction came in, overwritten in place (pack_hand_grads turns one into the other), so that a
+# head may keep views of it made once (DeepMF's).
 _PredictRows = Callable[[torch.Tensor, torch.Tensor], tuple[torch.Tensor, Any]]
 _BackwardRows = Callable[[torch.Tensor, Any], tuple[torch.Tensor, torch.Tensor]]
 
@@ -417,69 +419,101 @@ class DeepMF(PairModel):
 
     def _hand_head(self, params: dict[str, torch.Tensor],
                    grads: dict[str, torch.Tensor]) -> tuple[_PredictRows, _BackwardRows]:
-        # Each Linear layer's weight ([V, out, in]) and bias ([V, out]) with their gradient buffers; a
-        # ReLU follows all but the last. The embedding rows of all the runs are read and written at
-        # once, but each run's MLP is its own few matrix products, the very ones of a run alone: a
-        # batched product of several runs sums in another order, and DeepMF at a high rate turns
-        # that last bit into 6e-4 of test RMSE in 3 epochs (measured); a pack must give each run
-        # exactly what it would get alone.
-        layers = [(params[f"mlp.{n}.weight"], params[f"mlp.{n}.bias"], grads[f"mlp.{n}.weight"], grads[f"mlp.{n}.bias"])
-                  for n, m in enumerate(self.mlp) if isinstance(m, nn.Linear)]
+        # The embedding rows of all the runs are read and written at once, but each run's MLP is its
+        # own few matrix products, the very ones of a run alone: a batched product of several runs
+        # sums in another order, and DeepMF at a high rate turns that last bit into 6e-4 of test
+        # RMSE in 3 epochs (measured); a pack must give each run exactly what it would get alone.
         k = self.user_emb.embedding_dim
         user_table, item_table = params["user_emb.weight"].view(-1, k), params["item_emb.weight"].view(-1, k)
         count = len(params["user_emb.weight"])
-        # The first layer's input, [user rows | item rows], is read straight into the two halves of a
-        # buffer kept from step to step (index_select with out=) rather than cat'ed, which saves a copy
-        # and an allocation a step; so are the predictions and the rows' gradients. A batch of
-        # another size (an epoch's last) gets its own.
-        buffers: dict[str, torch.Tensor] = {}
+        # Every view a step reads or writes through is made here, once: each run's weights (and the
+        # hidden ones transposed, as mm wants them), biases and their gradient buffers. Made afresh
+        # every step, these ~20 selects, slices and views cost 45 us of a 340 us step alone
+        # (bench/RESULTS.md, "DeepMF's step without its views"). They
+        # never go stale: the buffers they view live as long as this head, and a step over new
+        # buffers (HandStep, Step.keep) makes a new head.
+        runs = [[_RunLayer(params[f"mlp.{n}.weight"][run], params[f"mlp.{n}.bias"][run],
+                           grads[f"mlp.{n}.weight"][run], grads[f"mlp.{n}.bias"][run])
+                 for n, m in enumerate(self.mlp) if isinstance(m, nn.Linear)] for run in range(count)]
+        # And the views of the per-batch buffers, per batch size (an epoch's last batch is shorter).
+        batches: dict[int, _DeepBatch] = {}
 
-        def buffer(name: str, *shape: int) -> torch.Tensor:
-            if name not in buffers or buffers[name].shape != shape:
-                buffers[name] = user_table.new_empty(shape)
-            return buffers[name]
-
-        # Per run: the hidden layers' weights transposed, as mm wants them, with their biases; the
-        # last layer's weight as the vector addmv wants, with its bias.
-        hidden = [[(weight[run].t(), bias[run]) for weight, bias, _, _ in layers[:-1]] for run in range(count)]
-        last = [(layers[-1][0][run][0], layers[-1][1][run]) for run in range(count)]
-
-        def predict_rows(users: torch.Tensor, items: torch.Tensor) -> tuple[torch.Tensor, list[list[torch.Tensor]]]:
+        def predict_rows(users: torch.Tensor, items: torch.Tensor) -> tuple[torch.Tensor, _DeepSaved]:
             size = len(users) // count
-            x = buffer("input", count * size, 2 * k)
-            torch.index_select(user_table, 0, users, out=x[:, :k])
-            torch.index_select(item_table, 0, items, out=x[:, k:])
-            prediction = buffer("prediction", count, size)
+            if size not in batches:
+                batches[size] = _DeepBatch(user_table, count, size, k)
+            batch = batches[size]
+            torch.index_select(user_table, 0, users, out=batch.input_users)
+            torch.index_select(item_table, 0, items, out=batch.input_items)
             every_input = []  # each run's input of every layer, for the backward
-            for run, x_run in enumerate(x.view(count, size, 2 * k)):
-                inputs = [x_run]
+            for layers, x, prediction in zip(runs, batch.run_inputs, batch.run_predictions):
+                inputs = [x]
                 # mm then add_, and addmv for the last layer (one output), rather than F.linear: the
                 # same sums without addmm's broadcast copy of the bias (bench/RESULTS.md).
-                for weight_t, bias in hidden[run]:
-                    inputs.append(torch.mm(inputs[-1], weight_t).add_(bias).relu_())
-                weight, bias = last[run]
-                torch.addmv(bias, inputs[-1], weight, out=prediction[run])
+                for layer in layers[:-1]:
+                    inputs.append(torch.mm(inputs[-1], layer.weight_t).add_(layer.bias).relu_())
+                torch.addmv(layers[-1].bias, inputs[-1], layers[-1].weight_row, out=prediction)
                 every_input.append(inputs)
-            return prediction.view(-1), every_input
+            return batch.prediction, (batch, every_input)
 
-        def backward_rows(upstream: torch.Tensor,
-                          every_input: Sequence[Sequence[torch.Tensor]]) -> tuple[torch.Tensor, torch.Tensor]:
-            size = len(upstream) // count
-            rows = buffer("rows", count, size, 2 * k)  # d loss / d (first layer's input), per run
-            for run, (up, inputs) in enumerate(zip(upstream.view(count, size), every_input)):
-                grad = up.unsqueeze(1)  # d loss / d (output of layer n), batch x width
+        def backward_rows(upstream: torch.Tensor, saved: _DeepSaved) -> tuple[torch.Tensor, torch.Tensor]:
+            batch, every_input = saved
+            # The views of it made with the batch's buffers (see _BackwardRows).
+            assert upstream is batch.prediction, "backward_rows takes the prediction predict_rows returned"
+            for layers, up, up_t, inputs, rows in zip(runs, batch.run_upstreams, batch.run_upstreams_t, every_input,
+                                                      batch.run_rows):
+                grad, grad_t = up, up_t  # d loss / d (output of layer n), batch x width, and transposed
                 for n in range(len(layers) - 1, -1, -1):
-                    weight, _, weight_grad, bias_grad = layers[n]
-                    torch.mm(grad.t(), inputs[n], out=weight_grad[run])
-                    torch.sum(grad, 0, out=bias_grad[run])
+                    layer = layers[n]
+                    torch.mm(grad_t, inputs[n], out=layer.weight_grad)
+                    torch.sum(grad, 0, out=layer.bias_grad)
                     if n > 0:  # d loss / d (input of layer n), through the ReLU that made that input
-                        grad = _relu_backward(grad.mm(weight[run]), inputs[n], 0)
-                    else:
-                        torch.mm(grad, weight[run], out=rows[run])
-            flat = rows.view(-1, 2 * k)
-            return flat[:, :k], flat[:, k:]
+                        grad = _relu_backward(grad.mm(layer.weight), inputs[n], 0)
+                        grad_t = grad.t()
+                    else:  # d loss / d (first layer's input), the run's [user rows | item rows]
+                        torch.mm(grad, layer.weight, out=rows)
+            return batch.rows_users, batch.rows_items
 
         return predict_rows, backward_rows
+
+
+class _RunLayer:
+    """One run's Linear layer in DeepMF's hand-written step: views of its weight ([out, in]), the
+    weight transposed (as mm wants it) and as a row (addmv's vector, for the last layer's one
+    output), its bias, and their gradient buffers."""
+
+    def __init__(self, weight: torch.Tensor, bias: torch.Tensor, weight_grad: torch.Tensor,
+                 bias_grad: torch.Tensor) -> None:
+        self.weight, self.weight_t, self.weight_row, self.bias = weight, weight.t(), weight[0], bias
+        self.weight_grad, self.bias_grad = weight_grad, bias_grad
+
+
+class _DeepBatch:
+    """The buffers of DeepMF's hand-written step for a pack of `count` runs at one batch size, kept
+    from step to step, with the views each step reads and writes through, made once:
+    - the first layer's input, [user rows | item rows] per row of the pack's batch: its two halves
+      (which index_select fills with out=, saving torch.cat's copy and allocation) and each run's rows;
+    - the predictions, [count, size]: flat (what pack_hand_grads turns into d loss / d prediction in
+      place), and each run's as a column and as a row (the last layer's upstream gradient for mm);
+    - d loss / d first layer's input, each run's rows, and the user and item halves of all of them."""
+
+    def __init__(self, like: torch.Tensor, count: int, size: int, k: int) -> None:
+        x = like.new_empty(count * size, 2 * k)
+        self.input_users, self.input_items = x[:, :k], x[:, k:]
+        self.run_inputs = x.view(count, size, 2 * k).unbind(0)
+        predictions = like.new_empty(count, size)
+        self.prediction = predictions.view(-1)
+        self.run_predictions = predictions.unbind(0)
+        self.run_upstreams = [p.unsqueeze(1) for p in self.run_predictions]
+        self.run_upstreams_t = [p.t() for p in self.run_upstreams]
+        rows = like.new_empty(count, size, 2 * k)
+        self.run_rows = rows.unbind(0)
+        self.rows_users, self.rows_items = rows.view(-1, 2 * k)[:, :k], rows.view(-1, 2 * k)[:, k:]
+
+
+# What DeepMF's predict_rows hands its backward_rows: the batch's buffers, and each run's input of
+# every layer.
+_DeepSaved = tuple[_DeepBatch, list[list[torch.Tensor]]]
 
 
 # The models whose gradients are written by hand (`has_hand_grads` says for which structures exactly).

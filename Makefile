@@ -14,7 +14,7 @@ $(BIN)/dmf-tui: pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
 	$(BIN)/pip install -q $(TORCH)
-	$(BIN)/pip install -q -e '.[dev]' -c constraints.txt
+	$(BIN)/pip install -q -e '.[dev,postgres]' -c constraints.txt
 	touch $@
 
 venv: $(BIN)/dmf-tui

@@ -23,7 +23,11 @@ from pathlib import Path  # noqa: E402
 import pytest  # noqa: E402
 
 from store.db import Store, open_store  # noqa: E402
+from tests.pg import NoServer, Server, start_server  # noqa: E402
 from tests.processes import Spawned  # noqa: E402
+
+# The backends a module marked `pytestmark = pytest.mark.backends` runs its `db` and `store` on.
+BACKENDS = ("sqlite", "postgresql")
 
 ML100K = Path(__file__).resolve().parents[2] / "shared" / "data" / "ml-100k" / "u.data"
 
@@ -47,9 +51,48 @@ def user_config(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     return folder
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "backends: run the module's db and store fixtures on SQLite and on "
+                            "PostgreSQL (a throwaway local server; skipped with the reason where none starts)")
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    if "backend" in metafunc.fixturenames and metafunc.definition.get_closest_marker("backends"):
+        metafunc.parametrize("backend", BACKENDS, indirect=True)
+
+
 @pytest.fixture
-def db(tmp_path: Path) -> str:
-    """Where a test's database goes (not created yet): what the command line's --db takes."""
+def backend(request: pytest.FixtureRequest) -> str:
+    """The database kind of the test's `db`: SQLite, unless its module is marked `backends`."""
+    return str(getattr(request, "param", "sqlite"))
+
+
+@pytest.fixture(scope="session")
+def pg_server() -> Iterator[Server | NoServer]:
+    """This pytest process's PostgreSQL server, started on first use; or why there is none."""
+    try:
+        server = start_server()
+    except NoServer as reason:
+        yield reason
+        return
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def pg_db(pg_server: Server | NoServer) -> str:
+    """The URL of a fresh, empty database on the throwaway PostgreSQL server."""
+    if isinstance(pg_server, NoServer):
+        pytest.skip(f"no PostgreSQL server: {pg_server}")
+    return pg_server.new_database()
+
+
+@pytest.fixture
+def db(tmp_path: Path, backend: str, request: pytest.FixtureRequest) -> str:
+    """Where a test's database goes (not created yet): what the command line's --db takes. A file in
+    the test's folder, or, on the postgresql backend, a fresh database on the throwaway server."""
+    if backend == "postgresql":
+        return str(request.getfixturevalue("pg_db"))
     return str(tmp_path / "runs.db")
 
 
@@ -67,8 +110,8 @@ def hostile(request: pytest.FixtureRequest) -> str:
 
 
 @pytest.fixture
-def spawn(tmp_path: Path):
-    """Starts `dmf-tui --db <tmp>/runs.db ARGS...` with its output in a log file; kills whatever is
+def spawn(tmp_path: Path, db: str):
+    """Starts `dmf-tui --db <the test's db> ARGS...` with its output in a log file; kills whatever is
     left of the processes it started when the test ends."""
     started: list[Spawned] = []
     env = {**os.environ, "XDG_DATA_HOME": str(tmp_path / "xdg"), "PYTHONUNBUFFERED": "1"}
@@ -76,7 +119,7 @@ def spawn(tmp_path: Path):
     def start(*args: str, name: str = "worker") -> Spawned:
         log = open(tmp_path / f"{name}.log", "ab")  # noqa: SIM115  (the process writes it; closed at the end)
         process = Spawned(
-            [sys.executable, "-m", "dmf_tui", "--db", str(tmp_path / "runs.db"), *args],
+            [sys.executable, "-m", "dmf_tui", "--db", db, *args],
             stdout=log, stderr=subprocess.STDOUT, env=env,
         )
         log.close()

@@ -8,7 +8,6 @@ from __future__ import annotations
 import multiprocessing
 import os
 import socket
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -20,6 +19,8 @@ from store.params import RunParams
 from store.records import RunRecord
 from store.search import parse_search
 from tests.processes import dead_pid
+
+pytestmark = pytest.mark.backends
 
 # With a validation split, as a search's trials have: queued runs and trials can pack together.
 BASE = RunParams(data="synthetic-100k", epochs=3, device="cpu", val_size=0.1)
@@ -212,8 +213,8 @@ def _claim_packs(path: str, barrier: Any, results: Any) -> None:
     store.close()
 
 
-def test_two_processes_claiming_packs_never_share_a_run(tmp_path: Path) -> None:
-    path = str(tmp_path / "runs.db")
+def test_two_processes_claiming_packs_never_share_a_run(db: str) -> None:
+    path = db
     with open_store(path) as store:
         # Two kinds of run, interleaved, so packs are gathered from across the queue.
         _, ids = store.enqueue_grid([params for pair in zip(_lrs(10), _lrs(10, k=20)) for params in pair])

@@ -18,6 +18,8 @@ from store.db import Store, open_store
 from store.params import RunParams
 from tests.processes import DEADLINE_S, LONG, dead_pid, wait_for, write_ratings
 
+pytestmark = pytest.mark.backends
+
 
 @pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGHUP])
 def test_a_foreground_run_stopped_by_a_signal_ends_interrupted(db, tmp_path, signum):

@@ -11,6 +11,8 @@ from store.errors import StoreError, UnknownRunError
 from store.params import RunParams
 from tests.processes import dead_pid
 
+pytestmark = pytest.mark.backends
+
 
 def test_lines_come_back_in_order_after_the_last_one_read(store: Store) -> None:
     run = store.enqueue(RunParams(data="synthetic-100k"))

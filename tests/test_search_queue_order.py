@@ -11,6 +11,8 @@ from store.params import RunParams
 from store.search import parse_search
 from store.tables import Run
 
+pytestmark = pytest.mark.backends
+
 BASE = RunParams(data="synthetic-100k", epochs=2, device="cpu")
 
 

@@ -23,6 +23,8 @@ from store.records import RunRecord
 from store.search import MAX_TRIALS, SearchSpec, parse_search
 from store.status import RunStatus
 
+pytestmark = pytest.mark.backends
+
 BASE = RunParams(data="synthetic-100k", epochs=3, device="cpu")
 SPACE = {"lr": "1e-4..1e-1:log", "k": "2..16"}
 
@@ -328,8 +330,8 @@ def _claim_trials(path: str, barrier: Any, results: Any) -> None:
     store.close()
 
 
-def test_two_processes_asking_one_search_never_get_the_same_trial(tmp_path: Path) -> None:
-    path = str(tmp_path / "runs.db")
+def test_two_processes_asking_one_search_never_get_the_same_trial(db: str) -> None:
+    path = db
     with open_store(path) as store:
         search = store.create_search(_spec(sampler="tpe", trials=12))
     ctx = multiprocessing.get_context("spawn")

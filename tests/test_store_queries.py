@@ -16,6 +16,8 @@ from store.params import RunParams
 from store.queries import Dataset, Summary
 from store.tables import Run
 
+pytestmark = pytest.mark.backends
+
 
 def _finished(store: Store, params: RunParams, tests: list[float], status: str = "done") -> int:
     run = store.start_run(params, device="cpu")

@@ -5,7 +5,6 @@ from __future__ import annotations
 import multiprocessing
 import os
 import time
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -14,6 +13,8 @@ from store.db import Store, open_store
 from store.errors import ClaimLostError, ParamError, StoreError, TransitionError, UnknownRunError
 from store.params import RunParams, expand_grid
 from store.records import RunRecord
+
+pytestmark = pytest.mark.backends
 
 
 def _claim(store: Store, worker_id: int | None = None, device: str = "cpu") -> RunRecord:
@@ -276,8 +277,8 @@ def _claim_all(path: str, worker: int, barrier: multiprocessing.synchronize.Barr
     store.close()
 
 
-def test_two_processes_never_claim_the_same_run(tmp_path: Path) -> None:
-    path = str(tmp_path / "runs.db")
+def test_two_processes_never_claim_the_same_run(db: str) -> None:
+    path = db
     store = open_store(path)
     _, ids = store.enqueue_grid([RunParams(seed=i) for i in range(20)])
     ctx = multiprocessing.get_context("spawn")

@@ -134,10 +134,25 @@ def change_claimed(session: Session, run_id: int, worker_id: int | None, **value
 
 def last_position(session: Session) -> int:
     """The last place in the queue yet given, to a run or a search. New runs and searches go after it,
-    so places only grow and never collide."""
+    so places only grow and never collide: the queue's order is held until the transaction ends."""
+    hold_queue_order(session)
     runs = session.scalar(select(func.max(Run.position))) or 0
     searches = session.scalar(select(func.max(Sweep.position))) or 0
     return max(runs, searches)
+
+
+# The PostgreSQL advisory lock (a number of our choosing, the same in every process) that stands for
+# the order of the queue.
+QUEUE_ORDER_LOCK = 0x646D665F71  # "dmf_q"
+
+
+def hold_queue_order(session: Session) -> None:
+    """Hold the queue's order until the transaction ends: what gives out new places or deals them out
+    again does so one transaction at a time, as every write is on SQLite. A server database lets
+    writers run side by side, and two enqueues reading the same last place would give out the same
+    one. Claims never take it: they take runs, and never wait on each other (store/queue.py)."""
+    if session.get_bind().dialect.name == "postgresql":
+        session.execute(select(func.pg_advisory_xact_lock(QUEUE_ORDER_LOCK)))
 
 
 def find_sweep(session: Session, ref: int | str, *, searches_only: bool = False) -> Sweep:

@@ -24,7 +24,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from store import catalog
-from store.base import StoreBase, change_claimed, change_run, last_position, load_runs
+from store.base import StoreBase, change_claimed, change_run, hold_queue_order, last_position, load_runs
 from store.errors import ParamError, StoreError, UnknownRunError
 from store.params import RunParams, check_retries
 from store.records import Ranking, RunRecord, run_record
@@ -216,6 +216,7 @@ class QueueOps(StoreBase):
         """Move a queued run `offset` places later in the queue (negative: earlier), clamped to the
         ends. The queue's existing positions are dealt out again in the new order."""
         with self._write() as session:
+            hold_queue_order(session)
             (run,) = load_runs(session, [run_id])
             if run.status != RunStatus.QUEUED:
                 raise StoreError(f"run {run_id} is {run.status}, not queued")
@@ -265,12 +266,11 @@ def _claimable() -> ColumnElement[bool]:
 def _claim_first(session: Session, worker_id: int | None, device: str) -> Run | None:
     """The first run of a claim, marked running: the first claimable run, or the next trial of a
     search placed before it; None when there is neither."""
-    # On SQLite the first try always wins (the write lock is held). On a server another claimer can
-    # take the candidate between the SELECT and the UPDATE: then take the next.
     while True:
-        first = session.execute(
-            select(Run.id, Run.position).where(_claimable()).order_by(Run.position, Run.id).limit(1)
-        ).one_or_none()
+        # Locked, skipping the runs other claims hold, so that claims on many machines sharing a
+        # server never wait on each other (SQLite renders no FOR UPDATE: its write lock is held).
+        first = session.execute(select(Run.id, Run.position).where(_claimable()).order_by(Run.position, Run.id)
+                                .limit(1).with_for_update(skip_locked=True)).one_or_none()
         trial = ask_trial(session, worker_id, device, before=None if first is None else first.position)
         if trial is not None:
             return trial
@@ -284,18 +284,17 @@ def _claim_matching(session: Session, worker_id: int | None, device: str, key: t
                     room: int) -> list[Run]:
     """Up to `room` claimable runs whose pack key is `key`, in queue order among the next
     PACK_WINDOW, marked running."""
-    taken: list[Run] = []
     if room < 1:
-        return taken
+        return []
     window = session.execute(
         select(Run.id, Run.params).where(_claimable()).order_by(Run.position, Run.id).limit(PACK_WINDOW)
     ).all()
-    for run_id, params in window:
-        if RunParams.from_dict(params, validate=False).pack_key() == key and _take(session, run_id, worker_id, device):
-            taken.append(session.get_one(Run, run_id))
-            if len(taken) == room:
-                break
-    return taken
+    matching = [run_id for run_id, params in window if RunParams.from_dict(params, validate=False).pack_key() == key]
+    # Only the runs that match are locked (others' claims skip them), and only once known to match:
+    # locking the whole window would hide it from every other claim for as long as this one lasts.
+    free = session.scalars(select(Run.id).where(Run.id.in_(matching), _claimable()).order_by(Run.position, Run.id)
+                           .limit(room).with_for_update(skip_locked=True)).all() if matching else []
+    return [session.get_one(Run, run_id) for run_id in free if _take(session, run_id, worker_id, device)]
 
 
 def _take(session: Session, run_id: int, worker_id: int | None, device: str) -> bool:

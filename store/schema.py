@@ -12,7 +12,7 @@ import logging
 import sqlite3
 from collections.abc import Callable
 
-from sqlalchemy import Connection, Engine, insert, inspect, select, update
+from sqlalchemy import Connection, Engine, func, insert, inspect, select, update
 from sqlalchemy.schema import CreateColumn
 
 from store import catalog
@@ -22,6 +22,9 @@ from store.tables import Base, Epoch, QueueState, Run, RunLog, SchemaVersion, Sw
 SCHEMA_VERSION = 7
 
 log = logging.getLogger("dmf.store")
+
+# The PostgreSQL advisory lock that creating or upgrading the schema holds (a number of our choosing).
+SCHEMA_LOCK = 0x646D665F73  # "dmf_s"
 
 
 def _add_run_retries(conn: Connection) -> None:
@@ -133,6 +136,10 @@ def prepare_schema(engine: Engine, writer: Engine, where: str, *, create: bool =
     if before_write is not None:
         before_write()
     with writer.begin() as conn:
+        if conn.dialect.name == "postgresql":
+            # What BEGIN IMMEDIATE does on SQLite: the second of two processes starting at once on a
+            # new database waits here, then finds the work done.
+            conn.execute(select(func.pg_advisory_xact_lock(SCHEMA_LOCK)))
         version = _read_version(conn, where)
         if version is None:
             Base.metadata.create_all(conn)

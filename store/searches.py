@@ -175,8 +175,12 @@ def ask_trial(session: Session, worker_id: int | None, device: str, *, before: i
     A pack asking for more trials of its search names it (`search`) and says which trials may train
     with it (`joins`). A trial that may not is queued at its search's place in the queue, so the
     next claim takes it first, and None is returned: once a search draws something else, the pack has
-    had what that search can give it now."""
-    searches = select(Sweep).where(Sweep.state == "active").order_by(Sweep.position).with_for_update()
+    had what that search can give it now.
+
+    On a server, a search another claim is asking is skipped rather than waited for (SKIP LOCKED):
+    its sampler state and trial numbers are that claim's until it commits."""
+    searches = (select(Sweep).where(Sweep.state == "active").order_by(Sweep.position)
+                .with_for_update(skip_locked=True))
     if before is not None:
         searches = searches.where(Sweep.position < before)
     if search is not None:

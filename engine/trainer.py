@@ -308,13 +308,19 @@ def fit_pack(split: Split, runs: Sequence[Mapping[str, Any]],
                     else:
                         finish(run, exc)
                 break
-            sums = step.sse.tolist()
+            sums = step.sse.tolist()  # waits for the step on a GPU: the training is done
+            trained = time.perf_counter() - started
+            ending = []
             for run in list(live):
                 if run in cancelled:
                     run.stopped = "cancelled"
-                    finish(run)
-                elif attempt(run, partial(run.end_epoch, epoch, sums[run.slot], started)) is False:
-                    finish(run)
+                    ending.append(run)
+                elif attempt(run, partial(run.end_epoch, epoch, sums[run.slot], trained)) is False:
+                    ending.append(run)
+            # Ended only once every run has evaluated its epoch: ending a run ranks it (a second for
+            # DeepMF on ML-1M), which would otherwise count in the epoch of every run evaluated after.
+            for run in ending:
+                finish(run)
     ended = [outcome for outcome in outcomes if outcome is not None]
     assert len(ended) == len(outcomes), "every run ends by its last epoch"
     return ended
@@ -433,8 +439,11 @@ class _Run:
         return ranking_metrics(user_scorer(self.net), self.data.run_data.known, self.data.test,
                                self.data.split.dataset.n_items)
 
-    def end_epoch(self, epoch: int, sse: float, started: float) -> bool:
-        """Evaluate the epoch just trained, record it, and say whether the run trains on."""
+    def end_epoch(self, epoch: int, sse: float, trained: float) -> bool:
+        """Evaluate the epoch just trained (in `trained` seconds), record it, and say whether the
+        run trains on. The epoch's seconds are its training and this run's own evaluation: in a pack,
+        not the other runs' evaluations, rankings and checkpoints, done one after another."""
+        evaluating = time.perf_counter()
         train_rmse = math.sqrt(sse / len(self.data.train[0]))
         if not math.isfinite(train_rmse):
             raise DivergedError(f"diverged: loss became {train_rmse} at epoch {epoch}")
@@ -443,7 +452,7 @@ class _Run:
         val_rmse = _rmse(self.net, *self.data.val, bounds=self.bounds) if len(self.data.val[0]) else None
         if not math.isfinite(test_rmse):
             raise DivergedError(f"diverged: test RMSE became {test_rmse} at epoch {epoch}")
-        seconds = time.perf_counter() - started
+        seconds = trained + time.perf_counter() - evaluating
         rank_every = self.options["rank_every"]
         ranking = self.rank() if rank_every and epoch % rank_every == 0 else None
         stats = EpochStats(epoch, train_rmse, test_rmse, val_rmse, seconds, ranking)

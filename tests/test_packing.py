@@ -11,6 +11,7 @@ import itertools
 import re
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -20,7 +21,7 @@ from engine import adam, checkpoint, steps, trainer
 from engine.adam import StackedAdam
 from engine.errors import ConfigError, DivergedError
 from engine.models import MODELS, _scatter_into, build_model
-from engine.ranking import Ranking
+from engine.ranking import Ranking, ranking_metrics
 from engine.split import Split, split_dataset
 from engine.steps import HandStep, PackedStep
 from engine.trainer import OPTIMIZERS, PER_RUN, TrainResult, fit, fit_pack, pack_refusal
@@ -262,6 +263,28 @@ def test_a_run_cancelled_mid_epoch_ends_alone_and_runs_end_in_the_order_they_end
     # once, with the outcome fit_pack returns.
     assert [index for index, _ in ended] == [1, 3, 0, 2]
     assert all(outcome is packed[index] for index, outcome in ended)
+
+
+def test_a_packed_runs_epoch_seconds_are_its_training_and_its_own_evaluation_only(
+        split: Split, monkeypatch: pytest.MonkeyPatch) -> None:
+    # The trainer's clock stands still but for rankings, which take 100 s each on it: the final ranking
+    # of a run that ends, and run 0's ranking every epoch. No run's epoch may count another's.
+    now = [0.0]
+    monkeypatch.setattr(trainer, "time", SimpleNamespace(perf_counter=lambda: now[0]))
+    ranked: list[int] = []
+
+    def slow_ranking(*args: Any) -> Ranking | None:
+        now[0] += 100.0
+        ranked.append(1)
+        return ranking_metrics(*args)
+    monkeypatch.setattr(trainer, "ranking_metrics", slow_ranking)
+    runs = [{**BASE, "model": "mf", "lr": 0.01, "seed": seed, "epochs": epochs, "rank_every": every}
+            for seed, (epochs, every) in enumerate([(2, 1), (1, 0), (1, 0), (2, 0)])]
+    outcomes = fit_pack(split, runs)
+
+    assert len(ranked) == 2 + 3  # run 0 every epoch (its best one's is its final), the others at their end
+    seconds = [e.seconds for o in outcomes if isinstance(o, TrainResult) for e in o.epochs]
+    assert seconds == [0.0] * 6
 
 
 @pytest.mark.parametrize("model", ["mf", "deepmf", "gmf", "neumf"])

@@ -8,7 +8,6 @@ separate processes started with `dmf-tui worker --detach`.
 from __future__ import annotations
 
 import asyncio
-import socket
 from collections.abc import Callable
 from typing import ParamSpec, TypeVar
 
@@ -382,7 +381,7 @@ class DmfApp(App[None]):
         if alive is None or queue is None:
             return
         # `worker stop` signals the workers of this host only (it names the others).
-        here = {worker.id for worker in alive if worker.host == socket.gethostname()}
+        here = {worker.id for worker in alive if worker.local}
         if here:
             running = sum(run.status == RunStatus.RUNNING and run.worker_id in here for run in queue)
             question = (f"Stop {fmt.count(len(here), 'worker')} of this database, running {fmt.count(running, 'run')}? "

@@ -17,7 +17,6 @@ alone takes about 35 ms to import, and NVML's start-up talks to the driver. Test
 from __future__ import annotations
 
 import os
-import socket
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -56,17 +55,15 @@ class Gpus(Protocol):
 
 
 class LoadSampler:
-    def __init__(self, processes: Processes | None = None, gpus: Gpus | None = None,
-                 host: str | None = None) -> None:
+    def __init__(self, processes: Processes | None = None, gpus: Gpus | None = None) -> None:
         self.processes = processes if processes is not None else PsutilProcesses()
         self.gpus = gpus if gpus is not None else NvmlGpus()
-        self.host = host if host is not None else socket.gethostname()
 
     def sample(self, workers: Sequence[WorkerRecord]) -> dict[int, SlotLoad]:
-        """The load of each worker on this host, by worker id."""
+        """The load of each worker on this machine (WorkerRecord.local), by worker id."""
         loads = {}
         for worker in workers:
-            if worker.host != self.host:
+            if not worker.local:
                 continue
             index = cuda_index(worker.devices)
             loads[worker.id] = SlotLoad(process=self.processes.sample(worker.pid),

@@ -34,7 +34,6 @@ import multiprocessing
 import multiprocessing.connection
 import os
 import signal
-import socket
 import sys
 import threading
 import time
@@ -64,6 +63,7 @@ from store.memory import Shape, gib, physical_memory, shortfall, training_bytes
 from store.params import RunParams
 from store.records import RunRecord
 from store.status import RunStatus
+from store.workers import this_host, this_pid_space
 
 log = logging.getLogger("dmf.worker")
 T = TypeVar("T")
@@ -301,7 +301,7 @@ class Slot:
         pack = f" in a pack of {len(claimed)} (runs {ids})" if len(claimed) > 1 else ""
         for run in claimed:
             log.info("run %d: %s on %s%s", run.id, run.params.label(), device, pack)
-            run.note(f"started by worker {self.worker_id} on {socket.gethostname()} (pid {os.getpid()}): "
+            run.note(f"started by worker {self.worker_id} on {this_host()} (pid {os.getpid()}): "
                      f"{run.params.label()}, device {run.params.device} asked, {device} used{pack}")
         try:
             if device != self.device:
@@ -592,7 +592,8 @@ def registered(store: Store, device: str) -> Iterator[int]:
     yields the worker id. A run it trains and the process then dies with is marked lost (by the next
     worker or TUI that looks) instead of staying "running" forever. Finish its runs inside the
     block: once it is unregistered, a running run of its counts as lost."""
-    worker_id = store.register_worker(pid=os.getpid(), host=socket.gethostname(), devices=[device], slots=1)
+    worker_id = store.register_worker(pid=os.getpid(), host=this_host(), pid_space=this_pid_space(),
+                                      devices=[device], slots=1)
     heartbeat = Heartbeat(store, worker_id, HEARTBEAT_S)
     heartbeat.start()
     try:

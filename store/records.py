@@ -116,6 +116,9 @@ class WorkerRecord:
     heartbeat_at: datetime
     stopped_at: datetime | None
     state: WorkerState
+    # Whether its pid names it in this process (same machine, same boot, same pid namespace): only
+    # then may it be signalled or its process looked at.
+    local: bool
 
 
 @dataclass(frozen=True)
@@ -150,8 +153,8 @@ def log_record(row: RunLog) -> LogRecord:
     return _copy(LogRecord, row)
 
 
-def worker_record(row: Worker, state: WorkerState) -> WorkerRecord:
-    return _copy(WorkerRecord, row, devices=split_list(row.devices), state=state)
+def worker_record(row: Worker, state: WorkerState, local: bool) -> WorkerRecord:
+    return _copy(WorkerRecord, row, devices=split_list(row.devices), state=state, local=local)
 
 
 def _copy(record: type[_Record], row: Run | Epoch | RunLog | Worker, **derived: object) -> _Record:

@@ -17,9 +17,9 @@ from sqlalchemy.schema import CreateColumn
 
 from store import catalog
 from store.errors import StoreError
-from store.tables import Base, Epoch, QueueState, Run, RunLog, SchemaVersion, Sweep
+from store.tables import Base, Epoch, QueueState, Run, RunLog, SchemaVersion, Sweep, Worker
 
-SCHEMA_VERSION = 7
+SCHEMA_VERSION = 8
 
 log = logging.getLogger("dmf.store")
 
@@ -94,6 +94,13 @@ def _packs(conn: Connection) -> None:
     _add_columns(conn, Run, ("pack_id", "pack_size"))
 
 
+def _pid_spaces(conn: Connection) -> None:
+    """Version 8: where each worker's pid names it (this boot of its machine, its pid namespace), so
+    that a worker is judged by its pid only there; NULL for the workers of before, judged by their
+    host name as they were."""
+    _add_columns(conn, Worker, ("pid_space",))
+
+
 def _add_columns(conn: Connection, model: type[Base], names: tuple[str, ...]) -> None:
     table = Base.metadata.tables[model.__tablename__]
     for name in names:
@@ -114,6 +121,7 @@ MIGRATIONS: dict[int, Callable[[Connection], None]] = {
     5: _searches,
     6: _checkpoints_and_ranking,
     7: _packs,
+    8: _pid_spaces,
 }
 
 

@@ -237,6 +237,8 @@ class Worker(Base):
     id: Mapped[int] = mapped_column(primary_key=True)
     pid: Mapped[int] = mapped_column(Integer)
     host: Mapped[str] = mapped_column(String(255))
+    # Where its pid names it (store.workers.pid_space); NULL for a worker of before schema 8.
+    pid_space: Mapped[str | None] = mapped_column(String(255))
     devices: Mapped[str] = mapped_column(Text)  # comma-separated, e.g. "cuda:0,cuda:1"
     slots: Mapped[int]
     started_at: Mapped[datetime] = mapped_column(default=utcnow)

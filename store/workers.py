@@ -1,8 +1,14 @@
 """Worker processes: registration, heartbeats, and finding the runs of workers that died.
 
 A worker is judged dead in two ways: its heartbeat is older than a grace period (any host, e.g. a
-machine that lost power), or it is on this host and its pid no longer exists (seen at once, without
+machine that lost power), or its pid no longer exists where that pid names it (seen at once, without
 waiting for the grace period: the usual case after `kill -9` or a closed SSH session).
+
+Where a pid names a process is the worker's pid space: its host's name, that machine's boot and its
+pid namespace. Workers on other machines, on this one before it rebooted, or in another container
+with the same host name are judged by their heartbeats alone: their pids mean nothing here, and
+reaping here must never touch a live worker there. $DMF_HOST names this machine instead of its host
+name (two containers given the same one, say; the tests use it to be a second box).
 
 Heartbeats are written and judged with the database's clock (store.base.database_now), never this
 machine's: with workers on several machines sharing one database, a worker whose clock is a minute
@@ -30,12 +36,16 @@ DEFAULT_GRACE_S = 30.0
 
 
 class WorkerOps(StoreBase):
-    def register_worker(self, *, pid: int, host: str, devices: Iterable[str] | str, slots: int) -> int:
-        """Record a worker that starts now; returns its id (pass it to claim and heartbeat)."""
+    def register_worker(self, *, pid: int, host: str, devices: Iterable[str] | str, slots: int,
+                        pid_space: str | None = None) -> int:
+        """Record a worker that starts now; returns its id (pass it to claim and heartbeat). A worker
+        process registers itself with `this_host()` and `this_pid_space()`; without a pid space a
+        worker is judged by its pid on any machine of its host's name, as before schema 8."""
         text = devices if isinstance(devices, str) else ",".join(devices)
         with self._write() as session:
             now = database_now(session)
-            worker = Worker(pid=pid, host=host, devices=text, slots=slots, started_at=now, heartbeat_at=now)
+            worker = Worker(pid=pid, host=host, pid_space=pid_space, devices=text, slots=slots, started_at=now,
+                            heartbeat_at=now)
             session.add(worker)
             session.flush()
             return worker.id
@@ -131,7 +141,8 @@ def worker_records(session: Session, grace_s: float, *, include_stopped: bool) -
     if not include_stopped:
         query = query.where(Worker.stopped_at.is_(None))
     now = database_now(session)
-    return [worker_record(row, worker_state(row, now, grace_s)) for row in session.scalars(query)]
+    here = this_pid_space()
+    return [worker_record(row, worker_state(row, now, grace_s), _local(row, here)) for row in session.scalars(query)]
 
 
 def worker_state(worker: Worker, now: datetime, grace_s: float) -> WorkerState:
@@ -140,9 +151,27 @@ def worker_state(worker: Worker, now: datetime, grace_s: float) -> WorkerState:
     return WorkerState.RUNNING if _why_dead(worker, now, grace_s) is None else WorkerState.STALE
 
 
+def this_host() -> str:
+    """This machine's name, as workers record it: $DMF_HOST, else its host name."""
+    return os.environ.get("DMF_HOST", "").strip() or socket.gethostname()
+
+
+def this_pid_space() -> str:
+    """Where a pid names one process, for this process: this machine's name, its boot (Linux's boot
+    id; blank elsewhere) and its pid namespace (blank outside Linux)."""
+    return " ".join((this_host(), _read_first_line("/proc/sys/kernel/random/boot_id"), _pid_namespace()))
+
+
+def _local(worker: Worker, here: str) -> bool:
+    """Whether the worker's pid names it in this process."""
+    if worker.pid_space is None:  # registered before schema 8: its host's name is all there is
+        return worker.host == this_host()
+    return worker.pid_space == here
+
+
 def _pid_gone(worker: Worker) -> bool:
-    """Whether the worker's process has certainly exited. Only answerable on its own host."""
-    if worker.host != socket.gethostname():
+    """Whether the worker's process has certainly exited: only answerable where its pid names it."""
+    if not _local(worker, this_pid_space()):
         return False
     try:
         os.kill(worker.pid, 0)
@@ -151,3 +180,18 @@ def _pid_gone(worker: Worker) -> bool:
     except PermissionError:  # it exists, under another user
         return False
     return False
+
+
+def _read_first_line(path: str) -> str:
+    try:
+        with open(path) as file:
+            return file.readline().strip()
+    except OSError:
+        return ""
+
+
+def _pid_namespace() -> str:
+    try:
+        return os.readlink("/proc/self/ns/pid")  # e.g. "pid:[4026531836]"
+    except OSError:
+        return ""

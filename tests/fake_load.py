@@ -3,7 +3,6 @@ and their snapshots must not show this machine's real CPU, memory or GPUs."""
 
 from __future__ import annotations
 
-import socket
 from dataclasses import dataclass, field
 
 from dmf_tui.load import GpuLoad, LoadSampler, ProcessLoad
@@ -41,5 +40,5 @@ class FakeGpus:
 
 
 def fake_sampler(processes: FakeProcesses | None = None, gpus: FakeGpus | None = None) -> LoadSampler:
-    """A LoadSampler on this host (where the tests' workers register) over the fakes."""
-    return LoadSampler(processes or FakeProcesses(), gpus or FakeGpus(), host=socket.gethostname())
+    """A LoadSampler over the fakes (of the tests' workers, those registered on this host)."""
+    return LoadSampler(processes or FakeProcesses(), gpus or FakeGpus())

@@ -21,14 +21,14 @@ HOST = "here"
 NOW = datetime(2024, 5, 1, 12, tzinfo=timezone.utc)
 
 
-def slot(worker_id: int, device: str, *, pid: int = 100, host: str = HOST) -> WorkerRecord:
+def slot(worker_id: int, device: str, *, pid: int = 100, host: str = HOST, local: bool = True) -> WorkerRecord:
     return WorkerRecord(id=worker_id, pid=pid, host=host, devices=(device,), slots=1, started_at=NOW,
-                        heartbeat_at=NOW, stopped_at=None, state=WorkerState.RUNNING)
+                        heartbeat_at=NOW, stopped_at=None, state=WorkerState.RUNNING, local=local)
 
 
 def test_each_slot_on_this_host_gets_its_process_and_its_gpu():
     processes, gpus = FakeProcesses(), FakeGpus(count=2)
-    sampler = LoadSampler(processes, gpus, host=HOST)
+    sampler = LoadSampler(processes, gpus)
 
     loads = sampler.sample([slot(1, "cuda:1", pid=101), slot(2, "cpu", pid=102), slot(3, "cuda:0", pid=103)])
 
@@ -40,17 +40,19 @@ def test_each_slot_on_this_host_gets_its_process_and_its_gpu():
 
 
 def test_without_a_gpu_a_cuda_slot_shows_only_its_process():
-    sampler = LoadSampler(FakeProcesses(), FakeGpus(count=0), host=HOST)
+    sampler = LoadSampler(FakeProcesses(), FakeGpus(count=0))
 
     loads = sampler.sample([slot(1, "cuda:0", pid=101)])
 
     assert loads[1].gpu is None and loads[1].process is not None
 
 
-def test_slots_on_other_hosts_are_not_looked_at():
+def test_slots_whose_pid_means_nothing_here_are_not_looked_at():
     processes, gpus = FakeProcesses(), FakeGpus()
 
-    loads = LoadSampler(processes, gpus, host=HOST).sample([slot(1, "cuda:0", host="elsewhere")])
+    # Another machine, or this one's name in another container: their pid would name another process.
+    loads = LoadSampler(processes, gpus).sample([slot(1, "cuda:0", host="elsewhere", local=False),
+                                                 slot(2, "cuda:0", local=False)])
 
     assert loads == {} and processes.asked == [] and gpus.asked == []
 

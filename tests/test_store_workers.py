@@ -13,6 +13,7 @@ from sqlalchemy import update
 from store.db import Store, open_store
 from store.params import RunParams
 from store.tables import Worker, utcnow
+from store.workers import this_host, this_pid_space
 from tests.processes import dead_pid
 
 pytestmark = pytest.mark.backends
@@ -134,6 +135,37 @@ def test_a_lost_run_with_retries_is_queued_again_and_keeps_its_epochs(store: Sto
 
 def _read_only(store: Store) -> Store:
     return open_store(f"sqlite:///file:{store.engine.url.database}?mode=ro&uri=true")
+
+
+def test_a_worker_is_judged_by_its_pid_only_where_the_pid_names_it(store: Store,
+                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    here = this_pid_space()
+    # Same host name, another pid namespace (a container) or another boot: the pid means nothing here.
+    elsewhere = [store.register_worker(pid=dead_pid(), host=this_host(), pid_space=f"{here}-other",
+                                       devices=["cpu"], slots=1) for _ in range(2)]
+    local = store.register_worker(pid=dead_pid(), host=this_host(), pid_space=here, devices=["cpu"], slots=1)
+    runs = [_running_run(store, worker) for worker in (*elsewhere, local)]
+
+    assert store.reap_lost(grace_s=3600) == [runs[2]]
+    assert [w.local for w in sorted(store.workers(), key=lambda w: w.id)] == [False, False, True]
+    # Their heartbeats alone tell: silent past the grace, they are lost too.
+    for worker in elsewhere:
+        _age_heartbeat(store, worker, 120)
+    assert sorted(store.reap_lost(grace_s=60)) == runs[:2]
+    assert "sent no heartbeat" in _error(store, runs[0])
+
+
+def test_dmf_host_names_this_machine(store: Store, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("DMF_HOST", "box-b")
+    assert this_host() == "box-b" and this_pid_space().startswith("box-b ")
+    on_b = store.register_worker(pid=dead_pid(), host=this_host(), pid_space=this_pid_space(), devices=["cpu"],
+                                 slots=1)
+    run_id = _running_run(store, on_b)
+    monkeypatch.setenv("DMF_HOST", "box-a")  # another box, sharing the database (and, here, the kernel)
+    assert store.reap_lost(grace_s=3600) == []
+    assert [w.local for w in store.workers()] == [False]
+    monkeypatch.setenv("DMF_HOST", "box-b")
+    assert store.reap_lost(grace_s=3600) == [run_id]
 
 
 def test_a_read_only_database_is_reaped_when_possible_and_listed_anyway(store: Store, backend: str) -> None:

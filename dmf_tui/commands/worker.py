@@ -18,7 +18,6 @@ import argparse
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -171,11 +170,10 @@ def _status(args: argparse.Namespace) -> int:
 def _stop(args: argparse.Namespace) -> int:
     with open_store(args.db, create=False) as store:
         workers = store.workers(alive_only=True)
-    here = socket.gethostname()
     for w in workers:
-        if w.host != here:
+        if not w.local:
             print(f"worker {w.id} runs on {w.host}: stop it there")
-    local = [w for w in workers if w.host == here]
+    local = [w for w in workers if w.local]
     if not local:
         print("no worker is running on this host")
         return 0

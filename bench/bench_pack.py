@@ -74,7 +74,7 @@ from engine.ranking import ranking_metrics
 from engine.scoring import user_scorer
 from engine.split import Split, split_dataset
 from engine.steps import HandStep
-from engine.trainer import TrainResult, fit, fit_pack
+from engine.trainer import TrainResult, fit, fit_pack, intra_op_threads
 from store.db import open_store
 
 LRS = (1e-3, 3e-3, 1e-2, 3e-2)
@@ -223,16 +223,6 @@ def max_difference(packed: Sequence[TrainResult | Exception], solo: Sequence[Tra
     return worst
 
 
-@contextlib.contextmanager
-def threads(n: int) -> Iterator[None]:
-    before = torch.get_num_threads()
-    torch.set_num_threads(n)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
-
-
 def ranking_seconds(split: Split, model: str) -> float:
     """One ranking_metrics call over the test part, as fit makes for each run once it ends (the
     weights do not change its cost: a fresh seed-0 model)."""
@@ -243,7 +233,7 @@ def ranking_seconds(split: Split, model: str) -> float:
     test = (torch.as_tensor(users, dtype=torch.long), torch.as_tensor(items, dtype=torch.long),
             torch.as_tensor(ratings, dtype=torch.float32))
     known = RunData.from_split(split).known
-    with threads(1):  # as fit ranks a pair model's runs
+    with intra_op_threads(1):  # as fit ranks a pair model's runs
         started = time.perf_counter()
         ranking_metrics(user_scorer(net), known, test, ds.n_items)
         return time.perf_counter() - started
@@ -356,7 +346,7 @@ def step_level(args: argparse.Namespace, split: Split) -> int:
     for model in args.models.split(","):
         for n_threads in (int(t) for t in args.threads.split(",")):
             for size in (1, 8):
-                with threads(n_threads), measuring() as figure:
+                with intra_op_threads(n_threads), measuring() as figure:
                     whole, grads, adam = step_microseconds(split, model, size, args.step_count)
                 table.append([model, str(size), str(n_threads), f"{whole:.0f}", f"{grads:.0f}", f"{adam:.0f}",
                               f"**{whole / size:.0f}**", f"{adam / size:.0f}", f"{figure[0].others:.2f}",

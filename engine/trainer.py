@@ -223,7 +223,7 @@ def fit_pack(split: Split, runs: Sequence[Mapping[str, Any]],
     # and a matrix product split over two threads sums in another order, which a high rate grows
     # into another run (bench/RESULTS.md, "Packed runs"). A row model's step is a few large matrix
     # products, which do use every core.
-    with _intra_op_threads(1 if dev.type == "cpu" and model not in ROW_MODELS else torch.get_num_threads()):
+    with intra_op_threads(1 if dev.type == "cpu" and model not in ROW_MODELS else torch.get_num_threads()):
         train = _on_device(split.part("train"), dev)
         test = _on_device(split.part("test"), dev)
         val = _on_device(split.part("val"), dev)
@@ -488,7 +488,7 @@ class _Run:
 
 
 @contextlib.contextmanager
-def _intra_op_threads(n: int) -> Iterator[None]:
+def intra_op_threads(n: int) -> Iterator[None]:
     """Run the block with `n` torch intra-op threads, then restore the setting."""
     before = torch.get_num_threads()
     torch.set_num_threads(n)

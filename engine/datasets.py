@@ -19,6 +19,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import BinaryIO
 
+from engine import cache
 from engine.errors import DataError
 from engine.formats import read_ratings
 from engine.remap import Dataset, remap
@@ -55,11 +56,25 @@ def load_dataset(spec: str, data_dir: Path | str | None = None) -> Dataset:
         path = dataset_path(spec, data_dir)
         if not path.exists():
             raise DataError(not_downloaded(spec, path))
-        return remap(read_ratings(path), spec, str(path.absolute()))
+        return _load_file(path, spec)
     path = Path(spec).expanduser()
     if path.exists() or looks_like_path(spec):
-        return remap(read_ratings(path), spec, str(path.absolute()))
+        return _load_file(path, spec)
     raise DataError(unknown_name(spec))
+
+
+def _load_file(path: Path, name: str) -> Dataset:
+    """The ratings file at `path`, from the binary cache when it holds this version of the file
+    (engine/cache.py), else parsed, remapped and cached."""
+    source = str(path.absolute())
+    cached = cache.load(path, name, source)
+    if cached is not None:
+        return cached
+    found = cache.identity(path)  # before reading: a file that changes meanwhile is not cached
+    dataset = remap(read_ratings(path), name, source)
+    if found is not None:
+        cache.store(path, found, dataset)
+    return dataset
 
 
 def load_split(

@@ -1,6 +1,7 @@
-"""`dmf-tui data list` and `dmf-tui data fetch NAME`: what datasets exist, which are here, and
-downloading one. The engine is imported inside the commands (it stays out of the TUI's start).
-Paths and messages are printed as they are, never as Rich markup (see commands/output.py)."""
+"""`dmf-tui data list`, `dmf-tui data fetch NAME` and `dmf-tui data clear-cache`: what datasets exist,
+which are here, downloading one, and removing the parsed copies of big ratings files (engine/cache.py).
+The engine is imported inside the commands (it stays out of the TUI's start). Paths and messages are
+printed as they are, never as Rich markup (see commands/output.py)."""
 
 from __future__ import annotations
 
@@ -22,6 +23,9 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     fetch_parser.add_argument("--force", action="store_true", help="download again even if present")
     fetch_parser.add_argument("--data-dir", help="dataset folder (default: $DMF_DATA_DIR or data/)")
     fetch_parser.set_defaults(func=fetch_dataset)
+
+    clear_parser = actions.add_parser("clear-cache", help="remove the parsed copies of big ratings files")
+    clear_parser.set_defaults(func=clear_cache)
 
 
 def list_datasets(args: argparse.Namespace) -> int:
@@ -74,4 +78,14 @@ def fetch_dataset(args: argparse.Namespace) -> int:
         console.print(Text.assemble(("warning:", "yellow"), f" {warning.message}"))
     checksums = ", ".join(datasets.DATASETS[args.name].checksums)
     console.print(f"{args.name}: {path} ({checksums + ' verified' if checksums else 'not verified'})")
+    return 0
+
+
+def clear_cache(args: argparse.Namespace) -> int:
+    from dmf_tui.commands.output import Console
+    from engine import cache
+
+    count, size = cache.clear()
+    Console().print(f"removed {count} cached dataset{'s' if count != 1 else ''} ({size / 1e6:.1f} MB) "
+                    f"from {cache.cache_dir()}")
     return 0

@@ -96,6 +96,7 @@ DATASETS: dict[str, DatasetInfo] = {
             "ml-32m",
             "ml-32m/ratings.csv",
             32_000_204,
+            md5="d472be332d4daa821edc399621853b57",
             sha256="e4a68655d7386b8f95f2f2424b2ff975dfdd15ffd59e0d864a14dca43e99d6ee",
         ),
         DatasetInfo(

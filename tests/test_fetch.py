@@ -6,6 +6,7 @@ import dataclasses
 import hashlib
 import http.server
 import io
+import itertools
 import threading
 import zipfile
 
@@ -195,3 +196,90 @@ def test_cli_fetch_of_a_zip_without_an_item_file_has_ratings_only(server, monkey
 
     assert [p.name for p in (tmp_path / "ml-100k").iterdir()] == ["u.data"]
     assert datasets.load_dataset("ml-100k", data_dir=tmp_path).n_ratings == 2
+
+
+# The member layout of the real ml-25m.zip and ml-32m.zip (a folder entry, then its files); only
+# ratings.csv and movies.csv are extracted.
+BIG_LAYOUTS = {
+    "ml-25m": ("tags.csv", "links.csv", "README.txt", "ratings.csv", "genome-tags.csv", "genome-scores.csv",
+               "movies.csv"),
+    "ml-32m": ("tags.csv", "links.csv", "README.txt", "checksums.txt", "ratings.csv", "movies.csv"),
+}
+MOVIES_CSV = (b'movieId,title,genres\n1,Toy Story (1995),Adventure|Animation|Children|Comedy|Fantasy\n'
+              b'2,Jumanji (1995),Adventure|Children|Fantasy\n3,"American President, The (1995)",Comedy|Drama|Romance\n')
+
+
+def big_ratings_csv(n_users: int = 300, per_user: int = 12) -> bytes:
+    """`userId,movieId,rating,timestamp` lines as ML-25M writes them: sorted by user then movie,
+    half-star ratings with one decimal, 10-digit timestamps."""
+    lines = [b"userId,movieId,rating,timestamp\n"]
+    for user in range(1, n_users + 1):
+        for item in sorted({(user * 7 + k * 13) % 500 + 1 for k in range(per_user)}):
+            stars = (user + item) % 10 + 1
+            lines.append(f"{user},{item},{stars / 2:.1f},{1_100_000_000 + user * 1000 + item}\n".encode())
+    return b"".join(lines)
+
+
+def build_big_zip(name: str, ratings: bytes) -> bytes:
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as zf:
+        zf.writestr(zipfile.ZipInfo(f"{name}/"), b"")
+        for member in BIG_LAYOUTS[name]:
+            body = {"ratings.csv": ratings, "movies.csv": MOVIES_CSV}.get(member, b"not extracted\n")
+            zf.writestr(f"{name}/{member}", body)
+    return buf.getvalue()
+
+
+def pin_big(monkeypatch, name: str, archive: bytes) -> None:
+    """Give `name` the checksums of `archive`, of the kinds the registry knows for the real one."""
+    real = datasets.DATASETS[name]
+    sums = {algo: getattr(hashlib, algo)(archive).hexdigest() for algo in real.checksums}
+    monkeypatch.setitem(datasets.DATASETS, name, dataclasses.replace(real, **sums))
+
+
+@pytest.mark.parametrize("name", ["ml-25m", "ml-32m"])
+def test_fetch_of_a_big_release_streams_verifies_and_extracts(server, monkeypatch, tmp_path, name):
+    ratings = big_ratings_csv()
+    files, base = server
+    files[f"{name}.zip"] = archive = build_big_zip(name, ratings)
+    pin_big(monkeypatch, name, archive)
+    monkeypatch.setattr(datasets, "CHUNK", 4096)  # many reads, as over a real archive's 250 MB
+    seen: list[tuple[int, int | None]] = []
+
+    path = datasets.fetch(name, data_dir=tmp_path, url=f"{base}/{name}.zip", progress=lambda d, t: seen.append((d, t)))
+
+    assert path == tmp_path / name / "ratings.csv" == datasets.dataset_path(name, tmp_path)
+    assert path.read_bytes() == ratings
+    assert sorted(p.name for p in (tmp_path / name).iterdir()) == ["movies.csv", "ratings.csv"]
+    # Progress after every read, none bigger than a chunk: the archive never was in memory whole.
+    done = [d for d, _ in seen]
+    assert done[0] == 0 and done[-1] == len(archive) and len(done) > len(archive) // 4096
+    assert all(0 < b - a <= 4096 for a, b in itertools.pairwise(done))
+    assert {t for _, t in seen} == {len(archive)}
+    ds = datasets.load_dataset(name, data_dir=tmp_path)
+    assert (ds.n_ratings, ds.n_users) == (ratings.count(b"\n") - 1, 300)
+    assert read_titles(path).title(3) == "American President, The (1995)"
+
+
+@pytest.mark.parametrize("name", ["ml-25m", "ml-32m"])
+def test_a_big_release_with_a_wrong_checksum_is_refused(server, monkeypatch, tmp_path, name):
+    files, base = server
+    files[f"{name}.zip"] = build_big_zip(name, big_ratings_csv())
+    # The registry's real checksums: a generated archive is not the real one.
+    with pytest.raises(DataError, match=f"checksum mismatch for {name}.zip"):
+        datasets.fetch(name, data_dir=tmp_path, url=f"{base}/{name}.zip")
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("name", ["ml-25m", "ml-32m"])
+def test_cli_fetch_of_a_big_release(server, monkeypatch, tmp_path, capsys, name):
+    files, base = server
+    files[f"{name}.zip"] = archive = build_big_zip(name, big_ratings_csv())
+    pin_big(monkeypatch, name, archive)
+    monkeypatch.setenv("DMF_DATA_DIR", str(tmp_path))
+
+    assert main(["data", "fetch", name, "--url", f"{base}/{name}.zip"]) == 0
+
+    err = capsys.readouterr().err
+    assert f"{name}.zip" in err and "md5, sha256 verified" in err  # the bar's label, then the outcome
+    assert (tmp_path / name / "ratings.csv").is_file()

@@ -116,11 +116,12 @@ def spawn(tmp_path: Path, db: str):
     started: list[Spawned] = []
     env = {**os.environ, "XDG_DATA_HOME": str(tmp_path / "xdg"), "PYTHONUNBUFFERED": "1"}
 
-    def start(*args: str, name: str = "worker") -> Spawned:
+    def start(*args: str, name: str = "worker", host: str | None = None) -> Spawned:
+        """`host`: the process's $DMF_HOST, as if it ran on another machine."""
         log = open(tmp_path / f"{name}.log", "ab")  # noqa: SIM115  (the process writes it; closed at the end)
         process = Spawned(
             [sys.executable, "-m", "dmf_tui", "--db", db, *args],
-            stdout=log, stderr=subprocess.STDOUT, env=env,
+            stdout=log, stderr=subprocess.STDOUT, env=env if host is None else {**env, "DMF_HOST": host},
         )
         log.close()
         process.log = tmp_path / f"{name}.log"

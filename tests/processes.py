@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from sqlalchemy import create_engine, text
 
 from store.db import Store
 from store.params import RunParams
@@ -74,21 +75,38 @@ def finished(process: subprocess.Popen[Any], timeout: float = DEADLINE_S) -> int
         raise AssertionError(f"process did not exit; its log:\n{process.log.read_text()[-3000:]}") from None
 
 
-def stop_outside_a_write(process: subprocess.Popen, db: Path) -> None:
-    """SIGSTOP the process at a moment it holds no write lock on `db` (stopped inside one, it would
-    keep every other writer waiting; that is not what these tests are about)."""
+def stop_outside_a_write(process: subprocess.Popen, db: str) -> None:
+    """SIGSTOP the process at a moment it holds no write lock on the database `db` (a SQLite path or a
+    server URL): stopped inside a write, it would keep every other writer waiting (on SQLite) or hold
+    its rows (on a server); that is not what these tests are about."""
     while True:
         process.send_signal(signal.SIGSTOP)
+        if _no_write_open(db):
+            return
+        process.send_signal(signal.SIGCONT)
+        time.sleep(0.01)
+
+
+def _no_write_open(db: str) -> bool:
+    if "://" not in db:
         probe = sqlite3.connect(db, timeout=0.05, isolation_level=None)
         try:
             probe.execute("BEGIN IMMEDIATE")
             probe.execute("ROLLBACK")
-            return
+            return True
         except sqlite3.OperationalError:
-            process.send_signal(signal.SIGCONT)
-            time.sleep(0.01)
+            return False
         finally:
             probe.close()
+    # A server: no other connection to this (the test's own) database is inside a transaction.
+    engine = create_engine(db)
+    try:
+        with engine.connect() as conn:
+            busy = conn.scalar(text("select count(*) from pg_stat_activity where datname = current_database() "
+                                    "and pid <> pg_backend_pid() and xact_start is not null"))
+        return busy == 0
+    finally:
+        engine.dispose()
 
 
 def fit_pack_through(fit: Callable[..., Any]) -> Callable[..., list[Any]]:

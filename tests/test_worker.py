@@ -1,6 +1,6 @@
 """The worker: in-process tests of its parts, then fault tests with real worker processes on a real
-SQLite file. Runs train on a tiny ratings file written here, so an epoch takes milliseconds; a
-"long" run has so many epochs that it only ends when something stops it.
+SQLite file and on a real PostgreSQL server. Runs train on a tiny ratings file written here, so an
+epoch takes milliseconds; a "long" run has so many epochs that it only ends when something stops it.
 
 Every wait polls the database (or the process) until a condition holds, with a generous deadline
 that only a hung test reaches.
@@ -26,7 +26,7 @@ from dmf_tui.cli import main
 from dmf_tui.commands.worker import _alive as alive
 from engine.errors import ConfigError, DeviceError, DivergedError
 from engine.worker import Slot, SplitCache, WorkerOptions, failure_reason, plan_slots
-from store.db import Store, state_dir
+from store.db import Store, state_dir, state_path
 from store.params import RunParams
 from tests.processes import (
     DEADLINE_S,
@@ -39,6 +39,8 @@ from tests.processes import (
     wait_for,
     write_ratings,
 )
+
+pytestmark = pytest.mark.backends
 
 
 @pytest.fixture
@@ -365,13 +367,12 @@ def test_sighup_interrupts_the_run_like_sigterm(store, ratings, spawn):
     assert [w.state for w in store.workers()] == ["stopped"]
 
 
-def test_a_worker_stopped_past_the_grace_finds_its_run_lost_and_writes_nothing_to_it(store, ratings, spawn,
-                                                                                      tmp_path):
+def test_a_worker_stopped_past_the_grace_finds_its_run_lost_and_writes_nothing_to_it(store, ratings, spawn, db):
     long = store.enqueue(params(ratings, epochs=LONG))
     process = spawn("worker", "--poll", "0.1")
     wait_for(epochs_done(store, long, 2), "two epochs of the long run")
 
-    stop_outside_a_write(process, tmp_path / "runs.db")
+    stop_outside_a_write(process, db)
     # Another process (this one) sees no heartbeat for longer than a short grace.
     wait_for(lambda: store.reap_lost(grace_s=0.2) == [long], "the stopped worker's run to be lost")
     lost = store.get_run(long)
@@ -450,9 +451,9 @@ def test_slots_stop_when_their_supervisor_is_killed(store, ratings, spawn):
     assert {w.state for w in store.workers()} == {"stopped"}
 
 
-def test_detach_status_stop(store, ratings, tmp_path, capsys: pytest.CaptureFixture[str]):
-    db = str(tmp_path / "runs.db")
-    env = {**os.environ, "XDG_DATA_HOME": str(tmp_path / "xdg")}
+def test_detach_status_stop(store, ratings, tmp_path, db, monkeypatch, capsys: pytest.CaptureFixture[str]):
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "xdg"))
+    env = dict(os.environ)
     # A separate process, as from a terminal: the worker it starts outlives it.
     started = subprocess.run(
         [sys.executable, "-m", "dmf_tui", "--db", db, "worker", "--detach", "--poll", "0.1"],
@@ -460,7 +461,7 @@ def test_detach_status_stop(store, ratings, tmp_path, capsys: pytest.CaptureFixt
     )
     assert started.returncode == 0, started.stderr
     pid = int(started.stdout.split("pid ")[1].split(",")[0])
-    log = tmp_path / "runs.db.worker.log"
+    log = state_path(store.url, ".worker.log")
     assert str(log) in started.stdout
 
     def command(*args: str) -> str:

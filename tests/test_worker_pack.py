@@ -16,6 +16,8 @@ from store.db import Store, open_store
 from store.params import RunParams
 from tests.processes import LONG, finished, params, stop_outside_a_write, wait_for, write_ratings
 
+pytestmark = pytest.mark.backends
+
 
 @pytest.fixture
 def ratings(tmp_path: Path) -> Path:
@@ -144,12 +146,12 @@ def test_sigterm_mid_pack_interrupts_every_run_of_it_and_exits_0(store, ratings,
     assert [store.get_run(i).status for i in ids] == ["interrupted"] * 4
 
 
-def test_a_worker_stopped_past_the_grace_drops_every_run_of_its_pack(store, ratings, spawn, tmp_path):
+def test_a_worker_stopped_past_the_grace_drops_every_run_of_its_pack(store, ratings, spawn, db):
     ids = [store.enqueue(p) for p in grid(ratings, epochs=LONG)]
     worker = spawn("worker", "--poll", "0.1")
     wait_for(all_trained(store, ids, 2), "two epochs of every run of the pack")
 
-    stop_outside_a_write(worker, tmp_path / "runs.db")
+    stop_outside_a_write(worker, db)
     wait_for(lambda: sorted(store.reap_lost(grace_s=0.2)) == ids or
              all(store.get_run(i).status == "lost" for i in ids), "the stopped worker's runs to be lost")
     lost = [store.get_run(i) for i in ids]

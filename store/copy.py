@@ -140,6 +140,29 @@ def _history_counts(conn: Connection) -> list[str]:
     return [f"{name}: {count:,}" for name, count in counts.items() if count]
 
 
+@dataclass(frozen=True)
+class _Plan:
+    """What changes in each row of one table on its way to DST."""
+
+    json_columns: list[str]
+    references: list[tuple[str, dict[int, int]]]  # in a merge: a column, and DST's ids of the rows it names
+    positions: list[str]  # in a merge: the queue's places, moved by `shift` to after DST's
+    shift: int
+
+    def apply(self, row: dict[str, Any]) -> None:
+        for name in self.json_columns:
+            # Python's None would be written to a JSON column as JSON's null, which is not the SQL
+            # NULL that a grid's missing search is (store.base.find_sweep tells them apart by it).
+            if row[name] is None:
+                row[name] = null()
+        for name, new_ids in self.references:
+            if row[name] is not None:
+                row[name] = new_ids[row[name]]
+        for name in self.positions:
+            if row[name] is not None:
+                row[name] += self.shift
+
+
 class _Copier:
     """The copy of one history, table by table. It keeps the ids in DST of the rows that others
     refer to (workers, sweeps, runs: a few ints each, even for a long history), never the rows."""
@@ -181,9 +204,10 @@ class _Copier:
         return last + 1 - min(known) if known else 0
 
     def _copy_table(self, table: Table) -> None:
+        plan = self._plan(table)
         rows = self.src.execute(select(table).order_by(table.c.id).execution_options(yield_per=self.chunk_rows))
         for chunk in rows.partitions():
-            values = [self._row(table, dict(row._mapping)) for row in chunk]
+            values = [self._row(table, plan, row._asdict()) for row in chunk]
             old_ids = [value["id"] for value in values]
             if self.merge:
                 new_ids = self._insert_numbered(table, values)
@@ -193,6 +217,17 @@ class _Copier:
             if table.name in self.new_ids:
                 self.new_ids[table.name].update(zip(old_ids, new_ids))
             self.counts[table.name] += len(values)
+
+    def _plan(self, table: Table) -> _Plan:
+        """What changes in each row of `table` on its way to DST, worked out once, not once a row."""
+        columns = table.columns
+        return _Plan(
+            json_columns=[column.name for column in columns if isinstance(column.type, JSON)],
+            references=[(column.name, self.new_ids[key.column.table.name])
+                        for column in columns for key in column.foreign_keys] if self.merge else [],
+            positions=[column.name for column in columns if column in _POSITIONS] if self.merge else [],
+            shift=self.position_shift,
+        )
 
     def _insert_numbered(self, table: Table, values: list[dict[str, Any]]) -> Sequence[int]:
         """Write rows under ids DST gives them (a merge); their ids, in the order of `values`."""
@@ -204,27 +239,15 @@ class _Copier:
         self.packs.extend((run, pack) for run, pack in zip(new_ids, packs) if pack is not None)
         return new_ids
 
-    def _row(self, table: Table, row: dict[str, Any]) -> dict[str, Any]:
-        """SRC's row as DST gets it: a running run made lost, a worker stopped, references followed
-        to their new ids, the queue's places moved after DST's."""
+    def _row(self, table: Table, plan: _Plan, row: dict[str, Any]) -> dict[str, Any]:
+        """SRC's row as DST gets it: a running run made lost, a worker stopped, and `plan`."""
         if table is Run.__table__:
             self._run(row)
         elif table is Sweep.__table__ and row["search"] is not None:
             self.searches += 1
         elif table is Worker.__table__ and row["stopped_at"] is None:
             row["stopped_at"] = row["heartbeat_at"]  # its last sign of life
-        for column in table.columns:
-            value = row[column.name]
-            if value is None:
-                # Python's None would be written to a JSON column as JSON's null, which is not the
-                # SQL NULL that a grid's missing search is (store.base.find_sweep tells them apart).
-                if isinstance(column.type, JSON):
-                    row[column.name] = null()
-            elif self.merge and column.foreign_keys:
-                (key,) = column.foreign_keys
-                row[column.name] = self.new_ids[key.column.table.name][value]
-            elif self.merge and column in _POSITIONS:
-                row[column.name] = value + self.position_shift
+        plan.apply(row)
         return row
 
     def _run(self, row: dict[str, Any]) -> None:

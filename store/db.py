@@ -23,7 +23,7 @@ from sqlalchemy import Engine, create_engine, event, exc
 from sqlalchemy.engine import URL, make_url
 
 from store.cleanup import CleanupOps
-from store.errors import StoreError
+from store.errors import StoreError, database_error
 from store.export import ExportOps
 from store.logs import LogOps
 from store.queries import QueryOps
@@ -156,8 +156,7 @@ def open_store(db: str | None = None, *, create: bool = True) -> Store:
         prepare_schema(engine, store._writer, where, create=create, before_write=before_write)
     except (exc.DBAPIError, sqlite3.Error) as error:
         engine.dispose()
-        cause = getattr(error, "orig", error)  # SQLAlchemy wraps the driver's error; the WAL switch does not
-        reason = str(cause).strip() or type(cause).__name__
+        reason = database_error(error)  # the driver's first line: a server's error adds hints below it
         if "file is not a database" in reason:
             raise StoreError(f"{where} is not a SQLite database") from None
         raise StoreError(f"cannot open database {where}: {reason}") from None

@@ -12,6 +12,8 @@ from dmf_tui.cli import main
 from store.db import open_store
 from store.params import RunParams
 
+pytestmark = pytest.mark.backends
+
 
 def test_add_queues_a_grid(db: str, capsys: pytest.CaptureFixture[str]) -> None:
     code = main(["--db", db, "add", "--model", "deepmf", "--lr", "1e-3,1e-2", "--hidden", "10,5/64,32",

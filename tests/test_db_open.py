@@ -3,6 +3,7 @@ own database, per-database worker files and private permissions."""
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import socket
@@ -55,6 +56,27 @@ def test_postgres_without_its_driver_names_the_extra(capsys, monkeypatch: pytest
     err = _one_line_error(capsys, ["--db", "postgresql://me:secret@db.lab/runs", "runs"])
     assert "pip install 'dmf-tui[postgres]'" in err
     assert "db.lab" in err and "secret" not in err
+
+
+def test_a_server_that_does_not_answer_is_one_line(capsys) -> None:
+    with socket.socket() as closed:  # a port nothing listens on
+        closed.bind(("127.0.0.1", 0))
+        port = closed.getsockname()[1]
+    err = _one_line_error(capsys, ["--db", f"postgresql://me:secret@127.0.0.1:{port}/runs", "runs"])
+    assert "Connection refused" in err and "secret" not in err
+
+
+def test_a_plain_postgresql_url_reaches_the_server_through_every_command(pg_db: str, capsys,
+                                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    plain = pg_db.replace("postgresql+psycopg://", "postgresql://")
+    monkeypatch.setenv("DMF_DB", plain)
+    assert main(["add", "--data", "synthetic-100k", "--lr", "1e-3,1e-2"]) == 0
+    capsys.readouterr()
+    assert main(["runs", "--status", "queued", "--json"]) == 0
+    listed = json.loads(capsys.readouterr().out)
+    assert sorted(run["params"]["lr"] for run in listed) == [1e-3, 1e-2]
+    with open_store(pg_db) as store:  # the same database, reached by the driver's own name
+        assert len(store.queue()) == 2
 
 
 @pytest.mark.parametrize("url", ["foo://x/y", "://", "postgresql://me@db.lab:port/runs"])

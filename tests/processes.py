@@ -104,7 +104,7 @@ def _no_write_open(db: str) -> bool:
         with engine.connect() as conn:
             busy = conn.scalar(text("select count(*) from pg_stat_activity where datname = current_database() "
                                     "and pid <> pg_backend_pid() and xact_start is not null"))
-        return busy == 0
+        return bool(busy == 0)
     finally:
         engine.dispose()
 

@@ -11,11 +11,12 @@ which tests/test_formats.py compares.
 
 The work is done chunk by chunk (a few MB of whole lines each, on two threads: numpy lets go of the
 GIL in these loops), so that the temporaries stay small whatever the file's size:
-  - the positions of the bytes that are not digits (separators, dots, line ends) give every field's
-    start and end;
+  - the positions of the separators and newlines, which must come in the same pattern on every
+    line, give every field's start and end; every other byte must be a digit, a rating's dot or the
+    CR of a CRLF, which counting them and looking where they are checks;
   - an id is read as one 8-byte little-endian word ending where the field ends: the bytes before the
     field are masked off and the digits combined in three multiplications (SWAR, as in simdjson);
-  - a rating is its first digit, plus its tenth where the field has a dot.
+  - a rating is its digit and, where the field has a dot, its tenth, looked up in a table of floats.
 """
 
 from __future__ import annotations
@@ -31,10 +32,17 @@ ID_DIGITS = 8  # the most digits an id may have here: one 8-byte word
 _PAD = ID_DIGITS  # bytes a chunk needs before its first field, to read that field as a whole word
 _ZERO = ord("0")
 _NEWLINE, _CR, _DOT = ord("\n"), ord("\r"), ord(".")
-_LOW_NIBBLES = np.uint64(0x0F0F0F0F0F0F0F0F)
+# By an id's length: the bytes of its 8-byte word that are its digits, and of those the low nibble
+# (the digit's value). The first digit is the lowest byte kept (little-endian).
+_DIGITS_OF = np.array([0] + [(0xFFFFFFFFFFFFFFFF << 8 * (ID_DIGITS - n)) & 0x0F0F0F0F0F0F0F0F & 0xFFFFFFFFFFFFFFFF
+                             for n in range(1, ID_DIGITS + 1)], dtype=np.uint64)
 _EVERY_FOURTH = np.uint64(0x000000FF000000FF)
 _MUL_HUNDREDS = np.uint64(100 + (1_000_000 << 32))
 _MUL_ONES = np.uint64(1 + (10_000 << 32))
+
+# A rating field by 10 * its digit + its tenth: the float32 the general path makes of it, which
+# divides the field's digits, read as one whole number, by ten ("4" and "4.0" both give 4.0).
+_RATING_OF = (np.arange(100) / 10.0).astype(np.float32)
 
 Parsed = tuple[np.ndarray, np.ndarray, np.ndarray]
 
@@ -79,50 +87,48 @@ def _parse_chunk(data: bytes, start: int, end: int, sep: bytes) -> Parsed | None
         buf[pad:] = np.frombuffer(data, dtype=np.uint8, count=end - start, offset=start)
     chunk = buf[pad:]
     width = len(sep)
-    others = np.flatnonzero((chunk - np.uint8(_ZERO)) > 9)  # every byte that is not a digit
-    kinds = chunk[others]
-    is_sep, is_newline = kinds == sep[0], kinds == _NEWLINE
-    is_dot, is_cr = kinds == _DOT, kinds == _CR
-    if not (is_sep | is_newline | is_dot | is_cr).all():
+    per_line = SEPARATORS * width + 1  # separator bytes and the newline
+    # The separators and newlines, and a newline after the last line, as one row per line.
+    delimiters = np.append(np.flatnonzero((chunk == sep[0]) | (chunk == _NEWLINE)), len(chunk))
+    n = len(delimiters) // per_line
+    if n * per_line != len(delimiters):
         return None
-    line_ends = np.append(others[is_newline], len(chunk))
-    n = len(line_ends)
-    seps = others[is_sep]
-    if len(seps) != SEPARATORS * width * n:
+    table = delimiters.reshape(n, per_line)
+    if not ((chunk[table[:, :-1]] == sep[0]).all() and (chunk[table[:-1, -1]] == _NEWLINE).all()):
         return None
-    seps = seps.reshape(n, SEPARATORS * width)
-    if width == 2 and not (seps[:, 1::2] == seps[:, 0::2] + 1).all():  # `::`, never a lone `:`
+    if width == 2 and not (table[:, 1:-1:2] == table[:, 0:-1:2] + 1).all():  # `::`, never a lone `:`
         return None
+    # Every other byte is a digit, a dot or a CR; where the dots and CRs are is checked below.
+    n_dots, n_crs = np.count_nonzero(chunk == _DOT), np.count_nonzero(chunk == _CR)
+    if np.count_nonzero((chunk - np.uint8(_ZERO)) < 10) + n_dots + n_crs + len(delimiters) - 1 != len(chunk):
+        return None
+    line_ends = table[:, -1]
     line_starts = np.concatenate([[0], line_ends[:-1] + 1])
-    # A CR must end its line (CRLF); the last field stops before it.
-    has_cr = chunk[np.maximum(line_ends - 1, 0)] == _CR
-    if int(is_cr.sum()) != int(has_cr.sum()):
+    has_cr = chunk[np.maximum(line_ends - 1, 0)] == _CR  # a CR must end its line (CRLF)
+    if np.count_nonzero(has_cr) != n_crs:
         return None
-    starts = [line_starts, *(seps[:, field * width + width - 1] + 1 for field in range(SEPARATORS))]
-    ends = [*(seps[:, field * width] for field in range(SEPARATORS)), line_ends - has_cr]
-    # Ordered and none empty: with 3 separators per line in all, each line then has its own 3.
-    if not all((e > s).all() for s, e in zip(starts, ends)):
+    starts = [line_starts, *(table[:, field * width + width - 1] + 1 for field in range(SEPARATORS))]
+    ends = [*(table[:, field * width] for field in range(SEPARATORS)), line_ends - has_cr]
+    if not all((e > s).all() for s, e in zip(starts, ends)):  # no field empty
         return None
     # Every 8 bytes of the buffer as one little-endian word, word i starting at byte i: a view, no copy.
     words = np.ndarray(shape=(len(buf) - ID_DIGITS + 1,), dtype="<u8", buffer=buf, strides=(1,))
     users = _ids(words, starts[0], ends[0], pad)
     items = _ids(words, starts[1], ends[1], pad)
-    ratings = _ratings(chunk, starts[2], ends[2], int(is_dot.sum()))
+    ratings = _ratings(chunk, starts[2], ends[2], n_dots)
     if users is None or items is None or ratings is None:
         return None
     return users, items, ratings
 
 
 def _ids(words: np.ndarray, starts: np.ndarray, ends: np.ndarray, pad: int) -> np.ndarray | None:
-    """The whole numbers in chunk[starts:ends] (digits only, 1 to 8 of them) as int64, where chunk
-    starts at byte `pad` of the words' buffer."""
+    """The whole numbers in chunk[starts:ends] (digits, 1 to 8 of them) as int64, where chunk starts at
+    byte `pad` of the words' buffer."""
     lengths = ends - starts
     if lengths.max() > ID_DIGITS:
         return None
-    # The first digit is the lowest byte that is kept (little-endian).
-    keep = np.left_shift(np.uint64(0xFFFFFFFFFFFFFFFF), (8 * (ID_DIGITS - lengths)).astype(np.uint64))
     # Each byte its digit, the bytes before the field 0.
-    value = words[ends + pad - ID_DIGITS] & keep & _LOW_NIBBLES
+    value = words[ends + pad - ID_DIGITS] & _DIGITS_OF[lengths]
     value = value * np.uint64(10) + (value >> np.uint64(8))  # pairs of digits: 12, 34, 56, 78
     value = ((value & _EVERY_FOURTH) * _MUL_HUNDREDS
              + ((value >> np.uint64(16)) & _EVERY_FOURTH) * _MUL_ONES) >> np.uint64(32)
@@ -131,13 +137,12 @@ def _ids(words: np.ndarray, starts: np.ndarray, ends: np.ndarray, pad: int) -> n
 
 
 def _ratings(chunk: np.ndarray, starts: np.ndarray, ends: np.ndarray, n_dots: int) -> np.ndarray | None:
-    """Each rating field as float32: one digit, or `digit.digit` (divided as the general path
-    divides, so that both give the same float)."""
+    """Each rating field as float32: one digit, or `digit.digit`."""
     tenths = chunk[starts + 1] == _DOT  # the byte after a one-digit rating is a separator
     # Every dot of the chunk is one of these: none is left for any other field.
-    if int(tenths.sum()) != n_dots or not (ends - starts == np.where(tenths, 3, 1)).all():
+    if np.count_nonzero(tenths) != n_dots or not (ends - starts == np.where(tenths, 3, 1)).all():
         return None
-    whole = (chunk[starts] - np.uint8(_ZERO)).astype(np.int64)
+    digit = chunk[starts] - np.uint8(_ZERO)
     tenth = np.where(tenths, chunk[starts + 2] - np.uint8(_ZERO), 0)
-    ratings: np.ndarray = np.where(tenths, (whole * 10 + tenth) / 10.0, whole).astype(np.float32)
+    ratings: np.ndarray = _RATING_OF[digit * 10 + tenth]
     return ratings

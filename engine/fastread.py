@@ -99,7 +99,7 @@ def _parse_chunk(data: bytes, start: int, end: int, sep: bytes) -> Parsed | None
     if width == 2 and not (table[:, 1:-1:2] == table[:, 0:-1:2] + 1).all():  # `::`, never a lone `:`
         return None
     # Every other byte is a digit, a dot or a CR; where the dots and CRs are is checked below.
-    n_dots, n_crs = np.count_nonzero(chunk == _DOT), np.count_nonzero(chunk == _CR)
+    n_dots, n_crs = int(np.count_nonzero(chunk == _DOT)), int(np.count_nonzero(chunk == _CR))
     if np.count_nonzero((chunk - np.uint8(_ZERO)) < 10) + n_dots + n_crs + len(delimiters) - 1 != len(chunk):
         return None
     line_ends = table[:, -1]

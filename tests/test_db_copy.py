@@ -1,6 +1,8 @@
 """`dmf-tui db copy SRC DST` (store/copy.py, dmf_tui/commands/db.py): every row of every table copied
 field by field, ids kept into an empty database and remapped with every reference in a merge, a
 non-empty destination refused, one transaction, hostile text, and the command's errors and exit codes.
+The copies are tried SQLite -> SQLite, SQLite -> PostgreSQL and PostgreSQL -> SQLite (a throwaway
+server, tests/pg.py; those skip with the reason where none can be started).
 
 The source history has a row in every table and every kind of reference: a grid with a hostile name,
 a search with a trial, a pack whose first run comes after another of its runs in id order, a run
@@ -15,20 +17,22 @@ import json
 import os
 import socket
 import sqlite3
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import select, text
 
 from dmf_tui.cli import main
-from store.copy import HISTORY_TABLES, SETTINGS_TABLES, CopyReport, copy_history
+from store.copy import HISTORY_TABLES, SETTINGS_TABLES, CopyReport, copy_history, same_database
 from store.db import open_store
 from store.errors import StoreError
 from store.params import RunParams
 from store.search import parse_search
 from store.status import RunStatus
 from store.tables import Base
+from tests.pg import NoServer, Server
 
 Dump = dict[str, list[dict[str, Any]]]
 
@@ -130,11 +134,36 @@ def _file_hash(path: str) -> str:
     return hashlib.sha256(Path(path).read_bytes()).hexdigest()
 
 
+# (SRC's kind, DST's kind) of each copy tried.
+DIRECTIONS = [("sqlite", "sqlite"), ("sqlite", "postgresql"), ("postgresql", "sqlite")]
+TO_EACH_KIND = [("sqlite", "sqlite"), ("sqlite", "postgresql")]
+
+
+@pytest.fixture
+def new_db(tmp_path: Path, request: pytest.FixtureRequest) -> Callable[[str, str], str]:
+    """A new, empty database of a kind ("sqlite": a file named `name` in the test's folder, not made
+    yet; "postgresql": a fresh database on the throwaway server)."""
+    def make(kind: str, name: str) -> str:
+        if kind == "sqlite":
+            return str(tmp_path / name)
+        server: Server | NoServer = request.getfixturevalue("pg_server")
+        if isinstance(server, NoServer):
+            pytest.skip(f"no PostgreSQL server: {server}")
+        return server.new_database()
+    return make
+
+
 @pytest.fixture
 def src(tmp_path: Path) -> str:
     path = str(tmp_path / "laptop.db")
     _history(path)
     return path
+
+
+def _source(new_db: Callable[[str, str], str], kind: str) -> str:
+    db = new_db(kind, "laptop.db")
+    _history(db)
+    return db
 
 
 # --- what is copied ---------------------------------------------------------------------------------
@@ -149,8 +178,10 @@ def test_the_references_are_the_schemas(src: str) -> None:
     assert all(rows for rows in _dump(src).values()), "the source history leaves a table empty"
 
 
-def test_an_empty_destination_gets_every_row_with_its_id(src: str, tmp_path: Path) -> None:
-    dst = str(tmp_path / "lab.db")
+@pytest.mark.parametrize("kinds", DIRECTIONS)
+def test_an_empty_destination_gets_every_row_with_its_id(new_db: Callable[[str, str], str],
+                                                         kinds: tuple[str, str]) -> None:
+    src, dst = _source(new_db, kinds[0]), new_db(kinds[1], "lab.db")
     before = _dump(src)
     report = _copy(src, dst)
     after = _dump(dst)
@@ -162,11 +193,13 @@ def test_an_empty_destination_gets_every_row_with_its_id(src: str, tmp_path: Pat
     assert _dump(src) == before
 
 
-def test_the_copy_works_as_a_database_of_its_own(src: str, tmp_path: Path) -> None:
+@pytest.mark.parametrize("kinds", TO_EACH_KIND)
+def test_the_copy_works_as_a_database_of_its_own(new_db: Callable[[str, str], str], kinds: tuple[str, str]) -> None:
     """What the store makes of the copied rows: the grid is still a grid (a NULL search, not JSON's
-    null), the search carries on with its next trial, the queue is paused and the run that was running
-    is lost, not queued again however many retries it had."""
-    dst = str(tmp_path / "lab.db")
+    null), the search carries on with its next trial, the queue is paused, the run that was running
+    is lost, not queued again however many retries it had, and new rows are numbered after the copied
+    ones (on PostgreSQL, the sequences were moved past them)."""
+    src, dst = _source(new_db, kinds[0]), new_db(kinds[1], "lab.db")
     _copy(src, dst)
     with open_store(dst, create=False) as store:
         assert [search.name for search in store.searches()] == ["search ü 中文"]
@@ -182,8 +215,10 @@ def test_the_copy_works_as_a_database_of_its_own(src: str, tmp_path: Path) -> No
         assert store.run_log(3)[-1].text.endswith("marked lost here")
 
 
-def test_a_merge_renumbers_every_row_and_reference_after_the_destinations(src: str, tmp_path: Path) -> None:
-    dst = str(tmp_path / "lab.db")
+@pytest.mark.parametrize("kinds", DIRECTIONS)
+def test_a_merge_renumbers_every_row_and_reference_after_the_destinations(new_db: Callable[[str, str], str],
+                                                                          kinds: tuple[str, str]) -> None:
+    src, dst = _source(new_db, kinds[0]), new_db(kinds[1], "lab.db")
     with open_store(dst) as lab:
         lab_worker = lab.register_worker(pid=1, host="gpu-box", devices=["cuda:0"], slots=2)
         lab.enqueue_grid([BASE.replace(k=k) for k in (3, 4, 5)], name="lab's")
@@ -206,6 +241,8 @@ def test_a_merge_renumbers_every_row_and_reference_after_the_destinations(src: s
         assert after[table.name] == before_dst[table.name] + copied[table.name], table.name
     assert after["queue_state"] == before_dst["queue_state"]  # the destination's own switch stays
     assert report.merged and report.first_run_id == 5 and report.runs == 6
+    with open_store(dst, create=False) as lab:
+        assert lab.enqueue(BASE) == max(row["id"] for row in after["runs"]) + 1
 
 
 def test_a_merge_into_an_empty_destination_keeps_the_ids(src: str, tmp_path: Path) -> None:
@@ -228,16 +265,27 @@ def test_a_destination_with_a_history_is_refused_without_merge(src: str, tmp_pat
     assert _dump(dst) == before
 
 
-def test_a_failure_part_way_leaves_the_destination_as_it_was(src: str, tmp_path: Path) -> None:
+# A trigger that makes the database refuse the epoch with a validation RMSE (the search's trial's: the
+# last epoch copied), by kind of database.
+REFUSE_AN_EPOCH = {
+    "sqlite": ["CREATE TRIGGER refuse BEFORE INSERT ON epochs WHEN NEW.val_rmse IS NOT NULL "
+               "BEGIN SELECT RAISE(ABORT, 'injected failure'); END"],
+    "postgresql": ["CREATE FUNCTION refuse() RETURNS trigger LANGUAGE plpgsql AS "
+                   "$$ BEGIN RAISE EXCEPTION 'injected failure'; END $$",
+                   "CREATE TRIGGER refuse BEFORE INSERT ON epochs FOR EACH ROW WHEN (NEW.val_rmse IS NOT NULL) "
+                   "EXECUTE FUNCTION refuse()"],
+}
+
+
+@pytest.mark.parametrize("kinds", TO_EACH_KIND)
+def test_a_failure_part_way_leaves_the_destination_as_it_was(new_db: Callable[[str, str], str],
+                                                             kinds: tuple[str, str]) -> None:
     """The database refuses the last epoch row, long after the first chunks were written: nothing
     of the copy stays, into an empty destination or in a merge."""
-    dst = str(tmp_path / "lab.db")
-    with open_store(dst) as lab:
-        pass
-    conn = sqlite3.connect(dst)
-    conn.execute("CREATE TRIGGER refuse BEFORE INSERT ON epochs WHEN NEW.val_rmse IS NOT NULL "
-                 "BEGIN SELECT RAISE(ABORT, 'injected failure'); END")
-    conn.close()
+    src, dst = _source(new_db, kinds[0]), new_db(kinds[1], "lab.db")
+    with open_store(dst) as lab, lab.engine.begin() as conn:
+        for statement in REFUSE_AN_EPOCH[kinds[1]]:
+            conn.execute(text(statement))
     empty = _dump(dst)
     with pytest.raises(Exception, match="injected failure"):
         _copy(src, dst, chunk_rows=2)
@@ -308,6 +356,13 @@ def test_bad_input_is_one_line_and_exit_2(src: str, tmp_path: Path, capsys: pyte
     err = capsys.readouterr().err
     assert message.format(tmp=tmp_path) in err and err.count("\n") == 1
     assert {path.name: path.read_bytes() for path in tmp_path.iterdir() if path.is_file()} == before
+
+
+def test_one_server_database_is_the_same_whatever_the_driver_or_the_user(tmp_path: Path) -> None:
+    assert same_database("postgresql://ann@lab/runs", "postgresql+psycopg://bob:secret@lab/runs")
+    assert not same_database("postgresql://ann@lab/runs", "postgresql://ann@lab/other")
+    assert not same_database("postgresql://ann@lab/runs", "postgresql://ann@lab:5433/runs")
+    assert not same_database(f"sqlite:///{tmp_path}/runs", "postgresql://ann@lab/runs")
 
 
 def test_a_failed_copy_leaves_no_new_destination_file(src: str, tmp_path: Path,

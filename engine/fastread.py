@@ -54,8 +54,11 @@ def parse(data: bytes, start: int, end: int, sep: bytes) -> Parsed | None:
     if chunks is None:
         return None
     workers = min(2, os.cpu_count() or 1, len(chunks))
-    with ThreadPoolExecutor(max_workers=workers) as pool:
-        parts = list(pool.map(lambda chunk: _parse_chunk(data, chunk[0], chunk[1], sep), chunks))
+    if workers == 1:  # one chunk (ML-100K): not worth a thread
+        parts = [_parse_chunk(data, first, last, sep) for first, last in chunks]
+    else:
+        with ThreadPoolExecutor(max_workers=workers) as pool:
+            parts = list(pool.map(lambda chunk: _parse_chunk(data, chunk[0], chunk[1], sep), chunks))
     if any(part is None for part in parts):
         return None
     users, items, ratings = (np.concatenate([part[column] for part in parts if part is not None])

@@ -21,9 +21,12 @@ import signal
 import subprocess
 import sys
 import time
+from datetime import datetime
 from pathlib import Path
 
+from dmf_tui.hosts import by_host, is_this_machine
 from store.db import CHECKPOINTS_SUFFIX, open_store, open_to_list, private_dir, resolve_url, state_path
+from store.records import WorkerRecord
 from store.status import RunStatus, WorkerState
 
 # What the worker keeps beside each database, named after it (runs.db -> runs.db.worker.log) so that
@@ -141,8 +144,9 @@ def _status(args: argparse.Namespace) -> int:
     shown = workers if args.all else [w for w in workers if w.state != WorkerState.STOPPED]
     if args.json:
         print(json.dumps([
-            {"id": w.id, "state": w.state, "pid": w.pid, "host": w.host, "devices": list(w.devices),
-             "slots": w.slots, "run": min(current.get(w.id, []), default=None), "runs": sorted(current.get(w.id, [])),
+            {"id": w.id, "state": w.state, "pid": w.pid, "host": w.host, "local": w.local,
+             "devices": list(w.devices), "slots": w.slots, "run": min(current.get(w.id, []), default=None),
+             "runs": sorted(current.get(w.id, [])),
              "started_at": w.started_at.isoformat(),
              "heartbeat_at": w.heartbeat_at.isoformat(),
              "stopped_at": w.stopped_at.isoformat() if w.stopped_at else None}
@@ -152,19 +156,37 @@ def _status(args: argparse.Namespace) -> int:
     if not shown:
         print("no workers running" + ("" if args.all else " (--all lists stopped ones)"))
         return 0
-    rows = [("ID", "STATE", "PID", "HOST", "DEVICE", "RUN", "HEARTBEAT")]
-    for w in shown:
-        ago = f"{(now - w.heartbeat_at).total_seconds():.0f} s ago" if w.state != WorkerState.STOPPED else "-"
-        runs = sorted(current.get(w.id, []))
-        training = f"#{runs[0]}" + (f" +{len(runs) - 1} (pack)" if len(runs) > 1 else "") if runs else "-"
-        rows.append((str(w.id), w.state, str(w.pid), w.host, ",".join(w.devices), training, ago))
-    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
-    for row in rows:
-        print("  ".join(cell.ljust(width) for cell, width in zip(row, widths)).rstrip())
+    heading = ("ID", "STATE", "PID", "DEVICE", "RUN", "HEARTBEAT")
+    rows = {w.id: _status_row(w, current.get(w.id, []), now) for w in shown}
+    # One width per column across every host, so that the hosts' tables line up.
+    widths = [max(len(row[i]) for row in [heading, *rows.values()]) for i in range(len(heading))]
+    for number, (host, group) in enumerate(by_host(shown)):
+        if number:
+            print()
+        print(_host_line(host, group))
+        for row in [heading, *(rows[w.id] for w in group)]:
+            print("  " + "  ".join(cell.ljust(width) for cell, width in zip(row, widths)).rstrip())
     hidden = len(workers) - len(shown)
     if hidden:
         print(f"({hidden} stopped worker{'s' if hidden != 1 else ''} not shown; --all lists them)")
     return 0
+
+
+def _host_line(host: str, workers: list[WorkerRecord]) -> str:
+    """A host's name and how many of its workers are in each state: "box-b: 2 running, 1 stale"."""
+    here = " (this machine)" if is_this_machine(host, workers) else ""
+    states = [state for state in WorkerState if any(w.state == state for w in workers)]
+    counts = ", ".join(f"{sum(w.state == state for w in workers)} {state}" for state in states)
+    return f"{host}{here}: {counts}"
+
+
+def _status_row(worker: WorkerRecord, runs: list[int], now: datetime) -> tuple[str, ...]:
+    """A worker's line: its id, state, pid, devices, its run (a pack's as "#12 +7 (pack)") and how
+    long ago it last beat."""
+    ago = f"{(now - worker.heartbeat_at).total_seconds():.0f} s ago" if worker.state != WorkerState.STOPPED else "-"
+    first = min(runs, default=None)
+    training = "-" if first is None else f"#{first}" + (f" +{len(runs) - 1} (pack)" if len(runs) > 1 else "")
+    return (str(worker.id), worker.state, str(worker.pid), ",".join(worker.devices), training, ago)
 
 
 def _stop(args: argparse.Namespace) -> int:

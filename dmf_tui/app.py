@@ -52,11 +52,26 @@ from store.errors import StoreError
 from store.params import RunParams
 from store.status import RunStatus
 
+# How much of a server's host name and database name the header shows: with "postgresql" and a port,
+# up to 60 columns.
+SERVER_HOST_WIDTH = 22
+SERVER_DATABASE_WIDTH = 20
+
 
 def db_name(url: str) -> str:
-    """What the header calls the database: a SQLite file's name, or the server URL sans password."""
+    """What the header calls the database: a SQLite file's name, or a server's kind, place and
+    database, "postgresql db.lab:5432/runs". Never the user, nor anything from the URL's query (a
+    password may be there too). A long host or database name is cut so that it fits 80 columns."""
     file = sqlite_file(url)
-    return file.name if file else make_url(url).render_as_string(hide_password=True)
+    if file:
+        return file.name
+    parsed = make_url(url)
+    # Without a host in the URL's place, libpq reads it from the query: a socket's folder, or several hosts.
+    host = parsed.host or ",".join(parsed.normalized_query.get("host", ()))
+    where = fmt.first_line(host, SERVER_HOST_WIDTH) + (f":{parsed.port}" if parsed.port else "")
+    database = fmt.first_line(parsed.database, SERVER_DATABASE_WIDTH)
+    place = "/".join(part for part in (where, database) if part)
+    return f"{parsed.get_backend_name()} {place}".rstrip()
 
 
 def _palette_commands() -> type[Provider]:

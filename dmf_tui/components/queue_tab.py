@@ -21,6 +21,7 @@ from dmf_tui.components.fmt import Cell
 from dmf_tui.components.run_actions import cancel_sweep, delete_runs
 from dmf_tui.components.run_table import RunTable, run_id_of
 from dmf_tui.host import dmf_app
+from dmf_tui.hosts import by_host
 from dmf_tui.messages import CancelRun, OpenRun, RetryRun, StoreChanged
 from dmf_tui.source import Snapshot
 from store.records import RunRecord, WorkerRecord
@@ -136,7 +137,8 @@ class QueueTab(Vertical):
         self._cells = {run.id: self._cells[run.id] for run in snapshot.queue}
         self.query_one("#queue-empty").display = not snapshot.queue
         load = self.query_one("#slot-load", Static)
-        workers = sorted(snapshot.workers, key=lambda worker: worker.id)
+        # This machine's slots first, then each other host's together.
+        workers = [w for _, group in by_host(sorted(snapshot.workers, key=lambda w: w.id)) for w in group]
         load.update(Text("\n").join(load_line(worker, snapshot.load.get(worker.id)) for worker in workers))
         load.display = bool(workers)
         problems = self.query_one("#problems-table", RunTable)

@@ -3,7 +3,8 @@
 It is one line whatever the terminal's width. Each poll gives a few renderings of the same news,
 longest first, and the bar draws the longest that fits: narrower, it drops the database's name
 first, then the app's name, then shortens the words. The worker state and the counts are never
-dropped.
+dropped. Workers on several hosts are counted by host ("worker 3 running on 2 hosts"), since one
+machine's cuda:0 is not another's.
 """
 
 from __future__ import annotations
@@ -34,6 +35,8 @@ def worker_text(workers: Sequence[WorkerRecord], *, short: bool = False) -> Text
             text = Text(f"{len(running)} workers", "bold green")
         elif short:
             text = Text.assemble(("worker", "bold"), (" on ", "green"), devices)
+        elif len(hosts := {w.host for w in running}) > 1:
+            text = Text.assemble(("worker ", "bold"), (f"{len(running)} running", "green"), f" on {len(hosts)} hosts")
         else:
             count = f"{len(running)} " if len(running) > 1 else ""
             text = Text.assemble(("worker ", "bold"), (f"{count}running", "green"), f" on {devices}")

@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
-import sqlite3
 from pathlib import Path
 
 import pytest
+from sqlalchemy import text
 
 from store.db import Store
 from store.errors import StoreError, UnknownRunError
 from store.params import RunParams
 from store.status import ENDED_BADLY
+
+pytestmark = pytest.mark.backends
 
 PARAMS = RunParams(data="synthetic-100k")
 
@@ -27,10 +29,11 @@ def _finished(store: Store, status: str, checkpoint: Path | None = None, **chang
     return run.id
 
 
-def _rows(db: str, table: str) -> int:
-    with sqlite3.connect(db) as con:
-        count: int = con.execute(f"select count(*) from {table}").fetchone()[0]
-        return count
+def _rows(store: Store, table: str) -> int:
+    with store.engine.connect() as conn:
+        count = conn.scalar(text(f"select count(*) from {table}"))
+    assert isinstance(count, int)
+    return count
 
 
 def test_deleting_runs_takes_their_epochs_and_logs(store: Store, db: str) -> None:
@@ -39,7 +42,7 @@ def test_deleting_runs_takes_their_epochs_and_logs(store: Store, db: str) -> Non
     assert store.delete_runs([gone, queued, gone]) == 2
     assert [run.id for run in store.leaderboard()] == [kept]
     assert store.epochs(gone) == [] and [e.epoch for e in store.epochs(kept)] == [1]
-    assert (_rows(db, "epochs"), _rows(db, "run_logs")) == (1, 1)
+    assert (_rows(store, "epochs"), _rows(store, "run_logs")) == (1, 1)
 
 
 def test_deleting_runs_takes_the_checkpoints_dmf_tui_named(store: Store, tmp_path: Path) -> None:

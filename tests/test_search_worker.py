@@ -18,6 +18,8 @@ from store.params import RunParams
 from store.search import parse_search
 from tests.processes import write_ratings
 
+pytestmark = pytest.mark.backends
+
 EPOCHS = 3
 
 

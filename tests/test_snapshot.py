@@ -11,6 +11,8 @@ from sqlalchemy import event
 from store.db import Store
 from store.params import RunParams
 
+pytestmark = pytest.mark.backends
+
 BASE = RunParams(data="synthetic-100k", epochs=10)
 
 

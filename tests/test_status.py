@@ -24,6 +24,8 @@ from store.status import (
 )
 from store.tables import Run
 
+pytestmark = pytest.mark.backends
+
 PAIRS = list(itertools.product(RunStatus, repeat=2))
 
 

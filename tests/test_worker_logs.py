@@ -19,6 +19,8 @@ from engine.worker import Slot, WorkerOptions
 from store.db import Store
 from tests.processes import fit_pack_through, params, write_ratings
 
+pytestmark = pytest.mark.backends
+
 
 @pytest.fixture
 def ratings(tmp_path: Path) -> Path:

@@ -97,14 +97,16 @@ def copy_history(source: Store, destination: Store, *, merge: bool = False,
     with _snapshot(source) as src, destination._write() as session:
         dst = session.connection()
         held = _history_counts(dst)
+        if not held and dst.dialect.name == "postgresql":
+            # Into an empty destination the copy keeps SRC's ids: until it commits, nobody else may add
+            # rows (and take those ids, or mix into it); then look again, past what came in meanwhile.
+            # A merge takes no lock: DST numbers its rows, as anyone's, and DST's workers go on.
+            names = ", ".join(table.name for table in HISTORY_TABLES)
+            dst.exec_driver_sql(f"LOCK TABLE {names} IN SHARE ROW EXCLUSIVE MODE")
+            held = _history_counts(dst)
         if held and not merge:
             raise StoreError(f"the destination already holds a history ({', '.join(held)}): add --merge "
                              "to add the source's to it (the copied rows then get new ids)")
-        if dst.dialect.name == "postgresql":
-            # Another copy, a worker or a user adding runs at this moment must neither slip rows into
-            # an empty destination between the look above and the copy, nor take ids the copy keeps.
-            names = ", ".join(table.name for table in HISTORY_TABLES)
-            dst.exec_driver_sql(f"LOCK TABLE {names} IN SHARE ROW EXCLUSIVE MODE")
         copier = _Copier(src, session, source_name=_describe(source), merge=bool(held), chunk_rows=chunk_rows)
         report = copier.copy()
         if not held:  # a merge keeps DST's own queue switch

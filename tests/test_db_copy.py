@@ -22,10 +22,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import select, text
+from sqlalchemy import create_engine, exc, select, text
+from sqlalchemy.engine import make_url
 
 from dmf_tui.cli import main
-from store.copy import HISTORY_TABLES, SETTINGS_TABLES, CopyReport, copy_history, same_database
+from store.copy import HISTORY_TABLES, SETTINGS_TABLES, CopyReport, _Copier, copy_history, same_database
 from store.db import open_store
 from store.errors import StoreError
 from store.params import RunParams
@@ -251,6 +252,36 @@ def test_a_merge_into_an_empty_destination_keeps_the_ids(src: str, tmp_path: Pat
     assert not _copy(src, dst, merge=True).merged
     after = _dump(dst)
     assert after["runs"] == _as_copied(before, after, _same_ids(before), 0)["runs"]
+
+
+@pytest.mark.parametrize("merge", [False, True])
+def test_on_postgresql_only_a_copy_into_an_empty_database_holds_off_other_writers(
+        src: str, new_db: Callable[[str, str], str], monkeypatch: pytest.MonkeyPatch, merge: bool) -> None:
+    """A copy that keeps SRC's ids locks DST's tables until it commits; a merge must not, or a live
+    lab's workers could not write a heartbeat meanwhile (and the other boxes would find them lost)."""
+    dst = new_db("postgresql", "lab")
+    if merge:
+        with open_store(dst) as lab:
+            lab.enqueue(BASE)
+    others: list[str] = []
+    copy_packs = _Copier._set_packs
+
+    def another_writer_meanwhile(copier: _Copier) -> None:
+        copy_packs(copier)
+        engine = create_engine(make_url(dst).set(drivername="postgresql+psycopg"))
+        try:
+            with engine.begin() as conn:
+                conn.execute(text("SET LOCAL lock_timeout = '1s'"))
+                conn.execute(text("INSERT INTO sweeps (name, created_at) VALUES ('meanwhile', now())"))
+            others.append("written")
+        except exc.OperationalError as error:
+            others.append("locked" if "lock timeout" in str(error) else str(error))
+        finally:
+            engine.dispose()
+
+    monkeypatch.setattr(_Copier, "_set_packs", another_writer_meanwhile)
+    _copy(src, dst, merge=merge)
+    assert others == (["written"] if merge else ["locked"])
 
 
 # --- refusals and failures --------------------------------------------------------------------------

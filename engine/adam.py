@@ -4,11 +4,14 @@
 gradient lists; the CPU's hand-written step uses it, once per run of a pack, since each run has its
 own learning rate and weight decay. `StackedAdam` is the same update in plain tensor ops over a
 pack's stacked parameters, with a learning rate and weight decay per run held on the device, so a
-CUDA graph can capture it and a schedule can still change the rates between replays.
+CUDA graph can capture it and a schedule can still change the rates between replays. `LazyAdam` is
+torch.optim.SparseAdam's update of an embedding table, on the rows a batch used only, for the CPU's
+hand-written step with optimizer sparse_adam.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Sequence
 
 import torch
@@ -159,3 +162,46 @@ class StackedAdam:
         self.exp_avg_sq.mul_(beta2).addcmul_(grad, grad, value=1 - beta2)
         denom = (self.exp_avg_sq.sqrt() / correction2_sqrt).add_(self.EPS)
         self.param.addcdiv_(self.exp_avg * step_size.neg().index_select(0, self.member), denom)
+
+
+class LazyAdam:
+    """torch.optim.SparseAdam's step for one embedding table, without sparse tensors: only the rows a
+    batch used move, and only their moments; every other row and its moments stay as they are.
+
+    torch's SparseAdam takes the table's gradient as a sparse tensor and coalesces it (sorts its
+    rows, sums repeated ones) each step; through autograd that and the sparse bookkeeping cost more
+    than the update at batch 512 (bench/RESULTS.md, "An MF epoch over 20M ratings"). Here the
+    gradient is the table's dense buffer, in which the hand-written step has written the batch's
+    rows (repeated ones summed in batch order, as coalescing sums them) and left every other row
+    zero; `step(rows)` reads those rows only. The arithmetic is SparseAdam's, operation for
+    operation: the moments' updates, the bias corrections of one step count for the whole table
+    (a row's first update in step 1000 is corrected as step 1000), the step size in float64.
+    tests/test_optimizers.py checks it against torch.optim.SparseAdam.
+    """
+
+    BETAS = FusedAdam.BETAS
+    EPS = FusedAdam.EPS
+
+    def __init__(self, param: torch.Tensor, grad: torch.Tensor, *, lr: float) -> None:
+        self.param, self.grad, self.lr = param, grad, lr
+        self.exp_avg = torch.zeros_like(param)
+        self.exp_avg_sq = torch.zeros_like(param)
+        self.count = 0  # SparseAdam's state["step"]: every step counts, whichever rows it moves
+
+    def step(self, rows: torch.Tensor) -> None:
+        """Move `rows`, the distinct rows the batch used (torch.unique's, sorted)."""
+        beta1, beta2 = self.BETAS
+        self.count += 1
+        grad = self.grad.index_select(0, rows)
+        old_exp_avg = self.exp_avg.index_select(0, rows)
+        old_exp_avg_sq = self.exp_avg_sq.index_select(0, rows)
+        # old <- b * old + (1 - b) * new, as old + (1 - b) * (new - old), in SparseAdam's order.
+        exp_avg = grad.sub(old_exp_avg).mul_(1 - beta1).add_(old_exp_avg)
+        exp_avg_sq = grad.square_().sub_(old_exp_avg_sq).mul_(1 - beta2).add_(old_exp_avg_sq)
+        self.exp_avg.index_copy_(0, rows, exp_avg)
+        self.exp_avg_sq.index_copy_(0, rows, exp_avg_sq)
+        step_size = self.lr * math.sqrt(1 - beta2 ** self.count) / (1 - beta1 ** self.count)
+        update = exp_avg.div_(exp_avg_sq.sqrt_().add_(self.EPS)).mul_(-step_size)
+        # The rows are distinct, so gathering, adding and writing back is SparseAdam's add, in half
+        # the time of index_add_ on a table this size.
+        self.param.index_copy_(0, rows, self.param.index_select(0, rows).add_(update))

@@ -10,6 +10,9 @@ V runs alone (bench/RESULTS.md, "Packed runs").
 The steps:
 - `HandStep` (CPU, Adam, MF and DeepMF as `has_hand_grads` allows): the models' hand-written
   gradients (`pack_hand_grads`) and Adam's fused kernel called directly, once per run.
+- `LazyHandStep` (CPU, sparse_adam, one run of MF or DeepMF): the same gradients, and the lazy Adam of
+  `SparseAdam` on the rows the batch used only (`LazyAdam`), so that a step costs the same whatever
+  the catalogue's size.
 - `EagerStep` (one run, any model and optimizer): the model's batch loss, autograd, a torch optimizer.
 - `PackedStep` (a pack of any pair model, Adam): every run's loss at once through torch.func.vmap over
   the runs' stacked parameters, one backward, `StackedAdam`.
@@ -24,13 +27,15 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
-from engine.adam import FusedAdam, StackedAdam
+from engine.adam import FusedAdam, LazyAdam, StackedAdam
 from engine.errors import ConfigError
 from engine.models import (
     PairModel,
     RowModel,
+    flatten_parameters,
     has_hand_grads,
     pack_hand_grads,
+    parameter_views,
     stack_parameters,
     stacked_views,
 )
@@ -42,11 +47,17 @@ def make_step(nets: Sequence[PairModel | RowModel], sse: torch.Tensor, *, optimi
     and each run's own learning rate and weight decay; it adds each run's squared errors to `sse`.
 
     On CPU that is `HandStep` for Adam and models whose gradients `hand_grads` writes
-    (`has_hand_grads`). Otherwise a pack trains through `PackedStep` (fit() packs only Adam) and a run
-    alone through `EagerStep`; on CUDA, with `capture`, either is captured in a CUDA graph."""
+    (`has_hand_grads`), and `LazyHandStep` for sparse_adam and one such model. Otherwise a pack trains
+    through `PackedStep` (fit() packs only Adam) and a run alone through `EagerStep`; on CUDA, with
+    `capture`, either is captured in a CUDA graph."""
     dev = sse.device
-    if dev.type == "cpu" and not capture and optimizer == "adam" and all(has_hand_grads(net) for net in nets):
-        return HandStep(nets, sse, lrs=lrs, weight_decays=weight_decays)
+    if dev.type == "cpu" and not capture and all(has_hand_grads(net) for net in nets):
+        if optimizer == "adam":
+            return HandStep(nets, sse, lrs=lrs, weight_decays=weight_decays)
+        if optimizer == "sparse_adam" and len(nets) == 1 and not weight_decays[0]:  # (a decay: refused below)
+            (net,) = nets
+            assert isinstance(net, PairModel)  # has_hand_grads said MF or DeepMF
+            return LazyHandStep(net, sse, lr=lrs[0])
     step: Step
     if len(nets) > 1:
         if optimizer != "adam" or not all(isinstance(net, PairModel) for net in nets):
@@ -157,7 +168,23 @@ class EagerStep(Step):
         self.optimizer.zero_grad(set_to_none=True)
 
 
-class HandStep(Step):
+class InferenceStep(Step):
+    """A step that needs no autograd at all: fit() runs a whole epoch of its steps in inference mode,
+    which also drops autograd's per-op bookkeeping, so that entering it is not paid every step."""
+
+    def __call__(self, *batch: torch.Tensor) -> None:
+        users, items, ratings = batch
+        if torch.is_inference_mode_enabled():
+            self._step(users, items, ratings)
+        else:
+            with torch.inference_mode():
+                self._step(users, items, ratings)
+
+    def _step(self, users: torch.Tensor, items: torch.Tensor, ratings: torch.Tensor) -> None:
+        raise NotImplementedError
+
+
+class HandStep(InferenceStep):
     """`EagerStep` for CPU at a fraction of its cost, for one run or a pack: the same gradients, the
     same Adam update.
 
@@ -198,16 +225,6 @@ class HandStep(Step):
                       for v, (lr, weight_decay) in enumerate(zip(lrs, weight_decays))]
         self.moving = list(self.adams)
 
-    def __call__(self, *batch: torch.Tensor) -> None:
-        users, items, ratings = batch
-        # No autograd here at all; inference mode also drops its per-op bookkeeping. fit() runs a whole
-        # epoch's steps in inference mode, so that entering it is not paid again every step.
-        if torch.is_inference_mode_enabled():
-            self._step(users, items, ratings)
-        else:
-            with torch.inference_mode():
-                self._step(users, items, ratings)
-
     def _step(self, users: torch.Tensor, items: torch.Tensor, ratings: torch.Tensor) -> None:
         self.sse += self.mse_grads(users, items, ratings).view_as(self.sse)
         for adam in self.moving:
@@ -229,6 +246,46 @@ class HandStep(Step):
         for adam, m in zip(step.adams, members):
             adam.take_state(self.adams[m])
         return step
+
+
+class LazyHandStep(InferenceStep):
+    """`EagerStep` with `SparseAdam` (optimizer sparse_adam) for CPU, for one run of a model whose
+    gradients are written by hand: the embedding tables move only in the rows a batch used, under
+    torch.optim.SparseAdam's update (`LazyAdam`), and every other parameter (biases, DeepMF's MLP)
+    under Adam, as `SparseAdam` does.
+
+    Why it exists: dense Adam passes over every row of both tables each step, which on ML-25M's
+    catalogue (2.2M parameters at k=10) is most of the step; and the autograd step with torch's
+    SparseAdam spends its time on sparse tensors (building, coalescing, masking them). Here a step is
+    the gradients (`hand_grads`, into dense buffers in which only the batch's rows are non-zero), the
+    batch's distinct users and items (torch.unique), and Adam on those rows: its cost follows the
+    batch, not the catalogue (bench/RESULTS.md, "An MF epoch over 20M ratings").
+    """
+
+    def __init__(self, net: PairModel, sse: torch.Tensor, *, lr: float) -> None:
+        self.net, self.sse = net, sse
+        params = flatten_parameters(net)
+        self.grad = torch.zeros_like(params)
+        views, grads = parameter_views(net, params), parameter_views(net, self.grad)
+        self.mse_grads = net.hand_grads(grads)
+        tables = ("user_emb.weight", "item_emb.weight")
+        self.users, self.items = (LazyAdam(views[name], grads[name], lr=lr) for name in tables)
+        dense = [name for name in views if name not in tables]
+        # The rest as torch.optim.Adam moves it (SparseAdam's dense part), without its Python.
+        self.dense = FusedAdam([views[name] for name in dense], [grads[name] for name in dense], lr=lr,
+                               weight_decay=0.0) if dense else None
+
+    def _step(self, users: torch.Tensor, items: torch.Tensor, ratings: torch.Tensor) -> None:
+        self.sse += self.mse_grads(users, items, ratings)
+        self.users.step(torch.unique(users))
+        self.items.step(torch.unique(items))
+        if self.dense is not None:
+            self.dense.step()
+
+    def set_lrs(self, lrs: Sequence[float]) -> None:
+        self.users.lr = self.items.lr = lrs[0]
+        if self.dense is not None:
+            self.dense.set_lr(lrs[0])
 
 
 class PackedStep(Step):

@@ -34,7 +34,7 @@ from engine.models import ROW_MODELS, RowModel, build_model
 from engine.ranking import Ranking, ranking_metrics
 from engine.scoring import user_scorer
 from engine.split import Split
-from engine.steps import HandStep, make_step
+from engine.steps import InferenceStep, make_step
 
 # The optimizers fit() takes, by name: the lab's Adam (weight decay as an L2 term added to the
 # gradient), AdamW (weight decay applied to the weights apart from the gradient's moments), SGD with
@@ -290,7 +290,7 @@ def fit_pack(split: Split, runs: Sequence[Mapping[str, Any]],
             try:
                 # The hand-written step needs no autograd, so inference mode is entered once an epoch
                 # rather than once a step. The other steps run with autograd on, as usual.
-                with torch.inference_mode(isinstance(step, HandStep)):
+                with torch.inference_mode(isinstance(step, InferenceStep)):
                     for b, batch in enumerate(batches, start=1):
                         step(*batch)
                         if b % CHECK_EVERY == 0 or b == n_batches:

@@ -99,7 +99,7 @@ def state_path(db_url: str, suffix: str) -> Path:
     else:
         url = make_url(db_url)
         backend = url.get_backend_name()
-        plain = url.set(drivername=backend).render_as_string(hide_password=True)
+        plain = _without_password(url.set(drivername=backend))
         name = f"{backend}-{hashlib.sha256(plain.encode()).hexdigest()[:12]}"
     return state_dir(db_url) / f"{name}{suffix}"
 
@@ -187,7 +187,20 @@ def _describe(parsed: URL) -> str:
     """The database as a person would name it: the file path, or the URL without its password."""
     if parsed.get_backend_name() == "sqlite" and parsed.database:
         return parsed.database
-    return parsed.render_as_string(hide_password=True)
+    return _without_password(parsed)
+
+
+def describe(url: str) -> str:
+    """_describe for a URL (or path) as open_store takes it: what messages call the database."""
+    return _describe(_parse(resolve_url(url)))
+
+
+def _without_password(url: URL) -> str:
+    """The URL as text with its password masked (***), whether given before the host or, as libpq
+    also takes it, as ?password=: either way the same text."""
+    if "password" in url.query:
+        url = url.difference_update_query(["password"]).set(password=url.password or "given")
+    return url.render_as_string(hide_password=True)
 
 
 def _exists(file: Path, where: str) -> bool:

@@ -62,8 +62,9 @@ def test_a_server_that_does_not_answer_is_one_line(capsys) -> None:
     with socket.socket() as closed:  # a port nothing listens on
         closed.bind(("127.0.0.1", 0))
         port = closed.getsockname()[1]
-    err = _one_line_error(capsys, ["--db", f"postgresql://me:secret@127.0.0.1:{port}/runs", "runs"])
-    assert "Connection refused" in err and "secret" not in err
+    for url in (f"postgresql://me:secret@127.0.0.1:{port}/runs", f"postgresql://me@127.0.0.1:{port}/runs?password=secret"):
+        err = _one_line_error(capsys, ["--db", url, "runs"])
+        assert "Connection refused" in err and "secret" not in err
 
 
 def test_a_plain_postgresql_url_reaches_the_server_through_every_command(pg_db: str, capsys,
@@ -209,6 +210,7 @@ def test_worker_files_are_named_after_their_database(tmp_path: Path, monkeypatch
     server = state_path("postgresql://me:one@db.lab/runs", ".worker.log")
     assert server.parent == tmp_path / "xdg" / "dmf-tui" and server.name.startswith("postgresql-")
     assert state_path("postgresql+psycopg://me:two@db.lab/runs", ".worker.log") == server
+    assert state_path("postgresql://me@db.lab/runs?password=three", ".worker.log") == server
     assert state_path("postgresql://me@db.lab/other", ".worker.log") != server
 
 

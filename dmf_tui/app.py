@@ -345,7 +345,7 @@ class DmfApp(App[None]):
     # --- actions (also listed in the command palette, components/palette.py) ------------
 
     def action_help(self) -> None:
-        self.push_screen(HelpScreen())
+        self.push_screen(HelpScreen(db_name(self.store.url)))
 
     def action_new_experiment(self) -> None:
         self.open_form()

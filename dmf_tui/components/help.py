@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import VerticalScroll
 from textual.screen import ModalScreen
+from textual.widgets import Static
 
 INTRO = """\
 # dmf-tui
@@ -22,10 +24,15 @@ class HelpScreen(ModalScreen[None]):
     # shows a screenful of keys.
     DEFAULT_CSS = """
     HelpScreen MarkdownTableContent { grid-gutter: 0 1; keyline: none; }
+    HelpScreen #help-database { padding: 1 2 0 2; }
     """
     BINDINGS = [
         Binding("escape,question_mark,q", "app.pop_screen", "Close", id="help.close", tooltip="close this help"),
     ]
+
+    def __init__(self, database: str) -> None:
+        super().__init__()
+        self.database = database
 
     def compose(self) -> ComposeResult:
         # Both are read on first use: Markdown is a tenth of the app's start-up, and dmf_tui.keys
@@ -35,4 +42,7 @@ class HelpScreen(ModalScreen[None]):
         from dmf_tui.keys import help_markdown
 
         with VerticalScroll(id="help"):
+            # The header drops the database's name first on a narrow terminal; here it always fits.
+            # A path or URL is the user's text: shown as it is, never as Markdown.
+            yield Static(Text.assemble(("Database: ", "bold"), self.database), id="help-database")
             yield Markdown(INTRO + help_markdown())

@@ -120,6 +120,13 @@ async def test_the_tui_on_a_server_with_workers_on_two_hosts(server_store) -> No
         assert "2 workers" in lines[0] and "1 queued" in lines[0] and "1 done" in lines[0]
         assert not any(PASSWORD in line for line in lines)
 
+        # The header has no room for the server at 80 columns; the help names it.
+        await pilot.press("question_mark")
+        await settle(pilot)
+        lines = TextualPrivate.screen_lines(app)
+        assert any(f"Database: {server}" in line for line in lines)
+        assert not any(PASSWORD in line for line in lines)
+
 
 async def test_this_machines_slots_come_first_then_each_hosts_together(store) -> None:
     # Registered interleaved: the lines follow the hosts, not the order the slots started in.

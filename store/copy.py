@@ -35,7 +35,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session
 
 from store.base import database_now, last_position
-from store.db import Store, sqlite_file
+from store.db import Store, describe, sqlite_file
 from store.errors import StoreError
 from store.status import RunStatus
 from store.tables import Base, Epoch, QueueState, Run, RunLog, SchemaVersion, Sweep, Worker
@@ -107,7 +107,7 @@ def copy_history(source: Store, destination: Store, *, merge: bool = False,
         if held and not merge:
             raise StoreError(f"the destination already holds a history ({', '.join(held)}): add --merge "
                              "to add the source's to it (the copied rows then get new ids)")
-        copier = _Copier(src, session, source_name=_describe(source), merge=bool(held), chunk_rows=chunk_rows)
+        copier = _Copier(src, session, source_name=describe(source.url), merge=bool(held), chunk_rows=chunk_rows)
         report = copier.copy()
         if not held:  # a merge keeps DST's own queue switch
             paused = src.scalar(select(QueueState.paused).where(QueueState.id == 1))
@@ -128,12 +128,6 @@ def _snapshot(store: Store) -> Iterator[Connection]:
             conn = conn.execution_options(isolation_level="REPEATABLE READ", postgresql_readonly=True)
         with conn.begin():
             yield conn
-
-
-def _describe(store: Store) -> str:
-    """The database as a person would name it: its file, or its URL without the password."""
-    file = sqlite_file(store.url)
-    return str(file) if file is not None else make_url(store.url).render_as_string(hide_password=True)
 
 
 def _history_counts(conn: Connection) -> list[str]:

@@ -389,6 +389,20 @@ def test_bad_input_is_one_line_and_exit_2(src: str, tmp_path: Path, capsys: pyte
     assert {path.name: path.read_bytes() for path in tmp_path.iterdir() if path.is_file()} == before
 
 
+def test_a_password_in_a_url_is_never_printed_nor_copied(new_db: Callable[[str, str], str], tmp_path: Path,
+                                                         capsys: pytest.CaptureFixture[str]) -> None:
+    """The source's name goes into the error and the log of each run copied as lost, and the command
+    prints both names: a password given in the URL, in either form libpq takes, stays out of all of them."""
+    server = _source(new_db, "postgresql")
+    for with_password in (server.replace("postgres@", "postgres:hunter2@"), server + "?password=hunter2"):
+        dst = str(tmp_path / f"{len(with_password)}.db")
+        assert main(["db", "copy", with_password, dst]) == 0
+        assert main(["db", "copy", with_password, dst, "--merge", "--json"]) == 0
+        assert "hunter2" not in capsys.readouterr().out
+        assert "hunter2" not in repr(_dump(dst))
+        assert "copied from postgresql+psycopg://postgres:***@" in repr(_dump(dst)["runs"])
+
+
 def test_one_server_database_is_the_same_whatever_the_driver_or_the_user(tmp_path: Path) -> None:
     assert same_database("postgresql://ann@lab/runs", "postgresql+psycopg://bob:secret@lab/runs")
     assert not same_database("postgresql://ann@lab/runs", "postgresql://ann@lab/other")

@@ -9,7 +9,7 @@ import json
 from pathlib import Path
 
 from store.copy import CopyReport, copy_history, same_database
-from store.db import open_store, resolve_url, sqlite_file
+from store.db import describe, open_store, resolve_url, sqlite_file
 from store.errors import StoreError
 
 
@@ -45,11 +45,13 @@ def copy_database(args: argparse.Namespace) -> int:
             if new_file is not None:  # the copy made nothing: leave no empty database behind either
                 _remove_database_file(new_file)
             raise
+    # Named as messages name them: a password in a URL is never printed.
+    source_name, destination_name = describe(source_url), describe(destination_url)
     if args.json:
-        print(json.dumps({"source": args.source, "destination": args.destination,
+        print(json.dumps({"source": source_name, "destination": destination_name,
                           **dataclasses.asdict(report), "source_workers_running": running_workers}, indent=2))
     else:
-        print(_summary(report, args.destination))
+        print(_summary(report, destination_name))
         for note in _notes(report, running_workers):
             print(note)
     return 0

@@ -237,7 +237,7 @@ def model_options(name: str) -> tuple[dict[str, Any], float]:
     if name == "lab":
         return {}, 1e-5
     values = dict(preset("mf").values)
-    for name in ("batch_size", "epochs", "val_size", "patience", "lr"):
+    for name in ("model", "batch_size", "epochs", "val_size", "patience", "lr"):
         values.pop(name, None)
     return values, values.pop("weight_decay")
 

@@ -7,8 +7,9 @@ import sqlite3
 from pathlib import Path
 
 import pytest
+from sqlalchemy import create_engine, text
 
-from store.db import default_db_url, open_store
+from store.db import default_db_url, open_store, to_url
 from store.errors import StoreError
 from store.params import RunParams
 from store.schema import SCHEMA_VERSION
@@ -50,21 +51,23 @@ def _open_and_enqueue(path: str, barrier: multiprocessing.synchronize.Barrier) -
     store.close()
 
 
-def test_two_processes_creating_the_schema_at_once(tmp_path: Path) -> None:
-    path = str(tmp_path / "runs.db")
+@pytest.mark.backends
+def test_processes_creating_the_schema_at_once_create_it_once(db: str) -> None:
     ctx = multiprocessing.get_context("spawn")
     # Four at once: with two, a race that fails one start in ten under load slipped through.
     barrier = ctx.Barrier(4)
-    procs = [ctx.Process(target=_open_and_enqueue, args=(path, barrier)) for _ in range(4)]
+    procs = [ctx.Process(target=_open_and_enqueue, args=(db, barrier)) for _ in range(4)]
     for p in procs:
         p.start()
     for p in procs:
         p.join(60)
     assert [p.exitcode for p in procs] == [0, 0, 0, 0]
-    con = sqlite3.connect(path)
-    assert con.execute("select count(*) from schema_version").fetchone() == (1,)
-    assert con.execute("select count(*) from queue_state").fetchone() == (1,)
-    assert con.execute("select count(*) from runs").fetchone() == (4,)
+    engine = create_engine(to_url(db))
+    with engine.connect() as conn:
+        counts = [conn.scalar(text(f"select count(*) from {table}"))
+                  for table in ("schema_version", "queue_state", "runs")]
+    engine.dispose()
+    assert counts == [1, 1, 4]
 
 
 def test_newer_schema_is_refused_and_left_untouched(tmp_path: Path) -> None:

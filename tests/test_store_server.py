@@ -1,7 +1,8 @@
 """What a database server changes: writers run side by side there, where SQLite takes them one at a
 time. Claims skip what other claims hold instead of waiting for it; what gives out places in the
-queue, and creating the schema, still go one at a time; times stay UTC whatever the server's zone.
-The rest of the store's tests run on both backends (`pytest.mark.backends`)."""
+queue still go one at a time; times stay UTC whatever the server's zone. The rest of the store's
+tests run on both backends (`pytest.mark.backends`), creating the schema at once in
+tests/test_store_schema.py among them."""
 
 from __future__ import annotations
 
@@ -104,30 +105,6 @@ def test_runs_queued_side_by_side_get_places_of_their_own(server_store: Store, p
     assert [p.exitcode for p in procs] == [0, 0, 0]
     positions = [run.position for run in server_store.queue()]
     assert len(positions) == 120 and len(set(positions)) == 120
-
-
-def _open(url: str, barrier: Any) -> None:
-    barrier.wait()
-    store = open_store(url)
-    store.enqueue(RunParams())
-    store.close()
-
-
-def test_processes_creating_the_schema_at_once_create_it_once(pg_db: str) -> None:
-    ctx = multiprocessing.get_context("spawn")
-    barrier = ctx.Barrier(4)
-    procs = [ctx.Process(target=_open, args=(pg_db, barrier)) for _ in range(4)]
-    for p in procs:
-        p.start()
-    for p in procs:
-        p.join(120)
-    assert [p.exitcode for p in procs] == [0, 0, 0, 0]
-    engine = create_engine(pg_db)
-    with engine.connect() as conn:
-        assert conn.execute(text("select count(*) from schema_version")).scalar() == 1
-        assert conn.execute(text("select count(*) from queue_state")).scalar() == 1
-        assert conn.execute(text("select count(*) from runs")).scalar() == 4
-    engine.dispose()
 
 
 def test_times_are_utc_whatever_the_servers_zone(pg_db: str) -> None:

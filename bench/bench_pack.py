@@ -18,8 +18,8 @@ to a third within minutes and a speed-up is only read between figures taken toge
     ends: a pack ranks its runs one by one) on one thread, so the reader sees its share of a run.
 Every packed run's test RMSE, every epoch, is checked against its run alone: the table prints the
 largest difference (the issue asks for 1e-5). In brackets, the part of a run's seconds spent in its
-epochs (training and evaluating; a pack's epoch lasts until its slowest run has evaluated); the rest is
-set-up and the final ranking.
+epochs (training and evaluating; a pack's epoch counted as its training and one run's evaluation, the
+longest, see `epoch_seconds`); the rest is set-up, the other runs' evaluations and the final rankings.
 
 Worker level (--worker): for each pack size N, a fresh database gets the grid queued with `dmf-tui add`
 and `dmf-tui worker --exit-when-empty --pack N` trains it in a subprocess, right after `--pack 1` did
@@ -199,8 +199,9 @@ def speed_up_cell(ratios: Sequence[float]) -> str:
 
 
 def epoch_seconds(pack: Sequence[TrainResult | Exception]) -> float:
-    """The seconds a pack spent in its epochs: a run's epoch time runs from the pack's epoch start to
-    the end of its own evaluation, so each epoch took its slowest run's."""
+    """The seconds a pack spent in its epochs, each epoch counted as its longest run's: a run's epoch
+    is the pack's training plus that run's own evaluation (fit_pack leaves the other runs'
+    evaluations and rankings out of it), so the others' evaluations are not counted here."""
     results = [r for r in pack if isinstance(r, TrainResult)]
     return sum(max(r.epochs[e].seconds for r in results if len(r.epochs) > e)
                for e in range(max(len(r.epochs) for r in results)))

@@ -54,18 +54,26 @@ def parse(data: bytes, start: int, end: int, sep: bytes) -> Parsed | None:
     if chunks is None:
         return None
     workers = min(2, os.cpu_count() or 1, len(chunks))
-    if workers == 1:  # one chunk (ML-100K): not worth a thread
-        parts = [_parse_chunk(data, first, last, sep) for first, last in chunks]
-    else:
-        with ThreadPoolExecutor(max_workers=workers) as pool:
-            parts = list(pool.map(lambda chunk: _parse_chunk(data, chunk[0], chunk[1], sep), chunks))
-    if any(part is None for part in parts):
-        return None
-    users, items, ratings = (np.concatenate([part[column] for part in parts if part is not None])
-                             for column in range(3))
-    return users, items, ratings
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        # Each chunk's rows go straight to their place in the result: its line count first, then its
+        # parse. (Parts joined at the end would hold every row twice, and leave the allocator's heap
+        # holding 500 MB of them on 25M ratings when freed.)
+        lines = list(pool.map(lambda chunk: _count_lines(data, *chunk), chunks))
+        rows = np.concatenate([[0], np.cumsum(lines)])
+        parsed = (np.empty(rows[-1], dtype=np.int64), np.empty(rows[-1], dtype=np.int64),
+                  np.empty(rows[-1], dtype=np.float32))
+
+        def parse_into_place(i: int) -> bool:
+            return _parse_chunk(data, *chunks[i], sep, [out[rows[i]:rows[i + 1]] for out in parsed])
+
+        if not all(pool.map(parse_into_place, range(len(chunks)))):
+            return None
+    return parsed
 
 
+def _count_lines(data: bytes, start: int, end: int) -> int:
+    # numpy rather than bytes.count: three times as fast on a chunk, and the other thread runs meanwhile.
+    return int(np.count_nonzero(np.frombuffer(data, dtype=np.uint8, count=end - start, offset=start) == _NEWLINE)) + 1
 def _chunks(data: bytes, start: int, end: int) -> list[tuple[int, int]] | None:
     """(start, end) of runs of whole lines of about CHUNK bytes, the newline between two runs left out;
     None (so: the general path) when a line is longer than a chunk."""
@@ -80,7 +88,9 @@ def _chunks(data: bytes, start: int, end: int) -> list[tuple[int, int]] | None:
     return chunks
 
 
-def _parse_chunk(data: bytes, start: int, end: int, sep: bytes) -> Parsed | None:
+def _parse_chunk(data: bytes, start: int, end: int, sep: bytes, out: list[np.ndarray]) -> bool:
+    """Parse the lines data[start:end] into `out` (users, items, ratings; as long as there are lines);
+    False, with `out` in any state, when they are not well-formed."""
     # The chunk is buf[pad:], with _PAD bytes before it whose values do not matter.
     pad = _PAD
     if start >= pad:
@@ -94,34 +104,36 @@ def _parse_chunk(data: bytes, start: int, end: int, sep: bytes) -> Parsed | None
     # The separators and newlines, and a newline after the last line, as one row per line.
     delimiters = np.append(np.flatnonzero((chunk == sep[0]) | (chunk == _NEWLINE)), len(chunk))
     n = len(delimiters) // per_line
-    if n * per_line != len(delimiters):
-        return None
+    if n * per_line != len(delimiters) or n != len(out[0]):
+        return False
     table = delimiters.reshape(n, per_line)
     if not ((chunk[table[:, :-1]] == sep[0]).all() and (chunk[table[:-1, -1]] == _NEWLINE).all()):
-        return None
+        return False
     if width == 2 and not (table[:, 1:-1:2] == table[:, 0:-1:2] + 1).all():  # `::`, never a lone `:`
-        return None
+        return False
     # Every other byte is a digit, a dot or a CR; where the dots and CRs are is checked below.
     n_dots, n_crs = int(np.count_nonzero(chunk == _DOT)), int(np.count_nonzero(chunk == _CR))
     if np.count_nonzero((chunk - np.uint8(_ZERO)) < 10) + n_dots + n_crs + len(delimiters) - 1 != len(chunk):
-        return None
+        return False
     line_ends = table[:, -1]
     line_starts = np.concatenate([[0], line_ends[:-1] + 1])
     has_cr = chunk[np.maximum(line_ends - 1, 0)] == _CR  # a CR must end its line (CRLF)
     if np.count_nonzero(has_cr) != n_crs:
-        return None
+        return False
     starts = [line_starts, *(table[:, field * width + width - 1] + 1 for field in range(SEPARATORS))]
     ends = [*(table[:, field * width] for field in range(SEPARATORS)), line_ends - has_cr]
     if not all((e > s).all() for s, e in zip(starts, ends)):  # no field empty
-        return None
+        return False
     # Every 8 bytes of the buffer as one little-endian word, word i starting at byte i: a view, no copy.
     words = np.ndarray(shape=(len(buf) - ID_DIGITS + 1,), dtype="<u8", buffer=buf, strides=(1,))
     users = _ids(words, starts[0], ends[0], pad)
     items = _ids(words, starts[1], ends[1], pad)
     ratings = _ratings(chunk, starts[2], ends[2], n_dots)
     if users is None or items is None or ratings is None:
-        return None
-    return users, items, ratings
+        return False
+    for column, values in zip(out, (users, items, ratings)):
+        column[:] = values
+    return True
 
 
 def _ids(words: np.ndarray, starts: np.ndarray, ends: np.ndarray, pad: int) -> np.ndarray | None:

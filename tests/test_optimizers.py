@@ -223,3 +223,21 @@ def test_add_and_run_refuse_sparse_adam_with_the_default_weight_decay_and_queue_
     # As the message says:
     assert main(["--db", db, "add", "--optimizer", "sparse_adam", "--weight-decay", "0"]) == 0
     assert open_store(db).count_runs() == 2
+
+
+def test_the_lazy_cpu_steps_dense_moments_never_go_subnormal_and_the_flag_is_left_off():
+    # A bias no batch uses has its first moment decay by 0.9 a step: subnormal after ~700 steps, on
+    # which the CPU's vector units run 20x slower. The lazy step flushes them to zero.
+    torch.manual_seed(0)
+    net = build_model("mf", 30, 20, k=4, bias=True)
+    step = steps.make_step([net], torch.zeros(()), optimizer="sparse_adam", lrs=[0.05], weight_decays=[0.0],
+                           batch_size=4, capture=False)
+    assert isinstance(step, steps.LazyHandStep) and step.dense is not None
+    batch = (torch.tensor([0, 1, 2, 3]), torch.tensor([0, 1, 2, 3]), torch.tensor([1.0, 2.0, 3.0, 4.0]))
+    step(torch.arange(30) % 30, torch.arange(30) % 20, torch.full((30,), 3.0))  # every bias moves once
+    for _ in range(900):
+        step(*batch)  # then users 4-29 and items 4-19 are never used again
+    tiny = torch.finfo(torch.float32).tiny
+    for moments in step.dense.exp_avgs:
+        assert not ((moments != 0) & (moments.abs() < tiny)).any()
+    assert (torch.tensor([tiny]) / 4).item() > 0  # subnormals are back once the step is done

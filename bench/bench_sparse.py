@@ -250,6 +250,8 @@ def compare(args: argparse.Namespace) -> int:
     rows = []
     for batch_size in (int(b) for b in args.batch_sizes.split(",")):
         for optimizer, weight_decay in (("adam", adam_decay), ("sparse_adam", 0.0)):
+            if optimizer not in args.optimizers.split(",") or f"{optimizer}:{batch_size}" in args.skip.split(","):
+                continue
             # Adam's steps are normalised, so a batch b times larger takes b times fewer steps of about
             # the same size; --lr-scaling sqrt gives them sqrt(b) times the rate, a common compromise.
             lr = args.lr * (batch_size / 512) ** 0.5 if args.lr_scaling == "sqrt" else args.lr
@@ -285,6 +287,8 @@ def main() -> int:
     parser.add_argument("--epochs", type=int, default=3, help="--compare")
     parser.add_argument("--model", choices=("lab", "mf-preset"), default="lab",
                         help="--compare: the lab's MF (k 10), or the mf preset's biased MF (k 128, --reg 0.1)")
+    parser.add_argument("--optimizers", default="adam,sparse_adam", help="--compare")
+    parser.add_argument("--skip", default="", help="--compare: settings not to run, e.g. adam:1024,adam:512")
     parser.add_argument("--k", type=int, default=0, help="--compare: the embeddings' size (default: --model's)")
     parser.add_argument("--lr", type=float, default=1e-3, help="--compare (fit's default 1e-3; the mf preset's 2e-3)")
     parser.add_argument("--patience", type=int, default=0, help="--compare: early stopping (the mf preset's 5)")

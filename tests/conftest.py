@@ -45,11 +45,13 @@ def ml100k_path() -> Path:
 @pytest.fixture(autouse=True)
 def user_config(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """The user's config folder (where the TUI keeps its theme) inside the test's own folder, so no
-    test reads or writes the real ~/.config/dmf-tui or ~/.local/share/dmf-tui."""
+    test reads or writes the real ~/.config/dmf-tui, ~/.local/share/dmf-tui or ~/.cache/dmf-tui."""
     folder = tmp_path / "config"
     monkeypatch.setenv("XDG_CONFIG_HOME", str(folder))
     # And the data folder, where a server database's worker log and checkpoints go: spawn's too.
     monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "xdg"))
+    # And the cache of parsed ratings files (engine/cache.py).
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
     return folder
 
 

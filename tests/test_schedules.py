@@ -98,6 +98,10 @@ def current_lr(step: steps.Step) -> float:
     """The rate the step's optimizer will use for its next update."""
     if isinstance(step, steps.HandStep):
         return step.adams[0].lr
+    if isinstance(step, steps.LazyHandStep):  # sparse_adam on the CPU: its lazy tables and the rest
+        rates = {step.users.lr, step.items.lr, *([step.dense.lr] if step.dense is not None else [])}
+        assert len(rates) == 1
+        return float(rates.pop())
     assert isinstance(step, steps.EagerStep)
     rates = {group["lr"] for group in step.optimizer.param_groups}
     assert len(rates) == 1  # every part of the optimizer (sparse_adam has two) follows the schedule

@@ -237,8 +237,9 @@ class Worker(Base):
     id: Mapped[int] = mapped_column(primary_key=True)
     pid: Mapped[int] = mapped_column(Integer)
     host: Mapped[str] = mapped_column(String(255))
-    # Where its pid names it (store.workers.pid_space); NULL for a worker of before schema 8.
-    pid_space: Mapped[str | None] = mapped_column(String(255))
+    # Where its pid names it (store.workers.this_pid_space(): a host name of up to 253 characters and
+    # more: Text, which PostgreSQL never refuses as too long); NULL for a worker of before schema 8.
+    pid_space: Mapped[str | None] = mapped_column(Text)
     devices: Mapped[str] = mapped_column(Text)  # comma-separated, e.g. "cuda:0,cuda:1"
     slots: Mapped[int]
     started_at: Mapped[datetime] = mapped_column(default=utcnow)

@@ -151,6 +151,20 @@ def worker_state(worker: Worker, now: datetime, grace_s: float) -> WorkerState:
     return WorkerState.RUNNING if _why_dead(worker, now, grace_s) is None else WorkerState.STALE
 
 
+def by_host(workers: Iterable[WorkerRecord]) -> list[tuple[str, list[WorkerRecord]]]:
+    """Each host with its workers (in the order given), this machine's first, then by name: how
+    `worker status` lists them and the TUI's Queue orders its worker lines."""
+    groups: dict[str, list[WorkerRecord]] = {}
+    for worker in workers:
+        groups.setdefault(worker.host, []).append(worker)
+    return sorted(groups.items(), key=lambda group: (not is_this_machine(*group), group[0]))
+
+
+def is_this_machine(host: str, workers: Iterable[WorkerRecord]) -> bool:
+    """Whether `host` is this machine: its name, or the host of a worker whose pid names it here."""
+    return host == this_host() or any(worker.local for worker in workers)
+
+
 def this_host() -> str:
     """This machine's name, as workers record it: $DMF_HOST, else its host name."""
     return os.environ.get("DMF_HOST", "").strip() or socket.gethostname()

@@ -24,10 +24,10 @@ import time
 from datetime import datetime
 from pathlib import Path
 
-from dmf_tui.hosts import by_host, is_this_machine
 from store.db import CHECKPOINTS_SUFFIX, open_store, open_to_list, private_dir, resolve_url, state_path
 from store.records import WorkerRecord
 from store.status import RunStatus, WorkerState
+from store.workers import by_host, is_this_machine
 
 # What the worker keeps beside each database, named after it (runs.db -> runs.db.worker.log) so that
 # two databases in one folder never share a log (nor checkpoints: store.db.CHECKPOINTS_SUFFIX).

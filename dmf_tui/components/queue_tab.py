@@ -21,11 +21,11 @@ from dmf_tui.components.fmt import Cell
 from dmf_tui.components.run_actions import cancel_sweep, delete_runs
 from dmf_tui.components.run_table import RunTable, run_id_of
 from dmf_tui.host import dmf_app
-from dmf_tui.hosts import by_host
 from dmf_tui.messages import CancelRun, OpenRun, RetryRun, StoreChanged
 from dmf_tui.source import Snapshot
 from store.records import RunRecord, WorkerRecord
 from store.status import RunStatus, WorkerState
+from store.workers import by_host
 
 if TYPE_CHECKING:
     from dmf_tui.load import SlotLoad

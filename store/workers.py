@@ -113,20 +113,21 @@ def _dead_work(session: Session, now: datetime, grace_s: float) -> tuple[list[tu
     running = session.execute(
         select(Run.id, Worker).join(Worker, Run.worker_id == Worker.id).where(Run.status == RunStatus.RUNNING)
     ).all()
+    here = this_pid_space()
     runs = [(run_id, reason) for run_id, worker in running
-            if (reason := _why_dead(worker, now, grace_s)) is not None]
+            if (reason := _why_dead(worker, now, grace_s, here)) is not None]
     gone = [worker for worker in session.scalars(select(Worker).where(Worker.stopped_at.is_(None)))
-            if _pid_gone(worker)]
+            if _pid_gone(worker, here)]
     return runs, gone
 
 
-def _why_dead(worker: Worker, now: datetime, grace_s: float) -> str | None:
+def _why_dead(worker: Worker, now: datetime, grace_s: float, here: str) -> str | None:
     """Why this worker can no longer be running its runs, or None if it may be. `now` is the
-    database's clock, as the heartbeat is."""
+    database's clock, as the heartbeat is; `here`, this process's pid space."""
     name = f"worker {worker.id} (pid {worker.pid} on {worker.host})"
     if worker.stopped_at is not None:
         return f"lost: {name} stopped without finishing the run"
-    if _pid_gone(worker):
+    if _pid_gone(worker, here):
         return f"lost: {name} is no longer running"
     silence = (now - worker.heartbeat_at).total_seconds()
     if silence > grace_s:
@@ -142,13 +143,14 @@ def worker_records(session: Session, grace_s: float, *, include_stopped: bool) -
         query = query.where(Worker.stopped_at.is_(None))
     now = database_now(session)
     here = this_pid_space()
-    return [worker_record(row, worker_state(row, now, grace_s), _local(row, here)) for row in session.scalars(query)]
+    return [worker_record(row, worker_state(row, now, grace_s, here), _local(row, here))
+            for row in session.scalars(query)]
 
 
-def worker_state(worker: Worker, now: datetime, grace_s: float) -> WorkerState:
+def worker_state(worker: Worker, now: datetime, grace_s: float, here: str) -> WorkerState:
     if worker.stopped_at is not None:
         return WorkerState.STOPPED
-    return WorkerState.RUNNING if _why_dead(worker, now, grace_s) is None else WorkerState.STALE
+    return WorkerState.RUNNING if _why_dead(worker, now, grace_s, here) is None else WorkerState.STALE
 
 
 def by_host(workers: Iterable[WorkerRecord]) -> list[tuple[str, list[WorkerRecord]]]:
@@ -183,9 +185,10 @@ def _local(worker: Worker, here: str) -> bool:
     return worker.pid_space == here
 
 
-def _pid_gone(worker: Worker) -> bool:
-    """Whether the worker's process has certainly exited: only answerable where its pid names it."""
-    if not _local(worker, this_pid_space()):
+def _pid_gone(worker: Worker, here: str) -> bool:
+    """Whether the worker's process has certainly exited: only answerable where its pid names it
+    (`here`, this process's pid space, read once per look rather than once per run)."""
+    if not _local(worker, here):
         return False
     try:
         os.kill(worker.pid, 0)

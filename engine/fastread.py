@@ -74,6 +74,8 @@ def parse(data: bytes, start: int, end: int, sep: bytes) -> Parsed | None:
 def _count_lines(data: bytes, start: int, end: int) -> int:
     # numpy rather than bytes.count: three times as fast on a chunk, and the other thread runs meanwhile.
     return int(np.count_nonzero(np.frombuffer(data, dtype=np.uint8, count=end - start, offset=start) == _NEWLINE)) + 1
+
+
 def _chunks(data: bytes, start: int, end: int) -> list[tuple[int, int]] | None:
     """(start, end) of runs of whole lines of about CHUNK bytes, the newline between two runs left out;
     None (so: the general path) when a line is longer than a chunk."""
